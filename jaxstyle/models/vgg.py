@@ -1,0 +1,162 @@
+"""Frozen VGG19 feature extractor for neural style transfer (Flax Linen, NHWC, HWIO kernels).
+
+Configuration "E" convs only (no FC head): every conv is 3x3, stride 1, zero 'SAME' padding, followed by
+ReLU, so the output named `blockB_convI` is post-ReLU exactly like the Keras application (= Caffe
+`reluB_I`). Pools are 2x2 stride 2 'VALID' (floor), as in Keras and torchvision.
+
+Params live in a flat tree `{'block1_conv1': {'kernel', 'bias'}, ...}` that the weight ports in
+`jaxstyle/ports/` fill; NST code passes them as an argument to jitted functions, never closes over them.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# (block, number of convs, output channels) for configuration "E".
+BLOCKS: tuple[tuple[int, int, int], ...] = (
+    (1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+LAYER_NAMES: tuple[str, ...] = tuple(
+    f'block{b}_conv{i}' for b, n, _ in BLOCKS for i in range(1, n + 1))
+# Output channels N_l of every conv (used by the Gatys normaliser and layer-weight presets).
+CHANNELS: dict[str, int] = {
+    f'block{b}_conv{i}': c for b, n, c in BLOCKS for i in range(1, n + 1)}
+NUM_CONV_PARAMS = 20_024_384
+
+
+class WeightFileError(ValueError):
+  """A VGG19 weight file is unreadable, of the wrong network, or has wrong shapes."""
+
+
+def expected_shapes(in_channels: int = 3) -> dict[str, dict[str, tuple[int, ...]]]:
+  """The HWIO kernel / bias shape of every conv, so ports can validate what they read."""
+  shapes, cin = {}, in_channels
+  for b, n, c in BLOCKS:
+    for i in range(1, n + 1):
+      shapes[f'block{b}_conv{i}'] = {'kernel': (3, 3, cin, c), 'bias': (c,)}
+      cin = c
+  return shapes
+
+
+_ALIAS = re.compile(r'^(?:conv|relu)(\d)_(\d)$')
+
+
+def canonical_name(name: str) -> str:
+  """Maps `conv1_1` / `relu1_1` / `block1_conv1` to `block1_conv1` (all are post-ReLU here)."""
+  m = _ALIAS.match(name)
+  canon = f'block{m.group(1)}_conv{m.group(2)}' if m else name
+  if canon not in CHANNELS:
+    raise ValueError(f'unknown VGG19 layer {name!r}; valid: {", ".join(LAYER_NAMES)} '
+                     '(or the aliases convB_I / reluB_I)')
+  return canon
+
+
+def check_params(params: Any, source: str) -> dict[str, dict[str, np.ndarray]]:
+  """Checks a VGG19 params tree has every conv with the right shapes; the error names `source`."""
+  out = {}
+  for name, shapes in expected_shapes().items():
+    if name not in params:
+      raise WeightFileError(f'{source}: missing VGG19 layer {name}')
+    out[name] = {}
+    for leaf, shape in shapes.items():
+      if leaf not in params[name]:
+        raise WeightFileError(f'{source}: layer {name} has no {leaf}')
+      value = np.asarray(params[name][leaf], dtype=np.float32)
+      if value.shape != shape:
+        raise WeightFileError(
+            f'{source}: {name}/{leaf} has shape {value.shape}, expected {shape} (VGG19)')
+      out[name][leaf] = value
+  return out
+
+
+def _conv_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  y = jax.lax.conv_general_dilated(
+      x, kernel.astype(x.dtype), window_strides=(1, 1), padding='SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jax.nn.relu(y + bias.astype(x.dtype))
+
+
+class _ConvParams(nn.Module):
+  """Holds one conv's params, so the block maths can be a pure function that jax.checkpoint wraps."""
+  in_features: int
+  features: int
+
+  @nn.compact
+  def __call__(self) -> tuple[jax.Array, jax.Array]:
+    # He init keeps activations O(1) through 16 random ReLU convs (tests use random weights).
+    kernel = self.param('kernel', nn.initializers.he_normal(),
+                        (3, 3, self.in_features, self.features), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
+    return kernel, bias
+
+
+class VGG19(nn.Module):
+  """VGG19 conv trunk returning `{requested name: post-ReLU features}`.
+
+  Attributes:
+    pool: 'max' (Keras/torchvision) or 'avg' (Gatys).
+    outputs: layer names (`block5_conv2`, `conv5_2` or `relu5_2`); the result is keyed by the names as given.
+      The forward stops after the deepest one, so no compute is spent on unused layers.
+    remat: wrap each block in jax.checkpoint so only block inputs are kept for the backward pass; this
+      is what lets 4K stylisation fit on a 24 GB card.
+    dtype: compute dtype (params stay float32).
+  """
+  pool: str = 'max'
+  outputs: Sequence[str] = ('block5_conv2',)
+  remat: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+    if self.pool not in ('max', 'avg'):
+      raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
+    if not self.outputs:
+      raise ValueError('VGG19 needs at least one output layer')
+    wanted = {}
+    for name in self.outputs:
+      wanted.setdefault(canonical_name(name), []).append(name)
+    deepest = max(LAYER_NAMES.index(c) for c in wanted)
+    last_block = int(LAYER_NAMES[deepest][5])
+    pool_fn = nn.max_pool if self.pool == 'max' else nn.avg_pool
+
+    x = jnp.asarray(x, self.dtype)
+    feats: dict[str, jax.Array] = {}
+    cin = x.shape[-1]
+    for b, n, c in BLOCKS:
+      if b > last_block:
+        break
+      names = [f'block{b}_conv{i}' for i in range(1, n + 1)
+               if LAYER_NAMES.index(f'block{b}_conv{i}') <= deepest]
+      weights = [_ConvParams(cin if i == 0 else c, c, name=nm)() for i, nm in enumerate(names)]
+      cin = c
+      keep = tuple(i for i, nm in enumerate(names) if nm in wanted)
+      do_pool = b < last_block
+
+      def block_fn(x, weights, keep=keep, do_pool=do_pool):
+        kept = []
+        for i, (kernel, bias) in enumerate(weights):
+          x = _conv_relu(x, kernel, bias)
+          if i in keep:
+            kept.append(x)
+        if do_pool:
+          x = pool_fn(x, (2, 2), strides=(2, 2), padding='VALID')
+        return x, kept
+
+      if self.remat:
+        block_fn = jax.checkpoint(block_fn)
+      x, kept = block_fn(x, weights)
+      for i, f in zip(keep, kept):
+        for alias in wanted[names[i]]:
+          feats[alias] = f
+    return feats
+
+
+def init_params(rng: jax.Array, in_channels: int = 3) -> dict[str, Any]:
+  """Random (He) params for all 16 convs; tests and shape checks use them."""
+  net = VGG19(outputs=(LAYER_NAMES[-1],))
+  return net.init(rng, jnp.zeros((1, 16, 16, in_channels), jnp.float32))['params']

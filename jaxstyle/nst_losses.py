@@ -1,0 +1,164 @@
+"""Neural style transfer losses: the book's Keras formulas (nst.md §1.3) and Gatys et al.'s (§1.6).
+
+All functions are pure and compute in float32. Normalisers are built from static shapes in Python floats,
+because (H*W)^2 overflows int32 already at 216x216 and int64-free code must not depend on x64 mode.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.models.vgg import LAYER_NAMES, canonical_name
+
+BOOK_CONTENT_LAYERS = ('block5_conv2',)
+BOOK_STYLE_LAYERS = ('block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1')
+
+
+def gram(f: jax.Array) -> jax.Array:
+  """Unnormalised Gram F̂F̂ᵀ: (h, w, C) -> (C, C), or (N, h, w, C) -> (N, C, C) per image."""
+  f = jnp.asarray(f, jnp.float32)
+  if f.ndim == 3:
+    return jnp.einsum('hwc,hwd->cd', f, f)
+  return jnp.einsum('nhwc,nhwd->ncd', f, f)
+
+
+def content_loss(f: jax.Array, target: jax.Array) -> jax.Array:
+  """Book content loss Σ(F − P)² (no ½, no mean)."""
+  d = jnp.asarray(f, jnp.float32) - jnp.asarray(target, jnp.float32)
+  return jnp.sum(d * d)
+
+
+def content_loss_gatys(f: jax.Array, target: jax.Array) -> jax.Array:
+  """Gatys et al. content loss ½Σ(F − P)²."""
+  return 0.5 * content_loss(f, target)
+
+
+def style_loss_book(f: jax.Array, target_gram: jax.Array, height: int, width: int) -> jax.Array:
+  """Keras example style loss Σ(G_target − G)² / (4·3²·(H·W)²).
+
+  H, W are the INPUT image size and the 3 is the example's hard-coded `channels = 3`, not N_l / M_l;
+  this is what makes the book weight shallow layers 1024:256:64:16:1 (nst.md §1.3).
+  """
+  d = jnp.asarray(target_gram, jnp.float32) - gram(f)
+  area = float(height) * float(width)
+  return jnp.sum(d * d) / (4.0 * 9.0 * area * area)
+
+
+def style_loss_gatys(f: jax.Array, target_gram: jax.Array) -> jax.Array:
+  """Gatys et al. E_l = Σ(G − A)² / (4 N_l² M_l²), N_l channels and M_l = h_l·w_l of the layer."""
+  n = float(f.shape[-1])
+  m = float(f.shape[-2]) * float(f.shape[-3])
+  d = gram(f) - jnp.asarray(target_gram, jnp.float32)
+  return jnp.sum(d * d) / (4.0 * n * n * m * m)
+
+
+def tv_loss(x: jax.Array, exponent: float = 1.25) -> jax.Array:
+  """Keras example total variation Σ(a + b)^exponent over the (H−1)×(W−1) crop, per channel.
+
+  a = (x[:, :H−1, :W−1] − x[:, 1:, :W−1])², b = (x[:, :H−1, :W−1] − x[:, :H−1, 1:])², x NHWC.
+  """
+  x = jnp.asarray(x, jnp.float32)
+  h, w = x.shape[1], x.shape[2]
+  corner = x[:, :h - 1, :w - 1, :]
+  a = jnp.square(corner - x[:, 1:, :w - 1, :])
+  b = jnp.square(corner - x[:, :h - 1, 1:, :])
+  return jnp.sum(jnp.power(a + b, exponent))
+
+
+def _as_images(imgs: Any) -> list[jax.Array]:
+  """A single image (HWC or 1HWC), a batch (NHWC) or a list of images -> list of 1HWC arrays."""
+  if isinstance(imgs, (list, tuple)):
+    items = list(imgs)
+  else:
+    arr = jnp.asarray(imgs)
+    items = [arr] if arr.ndim == 3 else [arr[i] for i in range(arr.shape[0])]
+  return [jnp.asarray(im, jnp.float32).reshape((1,) + tuple(jnp.shape(im))[-3:]) for im in items]
+
+
+def _layer_weights(layer_weights: Any, layers: Sequence[str]) -> dict[str, float]:
+  if layer_weights is None:
+    return {name: 1.0 / len(layers) for name in layers}
+  if isinstance(layer_weights, Mapping):
+    weights = {canonical_name(k): float(v) for k, v in layer_weights.items()}
+    missing = [name for name in layers if name not in weights]
+    if missing:
+      raise ValueError(f'layer_weights has no entry for style layers {missing}')
+    return {name: weights[name] for name in layers}
+  if len(layer_weights) != len(layers):
+    raise ValueError(f'{len(layer_weights)} layer_weights for {len(layers)} style layers')
+  return {name: float(w) for name, w in zip(layers, layer_weights)}
+
+
+def make_objective(
+    vgg: Any, vgg_params: Any, content_img: Any, style_imgs: Any, style_blend: Sequence[float] | None = None,
+    *, content_layers: Sequence[str] = BOOK_CONTENT_LAYERS,
+    style_layers: Sequence[str] = BOOK_STYLE_LAYERS, layer_weights: Any = None,
+    content_weight: float = 1.0, style_weight: float = 100.0, tv_weight: float = 20.0,
+    normalisation: str = 'book', tv_exponent: float = 1.25,
+) -> tuple[dict[str, Any], Callable[..., tuple[jax.Array, dict[str, jax.Array]]]]:
+  """Builds the NST objective with targets computed once (the book recomputes them every evaluation).
+
+  Args:
+    vgg: a `models.vgg.VGG19` (its pool/remat/dtype are kept; outputs are set to the needed layers).
+    vgg_params: its params; passed to `loss_fn` again as an argument, never closed over.
+    content_img: the content image in network input space (preprocessed), HWC or 1HWC.
+    style_imgs: one style image or a list (network input space, any size).
+    style_blend: blend weights of the style images (default equal); target Grams are Σ w_i G_i / Σ w_i.
+    content_layers, style_layers: layer names (aliases such as relu4_2 accepted).
+    layer_weights: per style layer weights w_l (sequence or dict); default 1/n_layers, i.e. the book's
+      style_weight / 5 per layer.
+    content_weight, style_weight, tv_weight: term weights (book figures: 1 / 100 / 20).
+    normalisation: 'book' (Keras example: Σ content, 4·9·(H·W)² style) or 'gatys' (½Σ, 4N²M²).
+    tv_exponent: the Keras TV exponent (1.25).
+
+  Returns:
+    (targets, loss_fn): `targets` is a pytree {'content': {layer: features}, 'style': {layer: gram}};
+    `loss_fn(x, targets, vgg_params) -> (total, {'loss_content', 'loss_style', 'loss_tv'})` where x is
+    the NHWC image in network input space and the three terms are already weighted (they sum to total).
+  """
+  if normalisation not in ('book', 'gatys'):
+    raise ValueError(f"normalisation must be 'book' or 'gatys', got {normalisation!r}")
+  content_layers = [canonical_name(n) for n in content_layers]
+  style_layers = [canonical_name(n) for n in style_layers]
+  weights = _layer_weights(layer_weights, style_layers)
+  needed = sorted(set(content_layers) | set(style_layers), key=LAYER_NAMES.index)
+  net = vgg.clone(outputs=tuple(needed))
+  feature_fn = jax.jit(lambda p, x: net.apply({'params': p}, x))
+
+  styles = _as_images(style_imgs)
+  blend = np.ones(len(styles)) if style_blend is None else np.asarray(style_blend, np.float64)
+  if blend.shape != (len(styles),) or blend.sum() <= 0:
+    raise ValueError(f'style_blend {style_blend!r} must give one positive weight per style image')
+  blend = blend / blend.sum()
+  style_grams = {name: 0.0 for name in style_layers}
+  for w, img in zip(blend, styles):
+    feats = feature_fn(vgg_params, img)
+    for name in style_layers:
+      style_grams[name] = style_grams[name] + float(w) * gram(feats[name])
+  content_feats = feature_fn(vgg_params, _as_images(content_img)[0])
+  targets = {'content': {name: content_feats[name] for name in content_layers},
+             'style': style_grams}
+
+  book = normalisation == 'book'
+
+  def loss_fn(x: jax.Array, targets: Any, vgg_params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+    feats = net.apply({'params': vgg_params}, x)
+    c_fn = content_loss if book else content_loss_gatys
+    loss_content = content_weight * sum(
+        c_fn(feats[name], targets['content'][name]) for name in content_layers)
+    if book:
+      height, width = x.shape[1], x.shape[2]
+      per_layer = {n: style_loss_book(feats[n], targets['style'][n], height, width)
+                   for n in style_layers}
+    else:
+      per_layer = {n: style_loss_gatys(feats[n], targets['style'][n]) for n in style_layers}
+    loss_style = style_weight * sum(weights[n] * per_layer[n] for n in style_layers)
+    loss_tv = tv_weight * tv_loss(x, tv_exponent)
+    total = loss_content + loss_style + loss_tv
+    return total, {'loss_content': loss_content, 'loss_style': loss_style, 'loss_tv': loss_tv}
+
+  return targets, loss_fn

@@ -1,0 +1,89 @@
+"""`jaxstyle port-weights SRC -o DST [--kind ...]`: public weights → jaxstyle's project format.
+
+The output directory (`checkpoint.save_params`) stores the params plus a `jaxstyle.json` with the
+model config, so `translate`/`evaluate` rebuild the right network without guessing flags, which
+is the most common failure when loading reference checkpoints.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+KINDS = ("junyanz-G", "junyanz-D", "vgg19-keras", "vgg19-torchvision")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """Registers the sub-command's flags (called by `jaxstyle.cli`)."""
+  parser.add_argument("src", metavar="SRC", help="source weights (.pth or Keras .h5)")
+  parser.add_argument("-o", "--output", required=True, metavar="DST",
+                      help="output directory (project format; overwritten)")
+  parser.add_argument("--kind", choices=KINDS, default=None,
+                      help="source network; default: guessed from the file extension and keys")
+
+
+def _guess_kind(src: str) -> str:
+  """Extension first (.h5 is Keras); for .pth, the keys tell G, D and torchvision VGG apart."""
+  if src.lower().endswith((".h5", ".hdf5", ".keras")):
+    return "vgg19-keras"
+  from jaxstyle.ports import torch_pth
+
+  keys = torch_pth.load_state_dict(src).keys()
+  keys = {k[len("module."):] if k.startswith("module.") else k for k in keys}
+  if any(k.startswith("features.") for k in keys):
+    return "vgg19-torchvision"
+  if any(".conv_block." in k for k in keys):
+    return "junyanz-G"
+  if "model.0.weight" in keys:
+    return "junyanz-D"
+  raise ValueError(f"{src}: cannot tell which network this is; pass --kind ({', '.join(KINDS)})")
+
+
+def convert(src: str, kind: str) -> tuple[Any, dict]:
+  """Loads `src` as `kind`; returns (params, meta) ready for `checkpoint.save_params`."""
+  meta: dict[str, Any] = {"kind": kind, "source": os.path.abspath(src)}
+  if kind in ("junyanz-G", "junyanz-D"):
+    from jaxstyle.ports import junyanz
+
+    load = junyanz.generator_from_pth if kind == "junyanz-G" else junyanz.discriminator_from_pth
+    params, model_cfg = load(src)
+    meta["model_cfg"] = model_cfg.to_dict()
+  elif kind == "vgg19-keras":
+    from jaxstyle.ports import keras_h5
+
+    params = keras_h5.load_vgg19(src)
+    meta["model_cfg"] = {"net": "vgg19", "weights": "keras"}
+  elif kind == "vgg19-torchvision":
+    from jaxstyle.ports import torchvision_vgg
+
+    params = torchvision_vgg.load_vgg19(src)
+    meta["model_cfg"] = {"net": "vgg19", "weights": "torchvision"}
+  else:
+    raise ValueError(f"unknown --kind {kind!r}; choose from {', '.join(KINDS)}")
+  return params, meta
+
+
+def _count(tree: Any) -> int:
+  if isinstance(tree, dict):
+    return sum(_count(v) for v in tree.values())
+  return int(getattr(tree, "size", 0))
+
+
+def run(args: argparse.Namespace) -> int:
+  """Converts and writes; returns a shell exit code (errors print one clear line, exit 1)."""
+  if getattr(args, "unknown", None):
+    print(f"jaxstyle port-weights: unrecognised arguments {args.unknown}", file=sys.stderr)
+    return 2
+  try:
+    kind = args.kind or _guess_kind(args.src)
+    params, meta = convert(args.src, kind)
+  except (OSError, ValueError) as e:
+    print(f"jaxstyle port-weights: {e}", file=sys.stderr)
+    return 1
+  from jaxstyle import checkpoint
+
+  checkpoint.save_params(args.output, params, meta)
+  cfg = meta["model_cfg"]
+  print(f"ported {args.src} ({kind}, {_count(params):,} params) -> {args.output}: {cfg}")
+  return 0

@@ -1,0 +1,78 @@
+"""Keras VGG19 notop h5 (`vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`) -> `models.vgg.VGG19` params.
+
+The file is the legacy Keras `save_weights` layout: the root attribute `layer_names` lists the layers, and
+each layer group's attribute `weight_names` lists its datasets (`block1_conv1_W_1:0` HWIO kernel,
+`block1_conv1_b_1:0` bias). We key on those attributes rather than hard-coded paths so files written by
+other Keras versions (`block1_conv1/kernel:0` sub-groups) load too. Kernels are already HWIO: no transpose.
+The weights expect BGR, mean-subtracted, 0-255 input (see `jaxstyle.vgg_weights`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import h5py
+import numpy as np
+
+from jaxstyle.models.vgg import LAYER_NAMES, WeightFileError, check_params
+
+_CONV = re.compile(r'^block(\d)_conv(\d)$')
+
+
+def _decode(names: Any) -> list[str]:
+  return [n.decode('utf8') if isinstance(n, bytes) else str(n) for n in np.atleast_1d(names)]
+
+
+def _read_layer(group: h5py.Group, name: str, path: str) -> dict[str, np.ndarray]:
+  """Reads one conv's kernel and bias, telling them apart by rank (Keras orders them kernel, bias)."""
+  if 'weight_names' not in group.attrs:
+    raise WeightFileError(f'{path}: layer group {name} has no weight_names attribute')
+  weights = {}
+  for wname in _decode(group.attrs['weight_names']):
+    if wname not in group:
+      raise WeightFileError(f'{path}: layer {name} lists weight {wname!r} but the dataset is missing')
+    value = np.asarray(group[wname][()], dtype=np.float32)
+    leaf = {4: 'kernel', 1: 'bias'}.get(value.ndim)
+    if leaf is None or leaf in weights:
+      raise WeightFileError(
+          f'{path}: layer {name} weight {wname!r} has unexpected shape {value.shape}')
+    weights[leaf] = value
+  return weights
+
+
+def load_vgg19(path: str | os.PathLike) -> dict[str, Any]:
+  """Loads the Keras notop VGG19 h5 into a params tree for `VGG19` (float32 numpy arrays).
+
+  Raises:
+    WeightFileError: naming `path`, if the file is missing, truncated/corrupt, not VGG19 (e.g. the VGG16
+      file, which lacks block3_conv4 ... block5_conv4), or has wrong shapes.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise WeightFileError(f'{path}: no such file')
+  try:
+    with h5py.File(path, 'r') as f:
+      if 'layer_names' not in f.attrs:
+        raise WeightFileError(
+            f'{path}: no root attribute layer_names; not a Keras save_weights h5 '
+            '(expected vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5)')
+      layer_names = _decode(f.attrs['layer_names'])
+      convs = [n for n in layer_names if _CONV.match(n)]
+      missing = [n for n in LAYER_NAMES if n not in convs]
+      if missing:
+        raise WeightFileError(
+            f'{path}: has {len(convs)} conv layers, VGG19 has 16; missing {", ".join(missing)}'
+            ' (a VGG16 or other network file?)')
+      params = {}
+      for name in LAYER_NAMES:
+        if name not in f:
+          raise WeightFileError(f'{path}: layer_names lists {name} but there is no such group')
+        params[name] = _read_layer(f[name], name, path)
+  except WeightFileError:
+    raise
+  except (OSError, KeyError, ValueError, RuntimeError) as e:
+    raise WeightFileError(
+        f'{path}: cannot read HDF5 weights ({e}); the file is truncated or corrupt, delete it and '
+        're-download') from e
+  return check_params(params, path)
