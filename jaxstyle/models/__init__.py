@@ -1,0 +1,109 @@
+"""CycleGAN networks, built from a `model_cfg` (fields pinned in DEVNOTES.md).
+
+The registries are plain dicts of builders `model_cfg -> nn.Module` (no dynamic imports), so a
+config names a network by string and every field it reads is visible here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from jaxstyle import jax_setup  # noqa: F401  (process-wide RNG setting; see its docstring)
+from jaxstyle.models.patchgan import PatchDiscriminator
+from jaxstyle.models.resnet_gen import ResnetGenerator
+from jaxstyle.models.unet import UnetBookGenerator
+
+__all__ = [
+    'DISCRIMINATORS', 'GENERATORS', 'PatchDiscriminator', 'ResnetGenerator', 'UnetBookGenerator',
+    'default_model_config', 'generator_multiple', 'make_discriminator', 'make_generator',
+]
+
+
+def default_model_config(**overrides: Any) -> ml_collections.ConfigDict:
+  """Every `model_cfg` field with the `reference` preset's values (junyanz defaults)."""
+  cfg = ml_collections.ConfigDict(dict(
+      generator='resnet',        # resnet | resnet_book | unet_book
+      discriminator='patchgan',  # patchgan | patchgan_book
+      gen_filters=64,
+      disc_filters=64,
+      n_blocks=9,                # ResNet generators: 6 | 9
+      n_layers=3,                # PatchGAN depth: 3 → 70 px receptive field
+      norm_eps=1e-5,             # book presets: 1e-3 with eps_mode 'std' (keras-contrib)
+      eps_mode='var',
+      init='normal',             # normal: N(0, init_gain) | keras: glorot-uniform
+      init_gain=0.02,
+      upsample='deconv',         # deconv | resize_conv (checkerboard-free)
+      dtype='float32',           # compute precision; params stay float32
+      in_channels=3,
+      out_channels=3,
+  ))
+  for key, value in overrides.items():
+    if key not in cfg:
+      raise KeyError(f'unknown model_cfg field {key!r}; fields: {sorted(cfg.keys())}')
+    cfg[key] = value
+  return cfg
+
+
+def _common(cfg: Any) -> dict[str, Any]:
+  return dict(norm_eps=cfg.norm_eps, eps_mode=cfg.eps_mode, init_scheme=cfg.init,
+              init_gain=cfg.init_gain, dtype=jnp.dtype(cfg.dtype))
+
+
+def _resnet(book: bool) -> Callable[[Any], nn.Module]:
+  def build(cfg: Any) -> nn.Module:
+    return ResnetGenerator(filters=cfg.gen_filters, n_blocks=cfg.n_blocks,
+                           out_channels=cfg.out_channels, book=book, upsample=cfg.upsample,
+                           **_common(cfg))
+  return build
+
+
+def _unet_book(cfg: Any) -> nn.Module:
+  # `upsample` is ignored: the book U-Net always upsamples by nearest ×2 + conv.
+  return UnetBookGenerator(filters=cfg.gen_filters, out_channels=cfg.out_channels, **_common(cfg))
+
+
+def _patchgan(book: bool) -> Callable[[Any], nn.Module]:
+  def build(cfg: Any) -> nn.Module:
+    return PatchDiscriminator(filters=cfg.disc_filters, n_layers=cfg.n_layers, book=book,
+                              **_common(cfg))
+  return build
+
+
+GENERATORS: dict[str, Callable[[Any], nn.Module]] = {
+    'resnet': _resnet(book=False),
+    'resnet_book': _resnet(book=True),
+    'unet_book': _unet_book,
+}
+DISCRIMINATORS: dict[str, Callable[[Any], nn.Module]] = {
+    'patchgan': _patchgan(book=False),
+    'patchgan_book': _patchgan(book=True),
+}
+_MULTIPLE = {'resnet': 4, 'resnet_book': 4, 'unet_book': 16}
+
+
+def make_generator(model_cfg: Any) -> nn.Module:
+  """The generator named by `model_cfg.generator`.
+
+  `in_channels` needs no field on the module (Flax infers it from the input at init); it is kept
+  in the config so checkpoints record it and callers can build example inputs.
+  """
+  if model_cfg.generator not in GENERATORS:
+    raise ValueError(f'unknown generator {model_cfg.generator!r}; choose from {list(GENERATORS)}')
+  return GENERATORS[model_cfg.generator](model_cfg)
+
+
+def make_discriminator(model_cfg: Any) -> nn.Module:
+  """The discriminator named by `model_cfg.discriminator` (1-channel LSGAN score map)."""
+  if model_cfg.discriminator not in DISCRIMINATORS:
+    raise ValueError(
+        f'unknown discriminator {model_cfg.discriminator!r}; choose from {list(DISCRIMINATORS)}')
+  return DISCRIMINATORS[model_cfg.discriminator](model_cfg)
+
+
+def generator_multiple(model_cfg: Any) -> int:
+  """Input sides must be a multiple of this (2 stride-2 downs for ResNets, 4 for the U-Net)."""
+  return _MULTIPLE[model_cfg.generator]
