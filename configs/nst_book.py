@@ -1,0 +1,85 @@
+"""NST, book Figure 5-18 settings: the Keras example (GDL 1st ed., ch. 5) with targets computed once.
+
+Content 1 / style 100 / TV 20, height 400 with nearest resize (the style image is stretched to the
+content's size), Keras VGG19 weights (BGR caffe preprocessing), content block5_conv2, style
+block1..5_conv1 with the book normalisers (nst.md §1.3). 10 outer iterations of 20 L-BFGS
+iterations each, the L-BFGS state rebuilt every outer iteration like the book's `fmin_l_bfgs_b(maxfun=20)`
+restarts; `optim.name='lbfgs_scipy'` runs scipy's L-BFGS-B itself for a trajectory-exact comparison.
+
+Command:
+  jaxstyle stylize content.jpg style.jpg -o out/book.png --config configs/nst_book.py
+  jaxstyle train --config configs/nst_book.py:content=content.jpg,style=style.jpg --workdir out/book
+Hardware: not yet measured on an accelerator; on 2 shared CPU cores one 400x533 evaluation takes
+  seconds (nst.md §7.2: ~314 GFLOP per evaluation), so the full run is for a GPU/TPU.
+Wall time: <to be measured>; expected ~1-3 s of device time on an H100 (nst.md §7.3).
+Expected: <prefix>_at_iteration_{0..9}.png and <prefix>_progress.png (content | style | snapshots);
+  the loss falls monotonically across segments; the image matches the book's Figure 5-18 look.
+"""
+import ml_collections
+
+from jaxstyle import config_lib
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+  arg = config_lib.parse_arg(arg, content="", style="", runlocal=False)
+  c = ml_collections.ConfigDict()
+  c.task = "nst"
+  c.content = arg.content
+  c.styles = tuple(s for s in arg.style.split("+") if s)  # several styles: a.jpg+b.jpg
+  c.style_blend = ()
+  c.output = "book.png"
+  c.seed = 0
+  c.init = "content"
+  c.init_image = ""
+  c.noise_scale = 1.0
+  c.colors = "transfer"
+  c.scales = 1
+
+  c.image = ml_collections.ConfigDict()
+  c.image.height = 400
+  c.image.max_side = 0
+  c.image.resize = "nearest"     # Keras load_img default
+  c.image.style_mode = "match"   # style loaded at the content's (400, W): stretched
+  c.image.style_scale = 1.0
+
+  c.vgg = ml_collections.ConfigDict()
+  c.vgg.source = "keras"
+  c.vgg.path = ""
+  c.vgg.pool = "max"
+  c.vgg.remat = "auto"
+  c.vgg.dtype = "float32"
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.normalisation = "book"
+  c.loss.content_layers = ("block5_conv2",)
+  c.loss.style_layers = tuple(f"block{b}_conv1" for b in range(1, 6))
+  c.loss.layer_weights = ()      # book: style_weight / 5 per layer
+  c.loss.content_weight = 1.0
+  c.loss.style_weight = 100.0
+  c.loss.tv_weight = 20.0
+  c.loss.style_weights = ()
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "lbfgs"
+  c.optim.segments = 10
+  c.optim.segment_iters = 20     # mirrors maxfun=20 per outer iteration
+  c.optim.restart = True
+  c.optim.lr = 10.0
+  c.optim.memory_size = 10       # scipy's m
+  c.optim.linesearch_steps = 20  # scipy's maxls
+
+  c.snapshots = True
+  c.strip_iters = (0, 1, 2, 4, 9)
+  c.progress = True
+
+  if arg.runlocal:  # a CPU smoke run of the same pipeline in about a minute
+    c.image.height = 64
+    c.optim.segments = 3
+    c.optim.segment_iters = 4
+    c.strip_iters = ()
+  return c
+
+
+def get_sweep():
+  """Style-weight ablation around the book's 100 (runs as one vmapped program with stylize_batch)."""
+  return [{"loss.style_weight": w} for w in (10.0, 100.0, 1000.0)]
