@@ -31,18 +31,18 @@ def get_config(arg=None):
       serial_batches=False, on_bad_file='skip', seed=0, synthetic_size=1000,
       synthetic_resolution=0, prefetch=2, num_workers=2))
   c.model = ml_collections.ConfigDict(dict(
-      generator='resnet', discriminator='patchgan', gen_filters=16, disc_filters=16, n_blocks=3,
+      generator='unet_book', discriminator='patchgan', gen_filters=32, disc_filters=16, n_blocks=3,
       n_layers=2, norm_eps=1e-5, eps_mode='var', init='normal', init_gain=0.02,
       upsample='deconv', dtype='float32', in_channels=3, out_channels=3))
   c.loss = ml_collections.ConfigDict(dict(lambda_gan=1.0, lambda_cycle=10.0, lambda_id=5.0))
   c.optim = ml_collections.ConfigDict(dict(
-      lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, schedule='linear', n_epochs=1, n_epochs_decay=1,
+      lr=5e-4, b1=0.5, b2=0.999, eps=1e-8, schedule='linear', n_epochs=1, n_epochs_decay=1,
       epoch_count=1))
   c.pool_size = 50
   c.book_exact_d = False
   c.per_device_batch = 4
   c.total_steps = 0          # > 0 overrides num_epochs
-  c.num_epochs = 2.0
+  c.num_epochs = 3.0
   c.log_every = 50
   c.sample_every = 250
   c.num_samples = 2

@@ -1,26 +1,31 @@
-"""`jaxstyle bench cyclegan`: time one CycleGAN training iteration (G step then D step, Adam).
+"""`jaxstyle bench`: speed benchmarks, each printing one JSON line (README performance table).
 
-Runs the trainer's own step (`train_state.make_train_step` under `parallel.compile_step`, pool
-included) on random images, so the number is what training pays per iteration minus input I/O.
+  jaxstyle bench cyclegan --arch unet128|resnet256 --batch N   one training iteration (G then D)
+  jaxstyle bench translate --arch unet128 --batch N            generator forward, images/s
+  jaxstyle bench nst-eval --size 256                           one NST loss+gradient (bench_nst.py)
+  jaxstyle bench nst-run --size 256 --outer 3                  a full L-BFGS NST run
+  ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
 
-  jaxstyle bench cyclegan --arch resnet256 --batch 1 [--devices 1] [--dtype bfloat16]
-
-Prints init, compile and median step time. CycleGAN at batch 1 is latency-bound: expect far
-from peak FLOP/s (spec §10).
+`cyclegan` runs the trainer's own step (`train_state.make_train_step` under
+`parallel.compile_step`, pool included) on random images: what training pays per iteration minus
+input I/O. Each line has the median time, compile time, peak RSS, GFLOP/s and its fraction of an
+f32 GEMM peak measured in the same process (bench_peers.py). CycleGAN at batch 1 is latency-bound:
+expect far from peak FLOP/s (spec §10).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxstyle import models, parallel, train_state
+from jaxstyle import bench_nst, bench_peers, models, parallel, train_state
+from jaxstyle.models import fast_conv
 
 BOOK = dict(norm_eps=1e-3, eps_mode='std')
 ARCHS: dict[str, tuple[int, dict[str, Any]]] = {  # name -> (image side, model_cfg overrides)
@@ -32,7 +37,7 @@ ARCHS: dict[str, tuple[int, dict[str, Any]]] = {  # name -> (image side, model_c
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle bench`."""
-  parser.add_argument('task', choices=['cyclegan'])
+  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm'])
   parser.add_argument('--arch', choices=list(ARCHS), default='unet128')
   parser.add_argument('--batch', type=int, default=1, help='per-device batch')
   parser.add_argument('--devices', type=int, default=1, help='data-parallel devices (0 = all)')
@@ -41,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--lambda-id', type=float, default=5.0, help='0 skips the identity passes')
   parser.add_argument('--steps', type=int, default=20, help='timed steps')
   parser.add_argument('--warmup', type=int, default=2)
+  parser.add_argument('--outer', type=int, default=3, help='nst-run: L-BFGS segments of 20')
+  bench_peers.add_common_arguments(parser)
 
 
 def bench_config(arch: str, dtype: str, lambda_id: float) -> ml_collections.ConfigDict:
@@ -55,14 +62,46 @@ def bench_config(arch: str, dtype: str, lambda_id: float) -> ml_collections.Conf
 
 
 def run(args: argparse.Namespace) -> int:
-  """Build the state, compile the step, time `--steps` iterations; print one JSON line."""
+  """Dispatches to one bench and prints its JSON line."""
+  if args.task in ('nst-eval', 'nst-run'):
+    args.size = args.size or 256
+    result = (bench_nst.bench_eval if args.task == 'nst-eval' else bench_nst.bench_run)(args)
+  elif args.task == 'gemm':
+    result = {'bench': 'gemm', 'gemm_peak_gflops': round(bench_peers.gemm_peak_gflops(), 2)}
+  elif args.task == 'translate':
+    result = bench_translate(args)
+  else:
+    result = bench_cyclegan(args)
+  print(json.dumps(result))
+  return 0 if np.isfinite(result.get('loss_G', 0.0)) else 1
+
+
+def bench_translate(args: argparse.Namespace) -> dict[str, Any]:
+  """Jitted generator forward on a batch (what `jaxstyle translate` pays per batch minus I/O)."""
+  size = args.size or ARCHS[args.arch][0]
+  cfg = bench_config(args.arch, args.dtype, args.lambda_id).model
+  gen = models.make_generator(cfg)
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (args.batch, size, size, 3)),
+                  jnp.float32)
+  params = jax.jit(gen.init)(jax.random.key(0), x)['params']
+  t0 = time.perf_counter()
+  compiled = jax.jit(lambda p, x: gen.apply({'params': p}, x)).lower(params, x).compile()
+  compile_s = time.perf_counter() - t0
+  times = bench_peers.time_calls(lambda: jax.block_until_ready(compiled(params, x)),
+                                 args.steps, args.warmup)
+  out = bench_peers.report(args, 'translate', times, compile_s, bench_peers.xla_flops(compiled),
+                           None, arch=args.arch, batch=args.batch, size=size,
+                           flops_source='XLA cost analysis', peer_note='no translate peer')
+  out['images_per_s'] = round(args.batch / out['median_s'], 2)
+  return out
+
+
+def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
+  """Build the state, compile the trainer's step, time `--steps` iterations."""
   n_dev = args.devices or jax.device_count()
   mesh = parallel.make_mesh(jax.devices()[:n_dev])
   size = args.size or ARCHS[args.arch][0]
   config = bench_config(args.arch, args.dtype, args.lambda_id)
-  print(f'bench cyclegan {args.arch}: {n_dev} x {jax.devices()[0].device_kind}, '
-        f'batch {args.batch}/device, {size}x{size}, {args.dtype}')
-
   t0 = time.perf_counter()
   state = train_state.init_state(config, jax.random.key(0), size, n_dev)
   specs = parallel.state_specs(state)
@@ -79,21 +118,27 @@ def run(args: argparse.Namespace) -> int:
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
 
-  times = []
-  for i in range(args.warmup + args.steps):
-    t0 = time.perf_counter()
-    state, metrics = compiled(state, batch)
-    loss = float(jax.device_get(metrics['train/loss_G']))  # syncs: one step per timing
-    if i >= args.warmup:
-      times.append(time.perf_counter() - t0)
-  if not np.isfinite(loss):
-    print(f'non-finite loss_G {loss}')
-    return 1
-  median = statistics.median(times)
-  result = dict(arch=args.arch, device=jax.devices()[0].device_kind, devices=n_dev,
-                batch_per_device=args.batch, size=size, dtype=args.dtype,
-                lambda_id=args.lambda_id, init_s=round(init_s, 2), compile_s=round(compile_s, 2),
-                step_ms_median=round(1e3 * median, 2), step_ms_min=round(1e3 * min(times), 2),
-                images_per_s=round(args.batch * n_dev / median, 2), loss_G=round(loss, 4))
-  print(json.dumps(result))
-  return 0
+  box = {'state': state}
+
+  def one_step() -> None:
+    box['state'], metrics = compiled(box['state'], batch)
+    box['loss'] = float(jax.device_get(metrics['train/loss_G']))  # syncs: one step per timing
+
+  times = bench_peers.time_calls(one_step, args.steps, args.warmup)
+  peer_args = [args.arch, str(args.peer_steps or args.steps), str(args.batch * n_dev)]
+  out = bench_peers.report(
+      args, 'cyclegan', times, compile_s, bench_peers.xla_flops(compiled),
+      ('peer_torch_cyclegan.py', peer_args), arch=args.arch, devices=n_dev,
+      batch_per_device=args.batch, size=size, dtype=args.dtype, lambda_id=args.lambda_id,
+      fast_conv=fast_conv.enabled(), init_s=round(init_s, 2),
+      flops_source='XLA cost analysis of the compiled step')
+  out['images_per_s'] = round(args.batch * n_dev / out['median_s'], 2)
+  out['loss_G'] = round(box['loss'], 4)
+  return out
+
+
+if __name__ == '__main__':  # `python -m jaxstyle.bench cyclegan ...` == `jaxstyle bench cyclegan ...`
+  import sys
+
+  from jaxstyle import cli
+  sys.exit(cli.main(['bench', *sys.argv[1:]]))

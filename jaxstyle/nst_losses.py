@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.models.vgg import LAYER_NAMES, canonical_name
+from jaxstyle.models.vgg import LAYER_NAMES, block_losses, canonical_name
 
 BOOK_CONTENT_LAYERS = ('block5_conv2',)
 BOOK_STYLE_LAYERS = ('block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1')
@@ -21,9 +21,25 @@ BOOK_STYLE_LAYERS = ('block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_con
 def gram(f: jax.Array) -> jax.Array:
   """Unnormalised Gram F̂F̂ᵀ: (h, w, C) -> (C, C), or (N, h, w, C) -> (N, C, C) per image."""
   f = jnp.asarray(f, jnp.float32)
-  if f.ndim == 3:
-    return jnp.einsum('hwc,hwd->cd', f, f)
+  return _gram(f) if f.ndim == 4 else _gram(f[None])[0]
+
+
+@jax.custom_vjp
+def _gram(f: jax.Array) -> jax.Array:
   return jnp.einsum('nhwc,nhwd->ncd', f, f)
+
+
+def _gram_fwd(f: jax.Array) -> tuple[jax.Array, jax.Array]:
+  return _gram(f), f
+
+
+def _gram_bwd(f: jax.Array, ct: jax.Array) -> tuple[jax.Array]:
+  # One (h·w, C) x (C, C) product straight into the features' layout; autodiff of the einsum makes
+  # two, in a transposed (C, h·w) layout, which at 4K costs two extra block-1-sized buffers.
+  return (jnp.einsum('nhwd,ncd->nhwc', f, ct + jnp.swapaxes(ct, 1, 2)),)
+
+
+_gram.defvjp(_gram_fwd, _gram_bwd)
 
 
 def content_loss(f: jax.Array, target: jax.Array) -> jax.Array:
@@ -144,19 +160,40 @@ def make_objective(
              'style': style_grams}
 
   book = normalisation == 'book'
+  c_fn = content_loss if book else content_loss_gatys
+
+  def style_fn(f: jax.Array, target_gram: jax.Array, height: int, width: int) -> jax.Array:
+    if book:
+      return style_loss_book(f, target_gram, height, width)
+    return style_loss_gatys(f, target_gram)
+
+  def layer_losses(height: int, width: int) -> dict[str, Callable[..., dict[str, jax.Array]]]:
+    """Per-layer `(features, targets) -> {'content', 'style'}` terms, for `vgg.block_losses`."""
+    def fn(name: str) -> Callable[..., dict[str, jax.Array]]:
+      def terms(f: jax.Array, t: Any) -> dict[str, jax.Array]:
+        out = {}
+        if name in content_layers:
+          out['content'] = content_weight * c_fn(f, t['content'])
+        if name in style_layers:
+          out['style'] = style_weight * weights[name] * style_fn(f, t['style'], height, width)
+        return out
+      return terms
+    return {name: fn(name) for name in needed}
 
   def loss_fn(x: jax.Array, targets: Any, vgg_params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
-    feats = net.apply({'params': vgg_params}, x)
-    c_fn = content_loss if book else content_loss_gatys
-    loss_content = content_weight * sum(
-        c_fn(feats[name], targets['content'][name]) for name in content_layers)
-    if book:
-      height, width = x.shape[1], x.shape[2]
-      per_layer = {n: style_loss_book(feats[n], targets['style'][n], height, width)
-                   for n in style_layers}
+    height, width = x.shape[1], x.shape[2]
+    if net.remat:  # losses inside the checkpointed blocks: only block inputs are kept (4K in 24 GB)
+      args = {name: {k: targets[k][name] for k in ('content', 'style') if name in targets[k]}
+              for name in needed}
+      terms = block_losses(vgg_params, x, layer_losses(height, width), args, pool=net.pool,
+                           dtype=net.dtype)
+      loss_content, loss_style = terms['content'], terms['style']
     else:
-      per_layer = {n: style_loss_gatys(feats[n], targets['style'][n]) for n in style_layers}
-    loss_style = style_weight * sum(weights[n] * per_layer[n] for n in style_layers)
+      feats = net.apply({'params': vgg_params}, x)
+      loss_content = content_weight * sum(
+          c_fn(feats[name], targets['content'][name]) for name in content_layers)
+      loss_style = style_weight * sum(
+          weights[n] * style_fn(feats[n], targets['style'][n], height, width) for n in style_layers)
     loss_tv = tv_weight * tv_loss(x, tv_exponent)
     total = loss_content + loss_style + loss_tv
     return total, {'loss_content': loss_content, 'loss_style': loss_style, 'loss_tv': loss_tv}

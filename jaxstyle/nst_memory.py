@@ -4,7 +4,8 @@
 subprocess (ru_maxrss is a per-process high-water mark) with random VGG19 weights and the book's
 layers/losses, and prints a table for the README. On CPU the backend allocates from host RAM, so
 peak RSS is the whole footprint: weights, targets, activations kept for the backward pass, and the
-optimiser state (L-BFGS keeps 2*m image-sized vectors on top of Adam's 2).
+optimiser state (L-BFGS keeps 2*m image-sized vectors on top of Adam's 2). "remat on" is the
+objective built on `vgg.block_losses` (each block recomputed in the backward pass, losses inside it).
 """
 from __future__ import annotations
 

@@ -72,3 +72,16 @@ def global_batch_from_local(mesh: jax.sharding.Mesh, local_batch: Any) -> Any:
   """Assembles each host's slice of the batch into global arrays sharded on `data`."""
   sharding = NamedSharding(mesh, P(DATA_AXIS))
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
+
+
+def place(host_tree: Any, shardings_tree: Any) -> Any:
+  """Puts a host pytree (identical on every process) onto the mesh with the given shardings.
+
+  `jax.device_put` refuses non-addressable devices on multi-host meshes, and a device_get'd tree
+  would cost a cross-process equality check per leaf; every process instead hands over the
+  slices its own devices hold.
+  """
+  def one(x, sharding):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+  return jax.tree.map(one, host_tree, shardings_tree)

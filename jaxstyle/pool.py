@@ -29,13 +29,17 @@ def draws(rng: jax.Array, n: int, size: int) -> tuple[jax.Array, jax.Array]:
   return u, slot
 
 
-def query(pool: dict, images: jax.Array, rng: jax.Array) -> tuple[dict, jax.Array]:
+def query(pool: dict, images: jax.Array, rng: jax.Array,
+          size: int | None = None) -> tuple[dict, jax.Array]:
   """Returns (new_pool, images_for_D) for a batch `images` (B,H,W,C), keyed by `rng`.
+
+  `size` defaults to the pool's capacity; `size=0` disables the pool (the trainer keeps one
+  unused slot then, because Orbax cannot save zero-size arrays).
 
   A `lax.scan` over batch items keeps the reference's sequential semantics for batch > 1 (an
   image stored by item i can be returned to item i+1).
   """
-  size = pool['images'].shape[0]
+  size = pool['images'].shape[0] if size is None else size
   if size == 0:
     return pool, images
   images = jax.lax.stop_gradient(images).astype(pool['images'].dtype)

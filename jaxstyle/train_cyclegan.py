@@ -78,9 +78,10 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   #### Model
   size = config.data.image_size
   # Built on the host, then placed: pools on 'data' (one per device), the rest replicated.
-  state = train_state.init_state(config, jax.random.PRNGKey(config.seed), size, n_dev)
+  state = jax.device_get(train_state.init_state(config, jax.random.PRNGKey(config.seed), size,
+                                                 n_dev))
   specs = parallel.state_specs(state)
-  state = jax.device_put(state, parallel.shardings(mesh, specs))
+  state = parallel.place(state, parallel.shardings(mesh, specs))
 
   #### Checkpoint: auto-resume order: this workdir -> config.resume -> config.init -> scratch.
   mngr = checkpoint.make_manager(workdir, config)
@@ -105,7 +106,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
                      f'of {sorted(state["params"])}')
     params = jax.device_get(state['params'])
     params.update(ported)
-    state['params'] = jax.device_put(params, parallel.shardings(mesh, specs['params']))
+    state['params'] = parallel.place(params, parallel.shardings(mesh, specs['params']))
     log.info('Initialised %s from %s (%s)', sorted(ported), config.init, meta)
   start = int(jax.device_get(state['step']))
 

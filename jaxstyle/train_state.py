@@ -78,7 +78,7 @@ def init_state(config: Any, rng: jax.Array, image_size: int, n_devices: int) -> 
   tx = make_adam(config.optim)
   opt = {'G': tx.init({'G_A': params['G_A'], 'G_B': params['G_B']}),
          'D': tx.init({'D_A': params['D_A'], 'D_B': params['D_B']})}
-  size = config.pool_size
+  size = max(config.pool_size, 1)  # a disabled pool keeps one slot: Orbax rejects empty arrays
   pools = {d: {'images': jnp.zeros((n_devices * size, image_size, image_size, channels)),
                'count': jnp.zeros((n_devices,), jnp.int32)} for d in 'AB'}
   return {'step': jnp.zeros((), jnp.int32), 'rng': rng, 'params': params, 'opt': opt,
@@ -140,8 +140,10 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
     def local_pool(p):  # this device's pool: (size,H,W,C) images, count of shape (1,)
       return {'images': p['images'], 'count': p['count'][0]}
 
-    pool_a, q_a = pool.query(local_pool(state['pool']['A']), fake_a, rng_pool_a)
-    pool_b, q_b = pool.query(local_pool(state['pool']['B']), fake_b, rng_pool_b)
+    pool_a, q_a = pool.query(local_pool(state['pool']['A']), fake_a, rng_pool_a,
+                             config.pool_size)
+    pool_b, q_b = pool.query(local_pool(state['pool']['B']), fake_b, rng_pool_b,
+                             config.pool_size)
     q_a, q_b = jax.lax.stop_gradient(q_a), jax.lax.stop_gradient(q_b)
     d_params = {'D_A': params['D_A'], 'D_B': params['D_B']}
 

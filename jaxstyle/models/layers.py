@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxstyle.models import fast_conv
+
 Padding = str | Sequence[tuple[int, int]]
 
 
@@ -72,8 +74,17 @@ def kernel_init(init: str, gain: float = 0.02) -> Callable[..., jax.Array]:
 
 
 def conv(features: int, kernel: int, stride: int, padding: Padding, name: str, *,
-         init: str = 'normal', gain: float = 0.02, dtype: Any = jnp.float32) -> nn.Conv:
-  """A biased conv (bias 0 at init, as junyanz and Keras both do); params float32."""
+         init: str = 'normal', gain: float = 0.02, dtype: Any = jnp.float32) -> nn.Module:
+  """A biased conv (bias 0 at init, as junyanz and Keras both do); params float32.
+
+  `fast_conv.FastConv` (same variables) unless `JAXSTYLE_FAST_CONV=0`: XLA CPU's own kernel
+  gradient is the slowest op of a training step (see fast_conv.py).
+  """
+  if fast_conv.enabled():
+    return fast_conv.FastConv(features, (kernel, kernel), strides=(stride, stride),
+                              padding=padding, kernel_init=kernel_init(init, gain),
+                              bias_init=nn.initializers.zeros, dtype=dtype,
+                              param_dtype=jnp.float32, name=name)
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=padding,
                  kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros,
                  dtype=dtype, param_dtype=jnp.float32, name=name)

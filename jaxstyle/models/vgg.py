@@ -10,7 +10,7 @@ Params live in a flat tree `{'block1_conv1': {'kernel', 'bias'}, ...}` that the 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -78,7 +78,107 @@ def _conv_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
   y = jax.lax.conv_general_dilated(
       x, kernel.astype(x.dtype), window_strides=(1, 1), padding='SAME',
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  return jax.nn.relu(y + bias.astype(x.dtype))
+  # ReLU as a select with the bias inside it: written as relu(y + b), XLA:CPU fuses the bias add into the
+  # YNNPACK conv and materialises zeros / the bias broadcast at full size (CSE then keeps them alive for
+  # the whole program; ~1 KiB per pixel). Same values and gradient (0 at 0) as jax.nn.relu.
+  b = bias.astype(x.dtype)
+  return jnp.where(y > -b, y + b, jnp.zeros((), y.dtype))
+
+
+def _pool2x2(x: jax.Array, kind: str) -> jax.Array:
+  """2x2 stride-2 'VALID' (floor) pooling as a reshape + reduction, NHWC.
+
+  Same forward values as `nn.max_pool` / `nn.avg_pool`, but the gradient of a plain `max` reduction
+  is elementwise (ties share it) and fuses. `reduce_window`'s max gradient on XLA:CPU instead builds
+  four int32 index arrays of the *input* size plus a scatter: ~1 KiB per pixel at block 1 and the
+  largest term of the whole NST memory plan.
+  """
+  n, h, w, c = x.shape
+  win = x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+  return win.max(axis=(2, 4)) if kind == 'max' else win.mean(axis=(2, 4))
+
+
+def _after(x: jax.Array, ct: Any) -> jax.Array:
+  """`x` unchanged, but data-dependent on one element of each cotangent leaf (a real edge for XLA).
+
+  A 32-bit word has at most 32 set bits, so the added term is exactly 0 for every c (NaN and inf
+  included); XLA folds `|c| < 0` and drops optimization barriers, but does not see through popcount.
+  """
+  firsts = [jnp.ravel(leaf)[0].astype(jnp.float32) for leaf in jax.tree.leaves(ct)
+            if jnp.size(leaf)]
+  c = sum(firsts, jnp.float32(0))
+  never = jax.lax.population_count(jax.lax.bitcast_convert_type(c, jnp.uint32)) > 32
+  return x + jnp.where(never, c, 0.0).astype(x.dtype)
+
+
+def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
+  """`jax.checkpoint` of `f` whose recomputation cannot be scheduled early.
+
+  jax.checkpoint guards the recomputation with an `optimization_barrier`, but XLA:CPU drops barriers
+  before CSE and scheduling: the recomputation is merged with the forward pass, the loss-gradient terms
+  that need only forward values are computed during the forward pass, and every activation stays live
+  as without remat (measured: identical buffer plans). Here the recomputation starts from the first
+  argument made data-dependent on the incoming cotangent (`_after`), so none of the block's backward
+  can run before the blocks after it are done. Only `f`'s inputs are saved.
+  """
+
+  @jax.custom_vjp
+  def run(*args):
+    return f(*args)
+
+  def fwd(*args):
+    return f(*args), args
+
+  def bwd(args, ct):
+    args, ct = jax.lax.optimization_barrier((args, ct))
+    return jax.vjp(f, _after(args[0], ct), *args[1:])[1](ct)
+
+  run.defvjp(fwd, bwd)
+  return run
+
+
+def block_losses(
+    params: Any, x: jax.Array, layer_losses: Mapping[str, Callable[[jax.Array, Any], dict[str, jax.Array]]],
+    loss_args: Mapping[str, Any], *, pool: str = 'max', remat: bool = True,
+    dtype: Any = jnp.float32) -> dict[str, jax.Array]:
+  """Σ over layers of `layer_losses[name](features, loss_args[name])` (dicts of scalars, summed by key).
+
+  Each loss is computed inside its block, so with `remat` (see `checkpoint`) the backward pass keeps
+  only the block inputs (3 channels at full resolution for block 1) instead of every activation and
+  the features the losses read; block 1 at full resolution is then the only large working set.
+  Same values and gradients as `VGG19(...).apply` followed by the losses.
+  """
+  if pool not in ('max', 'avg'):
+    raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+  wanted = {canonical_name(n): n for n in layer_losses}
+  if not wanted:
+    raise ValueError('block_losses needs at least one layer loss')
+  deepest = max(LAYER_NAMES.index(c) for c in wanted)
+  x = jnp.asarray(x, dtype)
+  totals: dict[str, jax.Array] = {}
+  for b, n, _ in BLOCKS:
+    names = [f'block{b}_conv{i}' for i in range(1, n + 1)
+             if LAYER_NAMES.index(f'block{b}_conv{i}') <= deepest]
+    if not names:
+      break
+    fns = {i: layer_losses[wanted[nm]] for i, nm in enumerate(names) if nm in wanted}
+    args = {i: loss_args[wanted[nm]] for i, nm in enumerate(names) if nm in wanted}
+    weights = [(params[nm]['kernel'], params[nm]['bias']) for nm in names]
+    do_pool = LAYER_NAMES.index(names[-1]) < deepest
+
+    def block_fn(x, weights, args, fns=fns, do_pool=do_pool):
+      part: dict[str, jax.Array] = {}
+      for i, (kernel, bias) in enumerate(weights):
+        x = _conv_relu(x, kernel, bias)
+        if i in fns:
+          for k, v in fns[i](x, args[i]).items():
+            part[k] = part[k] + v if k in part else v
+      return (_pool2x2(x, pool) if do_pool else x), part
+
+    x, part = (checkpoint(block_fn) if remat else block_fn)(x, weights, args)
+    for k, v in part.items():
+      totals[k] = totals[k] + v if k in totals else v
+  return totals
 
 
 class _ConvParams(nn.Module):
@@ -102,8 +202,8 @@ class VGG19(nn.Module):
     pool: 'max' (Keras/torchvision) or 'avg' (Gatys).
     outputs: layer names (`block5_conv2`, `conv5_2` or `relu5_2`); the result is keyed by the names as given.
       The forward stops after the deepest one, so no compute is spent on unused layers.
-    remat: wrap each block in jax.checkpoint so only block inputs are kept for the backward pass; this
-      is what lets 4K stylisation fit on a 24 GB card.
+    remat: wrap each block in jax.checkpoint. XLA:CPU merges that recomputation back into the forward
+      pass (no saving there); NST objectives use `block_losses`, which is what fits 4K in 24 GB.
     dtype: compute dtype (params stay float32).
   """
   pool: str = 'max'
@@ -122,7 +222,6 @@ class VGG19(nn.Module):
       wanted.setdefault(canonical_name(name), []).append(name)
     deepest = max(LAYER_NAMES.index(c) for c in wanted)
     last_block = int(LAYER_NAMES[deepest][5])
-    pool_fn = nn.max_pool if self.pool == 'max' else nn.avg_pool
 
     x = jnp.asarray(x, self.dtype)
     feats: dict[str, jax.Array] = {}
@@ -144,7 +243,7 @@ class VGG19(nn.Module):
           if i in keep:
             kept.append(x)
         if do_pool:
-          x = pool_fn(x, (2, 2), strides=(2, 2), padding='VALID')
+          x = _pool2x2(x, self.pool)
         return x, kept
 
       if self.remat:

@@ -1,0 +1,113 @@
+"""Shared measuring for `jaxstyle bench`: matmul peak, peak RSS, FLOP counts and the PyTorch peers.
+
+Absolute times on a shared machine are noise; what counts is the ratio to a peer measured in the
+same command (/work/shared/bench/README.md), so `--with-peer` runs the peer script right after the
+jaxstyle bench and prints both. Every figure is also put next to an f32 GEMM peak measured here, in
+the same process, so a reader can tell "slow machine" from "slow code".
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import statistics
+import subprocess
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+  """Options every bench shares (peer comparison, matmul peak)."""
+  parser.add_argument('--with-peer', action='store_true',
+                      help='run the PyTorch peer right after and print the ratio')
+  parser.add_argument('--peer-python', default=os.path.join(_REPO, 'peer-venv', 'bin', 'python'))
+  parser.add_argument('--peer-dir', default=os.path.join(_REPO, '..', 'shared', 'bench'))
+  parser.add_argument('--peer-steps', type=int, default=0, help='0 = as many as --steps')
+  parser.add_argument('--no-peak', action='store_true', help='skip the GEMM peak measurement')
+
+
+def gemm_peak_gflops(n: int = 1024, reps: int = 5) -> float:
+  """Best-of-`reps` GFLOP/s of a jitted f32 n×n×n matmul: this machine's practical peak right now."""
+  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(f(a))
+  best = float('inf')
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(a))
+    best = min(best, time.perf_counter() - t0)
+  return 2 * n ** 3 / best / 1e9
+
+
+def peak_rss_mb() -> float:
+  """Peak resident set size of this process so far (Linux reports KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def xla_flops(compiled: Any) -> float | None:
+  """FLOPs of one call as XLA's cost analysis counts them (2 per multiply-add), if it reports them."""
+  try:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost['flops']) if cost and cost.get('flops', 0) > 0 else None
+  except Exception:  # noqa: BLE001  (cost analysis is optional on some backends)
+    return None
+
+
+def time_calls(fn: Any, steps: int, warmup: int) -> list[float]:
+  """Wall seconds of `steps` calls of `fn()` (which must block) after `warmup` untimed ones."""
+  times = []
+  for i in range(warmup + steps):
+    t0 = time.perf_counter()
+    fn()
+    if i >= warmup:
+      times.append(time.perf_counter() - t0)
+  return times
+
+
+def run_peer(args: argparse.Namespace, script: str, peer_args: list[str]) -> dict[str, Any]:
+  """Runs a peer script in a subprocess; returns its median seconds (`peer_s`) or an error."""
+  path = os.path.join(args.peer_dir, script)
+  cmd = [args.peer_python, path, *peer_args]
+  try:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600).stdout
+  except (OSError, subprocess.SubprocessError) as e:
+    return {'peer_error': f'{" ".join(cmd)}: {e}'}
+  m = re.search(r's_per_(?:iter|eval)=([0-9.]+)', out)
+  if not m:
+    return {'peer_error': f'no s_per_iter/s_per_eval in peer output: {out.strip()[-200:]}'}
+  return {'peer_cmd': ' '.join(cmd[1:]), 'peer_s': float(m.group(1))}
+
+
+def report(args: argparse.Namespace, name: str, times: list[float], compile_s: float,
+           flops: float | None, peer: tuple[str, list[str]] | None, **extra: Any) -> dict[str, Any]:
+  """Assembles the one-line JSON result (and runs the peer when asked)."""
+  median = statistics.median(times)
+  out: dict[str, Any] = dict(bench=name, device=jax.devices()[0].device_kind,
+                             cpu_count=os.cpu_count(), **extra,
+                             median_s=round(median, 4), min_s=round(min(times), 4),
+                             steps=len(times), compile_s=round(compile_s, 2),
+                             peak_rss_mb=round(peak_rss_mb(), 1))
+  if flops:
+    out['gflop_per_step'] = round(flops / 1e9, 3)
+    out['gflops'] = round(flops / median / 1e9, 2)
+  if not args.no_peak:
+    peak = gemm_peak_gflops()
+    out['gemm_peak_gflops'] = round(peak, 2)
+    if flops:
+      out['peak_fraction'] = round(flops / median / 1e9 / peak, 3)
+  if os.environ.get('XLA_FLAGS'):
+    out['xla_flags'] = os.environ['XLA_FLAGS']
+  if args.with_peer and peer is not None:
+    res = run_peer(args, *peer)
+    out.update(res)
+    if 'peer_s' in res:
+      out['ratio'] = round(median / res['peer_s'], 3)
+  return out
