@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +43,12 @@ _META_FILE = 'jaxstyle.json'
 
 log = logging.getLogger(__name__)
 
+
+
+def _path(path: Any) -> epath.Path:
+  """An absolute path: Orbax refuses relative ones, and users pass `--workdir runs/x`."""
+  text = os.fspath(path)
+  return epath.Path(text if '://' in text else os.path.abspath(text))
 
 def _cfg_get(config: Any, dotted: str, default: Any) -> Any:
   """Reads `a.b` from a ConfigDict, a plain dict or None, so tests need not build full configs."""
@@ -95,7 +102,7 @@ def make_manager(workdir: str, config: Any = None) -> ocp.CheckpointManager:
     create=True,
   )
   return ocp.CheckpointManager(
-    epath.Path(workdir) / 'ckpt',
+    _path(workdir) / 'ckpt',
     options=options,
     item_handlers={_STATE: ocp.StandardCheckpointHandler(), _EXTRA: ocp.JsonCheckpointHandler()},
   )
@@ -218,7 +225,7 @@ def load_run(workdir: str) -> tuple[dict, Any]:
 
   Needs no mesh and no abstract state: a 1-device translate job can read a run trained on a pod.
   """
-  workdir = epath.Path(workdir)
+  workdir = _path(workdir)
   config = json.loads((workdir / 'config.json').read_text())
   ckpt_dir = workdir / 'ckpt'
   if not ckpt_dir.exists():
@@ -258,7 +265,7 @@ def save_params(path: str, params: Any, meta: dict) -> None:
 
   The metadata is written last, so a directory with `jaxstyle.json` always has complete params.
   """
-  path = epath.Path(path)
+  path = _path(path)
   path.mkdir(parents=True, exist_ok=True)
   meta_file = path / _META_FILE
   if meta_file.exists():
@@ -273,7 +280,7 @@ def save_params(path: str, params: Any, meta: dict) -> None:
 
 def load_params(path: str) -> tuple[Any, dict]:
   """Reads a `save_params` directory: (numpy params pytree, metadata dict). No target needed."""
-  path = epath.Path(path)
+  path = _path(path)
   meta_file = path / _META_FILE
   if not meta_file.exists():
     raise FileNotFoundError(

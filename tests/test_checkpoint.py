@@ -279,3 +279,17 @@ def test_save_params_load_params(tmp_path):
   with pytest.raises(FileNotFoundError, match='jaxstyle.json'):
     checkpoint.load_params(str(path))
   assert not list(path.rglob('*.pkl')) and not list(path.rglob('*.pickle'))
+
+
+def test_relative_workdir_saves_and_restores(tmp_path, monkeypatch):
+  """Users pass `--workdir runs/x`; Orbax itself rejects relative paths."""
+  monkeypatch.chdir(tmp_path)
+  state = {'w': jnp.arange(4.0), 'step': jnp.array(3, jnp.int32)}
+  mngr = checkpoint.make_manager('runs/rel', None)
+  assert checkpoint.save(mngr, 3, state, force=True)
+  checkpoint.close(mngr)
+  mngr = checkpoint.make_manager('runs/rel', None)
+  restored = checkpoint.restore_latest(mngr, checkpoint.abstract_of(state))
+  checkpoint.close(mngr)
+  np.testing.assert_array_equal(np.asarray(restored['w']), np.arange(4.0))
+  assert (tmp_path / 'runs' / 'rel' / 'ckpt' / '3').is_dir()
