@@ -50,7 +50,7 @@ with open(out, "w") as f:
 sys.exit(rc)
 """
 
-OVERRIDES = [f"--config.total_steps={STEPS}", "--config.pool_size=2", "--config.progress=False",
+OVERRIDES = [f"--config.total_steps={STEPS}", "--config.optim.lr=2e-4", "--config.pool_size=2", "--config.progress=False",
              "--config.eval_at_end=False"]
 
 
