@@ -17,61 +17,12 @@ Expected: <prefix>_at_iteration_{0..9}.png and <prefix>_progress.png (content | 
 """
 import ml_collections
 
-from jaxstyle import config_lib
+from jaxstyle import config_lib, config_presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, content="", style="", runlocal=False)
-  c = ml_collections.ConfigDict()
-  c.task = "nst"
-  c.content = arg.content
-  c.styles = tuple(s for s in arg.style.split("+") if s)  # several styles: a.jpg+b.jpg
-  c.style_blend = ()
-  c.output = "book.png"
-  c.seed = 0
-  c.init = "content"
-  c.init_image = ""
-  c.noise_scale = 1.0
-  c.colors = "transfer"
-  c.scales = 1
-
-  c.image = ml_collections.ConfigDict()
-  c.image.height = 400
-  c.image.max_side = 0
-  c.image.resize = "nearest"     # Keras load_img default
-  c.image.style_mode = "match"   # style loaded at the content's (400, W): stretched
-  c.image.style_scale = 1.0
-
-  c.vgg = ml_collections.ConfigDict()
-  c.vgg.source = "keras"
-  c.vgg.path = ""
-  c.vgg.pool = "max"
-  c.vgg.remat = "auto"
-  c.vgg.dtype = "float32"
-
-  c.loss = ml_collections.ConfigDict()
-  c.loss.normalisation = "book"
-  c.loss.content_layers = ("block5_conv2",)
-  c.loss.style_layers = tuple(f"block{b}_conv1" for b in range(1, 6))
-  c.loss.layer_weights = ()      # book: style_weight / 5 per layer
-  c.loss.content_weight = 1.0
-  c.loss.style_weight = 100.0
-  c.loss.tv_weight = 20.0
-  c.loss.style_weights = ()
-
-  c.optim = ml_collections.ConfigDict()
-  c.optim.name = "lbfgs"
-  c.optim.segments = 10
-  c.optim.segment_iters = 20     # mirrors maxfun=20 per outer iteration
-  c.optim.restart = True
-  c.optim.lr = 10.0
-  c.optim.memory_size = 10       # scipy's m
-  c.optim.linesearch_steps = 20  # scipy's maxls
-
-  c.snapshots = True
-  c.strip_iters = (0, 1, 2, 4, 9)
-  c.progress = True
-
+  c = config_presets.nst_base(arg.content, arg.style)  # the base is the book's Figure 5-18
   if arg.runlocal:  # a CPU smoke run of the same pipeline in about a minute
     c.image.height = 64
     c.optim.segments = 3

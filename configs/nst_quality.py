@@ -17,61 +17,20 @@ Expected: quality.png (512 px longest side), snapshots and quality_progress.png;
 """
 import ml_collections
 
-from jaxstyle import config_lib
+from jaxstyle import config_lib, config_presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, content="", style="", runlocal=False)
-  c = ml_collections.ConfigDict()
-  c.task = "nst"
-  c.content = arg.content
-  c.styles = tuple(s for s in arg.style.split("+") if s)
-  c.style_blend = ()
+  c = config_presets.nst_base(arg.content, arg.style)
   c.output = "quality.png"
-  c.seed = 0
-  c.init = "content"
-  c.init_image = ""
-  c.noise_scale = 1.0
-  c.colors = "transfer"
   c.scales = 3
-
-  c.image = ml_collections.ConfigDict()
-  c.image.height = 0
-  c.image.max_side = 512
-  c.image.resize = "bilinear"
-  c.image.style_mode = "scale"
-  c.image.style_scale = 1.0
-
-  c.vgg = ml_collections.ConfigDict()
-  c.vgg.source = "keras"
-  c.vgg.path = ""
-  c.vgg.pool = "max"
-  c.vgg.remat = "auto"
-  c.vgg.dtype = "float32"
-
-  c.loss = ml_collections.ConfigDict()
-  c.loss.normalisation = "gatys"
-  c.loss.content_layers = ("block4_conv2",)
-  c.loss.style_layers = tuple(f"block{b}_conv1" for b in range(1, 6))
-  c.loss.layer_weights = tuple(w / 341.0 for w in (256.0, 64.0, 16.0, 4.0, 1.0))
-  c.loss.content_weight = 1.0
-  c.loss.style_weight = 1e4
-  c.loss.tv_weight = 1e-3
-  c.loss.style_weights = ()
-
-  c.optim = ml_collections.ConfigDict()
-  c.optim.name = "lbfgs"
-  c.optim.segments = 10
-  c.optim.segment_iters = 20
+  c.image.update(dict(height=0, max_side=512, resize="bilinear", style_mode="scale"))
+  c.loss.update(dict(normalisation="gatys", content_layers=("block4_conv2",),
+                     layer_weights=tuple(w / 341.0 for w in (256.0, 64.0, 16.0, 4.0, 1.0)),
+                     style_weight=1e4, tv_weight=1e-3))
   c.optim.restart = False        # keep the curvature history across segments of one scale
-  c.optim.lr = 10.0              # used when optim.name='adam'
-  c.optim.memory_size = 10
-  c.optim.linesearch_steps = 20
-
-  c.snapshots = True
   c.strip_iters = ()
-  c.progress = True
-
   if arg.runlocal:
     c.image.max_side = 64
     c.scales = 2

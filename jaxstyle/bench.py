@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--steps', type=int, default=20, help='timed steps')
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--outer', type=int, default=3, help='nst-run: L-BFGS segments of 20')
+  parser.add_argument('--profile', default='', help='cyclegan: write a jax.profiler trace of the '
+                      'timed steps to this directory (open with xprof / TensorBoard)')
   bench_peers.add_common_arguments(parser)
 
 
@@ -124,7 +126,12 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
     box['state'], metrics = compiled(box['state'], batch)
     box['loss'] = float(jax.device_get(metrics['train/loss_G']))  # syncs: one step per timing
 
-  times = bench_peers.time_calls(one_step, args.steps, args.warmup)
+  if args.profile:
+    one_step()  # warm outside the trace
+    with jax.profiler.trace(args.profile):
+      times = bench_peers.time_calls(one_step, args.steps, 0)
+  else:
+    times = bench_peers.time_calls(one_step, args.steps, args.warmup)
   peer_args = [args.arch, str(args.peer_steps or args.steps), str(args.batch * n_dev)]
   out = bench_peers.report(
       args, 'cyclegan', times, compile_s, bench_peers.xla_flops(compiled),

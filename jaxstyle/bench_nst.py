@@ -35,18 +35,19 @@ def analytic_flops(size: int) -> float:
   return 3.0 * fwd - 2 * 9 * 3 * 64 * size ** 2  # the first layer's input gradient is not needed
 
 
-def _objective(size: int) -> tuple[Any, Any, Any, jax.Array]:
+def _objective(size: int, dtype: str = 'float32') -> tuple[Any, Any, Any, jax.Array]:
+  """Book objective on random images; `dtype` is VGG's compute dtype (losses stay float32)."""
   rng = np.random.default_rng(0)
   params = vgg.init_params(jax.random.key(0))
   content = jnp.asarray(rng.uniform(-128, 127, (1, size, size, 3)), jnp.float32)
   style = jnp.asarray(rng.uniform(-128, 127, (1, size, size, 3)), jnp.float32)
-  targets, loss_fn = nst_losses.make_objective(vgg.VGG19(), params, content, style)
+  targets, loss_fn = nst_losses.make_objective(vgg.VGG19(dtype=jnp.dtype(dtype)), params, content, style)
   return targets, loss_fn, params, content
 
 
 def bench_eval(args: argparse.Namespace) -> dict[str, Any]:
   """Median seconds of one jitted `value_and_grad` of the objective w.r.t. the image."""
-  targets, loss_fn, params, x = _objective(args.size)
+  targets, loss_fn, params, x = _objective(args.size, args.dtype)
   vg = jax.jit(jax.value_and_grad(lambda x, t, p: loss_fn(x, t, p)[0]))
   t0 = time.perf_counter()
   compiled = vg.lower(x, targets, params).compile()
@@ -56,13 +57,13 @@ def bench_eval(args: argparse.Namespace) -> dict[str, Any]:
   return bench_peers.report(
       args, 'nst-eval', times, compile_s, analytic_flops(args.size),
       ('peer_torch_nst.py', [str(args.size), str(args.peer_steps or 2)]), size=args.size,
-      flops_source='analytic VGG19 fwd+input-grad to block5_conv2')
+      dtype=args.dtype, flops_source='analytic VGG19 fwd+input-grad to block5_conv2')
 
 
 def bench_run(args: argparse.Namespace) -> dict[str, Any]:
   """A full run: `--outer` segments of 20 L-BFGS iterations, timed per objective evaluation."""
   from jaxstyle import nst_optim  # the NST helper's module; imported late, only this bench needs it
-  targets, loss_fn, params, x = _objective(args.size)
+  targets, loss_fn, params, x = _objective(args.size, args.dtype)
   runner = nst_optim.SegmentRunner(lambda z, t, p, w: loss_fn(z, t, p), 'lbfgs', 20, restart=True)
   t0 = time.perf_counter()
   x, stats = runner(x, targets, params, None)  # first segment: compile + run
@@ -80,6 +81,7 @@ def bench_run(args: argparse.Namespace) -> dict[str, Any]:
   return bench_peers.report(
       args, 'nst-run', per_eval, compile_s, analytic_flops(args.size),
       ('peer_torch_nst.py', [str(args.size), str(args.peer_steps or args.outer)]),
-      size=args.size, outer=args.outer, evals=total_evals, run_s=round(t_run, 2),
+      size=args.size, dtype=args.dtype, outer=args.outer, iterations=20 * args.outer,
+      evals=total_evals, run_s=round(t_run, 3),
       final_loss=float(stats['total']), unit='seconds per objective evaluation',
       flops_source='analytic VGG19 fwd+input-grad to block5_conv2 (L-BFGS algebra ignored)')

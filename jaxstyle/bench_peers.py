@@ -33,9 +33,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--no-peak', action='store_true', help='skip the GEMM peak measurement')
 
 
-def gemm_peak_gflops(n: int = 1024, reps: int = 5) -> float:
-  """Best-of-`reps` GFLOP/s of a jitted f32 n×n×n matmul: this machine's practical peak right now."""
-  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+def gemm_peak_gflops(n: int = 0, reps: int = 5, dtype: str = 'float32') -> float:
+  """Best-of-`reps` GFLOP/s of a jitted n×n×n matmul: this machine's practical peak right now.
+
+  n defaults to 1024 on CPU and 8192 on accelerators (a 1024 product does not fill a GPU).
+  """
+  n = n or (1024 if jax.default_backend() == 'cpu' else 8192)
+  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.dtype(dtype))
   f = jax.jit(lambda a: a @ a)
   jax.block_until_ready(f(a))
   best = float('inf')
@@ -49,6 +53,18 @@ def gemm_peak_gflops(n: int = 1024, reps: int = 5) -> float:
 def peak_rss_mb() -> float:
   """Peak resident set size of this process so far (Linux reports KiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def device_peak_mb() -> float | None:
+  """Peak bytes the accelerator allocator has held (None on CPU, where peak RSS is the figure)."""
+  if jax.default_backend() == 'cpu':
+    return None
+  try:
+    stats = jax.local_devices()[0].memory_stats() or {}
+  except Exception:  # noqa: BLE001  (memory_stats is optional per backend)
+    return None
+  peak = stats.get('peak_bytes_in_use')
+  return round(peak / 2 ** 20, 1) if peak else None
 
 
 def xla_flops(compiled: Any) -> float | None:
@@ -95,11 +111,13 @@ def report(args: argparse.Namespace, name: str, times: list[float], compile_s: f
                              median_s=round(median, 4), min_s=round(min(times), 4),
                              steps=len(times), compile_s=round(compile_s, 2),
                              peak_rss_mb=round(peak_rss_mb(), 1))
+  if device_peak_mb() is not None:
+    out['device_peak_mb'] = device_peak_mb()
   if flops:
     out['gflop_per_step'] = round(flops / 1e9, 3)
     out['gflops'] = round(flops / median / 1e9, 2)
   if not args.no_peak:
-    peak = gemm_peak_gflops()
+    peak = gemm_peak_gflops(dtype=getattr(args, 'dtype', 'float32'))
     out['gemm_peak_gflops'] = round(peak, 2)
     if flops:
       out['peak_fraction'] = round(flops / median / 1e9 / peak, 3)

@@ -132,6 +132,31 @@ def test_conv_transpose_alignment(shift, padding):
   assert np.abs(y - np_conv_transpose(x, w_torch, 1 - shift)).max() > 0.1  # alignments differ
 
 
+@pytest.mark.parametrize('fast', ['0', '1'])
+@pytest.mark.parametrize('padding', [layers.TORCH_CONVT_PADDING, layers.KERAS_CONVT_PADDING])
+def test_subpixel_conv_transpose_matches_flax(padding, fast, monkeypatch):
+  """Same init, outputs and gradients (input, kernel, bias) as the input-dilated nn.ConvTranspose."""
+  import flax.linen as nn
+  monkeypatch.setenv('JAXSTYLE_FAST_CONV', fast)
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 6, 10, 5)), jnp.float32)
+  layer = layers.conv_transpose(7, padding, 'up', init='keras')
+  assert isinstance(layer, layers.SubpixelConvTranspose)
+  ref = nn.ConvTranspose(7, (3, 3), strides=(2, 2), padding=padding, transpose_kernel=True,
+                         kernel_init=nn.initializers.glorot_uniform())
+  params = layer.init(jax.random.key(1), x)
+  np.testing.assert_array_equal(params['params']['kernel'],
+                                ref.init(jax.random.key(1), x)['params']['kernel'])
+  params = jax.tree.map(lambda a: a + 0.1, params)  # non-zero bias
+  loss = lambda m: (lambda p, x: jnp.sum(jnp.sin(m.apply(p, x))))
+  with jax.default_matmul_precision('highest'):
+    ours, theirs = layer.apply(params, x), ref.apply(params, x)
+    g_ours = jax.grad(loss(layer), argnums=(0, 1))(params, x)
+    g_theirs = jax.grad(loss(ref), argnums=(0, 1))(params, x)
+  np.testing.assert_allclose(ours, theirs, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_theirs)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
+
+
 @pytest.mark.parametrize('size,k,s', [((8, 6), 4, 2), ((9, 7), 4, 2), ((5, 6), 4, 1),
                                       ((8, 10), 3, 2), ((7, 7), 3, 2)])
 def test_conv_same_is_keras_same(size, k, s):

@@ -4,32 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from np_vgg_reference import np_vgg
 
 from jaxstyle import nst_losses as L
 from jaxstyle.models import vgg
 
-CFG = {1: 2, 2: 2, 3: 4, 4: 4, 5: 4}
 STYLE = ('block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1')
-
-
-def np_vgg(x, params, pool='max', upto='block5_conv2'):
-  """Float64 VGG (im2col conv, ReLU, floor pool): every post-ReLU conv output up to `upto`."""
-  out, h = {}, np.asarray(x, np.float64)
-  for b in range(1, 6):
-    for i in range(1, CFG[b] + 1):
-      name = f'block{b}_conv{i}'
-      k = np.asarray(params[name]['kernel'], np.float64)
-      p = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
-      n, hh, ww, _ = h.shape
-      cols = np.stack([p[:, dy:dy + hh, dx:dx + ww, :] for dy in range(3) for dx in range(3)], axis=3)
-      h = np.maximum(cols.reshape(n, hh, ww, -1) @ k.reshape(-1, k.shape[-1]) + params[name]['bias'], 0)
-      out[name] = h
-      if name == upto:
-        return out
-    n, hh, ww, c = h.shape
-    win = h[:, :hh // 2 * 2, :ww // 2 * 2].reshape(n, hh // 2, 2, ww // 2, 2, c)
-    h = win.max(axis=(2, 4)) if pool == 'max' else win.mean(axis=(2, 4))
-  return out
 
 
 def np_gram(f):

@@ -157,14 +157,14 @@ def test_malicious_pth_refused(tmp_path, name, container):
 def test_build_cannot_patch_allowed_globals(tmp_path):
   """BUILD on an allowed global (here setting `__defaults__`) must fail, not mutate our reader."""
   from jaxstyle.ports import torch_pth
-  fn = torch_pth._ALLOWED[("torch._utils", "_rebuild_tensor_v2")]
+  fn = torch_pth.ALLOWED[("torch._utils", "_rebuild_tensor_v2")]
   patch = b"N}" + _str("__defaults__") + b"K\x01\x85s\x86b"  # (None, {...: (1,)}) BUILD
   for target in (b"ctorch._utils\n_rebuild_tensor_v2\n", b"ccollections\nOrderedDict\n",
                  b"ctorch\nFloatStorage\n"):
     path = _zip_pth(tmp_path / "patch.pth", b"\x80\x02" + target + patch + b".")
     with pytest.raises(CheckpointFormatError, match="patch.pth"):
       load_state_dict(path)
-  assert torch_pth._ALLOWED[("torch._utils", "_rebuild_tensor_v2")] is fn
+  assert torch_pth.ALLOWED[("torch._utils", "_rebuild_tensor_v2")] is fn
   assert not hasattr(fn, "__defaults__") and fn.fn.__defaults__ == (None,)
 
 

@@ -15,34 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from np_vgg_reference import np_vgg
 
 from jaxstyle import vgg_weights
 from jaxstyle.models import vgg
 from jaxstyle.ports import keras_h5, torch_pth, torchvision_vgg
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
-CFG = {1: 2, 2: 2, 3: 4, 4: 4, 5: 4}
 WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
-
-
-def np_vgg(x, params, pool='max', upto='block5_conv2'):
-  """Independent float64 VGG: returns every post-ReLU conv output up to `upto`."""
-  out, h = {}, np.asarray(x, np.float64)
-  for b in range(1, 6):
-    for i in range(1, CFG[b] + 1):
-      name = f'block{b}_conv{i}'
-      k = np.asarray(params[name]['kernel'], np.float64)
-      p = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
-      n, hh, ww, _ = h.shape
-      cols = np.stack([p[:, dy:dy + hh, dx:dx + ww, :] for dy in range(3) for dx in range(3)], axis=3)
-      h = np.maximum(cols.reshape(n, hh, ww, -1) @ k.reshape(-1, k.shape[-1]) + params[name]['bias'], 0)
-      out[name] = h
-      if name == upto:
-        return out
-    n, hh, ww, c = h.shape
-    win = h[:, :hh // 2 * 2, :ww // 2 * 2].reshape(n, hh // 2, 2, ww // 2, 2, c)
-    h = win.max(axis=(2, 4)) if pool == 'max' else win.mean(axis=(2, 4))
-  return out
 
 
 def random_params(seed=0):

@@ -13,7 +13,7 @@ NumPy loop in tests/test_fast_conv.py.
 
 `FastConv` is a drop-in for the `nn.Conv` that `layers.conv` builds: same variables (`kernel` HWIO,
 `bias`), created in the same order, so initial values and the weight ports are unchanged.
-`JAXSTYLE_FAST_CONV=0` restores plain `nn.Conv` for A/B timing.
+It is used on the CPU backend only; `JAXSTYLE_FAST_CONV=0|1` forces it off or on for A/B timing.
 """
 from __future__ import annotations
 
@@ -36,8 +36,11 @@ MIN_GEMM_COUT = 16
 
 
 def enabled() -> bool:
-  """`JAXSTYLE_FAST_CONV=0` switches back to plain `nn.Conv` (for A/B timing)."""
-  return os.environ.get('JAXSTYLE_FAST_CONV', '1') != '0'
+  """On for the CPU backend only (GPU/TPU convs are cuDNN/XLA's own); `JAXSTYLE_FAST_CONV=0|1` forces it."""
+  forced = os.environ.get('JAXSTYLE_FAST_CONV')
+  if forced is not None:
+    return forced != '0'
+  return jax.default_backend() == 'cpu'
 
 
 def _pads(x_shape: Sequence[int], w_shape: Sequence[int], strides: tuple[int, int],

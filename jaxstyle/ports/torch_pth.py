@@ -13,7 +13,6 @@ Formats: the zip format (torch >= 1.6: `<prefix>/data.pkl`, `<prefix>/data/<key>
 """
 from __future__ import annotations
 
-import collections
 import io
 import os
 import pickle
@@ -24,270 +23,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CheckpointFormatError", "UnsafeCheckpointError", "load_state_dict"]
+from jaxstyle.ports.torch_pickle import (
+    ALLOWED,
+    CheckpointFormatError,
+    DType,
+    SafeUnpickler,
+    Storage,
+    UnsafeCheckpointError,
+    materialise,
+    storage_from_pid,
+    to_state_dict,
+    with_path,
+)
 
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PROTOCOL = 1001
+__all__ = ["ALLOWED", "CheckpointFormatError", "UnsafeCheckpointError", "load_state_dict"]
 
-
-class UnsafeCheckpointError(ValueError):
-  """The file asks the unpickler for a global outside the state_dict allow-list."""
-
-
-class CheckpointFormatError(ValueError):
-  """The file is not a readable PyTorch state_dict (corrupt, truncated or unsupported)."""
-
-
-# Storage class name -> NumPy dtype string ('bfloat16' is handled by hand: NumPy has no bfloat16).
-_STORAGE_DTYPES = {
-    "FloatStorage": "f4", "DoubleStorage": "f8", "HalfStorage": "f2", "BFloat16Storage": "bfloat16",
-    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
-    "ByteStorage": "u1", "BoolStorage": "b1", "UntypedStorage": "u1",
-}
-# torch dtype object name -> NumPy dtype string (used by `_rebuild_tensor_v3`).
-_TORCH_DTYPES = {
-    "float32": "f4", "float": "f4", "float64": "f8", "double": "f8", "float16": "f2", "half": "f2",
-    "bfloat16": "bfloat16", "int64": "i8", "long": "i8", "int32": "i4", "int": "i4", "int16": "i2",
-    "short": "i2", "int8": "i1", "uint8": "u1", "uint16": "u2", "uint32": "u4", "uint64": "u8",
-    "bool": "b1",
-}
-
-
-class _Frozen:
-  """Base for the stand-ins: a pickle BUILD op must not be able to change them."""
-  __slots__ = ()
-
-  def __setstate__(self, state: Any) -> None:
-    raise CheckpointFormatError(f"unexpected pickle state for {type(self).__name__}")
-
-
-class _StateDict(collections.OrderedDict):
-  """OrderedDict stand-in; torch attaches `_metadata` via BUILD, which we drop."""
-
-  def __setstate__(self, state: Any) -> None:
-    del state
-
-
-class _DType(_Frozen):
-  """A storage class or torch dtype named by the file; only carries the NumPy dtype."""
-  __slots__ = ("np_dtype", "name")
-
-  def __init__(self, name: str, np_dtype: str):
-    self.name, self.np_dtype = name, np_dtype
-
-
-class _Storage(_Frozen):
-  """A (view of a) flat storage: bytes are fetched from the archive when materialised."""
-  __slots__ = ("key", "np_dtype", "offset", "numel")
-
-  def __init__(self, key: str, np_dtype: str, offset: int = 0, numel: int | None = None):
-    self.key, self.np_dtype, self.offset, self.numel = key, np_dtype, offset, numel
-
-
-class _Tensor(_Frozen):
-  """A strided view into a `_Storage`, turned into a NumPy array after unpickling."""
-  __slots__ = ("storage", "offset", "size", "stride", "np_dtype")
-
-  def __init__(self, storage: Any, offset: Any, size: Any, stride: Any, np_dtype: str | None = None):
-    if not isinstance(storage, _Storage):
-      raise CheckpointFormatError("tensor rebuilt from something that is not a storage")
-    ints = (offset, *size, *stride) if isinstance(size, tuple) and isinstance(stride, tuple) else None
-    if (ints is None or len(size) != len(stride)
-        or not all(type(v) is int and v >= 0 for v in ints)):
-      raise CheckpointFormatError(f"bad tensor geometry: offset={offset!r} size={size!r} stride={stride!r}")
-    self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
-    self.np_dtype = np_dtype or storage.np_dtype
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride):
-  return _Tensor(storage, storage_offset, size, stride)
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks,
-                       metadata=None):
-  del requires_grad, backward_hooks, metadata
-  return _Tensor(storage, storage_offset, size, stride)
-
-
-def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype,
-                       metadata=None):
-  del requires_grad, backward_hooks, metadata
-  if not isinstance(dtype, _DType):
-    raise CheckpointFormatError(f"_rebuild_tensor_v3 got dtype {dtype!r}")
-  return _Tensor(storage, storage_offset, size, stride, dtype.np_dtype)
-
-
-def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
-  del requires_grad, backward_hooks, state
-  if not isinstance(data, _Tensor):
-    raise CheckpointFormatError("parameter rebuilt from something that is not a tensor")
-  return data
-
-
-def _rebuild_from_type_v2(func, new_type, args, state):
-  """Tensor (sub)class wrapper: only plain Tensor/Parameter around our own rebuild functions."""
-  del state
-  if not isinstance(func, _Fn) or new_type is not _TENSOR_TYPE or not isinstance(args, tuple):
-    raise CheckpointFormatError("unsupported tensor subclass in checkpoint")
-  return func(*args)
-
-
-class _Fn(_Frozen):
-  """Callable handed to the unpickler; unlike a bare function it has no attributes a BUILD op
-  could overwrite (e.g. `__defaults__`)."""
-  __slots__ = ("fn",)
-
-  def __init__(self, fn: Any):
-    self.fn = fn
-
-  def __call__(self, *args: Any) -> Any:
-    return self.fn(*args)
-
-
-_TENSOR_TYPE = _DType("Tensor", "")
-_REBUILD_FUNCS = {
-    ("torch._utils", "_rebuild_tensor"): _Fn(_rebuild_tensor),
-    ("torch._utils", "_rebuild_tensor_v2"): _Fn(_rebuild_tensor_v2),
-    ("torch._utils", "_rebuild_tensor_v3"): _Fn(_rebuild_tensor_v3),
-    ("torch._utils", "_rebuild_parameter"): _Fn(_rebuild_parameter),
-    ("torch._utils", "_rebuild_parameter_with_state"): _Fn(_rebuild_parameter),
-}
-
-
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-  allowed: dict[tuple[str, str], Any] = {("collections", "OrderedDict"): _StateDict}
-  allowed.update(_REBUILD_FUNCS)
-  allowed[("torch._tensor", "_rebuild_from_type_v2")] = _Fn(_rebuild_from_type_v2)
-  for mod in ("torch._tensor", "torch"):
-    allowed[(mod, "Tensor")] = _TENSOR_TYPE
-  allowed[("torch.nn.parameter", "Parameter")] = _TENSOR_TYPE
-  for name, np_dtype in _STORAGE_DTYPES.items():
-    for mod in ("torch", "torch.cuda", "torch.storage"):
-      allowed[(mod, name)] = _DType(name, np_dtype)
-  for name, np_dtype in _TORCH_DTYPES.items():
-    allowed[("torch", name)] = _DType(name, np_dtype)
-  return allowed
-
-
-_ALLOWED = _allowed_globals()
-
-
-class _SafeUnpickler(pickle.Unpickler):
-  """Unpickler whose only callables are the stand-ins above."""
-
-  def __init__(self, file: Any, path: str, persistent_load: Any = None):
-    super().__init__(file)
-    self._path, self._persistent = path, persistent_load
-
-  def find_class(self, module: str, name: str) -> Any:
-    obj = _ALLOWED.get((module, name))
-    if obj is None:
-      raise UnsafeCheckpointError(
-          f"{self._path}: refusing to load: the pickle asks for the global {module}.{name}, which a "
-          "plain weights file never needs (it could run arbitrary code). jaxstyle only reads "
-          "state_dicts of tensors. Do not torch.load it unless you trust its origin; if you do, "
-          "re-save only the tensors: `obj = torch.load(src, weights_only=False)`, then "
-          "`torch.save(obj.state_dict() if it is a module else obj['state_dict'], dst)`.")
-    return obj
-
-  def persistent_load(self, pid: Any) -> Any:
-    if self._persistent is None:
-      raise CheckpointFormatError(f"{self._path}: unexpected persistent id {pid!r}")
-    return self._persistent(pid)
-
-
-def _storage_from_pid(pid: Any, path: str) -> _Storage:
-  """Zip-format persistent id: ('storage', storage_type, key, location, numel)."""
-  if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] in ("storage", b"storage")):
-    raise CheckpointFormatError(f"{path}: unsupported persistent id {pid!r}")
-  _, storage_type, key, _, numel = pid
-  if not isinstance(storage_type, _DType) or not isinstance(key, str) or type(numel) is not int:
-    raise CheckpointFormatError(f"{path}: malformed storage reference {pid!r}")
-  return _Storage(key, storage_type.np_dtype, 0, numel)
-
-
-def _to_numpy(t: _Tensor, raw: bytes, byteorder: str, path: str) -> np.ndarray:
-  """Builds the array for one tensor, after checking it stays inside its storage."""
-  bf16 = t.np_dtype == "bfloat16"
-  dtype = np.dtype("u2" if bf16 else t.np_dtype).newbyteorder("<" if byteorder == "little" else ">")
-  st = t.storage
-  # Storage offsets/sizes count storage elements (bytes for an UntypedStorage behind
-  # `_rebuild_tensor_v3`); the tensor's own offset/strides count tensor elements.
-  st_item = 2 if st.np_dtype == "bfloat16" else np.dtype(st.np_dtype).itemsize
-  start = st.offset * st_item
-  end = len(raw) if st.numel is None else start + st.numel * st_item
-  if end > len(raw):
-    raise CheckpointFormatError(f"{path}: storage {st.key} is truncated ({len(raw)} < {end} bytes)")
-  flat = np.frombuffer(memoryview(raw)[start:end], dtype=dtype, count=(end - start) // dtype.itemsize)
-  shape = tuple(t.size)
-  if 0 in shape:
-    out = np.zeros(shape, dtype.newbyteorder("="))
-  else:
-    last = t.offset + sum((n - 1) * s for n, s in zip(shape, t.stride))
-    if last >= len(flat):
-      raise CheckpointFormatError(
-          f"{path}: tensor view (offset {t.offset}, size {shape}, stride {t.stride}) reads past the "
-          f"end of storage {st.key} ({len(flat)} elements)")
-    view = np.lib.stride_tricks.as_strided(
-        flat[t.offset:], shape=shape, strides=[s * dtype.itemsize for s in t.stride], writeable=False)
-    out = np.array(view, dtype=dtype.newbyteorder("="), order="C")
-  if bf16:
-    out = (out.astype(np.uint32) << 16).view(np.float32)
-  return out
-
-
-def _materialise(obj: Any, fetch: Any, byteorder: str, path: str) -> Any:
-  """Replaces every `_Tensor` in nested dicts/lists by a NumPy array."""
-  if isinstance(obj, _Tensor):
-    return _to_numpy(obj, fetch(obj.storage.key), byteorder, path)
-  if isinstance(obj, dict):
-    return {k: _materialise(v, fetch, byteorder, path) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_materialise(v, fetch, byteorder, path) for v in obj]
-  return obj
-
-
-def _flatten(obj: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
-  if isinstance(obj, np.ndarray):
-    out[prefix] = obj
-  elif isinstance(obj, dict):
-    for k, v in obj.items():
-      _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
-  elif isinstance(obj, list):
-    for i, v in enumerate(obj):
-      _flatten(v, f"{prefix}.{i}" if prefix else str(i), out)
-
-
-def _has_arrays(obj: Any) -> bool:
-  flat: dict[str, np.ndarray] = {}
-  _flatten(obj, "", flat)
-  return bool(flat)
-
-
-def _to_state_dict(obj: Any, path: str) -> dict[str, np.ndarray]:
-  """Flattens the loaded object into `name -> array`.
-
-  A training checkpoint like `{'state_dict': sd, 'epoch': 3}` or `{'model': sd, 'opt_cfg': ...}` is
-  unwrapped to `sd` (the only entry holding tensors); several tensor-holding entries, e.g.
-  `{'G_A': sd1, 'G_B': sd2}`, are kept apart with dotted prefixes (`G_A.model.1.weight`).
-  Non-tensor leaves (epoch counters, strings) are dropped.
-  """
-  if not isinstance(obj, dict):
-    raise CheckpointFormatError(f"{path}: expected a dict of tensors (a state_dict), got {type(obj).__name__}")
-  if not any(isinstance(v, np.ndarray) for v in obj.values()):
-    holders = [k for k, v in obj.items() if isinstance(v, (dict, list)) and _has_arrays(v)]
-    if len(holders) == 1 and isinstance(obj[holders[0]], dict):
-      obj = obj[holders[0]]
-  out: dict[str, np.ndarray] = {}
-  _flatten(obj, "", out)
-  if not out:
-    raise CheckpointFormatError(f"{path}: the checkpoint holds no tensors")
-  return out
-
-
-def _with_path(err: CheckpointFormatError, path: str) -> CheckpointFormatError:
-  """The stand-ins raise without knowing the file; every error we surface names it."""
-  return err if str(err).startswith(path) else CheckpointFormatError(f"{path}: {err}")
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
 
 
 def _load_zip(path: str) -> Any:
@@ -308,8 +60,8 @@ def _load_zip(path: str) -> Any:
       if byteorder not in ("little", "big"):
         raise CheckpointFormatError(f"{path}: unknown byteorder {byteorder!r}")
     try:
-      root = _SafeUnpickler(io.BytesIO(zf.read(pkls[0])), path,
-                            lambda pid: _storage_from_pid(pid, path)).load()
+      root = SafeUnpickler(io.BytesIO(zf.read(pkls[0])), path,
+                            lambda pid: storage_from_pid(pid, path)).load()
       cache: dict[str, bytes] = {}
 
       def fetch(key: str) -> bytes:
@@ -320,11 +72,11 @@ def _load_zip(path: str) -> Any:
           cache[key] = zf.read(name)
         return cache[key]
 
-      return _materialise(root, fetch, byteorder, path)
+      return materialise(root, fetch, byteorder, path)
     except UnsafeCheckpointError:
       raise
     except CheckpointFormatError as e:
-      raise _with_path(e, path) from None
+      raise with_path(e, path) from None
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
             AttributeError, IndexError, KeyError) as e:
       raise CheckpointFormatError(f"{path}: corrupt PyTorch checkpoint ({type(e).__name__}: {e})") from e
@@ -332,32 +84,32 @@ def _load_zip(path: str) -> Any:
 
 def _load_legacy(path: str) -> Any:
   """torch 0.4-1.5 stream: magic, protocol, sys_info, main pickle, key list, raw storages."""
-  storages: dict[str, _Storage] = {}
+  storages: dict[str, Storage] = {}
 
-  def persistent(pid: Any) -> _Storage:
+  def persistent(pid: Any) -> Storage:
     if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] in ("storage", b"storage")):
       raise CheckpointFormatError(f"{path}: unsupported persistent id {pid!r}")
     _, storage_type, key, _, numel, view = pid
-    if not isinstance(storage_type, _DType) or type(numel) is not int:
+    if not isinstance(storage_type, DType) or type(numel) is not int:
       raise CheckpointFormatError(f"{path}: malformed storage reference {pid!r}")
     key = str(key)
-    root = storages.setdefault(key, _Storage(key, storage_type.np_dtype, 0, numel))
+    root = storages.setdefault(key, Storage(key, storage_type.np_dtype, 0, numel))
     if view is None:
       return root
     _, offset, size = view
     if type(offset) is not int or type(size) is not int or offset < 0 or size < 0:
       raise CheckpointFormatError(f"{path}: malformed storage view {view!r}")
-    return _Storage(key, root.np_dtype, offset, size)
+    return Storage(key, root.np_dtype, offset, size)
 
   with open(path, "rb") as f:
     try:
-      header = [_SafeUnpickler(f, path).load() for _ in range(3)]
-      if header[0] != _LEGACY_MAGIC or header[1] != _LEGACY_PROTOCOL:
+      header = [SafeUnpickler(f, path).load() for _ in range(3)]
+      if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
         raise CheckpointFormatError(
             f"{path}: not a PyTorch checkpoint (no zip archive and no legacy torch.save header)")
       little = header[2].get("little_endian", True) if isinstance(header[2], dict) else True
-      root = _SafeUnpickler(f, path, persistent).load()
-      keys = _SafeUnpickler(f, path).load()
+      root = SafeUnpickler(f, path, persistent).load()
+      keys = SafeUnpickler(f, path).load()
       if not isinstance(keys, list):
         raise CheckpointFormatError(f"{path}: malformed storage key list")
       raw: dict[str, bytes] = {}
@@ -376,7 +128,7 @@ def _load_legacy(path: str) -> Any:
     except UnsafeCheckpointError:
       raise
     except CheckpointFormatError as e:
-      raise _with_path(e, path) from None
+      raise with_path(e, path) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, MemoryError, OverflowError) as e:
       raise CheckpointFormatError(
@@ -387,14 +139,14 @@ def _load_legacy(path: str) -> Any:
       raise CheckpointFormatError(f"{path}: storage {key} has no data in the file")
     return raw[key]
 
-  return _materialise(root, fetch, "little" if little else "big", path)
+  return materialise(root, fetch, "little" if little else "big", path)
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """Loads a PyTorch `.pth` file as a flat `{name: np.ndarray}` dict, never running file code.
 
   bfloat16 tensors come back as float32 (NumPy has no bfloat16); other dtypes are kept. Nested
-  training checkpoints are flattened (see `_to_state_dict`).
+  training checkpoints are flattened (see `to_state_dict`).
 
   Raises:
     FileNotFoundError: no such file.
@@ -418,4 +170,4 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     obj = _load_legacy(path)
   else:
     raise CheckpointFormatError(f"{path}: not a PyTorch checkpoint (neither zip nor pickle)")
-  return _to_state_dict(obj, path)
+  return to_state_dict(obj, path)
