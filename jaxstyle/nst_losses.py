@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.models.vgg import LAYER_NAMES, block_losses, canonical_name
+from jaxstyle.models.vgg import LAYER_NAMES, block_losses, canonical_name, transposed_kernels
 
 BOOK_CONTENT_LAYERS = ('block5_conv2',)
 BOOK_STYLE_LAYERS = ('block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1')
@@ -132,7 +132,8 @@ def make_objective(
     tv_exponent: the Keras TV exponent (1.25).
 
   Returns:
-    (targets, loss_fn): `targets` is a pytree {'content': {layer: features}, 'style': {layer: gram}};
+    (targets, loss_fn): `targets` is a pytree {'content': {layer: features}, 'style': {layer: gram},
+    'kernels_t': {layer: transposed kernel}} (everything that stays fixed during the optimisation);
     `loss_fn(x, targets, vgg_params) -> (total, {'loss_content', 'loss_style', 'loss_tv'})` where x is
     the NHWC image in network input space and the three terms are already weighted (they sum to total).
   """
@@ -156,8 +157,11 @@ def make_objective(
     for name in style_layers:
       style_grams[name] = style_grams[name] + float(w) * gram(feats[name])
   content_feats = feature_fn(vgg_params, _as_images(content_img)[0])
+  # The input-gradient kernels depend only on the frozen weights: once here, not per evaluation.
+  upto = LAYER_NAMES[:LAYER_NAMES.index(needed[-1]) + 1]
+  kernels_t = jax.jit(transposed_kernels)({n: vgg_params[n] for n in upto})
   targets = {'content': {name: content_feats[name] for name in content_layers},
-             'style': style_grams}
+             'style': style_grams, 'kernels_t': kernels_t}
 
   book = normalisation == 'book'
   c_fn = content_loss if book else content_loss_gatys
@@ -186,10 +190,10 @@ def make_objective(
       args = {name: {k: targets[k][name] for k in ('content', 'style') if name in targets[k]}
               for name in needed}
       terms = block_losses(vgg_params, x, layer_losses(height, width), args, pool=net.pool,
-                           dtype=net.dtype)
+                           dtype=net.dtype, kernels_t=targets.get('kernels_t'))
       loss_content, loss_style = terms['content'], terms['style']
     else:
-      feats = net.apply({'params': vgg_params}, x)
+      feats = net.apply({'params': vgg_params}, x, targets.get('kernels_t'))
       loss_content = content_weight * sum(
           c_fn(feats[name], targets['content'][name]) for name in content_layers)
       loss_style = style_weight * sum(

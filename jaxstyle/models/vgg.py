@@ -80,32 +80,47 @@ def _conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 @jax.custom_vjp
-def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """3×3 'SAME' conv whose input gradient is a conv with an explicitly flipped, transposed kernel.
+def _conv3x3(x: jax.Array, kernel: jax.Array, kernel_t: jax.Array) -> jax.Array:
+  """3×3 'SAME' conv whose input gradient is a conv with `kernel_t`, the flipped, transposed kernel.
 
   XLA's own transpose uses the kernel in `01oi` order; inside a `while` loop (every L-BFGS line
   search) XLA:CPU then leaves that conv out of its YNNPACK fusions and runs it ~2× slower (a plain
-  fori_loop of evaluations: 1.05 s vs 0.44 s unrolled, 128²). An `01io` kernel keeps it fused.
+  fori_loop of evaluations: 1.05 s vs 0.44 s unrolled, 128²). An `01io` kernel keeps it fused, and
+  passing it in lets NST compute the transposes once per run instead of once per evaluation
+  (XLA:CPU needs ~40 ms per 3×3×512×512 transpose: 11 % of a 256² evaluation).
   """
   return _conv_same(x, kernel)
 
 
-def _conv3x3_fwd(x: jax.Array, kernel: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-  return _conv_same(x, kernel), (x, kernel)
+def _conv3x3_fwd(x, kernel, kernel_t):
+  return _conv_same(x, kernel), (x, kernel, kernel_t)
 
 
-def _conv3x3_bwd(res: tuple[jax.Array, jax.Array], dy: jax.Array) -> tuple[jax.Array, jax.Array]:
-  x, kernel = res
-  dx = _conv_same(dy, jnp.swapaxes(kernel[::-1, ::-1], 2, 3))
+def _conv3x3_bwd(res, dy):
+  x, kernel, kernel_t = res
+  dx = _conv_same(dy, kernel_t)
   (dk,) = jax.vjp(lambda k: _conv_same(x, k), kernel)[1](dy)  # dead code unless weights train
-  return dx, dk
+  return dx, dk, jnp.zeros_like(kernel_t)
 
 
 _conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
-def _conv_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-  y = _conv3x3(x, kernel.astype(x.dtype))
+def transposed_kernel(kernel: jax.Array) -> jax.Array:
+  """The kernel of a 3×3 'SAME' conv's input gradient: spatially flipped, in/out swapped (HWIO)."""
+  return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+
+
+def transposed_kernels(params: Mapping[str, Any]) -> dict[str, jax.Array]:
+  """`{layer: transposed_kernel}` for frozen weights (NST): compute once, pass as `kernels_t`."""
+  return {name: transposed_kernel(jnp.asarray(p['kernel'])) for name, p in params.items()}
+
+
+def _conv_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
+               kernel_t: jax.Array | None = None) -> jax.Array:
+  kernel = kernel.astype(x.dtype)
+  kernel_t = transposed_kernel(kernel) if kernel_t is None else kernel_t.astype(x.dtype)
+  y = _conv3x3(x, kernel, kernel_t)
   # ReLU as a select with the bias inside it: written as relu(y + b), XLA:CPU fuses the bias add into the
   # YNNPACK conv and materialises zeros / the bias broadcast at full size (CSE then keeps them alive for
   # the whole program; ~1 KiB per pixel). Same values and gradient (0 at 0) as jax.nn.relu.
@@ -168,13 +183,15 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
 def block_losses(
     params: Any, x: jax.Array, layer_losses: Mapping[str, Callable[[jax.Array, Any], dict[str, jax.Array]]],
     loss_args: Mapping[str, Any], *, pool: str = 'max', remat: bool = True,
-    dtype: Any = jnp.float32) -> dict[str, jax.Array]:
+    dtype: Any = jnp.float32, kernels_t: Mapping[str, jax.Array] | None = None,
+) -> dict[str, jax.Array]:
   """Σ over layers of `layer_losses[name](features, loss_args[name])` (dicts of scalars, summed by key).
 
   Each loss is computed inside its block, so with `remat` (see `checkpoint`) the backward pass keeps
   only the block inputs (3 channels at full resolution for block 1) instead of every activation and
   the features the losses read; block 1 at full resolution is then the only large working set.
-  Same values and gradients as `VGG19(...).apply` followed by the losses.
+  Same values and gradients as `VGG19(...).apply` followed by the losses. `kernels_t`: precomputed
+  `transposed_kernels(params)` (frozen weights), else computed here.
   """
   if pool not in ('max', 'avg'):
     raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
@@ -191,13 +208,15 @@ def block_losses(
       break
     fns = {i: layer_losses[wanted[nm]] for i, nm in enumerate(names) if nm in wanted}
     args = {i: loss_args[wanted[nm]] for i, nm in enumerate(names) if nm in wanted}
-    weights = [(params[nm]['kernel'], params[nm]['bias']) for nm in names]
+    weights = [(params[nm]['kernel'], params[nm]['bias'],
+                transposed_kernel(params[nm]['kernel']) if kernels_t is None else kernels_t[nm])
+               for nm in names]
     do_pool = LAYER_NAMES.index(names[-1]) < deepest
 
     def block_fn(x, weights, args, fns=fns, do_pool=do_pool):
       part: dict[str, jax.Array] = {}
-      for i, (kernel, bias) in enumerate(weights):
-        x = _conv_relu(x, kernel, bias)
+      for i, (kernel, bias, kernel_t) in enumerate(weights):
+        x = _conv_relu(x, kernel, bias, kernel_t)
         if i in fns:
           for k, v in fns[i](x, args[i]).items():
             part[k] = part[k] + v if k in part else v
@@ -240,7 +259,9 @@ class VGG19(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+  def __call__(self, x: jax.Array,
+               kernels_t: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
+    """`kernels_t`: precomputed `transposed_kernels(params)` for frozen weights (NST), or None."""
     if self.pool not in ('max', 'avg'):
       raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
     if not self.outputs:
@@ -259,15 +280,16 @@ class VGG19(nn.Module):
         break
       names = [f'block{b}_conv{i}' for i in range(1, n + 1)
                if LAYER_NAMES.index(f'block{b}_conv{i}') <= deepest]
-      weights = [_ConvParams(cin if i == 0 else c, c, name=nm)() for i, nm in enumerate(names)]
+      weights = [(*_ConvParams(cin if i == 0 else c, c, name=nm)(),
+                  None if kernels_t is None else kernels_t[nm]) for i, nm in enumerate(names)]
       cin = c
       keep = tuple(i for i, nm in enumerate(names) if nm in wanted)
       do_pool = b < last_block
 
       def block_fn(x, weights, keep=keep, do_pool=do_pool):
         kept = []
-        for i, (kernel, bias) in enumerate(weights):
-          x = _conv_relu(x, kernel, bias)
+        for i, (kernel, bias, kernel_t) in enumerate(weights):
+          x = _conv_relu(x, kernel, bias, kernel_t)
           if i in keep:
             kept.append(x)
         if do_pool:
