@@ -7,7 +7,7 @@ Why (jaxlib 0.10.2, whose CPU convs go to YNNPACK by default; measured on the 2-
 2. XLA's kernel gradient (a conv with batch and feature swapped) runs 2-3x slower than the same FLOPs
    as K·K GEMMs `x_shiftedᵀ · dy` (3x3 64→64 at 256²: 2.2-3.5 s vs 0.7-1.1 s, under load), except
    for skinny outputs (Cout < MIN_GEMM_COUT) where XLA's own is faster.
-The input gradient stays XLA's (the transpose of the aligned conv). Numerics are the same sums in
+The input gradient is `input_grad`: per-phase stride-1 convs with HWIO kernels (see there). Numerics are the same sums in
 another order (float32 accumulation), checked against `jax.vjp` of `lax.conv_general_dilated` and a
 NumPy loop in tests/test_fast_conv.py.
 
@@ -25,13 +25,15 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 Padding = str | Sequence[tuple[int, int]]
 _DN = ('NHWC', 'HWIO', 'NHWC')
 ALIGN = 4
 # Below this many output channels the shifted GEMMs are skinny (N < 16) and XLA's own kernel
-# gradient is faster (book U-Net head, 64→3 at 128²: 0.75 s vs 1.96 s, batch 4).
+# gradient is faster from batch 2 on (book U-Net head, 64→3 at 128², batch 4: 101 vs 328 ms), but
+# not at batch 1, where XLA's runs outside YNNPACK (155 vs 72 ms; quiet 2-core machine).
 MIN_GEMM_COUT = 16
 
 
@@ -98,11 +100,53 @@ def kernel_grad(x: jax.Array, dy: jax.Array, kernel_hw: tuple[int, int], strides
   return jnp.stack(taps).reshape(kh, kw, cin, cout)
 
 
+def _phase_taps(size: int, stride: int, lo: int) -> list[tuple[int, list[int]]]:
+  """Per input phase a < stride: (first dy offset d0, kernel taps k for d0, d0+1, ...).
+
+  Input index s·m + a meets output o with tap k when s·o + k − lo = s·m + a, i.e. o = m + d with
+  d = (a + lo − k) / s; the taps of one phase are k ≡ a + lo (mod s), at consecutive offsets d.
+  """
+  out = []
+  for a in range(stride):
+    taps = sorted((k for k in range(size) if (a + lo - k) % stride == 0), reverse=True)
+    out.append(((a + lo - taps[0]) // stride if taps else 0, taps))
+  return out
+
+
+def input_grad(dy: jax.Array, w: jax.Array, x_hw: tuple[int, int], strides: tuple[int, int],
+               pads: tuple[tuple[int, int], ...]) -> jax.Array:
+  """dL/dx of a strided, padded conv as stride-1 VALID convs of `dy` with HWIO (`01io`) kernels.
+
+  XLA's own transpose is an input-dilated conv for strides > 1 and an asymmetric-pad conv for even
+  kernels; XLA:CPU runs neither in YNNPACK (book U-Net: 825 of 2300 thread-ms of a batch-1 step) and
+  none inside `while` loops. Here each input phase (a, b) is one dense conv over the taps that reach
+  it (stride s: s² convs of ⌈K/s⌉² taps, no multiplications by inserted zeros), interleaved after.
+  """
+  (sh, sw), (h, w_) = strides, x_hw
+  n, ho, wo, cout = dy.shape
+  mh, mw = -(-h // sh), -(-w_ // sw)
+  phases = []
+  for d0h, kh in _phase_taps(w.shape[0], sh, pads[0][0]):
+    row = []
+    for d0w, kw in _phase_taps(w.shape[1], sw, pads[1][0]):
+      if not kh or not kw:
+        row.append(jnp.zeros((n, mh, mw, w.shape[2]), dy.dtype))
+        continue
+      sub = jnp.swapaxes(w[np.asarray(kh)][:, np.asarray(kw)], 2, 3)  # (Th, Tw, Cout, Cin)
+      th, tw = len(kh), len(kw)
+      dyp = lax.pad(dy, jnp.zeros((), dy.dtype),
+                    ((0, 0, 0), (-d0h, mh + th - 1 + d0h - ho, 0),
+                     (-d0w, mw + tw - 1 + d0w - wo, 0), (0, 0, 0)))
+      row.append(_conv(dyp, sub, (1, 1), ((0, 0), (0, 0))))
+    phases.append(jnp.stack(row, axis=3))  # (N, Mh, Mw, sw, Cin)
+  dx = jnp.stack(phases, axis=2)  # (N, Mh, sh, Mw, sw, Cin)
+  return dx.reshape(n, mh * sh, mw * sw, w.shape[2])[:, :h, :w_]
+
+
 def _bwd(strides, pads, res, dy):
   x, w = res
-  _, input_vjp = jax.vjp(lambda x_: _conv(x_, w, strides, pads), x)
-  (dx,) = input_vjp(dy)
-  if w.shape[-1] >= MIN_GEMM_COUT:
+  dx = input_grad(dy, w, x.shape[1:3], strides, pads)
+  if w.shape[-1] >= MIN_GEMM_COUT or x.shape[0] == 1:
     dw = kernel_grad(x, dy, w.shape[:2], strides, pads).astype(w.dtype)
   else:
     _, kernel_vjp = jax.vjp(lambda w_: _conv(x, w_, strides, pads), w)
