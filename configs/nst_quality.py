@@ -5,8 +5,8 @@ shallow-favouring layer weights 256:64:16:4:1 as in crowsonkb/style-transfer-pyt
 book-style TV term, Keras weights, longest side 512 with bilinear resizing and the style image kept
 at its aspect (jcjohnson -style_scale). Three scales, each 10 segments x 20 L-BFGS iterations; every
 scale starts from the upsampled result of the previous one and recomputes its targets.
-The weights are the Gatys paper's alpha/beta ~1e-4 starting point; they have not yet been tuned on
-real images (no accelerator run so far).
+The weights are the Gatys paper's alpha/beta ~1e-4 starting point. Not tuned: tuning needs the real
+ImageNet VGG19 weights, which never reached the development machines (offline); see README "Weights".
 
 Command:
   jaxstyle stylize content.jpg style.jpg -o out/quality.png --config configs/nst_quality.py

@@ -43,7 +43,7 @@ def make_segment_fn(loss_fn: LossFn, opt: optax.GradientTransformation, iters: i
 
   The function is pure and un-jitted so callers can `jit` it directly or `jit(vmap(...))` it for
   sweeps. `stats` holds the per-iteration loss (`loss`, length `iters`), the number of objective
-  evaluations (`evals`, L-BFGS line-search steps included) and the aux terms at the final image.
+  evaluations (`evals`: L-BFGS line-search steps plus the first evaluation of a fresh state) and the aux terms at the final image.
   `unroll` is passed to `lax.scan` (more unrolling: longer compile, fewer loop boundaries).
   """
 
@@ -55,6 +55,9 @@ def make_segment_fn(loss_fn: LossFn, opt: optax.GradientTransformation, iters: i
 
       def step(carry, _):
         z, st, evals = carry
+        # A fresh state (value inf) makes value_and_grad evaluate here; later ones reuse the line
+        # search's last evaluation, which num_linesearch_steps already counts.
+        evals += jnp.logical_not(jnp.isfinite(optax.tree_utils.tree_get(st, "value"))).astype(jnp.int32)
         value, grad = value_and_grad(z, state=st)
         updates, st = opt.update(grad, st, z, value=value, grad=grad, value_fn=value_fn)
         evals += optax.tree_utils.tree_get(st, "num_linesearch_steps")
