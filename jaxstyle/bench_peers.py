@@ -111,8 +111,9 @@ def report(args: argparse.Namespace, name: str, times: list[float], compile_s: f
                              median_s=round(median, 4), min_s=round(min(times), 4),
                              steps=len(times), compile_s=round(compile_s, 2),
                              peak_rss_mb=round(peak_rss_mb(), 1))
-  if device_peak_mb() is not None:
-    out['device_peak_mb'] = device_peak_mb()
+  device_peak = device_peak_mb()
+  if device_peak is not None:
+    out['device_peak_mb'] = device_peak
   if flops:
     out['gflop_per_step'] = round(flops / 1e9, 3)
     out['gflops'] = round(flops / median / 1e9, 2)

@@ -209,8 +209,7 @@ def block_losses(
     fns = {i: layer_losses[wanted[nm]] for i, nm in enumerate(names) if nm in wanted}
     args = {i: loss_args[wanted[nm]] for i, nm in enumerate(names) if nm in wanted}
     weights = [(params[nm]['kernel'], params[nm]['bias'],
-                transposed_kernel(params[nm]['kernel']) if kernels_t is None else kernels_t[nm])
-               for nm in names]
+                None if kernels_t is None else kernels_t[nm]) for nm in names]
     do_pool = LAYER_NAMES.index(names[-1]) < deepest
 
     def block_fn(x, weights, args, fns=fns, do_pool=do_pool):
