@@ -36,18 +36,18 @@ if [ -n "${SMOKE:-}" ]; then
   exit 0
 fi
 # In priority order (a lease can end mid-script; results.jsonl keeps what finished).
+# NST 512^2: 25 book segments of 20 L-BFGS iterations = 500 iterations
+bench nst512_fp32 nst-run --size 512 --outer 25
+peer peer_nst512_fp32 nst 512 25
 # CycleGAN ResNet-9 256 px (reference generator + 70x70 PatchGAN), images/s
 bench resnet_b1_fp32 cyclegan --arch resnet256 --steps 20
 bench resnet_b1_bf16 cyclegan --arch resnet256 --steps 20 --dtype bfloat16
 peer peer_resnet_b1_fp32 cyclegan resnet256 20 1
 peer peer_resnet_b1_bf16 --amp bf16 cyclegan resnet256 20 1
-# NST 512^2: 25 book segments of 20 L-BFGS iterations = 500 iterations
-bench nst512_fp32 nst-run --size 512 --outer 25
-bench nst512_bf16 nst-run --size 512 --outer 25 --dtype bfloat16
-peer peer_nst512_fp32 nst 512 25
-# larger batch, and the book U-Net
-bench resnet_b8_bf16 cyclegan --arch resnet256 --batch 8 --steps 10 --dtype bfloat16
-peer peer_resnet_b8_bf16 --amp bf16 cyclegan resnet256 10 8
 bench unet_b1_fp32 cyclegan --arch unet128 --steps 20
 peer peer_unet_b1_fp32 cyclegan unet128 20 1
+bench nst512_bf16 nst-run --size 512 --outer 25 --dtype bfloat16
+# larger batch
+bench resnet_b8_bf16 cyclegan --arch resnet256 --batch 8 --steps 10 --dtype bfloat16
+peer peer_resnet_b8_bf16 --amp bf16 cyclegan resnet256 10 8
 echo "== done"; cat "$OUT/results.jsonl"

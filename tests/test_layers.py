@@ -190,3 +190,35 @@ def test_kernel_init():
   assert np.abs(glorot).max() <= limit and np.abs(glorot).max() > 0.99 * limit
   with pytest.raises(ValueError):
     layers.kernel_init('xavier')
+
+
+@pytest.mark.parametrize('fast', ['0', '1'])
+@pytest.mark.parametrize('k,size', [(4, (4, 6)), (3, (5, 3)), (5, (3, 4)), (1, (2, 3))])
+def test_upsample_conv_matches_upsample_then_conv(k, size, fast, monkeypatch):
+  """Same init, outputs and gradients as nearest ×2 followed by the 'SAME' conv it replaces."""
+  monkeypatch.setenv('JAXSTYLE_FAST_CONV', fast)
+  x = jnp.asarray(np.random.default_rng(6).normal(size=(2, *size, 5)), jnp.float32)
+  layer = layers.upsample_conv(7, k, 'up', init='keras')
+  ref = layers.conv(7, k, 1, 'SAME', 'up', init='keras')
+  up = layers.upsample_nearest2x
+  params = layer.init(jax.random.key(1), x)
+  ref_params = ref.init(jax.random.key(1), up(x))
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
+    np.testing.assert_array_equal(a, b)
+  params = jax.tree.map(lambda a: a + 0.1, params)  # non-zero bias
+  ours = lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x)))
+  theirs = lambda p, x: jnp.sum(jnp.sin(ref.apply(p, up(x))))
+  with jax.default_matmul_precision('highest'):
+    y = layer.apply(params, x)
+    y_ref = ref.apply(params, up(x))
+    g_ours = jax.grad(ours, argnums=(0, 1))(params, x)
+    g_theirs = jax.grad(theirs, argnums=(0, 1))(params, x)
+  assert y.shape == (2, 2 * size[0], 2 * size[1], 7)
+  np.testing.assert_allclose(y, y_ref, atol=1e-5)
+  # An independent NumPy reference (repeat, then zero-padded correlation) pins the alignment.
+  w = np.asarray(params['params']['kernel'])
+  x_up = np.asarray(x).repeat(2, axis=1).repeat(2, axis=2)
+  pads = ((k - 1) // 2, k - 1 - (k - 1) // 2)
+  np.testing.assert_allclose(y, np_conv(x_up, w, 1, (pads, pads)) + 0.1, atol=1e-4)
+  for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_theirs)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))

@@ -11,6 +11,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxstyle.models import fast_conv
 
@@ -161,6 +162,65 @@ class SubpixelConvTranspose(nn.Module):
                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     y = y.reshape(n, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, cout)
     return y + bias.astype(self.dtype)
+
+
+def _upsample_taps(size: int) -> tuple[np.ndarray, int]:
+  """(T, lo): T[a, d, k] = 1 where tap k of a 'SAME' conv after nearest ×2 reads x[m + d - lo] for output 2m+a.
+
+  Output 2m+a reads the upsampled u[2m+a+k-p] = x[m + (a+k-p)//2] (p = (size-1)//2, Keras/XLA
+  'SAME' padding); zero padding of u past an edge is zero padding of x, so the identity is exact.
+  """
+  pad = (size - 1) // 2
+  offsets = [(a + k - pad) // 2 for a in (0, 1) for k in range(size)]
+  lo = -min(offsets)
+  taps = np.zeros((2, max(offsets) + lo + 1, size), np.float32)
+  for a in (0, 1):
+    for k in range(size):
+      taps[a, (a + k - pad) // 2 + lo, k] = 1.0
+  return taps, lo
+
+
+class UpsampleConv(nn.Module):
+  """Nearest ×2 upsampling then a stride-1 'SAME' conv, computed on the low-resolution input.
+
+  Each output phase (a, b) of the upsampled conv is a small conv of x whose taps are sums of the
+  original taps (4×4 → 3×3 offsets, e.g. [w0, w1+w2, w3]); all four phases run as one 3×3 conv with
+  4·Cout channels and a depth-to-space reshape: 36/64 of the products, no 4× upsampled tensor.
+  Variables (`kernel` (K, K, Cin, Cout) HWIO, `bias`) are those of the `nn.Conv` it replaces.
+  """
+  features: int
+  kernel_size: int
+  kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
+  bias_init: Callable[..., jax.Array] = nn.initializers.zeros
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    n, h, w, cin = x.shape
+    k, cout = self.kernel_size, self.features
+    kernel = self.param('kernel', self.kernel_init, (k, k, cin, cout), self.param_dtype)
+    bias = self.param('bias', self.bias_init, (cout,), self.param_dtype)
+    taps, lo = _upsample_taps(k)
+    sub = jnp.einsum('adk,bel,klio->deiabo', taps, taps, kernel)  # (D, D, Cin, 2, 2, Cout)
+    kernel4 = sub.reshape(*sub.shape[:3], 4 * cout).astype(self.dtype)
+    pads = ((lo, sub.shape[0] - 1 - lo),) * 2
+    x = x.astype(self.dtype)
+    if fast_conv.enabled():
+      y = fast_conv.conv2d(x, kernel4, (1, 1), pads)
+    else:
+      y = jax.lax.conv_general_dilated(x, kernel4, (1, 1), pads,
+                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    y = y.reshape(n, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, cout)
+    return y + bias.astype(self.dtype)
+
+
+def upsample_conv(features: int, kernel: int, name: str, *, init: str = 'normal',
+                  gain: float = 0.02, dtype: Any = jnp.float32) -> nn.Module:
+  """`conv(features, kernel, 1, 'SAME', name)` applied to `upsample_nearest2x(x)`, same variables."""
+  return UpsampleConv(features, kernel, kernel_init=kernel_init(init, gain),
+                      bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32,
+                      name=name)
 
 
 # PyTorch ConvTranspose2d(k3, s2, padding=1, output_padding=1) and Keras Conv2DTranspose(k3, s2,

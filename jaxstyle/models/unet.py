@@ -2,8 +2,9 @@
 
 4 stride-2 downs, 3 ups with skip concatenation, then ×2 → conv → tanh. Kernel 4 everywhere
 with Keras 'same' padding (stride-1 k4 pads 1 before, 2 after; Flax 'SAME' is the same XLA rule).
-Upsampling is nearest ×2 + conv (no transposed conv), and the encoder uses ReLU, as in the book
-(not LeakyReLU as in Keras-GAN/pix2pix). The book's `dropout_rate` is dead code and omitted.
+Upsampling is nearest ×2 + conv (no transposed conv; computed as one conv of the low-resolution
+input, `layers.UpsampleConv`, same variables and values), and the encoder uses ReLU, as in the
+book (not LeakyReLU as in Keras-GAN/pix2pix). The book's `dropout_rate` is dead code and omitted.
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ class UnetBookGenerator(nn.Module):
       skips.append(y)
     skips.pop()  # the bottleneck is not a skip
     for i in range(3):
-      y = layers.conv(g * 2 ** (2 - i), 4, 1, 'SAME', f'up_{i}', **ck)(layers.upsample_nearest2x(y))
+      y = layers.upsample_conv(g * 2 ** (2 - i), 4, f'up_{i}', **ck)(y)
       y = nn.relu(norm(y))
       y = jnp.concatenate([y, skips.pop().astype(y.dtype)], axis=-1)
-    y = layers.conv(self.out_channels, 4, 1, 'SAME', 'head', **ck)(layers.upsample_nearest2x(y))
+    y = layers.upsample_conv(self.out_channels, 4, 'head', **ck)(y)
     return jnp.tanh(y.astype(jnp.float32))
