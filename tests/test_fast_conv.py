@@ -17,6 +17,8 @@ CASES = [  # (kernel, stride, padding, H, Cin, Cout)
     (4, 1, ((1, 1), (1, 1)), 7, 3, 1),   # reference PatchGAN head
     (3, 1, 'VALID', 6, 4, 16),           # Cout >= MIN_GEMM_COUT: the shifted-GEMM path
     (4, 2, ((1, 1), (1, 1)), 10, 3, 16), # the same, strided, reference padding
+    (3, 1, ((2, 0), (0, 2)), 8, 6, 3),   # stride 1, Cout < Cin: shifted copies of dy, uneven pads
+    (4, 1, 'SAME', 6, 16, 12),           # book U-Net head as a sub-pixel conv (64 -> 4*3)
 ]
 
 
