@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TEST_XLA_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "cyclegan_synthetic.py")
@@ -64,7 +65,8 @@ def _env(devices: int, **extra: str) -> dict:
   env = {k: v for k, v in os.environ.items()
          if not k.startswith(("JAX_", "JAXSTYLE_", "XLA_FLAGS"))}
   env.update(JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES=str(devices),
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **extra)
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {TEST_XLA_FLAGS}",
+             JAX_COMPILATION_CACHE_DIR=os.environ["JAX_COMPILATION_CACHE_DIR"], **extra)
   return env
 
 

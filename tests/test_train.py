@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import TEST_XLA_FLAGS
 
 from jaxstyle import checkpoint, config_lib, train_cyclegan
 
@@ -71,7 +72,7 @@ def _launch(workdir, total):
   # stderr goes to a file: absl/orbax log a lot, and a full pipe would block the child.
   os.makedirs(workdir, exist_ok=True)
   log = open(os.path.join(os.path.dirname(workdir), os.path.basename(workdir) + '.log'), 'ab')  # noqa: SIM115
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=TEST_XLA_FLAGS)  # 1 device
   cmd = [sys.executable, '-m', 'jaxstyle.main', '--config', CONFIG + ':runlocal',
          '--workdir', workdir, f'--config.total_steps={total}', '--config.ckpt.every_steps=4',
          '--config.ckpt.keep=5', '--config.progress=false', '--config.eval_at_end=false',
