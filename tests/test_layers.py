@@ -192,8 +192,8 @@ def test_kernel_init():
     layers.kernel_init('xavier')
 
 
-@pytest.mark.parametrize('fast', ['0', '1'])
-@pytest.mark.parametrize('k,size', [(4, (4, 6)), (3, (5, 3)), (5, (3, 4)), (1, (2, 3))])
+@pytest.mark.parametrize('k,size,fast', [(4, (4, 6), '0'), (4, (4, 6), '1'), (3, (5, 3), '1'),
+                                         (5, (3, 4), '1'), (1, (2, 3), '0')])
 def test_upsample_conv_matches_upsample_then_conv(k, size, fast, monkeypatch):
   """Same init, outputs and gradients as nearest ×2 followed by the 'SAME' conv it replaces."""
   monkeypatch.setenv('JAXSTYLE_FAST_CONV', fast)
