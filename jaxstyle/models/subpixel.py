@@ -18,6 +18,9 @@ import jax.numpy as jnp
 
 from jaxstyle.models import fast_conv
 
+# ((d, e, phase), ((ky, kx), ...)) for each block of a phase kernel (see `phase_kernel`)
+Blocks = tuple[tuple[tuple[int, int, int], tuple[tuple[int, int], ...]], ...]
+
 
 def _phase_conv(x: jax.Array, kernel4: jax.Array, pads: tuple[tuple[int, int], ...]) -> jax.Array:
   """Stride-1 conv with 4·Cout channels, then depth-to-space: (N, H, W, 4·C) → (N, 2H, 2W, C)."""
@@ -59,8 +62,7 @@ class SubpixelConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    n, h, w, cin = x.shape
-    cout = self.features
+    cin, cout = x.shape[-1], self.features
     kernel = self.param('kernel', self.kernel_init, (3, 3, cout, cin), self.param_dtype)
     bias = self.param('bias', self.bias_init, (cout,), self.param_dtype)
     taps_h, taps_w = (_phase_taps(lo) for lo, _ in self.padding)
@@ -68,20 +70,18 @@ class SubpixelConvTranspose(nn.Module):
     lo_h, lo_w = (-min(o) for o in offsets)
     size_h, size_w = (max(o) - min(o) + 1 for o in offsets)
     # w_f[ky, kx, ci, co] = kernel[2-ky, 2-kx, co, ci] (flip + swap, as transpose_kernel=True does)
-    flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3).astype(self.dtype)
-    sub = jnp.zeros((size_h, size_w, cin, 2, 2, cout), self.dtype)
-    for a, phase_h in enumerate(taps_h):
-      for b, phase_w in enumerate(taps_w):
-        for ky, dy in phase_h:
-          for kx, dx in phase_w:
-            sub = sub.at[dy + lo_h, dx + lo_w, :, a, b, :].set(flipped[ky, kx])
+    flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+    blocks = tuple(((dy + lo_h, dx + lo_w, 2 * a + b), ((ky, kx),))
+                   for a, phase_h in enumerate(taps_h) for b, phase_w in enumerate(taps_w)
+                   for ky, dy in phase_h for kx, dx in phase_w)
+    kernel4 = phase_kernel(flipped, blocks, (size_h, size_w)).astype(self.dtype)
     pads = ((lo_h, size_h - 1 - lo_h), (lo_w, size_w - 1 - lo_w))
-    y = _phase_conv(x.astype(self.dtype), sub.reshape(size_h, size_w, cin, 4 * cout), pads)
+    y = _phase_conv(x.astype(self.dtype), kernel4, pads)
     return y + bias.astype(self.dtype)
 
 
-def _upsample_blocks(size: int) -> tuple[dict[tuple[int, int, int], list[tuple[int, int]]], int, int]:
-  """For a 'SAME' K×K conv after nearest ×2: {(d, e, phase): [(k, l) taps summed]}, D offsets, lo.
+def _upsample_blocks(size: int) -> tuple[Blocks, int, int]:
+  """For a 'SAME' K×K conv after nearest ×2: the `phase_kernel` blocks, D offsets, lo.
 
   Output 2m+a reads the upsampled u[2m+a+k-p] = x[m + (a+k-p)//2] (p = (K-1)//2, the Keras/XLA
   'SAME' rule); zero padding of u past an edge is zero padding of x, so the identity is exact.
@@ -91,13 +91,9 @@ def _upsample_blocks(size: int) -> tuple[dict[tuple[int, int, int], list[tuple[i
   offset = [[(a + k - p) // 2 for k in range(size)] for a in (0, 1)]
   lo = -min(min(o) for o in offset)
   n_off = max(max(o) for o in offset) + lo + 1
-  blocks = {}
-  for d in range(n_off):
-    for e in range(n_off):
-      for a in (0, 1):
-        for b in (0, 1):
-          blocks[d, e, 2 * a + b] = [(ky, kx) for ky in range(size) if offset[a][ky] + lo == d
-                                     for kx in range(size) if offset[b][kx] + lo == e]
+  blocks = tuple(((d, e, 2 * a + b), tuple((ky, kx) for ky in range(size) if offset[a][ky] + lo == d
+                                              for kx in range(size) if offset[b][kx] + lo == e))
+                 for d in range(n_off) for e in range(n_off) for a in (0, 1) for b in (0, 1))
   return blocks, n_off, lo
 
 
@@ -105,39 +101,39 @@ def _sum_blocks(parts: list[jax.Array], like: jax.Array) -> jax.Array:
   return sum(parts[1:], parts[0]) if parts else jnp.zeros_like(like)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def upsample_kernel(w: jax.Array, size: int) -> jax.Array:
-  """HWIO K×K kernel → (D, D, Cin, 4·Cout) phase kernel: each block a sum of (Cin, Cout) taps.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def phase_kernel(w: jax.Array, blocks: Blocks, n_off: tuple[int, int]) -> jax.Array:
+  """HWIO taps → (Dh, Dw, Cin, 4·Cout) phase kernel; block (d, e, phase) is the sum of its listed taps.
 
-  Written as static slices, adds and one stack, with the same form for the gradient (custom VJP):
-  XLA:CPU's autodiff of it (pads + adds, slices of the stack) and an einsum with a 0/1 matrix both
-  ran as slow scalar loops (~190 of ~1000 thread-ms of a book U-Net step).
+  `blocks` lists ((d, e, phase), ((ky, kx), ...)); unlisted blocks are zero. Written as static
+  slices, adds and one stack, with the same form for the gradient (custom VJP): XLA:CPU ran an einsum
+  with a 0/1 matrix, autodiff's pads + adds and `.at[].set` scatters as slow scalar loops (~190 of
+  ~1000 thread-ms of a book U-Net step).
   """
-  blocks, n_off, _ = _upsample_blocks(size)
   cin, cout = w.shape[2:]
-  rows = [jnp.stack([_sum_blocks([w[ky, kx] for ky, kx in blocks[d, e, p]], w[0, 0])
-                      for p in range(4)], axis=1)  # (Cin, 4, Cout): already the output layout
-          for d in range(n_off) for e in range(n_off)]
-  return jnp.stack(rows).reshape(n_off, n_off, cin, 4 * cout)
+  taps = dict(blocks)
+  rows = [jnp.stack([_sum_blocks([w[ky, kx] for ky, kx in taps.get((d, e, p), ())], w[0, 0])
+                     for p in range(4)], axis=1)  # (Cin, 4, Cout): already the output layout
+          for d in range(n_off[0]) for e in range(n_off[1])]
+  return jnp.stack(rows).reshape(*n_off, cin, 4 * cout)
 
 
-def _upsample_kernel_fwd(w, size):
-  return upsample_kernel(w, size), None
+def _phase_kernel_fwd(w, blocks, n_off):
+  return phase_kernel(w, blocks, n_off), w.shape[:2]
 
 
-def _upsample_kernel_bwd(size, _, g):
-  blocks, n_off, _ = _upsample_blocks(size)
+def _phase_kernel_bwd(blocks, n_off, kernel_hw, g):
   cin, cout = g.shape[2], g.shape[3] // 4
-  g = g.reshape(n_off, n_off, cin, 4, cout)
-  grads = {(ky, kx): [] for ky in range(size) for kx in range(size)}
-  for (d, e, p), taps in blocks.items():
+  g = g.reshape(*n_off, cin, 4, cout)
+  grads = {(ky, kx): [] for ky in range(kernel_hw[0]) for kx in range(kernel_hw[1])}
+  for (d, e, p), taps in blocks:
     for tap in taps:
       grads[tap].append(g[d, e, :, p])
-  dw = [_sum_blocks(grads[ky, kx], g[0, 0, :, 0]) for ky in range(size) for kx in range(size)]
-  return (jnp.stack(dw).reshape(size, size, cin, cout),)
+  dw = [_sum_blocks(parts, g[0, 0, :, 0]) for parts in grads.values()]
+  return (jnp.stack(dw).reshape(*kernel_hw, cin, cout),)
 
 
-upsample_kernel.defvjp(_upsample_kernel_fwd, _upsample_kernel_bwd)
+phase_kernel.defvjp(_phase_kernel_fwd, _phase_kernel_bwd)
 
 
 class UpsampleConv(nn.Module):
@@ -160,7 +156,7 @@ class UpsampleConv(nn.Module):
     k, cin = self.kernel_size, x.shape[-1]
     kernel = self.param('kernel', self.kernel_init, (k, k, cin, self.features), self.param_dtype)
     bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-    _, n_off, lo = _upsample_blocks(k)
-    kernel4 = upsample_kernel(kernel, k).astype(self.dtype)  # tap sums in the params' precision
+    blocks, n_off, lo = _upsample_blocks(k)
+    kernel4 = phase_kernel(kernel, blocks, (n_off, n_off)).astype(self.dtype)  # sums in params' precision
     y = _phase_conv(x.astype(self.dtype), kernel4, ((lo, n_off - 1 - lo),) * 2)
     return y + bias.astype(self.dtype)
