@@ -26,13 +26,14 @@ _CFG = [(1, 3, 64), (1, 64, 64), (2, 64, 128), (2, 128, 128), (4, 128, 256), (4,
 
 
 def analytic_flops(size: int) -> float:
-  """FLOPs of one evaluation: VGG19 forward to block5_conv2 plus its input gradient (≈ 2× forward).
+  """FLOPs of one evaluation: VGG19 forward to block5_conv2 plus its input gradient (= forward).
 
-  No weight gradients are needed (the image is the only variable); Gram matrices and pooling are
-  ignored (< 3 %).
+  No weight gradients are needed (the image is the only variable), so the backward pass is one
+  conv per layer, the same size as the forward one; Gram matrices and pooling are ignored (< 3 %).
+  Matches XLA's cost analysis of the compiled evaluation (24.1 GFLOP at 128²).
   """
   fwd = sum(2 * 9 * cin * cout * (size // f) ** 2 for f, cin, cout in _CFG)
-  return 3.0 * fwd - 2 * 9 * 3 * 64 * size ** 2  # the first layer's input gradient is not needed
+  return 2.0 * fwd - 2 * 9 * 3 * 64 * size ** 2  # the first layer's input gradient is not needed
 
 
 def _objective(size: int, dtype: str = 'float32') -> tuple[Any, Any, Any, jax.Array]:
