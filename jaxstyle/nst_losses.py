@@ -133,7 +133,7 @@ def make_objective(
 
   Returns:
     (targets, loss_fn): `targets` is a pytree {'content': {layer: features}, 'style': {layer: gram},
-    'kernels_t': {layer: transposed kernel}} (everything that stays fixed during the optimisation);
+    'kernels_t': {layer: transposed kernel or winograd.Prepared}} (everything that stays fixed during the optimisation);
     `loss_fn(x, targets, vgg_params) -> (total, {'loss_content', 'loss_style', 'loss_tv'})` where x is
     the NHWC image in network input space and the three terms are already weighted (they sum to total).
   """
@@ -157,9 +157,12 @@ def make_objective(
     for name in style_layers:
       style_grams[name] = style_grams[name] + float(w) * gram(feats[name])
   content_feats = feature_fn(vgg_params, _as_images(content_img)[0])
-  # The input-gradient kernels depend only on the frozen weights: once here, not per evaluation.
+  # The input-gradient kernels (and the Winograd transforms of wide layers on CPU) depend only on
+  # the frozen weights and the image size: once here, not per evaluation.
   upto = LAYER_NAMES[:LAYER_NAMES.index(needed[-1]) + 1]
-  kernels_t = jax.jit(transposed_kernels)({n: vgg_params[n] for n in upto})
+  content_hw = tuple(_as_images(content_img)[0].shape[1:3])
+  kernels_t = jax.jit(transposed_kernels, static_argnums=1)({n: vgg_params[n] for n in upto},
+                                                            content_hw)
   targets = {'content': {name: content_feats[name] for name in content_layers},
              'style': style_grams, 'kernels_t': kernels_t}
 

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle.models import fast_conv, winograd
+
 # (block, number of convs, output channels) for configuration "E".
 BLOCKS: tuple[tuple[int, int, int], ...] = (
     (1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
@@ -80,27 +82,37 @@ def _conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 @jax.custom_vjp
-def _conv3x3(x: jax.Array, kernel: jax.Array, kernel_t: jax.Array) -> jax.Array:
+def _conv3x3(x: jax.Array, kernel: jax.Array, kernel_t: jax.Array | winograd.Prepared) -> jax.Array:
   """3×3 'SAME' conv whose input gradient is a conv with `kernel_t`, the flipped, transposed kernel.
 
   XLA's own transpose uses the kernel in `01oi` order; inside a `while` loop (every L-BFGS line
   search) XLA:CPU then leaves that conv out of its YNNPACK fusions and runs it ~2× slower (a plain
   fori_loop of evaluations: 1.05 s vs 0.44 s unrolled, 128²). An `01io` kernel keeps it fused, and
   passing it in lets NST compute the transposes once per run instead of once per evaluation
-  (XLA:CPU needs ~40 ms per 3×3×512×512 transpose: 11 % of a 256² evaluation).
+  (XLA:CPU needs ~40 ms per 3×3×512×512 transpose: 11 % of a 256² evaluation). A
+  `winograd.Prepared` kernel_t (wide layers, NST on CPU) runs both convs as Winograd convs.
   """
+  return _conv_fwd_only(x, kernel, kernel_t)
+
+
+def _conv_fwd_only(x, kernel, kernel_t):
+  if isinstance(kernel_t, winograd.Prepared):
+    return winograd.conv3x3_same(x, kernel_t.u)
   return _conv_same(x, kernel)
 
 
 def _conv3x3_fwd(x, kernel, kernel_t):
-  return _conv_same(x, kernel), (x, kernel, kernel_t)
+  return _conv_fwd_only(x, kernel, kernel_t), (x, kernel, kernel_t)
 
 
 def _conv3x3_bwd(res, dy):
   x, kernel, kernel_t = res
-  dx = _conv_same(dy, kernel_t)
+  if isinstance(kernel_t, winograd.Prepared):
+    dx = winograd.conv3x3_same(dy, kernel_t.u_t)
+  else:
+    dx = _conv_same(dy, kernel_t)
   (dk,) = jax.vjp(lambda k: _conv_same(x, k), kernel)[1](dy)  # dead code unless weights train
-  return dx, dk, jnp.zeros_like(kernel_t)
+  return dx, dk, jax.tree.map(jnp.zeros_like, kernel_t)
 
 
 _conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
@@ -111,15 +123,33 @@ def transposed_kernel(kernel: jax.Array) -> jax.Array:
   return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
 
 
-def transposed_kernels(params: Mapping[str, Any]) -> dict[str, jax.Array]:
-  """`{layer: transposed_kernel}` for frozen weights (NST): compute once, pass as `kernels_t`."""
-  return {name: transposed_kernel(jnp.asarray(p['kernel'])) for name, p in params.items()}
+def transposed_kernels(params: Mapping[str, Any], image_hw: tuple[int, int] | None = None,
+                       ) -> dict[str, jax.Array | winograd.Prepared]:
+  """`{layer: input-gradient kernel}` for frozen weights (NST): compute once, pass as `kernels_t`.
+
+  With `image_hw` (the image the objective runs on) and the CPU backend, layers for which
+  `winograd.choose` picks a Winograd conv get a `winograd.Prepared` instead (both convs of the
+  layer then run in the Winograd domain). Values differ by rounding only.
+  """
+  out: dict[str, jax.Array | winograd.Prepared] = {}
+  for name, p in params.items():
+    kernel = jnp.asarray(p['kernel'])
+    variant = None
+    if image_hw is not None and fast_conv.enabled():
+      pools = int(canonical_name(name)[5]) - 1  # block b sees the image after b-1 floor halvings
+      variant = winograd.choose(kernel.shape[2], kernel.shape[3],
+                                image_hw[0] >> pools, image_hw[1] >> pools)
+    out[name] = (winograd.prepare(kernel, variant) if variant else transposed_kernel(kernel))
+  return out
 
 
 def _conv_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
-               kernel_t: jax.Array | None = None) -> jax.Array:
+               kernel_t: jax.Array | winograd.Prepared | None = None) -> jax.Array:
   kernel = kernel.astype(x.dtype)
-  kernel_t = transposed_kernel(kernel) if kernel_t is None else kernel_t.astype(x.dtype)
+  if kernel_t is None or (isinstance(kernel_t, winograd.Prepared) and x.dtype != jnp.float32):
+    kernel_t = transposed_kernel(kernel)  # Winograd's rounding is only checked in float32
+  elif not isinstance(kernel_t, winograd.Prepared):
+    kernel_t = kernel_t.astype(x.dtype)
   y = _conv3x3(x, kernel, kernel_t)
   # ReLU as a select with the bias inside it: written as relu(y + b), XLA:CPU fuses the bias add into the
   # YNNPACK conv and materialises zeros / the bias broadcast at full size (CSE then keeps them alive for
