@@ -45,6 +45,8 @@ def test_prepared_vgg_conv_value_and_input_gradient(variant):
 
 def test_choose_policy():
   assert winograd.choose(64, 64, 256, 256) is None        # few channels: transforms dominate
+  assert winograd.choose(128, 128, 128, 128) is None
+  assert winograd.choose(128, 256, 64, 64) == 'F4x4'
   assert winograd.choose(256, 256, 64, 64) == 'F4x4'
   assert winograd.choose(512, 512, 16, 16) == 'F2x2'      # small maps: fewer, larger tiles lose
   assert winograd.choose(512, 512, 4, 4) is None
@@ -55,7 +57,7 @@ def test_nst_objective_uses_winograd_and_matches_direct():
   """make_objective prepares the wide layers; loss and image gradient match the direct convs."""
   targets, loss_fn, params, x = bench_nst._objective(64)
   prepared = [n for n, k in targets['kernels_t'].items() if isinstance(k, winograd.Prepared)]
-  assert prepared == ['block3_conv2', 'block3_conv3', 'block3_conv4', 'block4_conv1',
+  assert prepared == ['block3_conv1', 'block3_conv2', 'block3_conv3', 'block3_conv4', 'block4_conv1',
                       'block4_conv2', 'block4_conv3', 'block4_conv4']  # block 5 is 4x4 at 64²
   x = x * 0.01  # a small image, so the style/content terms are not lost under the TV term
   plain = dict(targets, kernels_t=vgg.transposed_kernels(params))

@@ -60,7 +60,7 @@ def choose(cin: int, cout: int, height: int, width: int) -> str | None:
 
   `JAXSTYLE_WINOGRAD=0` turns Winograd off everywhere (A/B timing, or to rule it out).
   """
-  if os.environ.get('JAXSTYLE_WINOGRAD') == '0' or min(cin, cout) < 256 or min(height, width) < 8:
+  if os.environ.get('JAXSTYLE_WINOGRAD') == '0' or cin * cout < 128 * 256 or min(height, width) < 8:
     return None
   return 'F4x4' if min(height, width) >= 32 else 'F2x2'
 
