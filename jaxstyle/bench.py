@@ -138,7 +138,8 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
       ('peer_torch_cyclegan.py', peer_args), arch=args.arch, devices=n_dev,
       batch_per_device=args.batch, size=size, dtype=args.dtype, lambda_id=args.lambda_id,
       fast_conv=fast_conv.enabled(), init_s=round(init_s, 2),
-      flops_source='XLA cost analysis of the compiled step')
+      flops_source='XLA cost analysis of the compiled step (executed FLOPs: Winograd '
+                   'layers count their own, smaller, GEMMs)')
   out['images_per_s'] = round(args.batch * n_dev / out['median_s'], 2)
   out['loss_G'] = round(box['loss'], 4)
   return out
