@@ -67,8 +67,10 @@ def test_nst_objective_uses_winograd_and_matches_direct():
   assert _rel_err(g, g_ref) < 1e-4
 
 
-@pytest.mark.parametrize('variant,tol', [('F2x2', 1e-5), ('F4x4', 1e-4)])
-@pytest.mark.parametrize('pads', [((1, 1), (1, 1)), ((0, 0), (0, 0)), ((0, 2), (1, 0))])
+@pytest.mark.parametrize('variant,tol,pads', [
+    ('F2x2', 1e-5, ((1, 1), (1, 1))), ('F4x4', 1e-4, ((1, 1), (1, 1))),  # SAME
+    ('F4x4', 1e-4, ((0, 0), (0, 0))),                                     # VALID (ResNet blocks)
+    ('F2x2', 1e-5, ((0, 2), (1, 0)))])                                    # asymmetric
 def test_trainable_conv_value_and_both_gradients(variant, tol, pads):
   """conv3x3 (custom VJP in the Winograd domain) vs jax.vjp of the direct conv: y, dx and dkernel."""
   rng = np.random.default_rng(2)
@@ -83,3 +85,9 @@ def test_trainable_conv_value_and_both_gradients(variant, tol, pads):
   assert _rel_err(y, y_ref) < tol
   for got, want in zip(vjp(dy), vjp_ref(dy)):
     assert _rel_err(got, want) < tol
+
+
+def test_trainable_conv_rejects_pads_it_cannot_transpose():
+  x, k = jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 2, 2))
+  with pytest.raises(ValueError, match=r'pads in \[0, 2\]'):
+    winograd.conv3x3(x, k, ((3, 0), (0, 0)), 'F2x2')

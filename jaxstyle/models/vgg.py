@@ -118,9 +118,7 @@ def _conv3x3_bwd(res, dy):
 _conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
-def transposed_kernel(kernel: jax.Array) -> jax.Array:
-  """The kernel of a 3×3 'SAME' conv's input gradient: spatially flipped, in/out swapped (HWIO)."""
-  return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+transposed_kernel = winograd.flipped_transposed  # the input gradient's kernel of a 3×3 'SAME' conv
 
 
 def transposed_kernels(params: Mapping[str, Any], image_hw: tuple[int, int] | None = None,

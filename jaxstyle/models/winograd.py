@@ -72,10 +72,15 @@ def kernel_transform(kernel: jax.Array, variant: str) -> jax.Array:
   return jnp.einsum('pq,qio->pio', gg.astype(kernel.dtype), kernel.reshape(9, *kernel.shape[2:]))
 
 
+def flipped_transposed(kernel: jax.Array) -> jax.Array:
+  """The kernel of a 3×3 stride-1 conv's input gradient: spatially flipped, in/out swapped (HWIO)."""
+  return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+
+
 def prepare(kernel: jax.Array, variant: str) -> Prepared:
   """Both transforms of a frozen kernel: the conv's and its input gradient's."""
-  kernel_t = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
-  return Prepared(kernel_transform(kernel, variant), kernel_transform(kernel_t, variant))
+  return Prepared(kernel_transform(kernel, variant),
+                  kernel_transform(flipped_transposed(kernel), variant))
 
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -135,6 +140,8 @@ def conv3x3(x: jax.Array, kernel: jax.Array, pads: Pads, variant: str) -> jax.Ar
   flipped, transposed kernel; the kernel gradient is a² GEMMs of the input tiles with the output
   gradient's tiles, mapped back through the kernel transform's transpose.
   """
+  if any(not 0 <= p <= 2 for pair in pads for p in pair):
+    raise ValueError(f'winograd.conv3x3 needs pads in [0, 2] (its input gradient pads by 2 - pad), got {pads}')
   return _conv3x3_fwd(x, kernel, pads, variant)[0]
 
 
@@ -153,10 +160,10 @@ def _conv3x3_bwd(pads, variant, res, dy):
   du = lax.dot_general(v, dprod, (((1,), (1,)), ((0,), (0,))), preferred_element_type=dy.dtype)
   _, transform_vjp = jax.vjp(lambda k: kernel_transform(k, variant), kernel)
   (dkernel,) = transform_vjp(du.astype(kernel.dtype))
-  kernel_t = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
   pads_t = tuple((2 - lo, 2 - hi) for lo, hi in pads)
   v_t, geometry_t = _input_tiles(dy, pads_t, m, btb)
-  dx = _output(_tile_products(v_t, kernel_transform(kernel_t, variant)), geometry_t, m, ata)
+  u_t = kernel_transform(flipped_transposed(kernel), variant)
+  dx = _output(_tile_products(v_t, u_t), geometry_t, m, ata)
   return dx.astype(x.dtype), dkernel
 
 
