@@ -156,13 +156,13 @@ def make_objective(
     feats = feature_fn(vgg_params, img)
     for name in style_layers:
       style_grams[name] = style_grams[name] + float(w) * gram(feats[name])
-  content_feats = feature_fn(vgg_params, _as_images(content_img)[0])
+  content = _as_images(content_img)[0]
+  content_feats = feature_fn(vgg_params, content)
   # The input-gradient kernels (and the Winograd transforms of wide layers on CPU) depend only on
   # the frozen weights and the image size: once here, not per evaluation.
   upto = LAYER_NAMES[:LAYER_NAMES.index(needed[-1]) + 1]
-  content_hw = tuple(_as_images(content_img)[0].shape[1:3])
   kernels_t = jax.jit(transposed_kernels, static_argnums=1)({n: vgg_params[n] for n in upto},
-                                                            content_hw)
+                                                            tuple(content.shape[1:3]))
   targets = {'content': {name: content_feats[name] for name in content_layers},
              'style': style_grams, 'kernels_t': kernels_t}
 

@@ -195,8 +195,8 @@ def conv2d(x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1),
   """NHWC × HWIO conv (no dilation, no groups) with the shifted-GEMM kernel gradient."""
   strides = (int(strides[0]), int(strides[1]))
   pads = _pads(x.shape, w.shape, strides, padding)
-  if strides == (1, 1) and w.shape[:2] == (3, 3) and x.dtype == jnp.float32 and all(
-      0 <= p <= 2 for pair in pads for p in pair):
+  if (strides == (1, 1) and w.shape[:2] == (3, 3) and x.dtype == jnp.float32
+      and winograd.transposable(pads)):
     variant = winograd.choose(w.shape[2], w.shape[3], x.shape[1] + sum(pads[0]) - 2,
                               x.shape[2] + sum(pads[1]) - 2)
     if variant:  # wide 3×3 layers (ResNet blocks): fewer multiplies, see winograd.py

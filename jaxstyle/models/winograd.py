@@ -120,16 +120,23 @@ def _output(prod: jax.Array, geometry: tuple[int, ...], m: int, ata: np.ndarray)
   return y.reshape(n, m * th, m * tw, -1)[:, :ho, :wo]
 
 
-def _tile_products(v: jax.Array, u: jax.Array) -> jax.Array:
-  return lax.dot_general(v, u.astype(v.dtype), (((2,), (1,)), ((0,), (0,))),
+def transposable(pads: Pads) -> bool:
+  """Whether `conv3x3` takes these pads: its input gradient pads by 2 - pad on each side."""
+  return all(0 <= p <= 2 for pair in pads for p in pair)
+
+
+def _conv(x: jax.Array, u: jax.Array, pads: Pads) -> jax.Array:
+  """3×3 stride-1 conv of `x` with a transformed kernel `u` (its variant from `u.shape[0]`)."""
+  m, btb, _, ata = _MATRICES[_BY_TILES[u.shape[0]]]
+  v, geometry = _input_tiles(x, pads, m, btb)
+  prod = lax.dot_general(v, u.astype(v.dtype), (((2,), (1,)), ((0,), (0,))),
                          preferred_element_type=v.dtype)
+  return _output(prod, geometry, m, ata)
 
 
 def conv3x3_same(x: jax.Array, u: jax.Array) -> jax.Array:
   """NHWC 3×3 stride-1 'SAME' conv with a transformed kernel `u` (its variant from `u.shape[0]`)."""
-  m, btb, _, ata = _MATRICES[_BY_TILES[u.shape[0]]]
-  v, geometry = _input_tiles(x, ((1, 1), (1, 1)), m, btb)
-  return _output(_tile_products(v, u), geometry, m, ata)
+  return _conv(x, u, ((1, 1), (1, 1)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -140,15 +147,13 @@ def conv3x3(x: jax.Array, kernel: jax.Array, pads: Pads, variant: str) -> jax.Ar
   flipped, transposed kernel; the kernel gradient is a² GEMMs of the input tiles with the output
   gradient's tiles, mapped back through the kernel transform's transpose.
   """
-  if any(not 0 <= p <= 2 for pair in pads for p in pair):
+  if not transposable(pads):
     raise ValueError(f'winograd.conv3x3 needs pads in [0, 2] (its input gradient pads by 2 - pad), got {pads}')
   return _conv3x3_fwd(x, kernel, pads, variant)[0]
 
 
 def _conv3x3_fwd(x, kernel, pads, variant):
-  m, btb, _, ata = _MATRICES[variant]
-  v, geometry = _input_tiles(x, pads, m, btb)
-  return _output(_tile_products(v, kernel_transform(kernel, variant)), geometry, m, ata), (x, kernel)
+  return _conv(x, kernel_transform(kernel, variant), pads), (x, kernel)
 
 
 def _conv3x3_bwd(pads, variant, res, dy):
@@ -161,9 +166,7 @@ def _conv3x3_bwd(pads, variant, res, dy):
   _, transform_vjp = jax.vjp(lambda k: kernel_transform(k, variant), kernel)
   (dkernel,) = transform_vjp(du.astype(kernel.dtype))
   pads_t = tuple((2 - lo, 2 - hi) for lo, hi in pads)
-  v_t, geometry_t = _input_tiles(dy, pads_t, m, btb)
-  u_t = kernel_transform(flipped_transposed(kernel), variant)
-  dx = _output(_tile_products(v_t, u_t), geometry_t, m, ata)
+  dx = _conv(dy, kernel_transform(flipped_transposed(kernel), variant), pads_t)
   return dx.astype(x.dtype), dkernel
 
 
