@@ -14,14 +14,15 @@ Expected: not yet measured (sample grids as book Figure 5-8 in {workdir}/samples
 """
 import ml_collections
 
-from jaxstyle import config_lib, config_presets
+from jaxstyle import config_lib
+from jaxstyle.cyclegan import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, runlocal=False)
-  c = config_presets.cyclegan_base()  # the base is Example 5-1
+  c = presets.cyclegan_base()  # the base is Example 5-1
   if arg.runlocal:  # ~1 minute on a laptop CPU
-    config_presets.cyclegan_runlocal(c, image_size=32)  # U-Net's 4 downs: >= 32 px (no IN on 1x1)
+    presets.cyclegan_runlocal(c, image_size=32)  # U-Net's 4 downs: >= 32 px (no IN on 1x1)
   return c
 
 

@@ -12,17 +12,18 @@ Expected: not yet measured (sample grids as the book's Monet figures in {workdir
 """
 import ml_collections
 
-from jaxstyle import config_lib, config_presets
+from jaxstyle import config_lib
+from jaxstyle.cyclegan import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, runlocal=False)
-  c = config_presets.cyclegan_base()
+  c = presets.cyclegan_base()
   c.data.update(dict(name='monet2photo', image_size=256))
   c.model.update(dict(generator='resnet_book', disc_filters=64, init='normal'))
   c.loss.lambda_id = 5.0
   if arg.runlocal:
-    config_presets.cyclegan_runlocal(c)
+    presets.cyclegan_runlocal(c)
   return c
 
 

@@ -14,12 +14,13 @@ Expected: not yet measured
 """
 import ml_collections
 
-from jaxstyle import config_lib, config_presets
+from jaxstyle import config_lib
+from jaxstyle.cyclegan import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, runlocal=False)
-  c = config_presets.cyclegan_base()
+  c = presets.cyclegan_base()
   c.data.update(dict(name='horse2zebra', image_size=256, load_size=286, augment='reference',
                      epoch_rule='max'))
   c.model.update(dict(generator='resnet', discriminator='patchgan', gen_filters=64,
@@ -27,7 +28,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c.loss.lambda_id = 5.0
   c.optim.schedule = 'junyanz'
   if arg.runlocal:
-    config_presets.cyclegan_runlocal(c)
+    presets.cyclegan_runlocal(c)
     c.data.augment = 'book'
   return c
 

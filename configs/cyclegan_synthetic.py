@@ -17,12 +17,13 @@ Expected (measured 2026-11-26, seed 0, full 1000-image test split, `jaxstyle eva
 """
 import ml_collections
 
-from jaxstyle import config_lib, config_presets
+from jaxstyle import config_lib
+from jaxstyle.cyclegan import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, runlocal=False)
-  c = config_presets.cyclegan_base()
+  c = presets.cyclegan_base()
   c.data.update(dict(source='synthetic', image_size=32, epoch_rule='max'))
   c.model.update(dict(discriminator='patchgan', disc_filters=16, n_blocks=3, n_layers=2,
                       norm_eps=1e-5, eps_mode='var', init='normal'))

@@ -17,12 +17,13 @@ Expected: <prefix>_at_iteration_{0..9}.png and <prefix>_progress.png (content | 
 """
 import ml_collections
 
-from jaxstyle import config_lib, config_presets
+from jaxstyle import config_lib
+from jaxstyle.nst import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, content="", style="", runlocal=False)
-  c = config_presets.nst_base(arg.content, arg.style)  # the base is the book's Figure 5-18
+  c = presets.nst_base(arg.content, arg.style)  # the base is the book's Figure 5-18
   if arg.runlocal:  # a CPU smoke run of the same pipeline in about a minute
     c.image.height = 64
     c.optim.segments = 3

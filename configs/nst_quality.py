@@ -17,12 +17,13 @@ Expected: quality.png (512 px longest side), snapshots and quality_progress.png;
 """
 import ml_collections
 
-from jaxstyle import config_lib, config_presets
+from jaxstyle import config_lib
+from jaxstyle.nst import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, content="", style="", runlocal=False)
-  c = config_presets.nst_base(arg.content, arg.style)
+  c = presets.nst_base(arg.content, arg.style)
   c.output = "quality.png"
   c.scales = 3
   c.image.update(dict(height=0, max_side=512, resize="bilinear", style_mode="scale"))

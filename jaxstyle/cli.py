@@ -12,14 +12,14 @@ import sys
 # name -> (module, one-line help). Each module defines `add_arguments(parser)` and `run(args)`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jaxstyle.main", "train a model from a config file (CycleGAN or NST)"),
-    "translate": ("jaxstyle.translate", "translate images with a trained CycleGAN generator"),
-    "evaluate": ("jaxstyle.evaluate", "evaluate a CycleGAN run on a test split"),
-    "stylize": ("jaxstyle.stylize", "neural style transfer of one content image"),
+    "translate": ("jaxstyle.cyclegan.translate", "translate images with a trained CycleGAN generator"),
+    "evaluate": ("jaxstyle.cyclegan.evaluate", "evaluate a CycleGAN run on a test split"),
+    "stylize": ("jaxstyle.nst.stylize", "neural style transfer of one content image"),
     "port-weights": ("jaxstyle.ports.cli", "convert public weights into jaxstyle's format"),
-    "bench": ("jaxstyle.bench", "speed benchmarks (see README performance table)"),
-    "sweep": ("jaxstyle.sweep", "expand and run a config's get_sweep() ablation"),
-    "figure": ("jaxstyle.figures", "re-draw a book figure from a workdir"),
-    "demo": ("jaxstyle.demo", "forward pass of every network on random input (smoke test)"),
+    "bench": ("jaxstyle.tools.bench", "speed benchmarks (see README performance table)"),
+    "sweep": ("jaxstyle.tools.sweep", "expand and run a config's get_sweep() ablation"),
+    "figure": ("jaxstyle.tools.figures", "re-draw a book figure from a workdir"),
+    "demo": ("jaxstyle.tools.demo", "forward pass of every network on random input (smoke test)"),
 }
 
 

@@ -87,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
                jax.devices()[0].platform)
   task = config.get('task', 'cyclegan')
   if task == 'cyclegan':
-    from jaxstyle import train_cyclegan
+    from jaxstyle.cyclegan import train as train_cyclegan
     result = train_cyclegan.train(config, args.workdir)
     logging.info('Done: %s', result)
     return 0
   if task == 'nst':
-    from jaxstyle import stylize
+    from jaxstyle.nst import stylize
     stylize.run_config(config, args.workdir)
     return 0
   raise ValueError(f'unknown config.task {task!r}; expected cyclegan or nst')

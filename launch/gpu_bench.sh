@@ -2,7 +2,7 @@
 # The GPU measurements of issue #6, as one script for a lent CUDA machine (README "Performance").
 #   bash launch/gpu_bench.sh            # on the GPU machine; results in $OUT (default runs/gpu_bench)
 #   SMOKE=1 bash launch/gpu_bench.sh    # tiny sizes on any machine, jaxstyle side only (checks the script)
-# jaxstyle runs through `python -m jaxstyle.bench`; the PyTorch peers of ../shared/bench run unchanged
+# jaxstyle runs through `python -m jaxstyle.tools.bench`; the PyTorch peers of ../shared/bench run unchanged
 # on the same card through launch/gpu_peer.py (JAXSTYLE_PEER_DIR says where they are).
 set -u
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
@@ -19,7 +19,7 @@ $PY -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__ve
 bench() {  # bench NAME ARGS...: one JSON line into results.jsonl, log into log.txt
   local name=$1; shift
   echo "== $name: jaxstyle bench $*"
-  timeout "${LIMIT:-120}" $PY -m jaxstyle.bench "$@" >"$OUT/$name.out" 2>>"$OUT/log.txt"
+  timeout "${LIMIT:-120}" $PY -m jaxstyle.tools.bench "$@" >"$OUT/$name.out" 2>>"$OUT/log.txt"
   tail -1 "$OUT/$name.out" | tee -a "$OUT/results.jsonl"
 }
 peer() {  # peer NAME ARGS...: the PyTorch peer on the same card

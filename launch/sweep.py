@@ -1,10 +1,10 @@
-"""Thin wrapper so `python3 launch/sweep.py ...` works like `jaxstyle sweep ...` (see jaxstyle/sweep.py)."""
+"""Thin wrapper so `python3 launch/sweep.py ...` works like `jaxstyle sweep ...` (see jaxstyle/tools/sweep.py)."""
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxstyle import sweep  # noqa: E402
+from jaxstyle.tools import sweep  # noqa: E402
 
 if __name__ == "__main__":
   sys.exit(sweep.main())

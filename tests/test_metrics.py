@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import metrics, samples
+from jaxstyle import metrics
+from jaxstyle.cyclegan import samples
 
 # ---------------------------------------------------------------------------- metrics
 

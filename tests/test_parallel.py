@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle import models, parallel, train_state
+from jaxstyle import models, parallel
+from jaxstyle.cyclegan import step as train_state
 
 SIZE = 16
 

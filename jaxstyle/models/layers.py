@@ -12,8 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxstyle.models import fast_conv
-from jaxstyle.models.subpixel import SubpixelConvTranspose, UpsampleConv
+from jaxstyle.kernels import fast_conv
+from jaxstyle.kernels.subpixel import SubpixelConvTranspose, UpsampleConv
 
 Padding = str | Sequence[tuple[int, int]]
 
@@ -117,6 +117,6 @@ def upsample_conv(features: int, kernel: int, name: str, *, init: str = 'normal'
 
 
 # PyTorch ConvTranspose2d(k3, s2, padding=1, output_padding=1) and Keras Conv2DTranspose(k3, s2,
-# 'same') as explicit lax.conv_transpose paddings (checked against NumPy in tests/test_layers.py).
+# 'same') as explicit lax.conv_transpose paddings (checked against NumPy in tests/models/test_layers.py).
 TORCH_CONVT_PADDING = ((1, 2), (1, 2))
 KERAS_CONVT_PADDING = ((2, 1), (2, 1))

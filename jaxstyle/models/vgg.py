@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.models import fast_conv, winograd
+from jaxstyle.kernels import fast_conv, winograd
 
 # (block, number of convs, output channels) for configuration "E".
 BLOCKS: tuple[tuple[int, int, int], ...] = (

@@ -4,7 +4,7 @@ The file is the legacy Keras `save_weights` layout: the root attribute `layer_na
 each layer group's attribute `weight_names` lists its datasets (`block1_conv1_W_1:0` HWIO kernel,
 `block1_conv1_b_1:0` bias). We key on those attributes rather than hard-coded paths so files written by
 other Keras versions (`block1_conv1/kernel:0` sub-groups) load too. Kernels are already HWIO: no transpose.
-The weights expect BGR, mean-subtracted, 0-255 input (see `jaxstyle.vgg_weights`).
+The weights expect BGR, mean-subtracted, 0-255 input (see `jaxstyle.nst.weights`).
 """
 from __future__ import annotations
 

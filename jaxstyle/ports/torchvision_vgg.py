@@ -3,7 +3,7 @@
 The convs sit at `features.{0,2,5,7,10,12,14,16,19,21,23,25,28,30,32,34}` with OIHW kernels, which become
 Flax HWIO by `transpose(2, 3, 1, 0)`. The FC head (`classifier.*`) is ignored: NST only needs the trunk.
 The file is read by our torch-free restricted unpickler (`ports.torch_pth`), so it never runs file code.
-The weights expect RGB input in [0, 1] normalised with the ImageNet mean/std (see `jaxstyle.vgg_weights`).
+The weights expect RGB input in [0, 1] normalised with the ImageNet mean/std (see `jaxstyle.nst.weights`).
 """
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""CycleGAN: data, step, trainer, evaluation and translation."""

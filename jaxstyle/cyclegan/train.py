@@ -1,0 +1,181 @@
+"""CycleGAN trainer: one linear `train(config, workdir)`, read top to bottom (big_vision style).
+
+The run's identity is its workdir: re-running the same command resumes from the latest
+checkpoint there, and because the data stream is a pure function of (seed, step) and the whole
+state (params, Adam moments, pools, rng, step) is checkpointed, a resumed run is bit-identical to
+an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxstyle import checkpoint, config_lib, parallel
+from jaxstyle.cyclegan import data, samples
+from jaxstyle.cyclegan import step as train_state
+from jaxstyle.metrics import MetricWriter
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Raised when a training loss is NaN or inf; the bad state is never checkpointed."""
+
+
+def _check_finite(step: int, metrics: dict[str, Any]) -> None:
+  bad = {k: float(v) for k, v in metrics.items() if 'loss' in k and not math.isfinite(float(v))}
+  if bad:
+    raise NonFiniteLossError(
+        f'non-finite loss at step {step}: {bad}; all metrics: '
+        f'{ {k: float(v) for k, v in metrics.items()} }. The state of this step was not saved; '
+        'the last good checkpoint is intact (lower optim.lr or check the data).')
+
+
+def _sample_fn(config: Any):
+  """Figure 5-8 rows: (original, translated, reconstructed, identity) for each domain."""
+  G, _ = train_state.make_nets(config)
+
+  @jax.jit
+  def fn(params, a, b):
+    g = lambda p, x: G.apply({'params': p}, x).astype(np.float32)
+    fake_b, fake_a = g(params['G_A'], a), g(params['G_B'], b)
+    return (a, fake_b, g(params['G_B'], fake_b), g(params['G_B'], a),
+            b, fake_a, g(params['G_A'], fake_a), g(params['G_A'], b))
+  return fn
+
+
+def train(config: Any, workdir: str) -> dict[str, float]:
+  """Trains CycleGAN as `config` says, checkpointing into `workdir`; returns the last metrics."""
+  is_main = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+
+  #### Input
+  mesh = parallel.make_mesh()
+  n_dev = jax.device_count()
+  global_batch = config.per_device_batch * n_dev
+  sources = data.make_sources(config.data, 'train')
+  test_sources = data.make_sources(config.data, 'test')
+  spe = data.steps_per_epoch(config.data, sources, global_batch)
+  if config.total_steps > 0:
+    total = config_lib.to_steps(steps=config.total_steps)
+  else:
+    total = config_lib.to_steps(epochs=config.num_epochs, steps_per_epoch=spe)
+  log.info('Data %s: train A=%d B=%d, test A=%d B=%d images; global batch %d on %d devices; '
+           '%d steps/epoch, %d steps', config.data.source, len(sources['A']), len(sources['B']),
+           len(test_sources['A']), len(test_sources['B']), global_batch, n_dev, spe, total)
+  if is_main:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+  n_samples = min(config.num_samples, len(test_sources['A']), len(test_sources['B']))
+  sample_images = {d: data.to_float(np.stack([data.eval_image(config.data, test_sources[d].image(i))
+                                              for i in range(n_samples)])) for d in 'AB'}
+
+  #### Model
+  size = config.data.image_size
+  # Built on the host, then placed: pools on 'data' (one per device), the rest replicated.
+  state = jax.device_get(train_state.init_state(config, jax.random.PRNGKey(config.seed), size,
+                                                 n_dev))
+  specs = parallel.state_specs(state)
+  state = parallel.place(state, parallel.shardings(mesh, specs))
+
+  #### Checkpoint: auto-resume order: this workdir -> config.resume -> config.init -> scratch.
+  mngr = checkpoint.make_manager(workdir, config)
+  abstract = checkpoint.abstract_of(state)
+  restored = checkpoint.restore_latest(mngr, abstract)
+  origin = 'workdir'
+  if restored is None and config.resume:
+    other = checkpoint.make_manager(config.resume, None)
+    restored = checkpoint.restore_latest(other, abstract)
+    checkpoint.close(other)
+    origin = f'resume={config.resume}'
+    if restored is None:
+      raise FileNotFoundError(f'config.resume={config.resume!r} holds no checkpoint')
+  if restored is not None:
+    state = restored
+    log.info('Restored step %d from %s', int(jax.device_get(state['step'])), origin)
+  elif config.init:
+    ported, meta = checkpoint.load_params(config.init)
+    unknown = set(ported) - set(state['params'])
+    if unknown:
+      raise KeyError(f'config.init={config.init!r} has nets {sorted(unknown)}; expected a subset '
+                     f'of {sorted(state["params"])}')
+    params = jax.device_get(state['params'])
+    params.update(ported)
+    state['params'] = parallel.place(params, parallel.shardings(mesh, specs['params']))
+    log.info('Initialised %s from %s (%s)', sorted(ported), config.init, meta)
+  start = int(jax.device_get(state['step']))
+
+  #### Step
+  step_fn = parallel.compile_step(train_state.make_train_step(config, spe), mesh, specs)
+  sample_fn = _sample_fn(config)
+  writer = MetricWriter(workdir, enabled=is_main)
+  stream = data.TrainStream(config.data, sources, start, global_batch, jax.process_index(),
+                            jax.process_count(), config.data.prefetch, config.data.num_workers)
+
+  def save(step: int, force: bool = False) -> None:
+    if force or step % config.ckpt.every_steps == 0:
+      checkpoint.save(mngr, step, state, force=force,
+                      extra={'model': config.model.to_dict(), 'step': step})
+
+  #### Loop
+  from tqdm import tqdm
+  bar = tqdm(total=total, initial=start, disable=not is_main or not config.progress,
+             dynamic_ncols=True, unit='step')
+  last: dict[str, float] = {}
+  step, t0, t_steps = start, time.time(), 0
+  try:
+    for step in range(start + 1, total + 1):
+      batch = parallel.global_batch_from_local(mesh, next(stream))
+      with jax.transfer_guard('disallow'):  # the step must never pull data implicitly
+        state, metrics = step_fn(state, batch)
+      t_steps += 1
+      bar.update(1)
+      is_save = step % config.ckpt.every_steps == 0 or step == total
+      if step % config.log_every == 0 or is_save:
+        metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
+        _check_finite(step, metrics)
+        last = {k: float(v) for k, v in metrics.items()}
+        last['train/steps_per_sec'] = t_steps / max(time.time() - t0, 1e-9)
+        t0, t_steps = time.time(), 0
+        writer.write(step, last)
+        bar.set_postfix(G=f"{last['train/loss_G']:.3f}", D_A=f"{last['train/loss_D_A']:.3f}",
+                        D_B=f"{last['train/loss_D_B']:.3f}")
+      if is_save:
+        save(step, force=step == total)
+      if is_main and (step % config.sample_every == 0 or step == total):
+        rows = jax.device_get(sample_fn(state['params'], sample_images['A'], sample_images['B']))
+        samples.save_sample_grid(os.path.join(workdir, 'samples', f'step_{step:06d}.png'), *rows)
+  except KeyboardInterrupt:
+    # Save what we have unless the interrupt hit while the step owned the (donated) state.
+    if not any(x.is_deleted() for x in jax.tree.leaves(state)):
+      done = int(jax.device_get(state['step']))
+      log.warning('Interrupted: saving step %d before exiting', done)
+      checkpoint.save(mngr, done, state, force=True,
+                      extra={'model': config.model.to_dict(), 'step': done})
+    writer.close()
+    raise
+  except BaseException:
+    writer.close()
+    raise
+  finally:
+    bar.close()
+    stream.close()
+    checkpoint.close(mngr)
+
+  if config.eval_at_end and is_main and step == total and total > start:
+    from jaxstyle.cyclegan import evaluate
+    scores = evaluate.evaluate(config, jax.device_get(state['params']),
+                               max_images=config.eval_max_images or None)
+    log.info('Evaluation at step %d:\n%s', step, evaluate.format_table(scores))
+    writer.write(step, scores)
+    last.update(scores)
+  writer.close()
+  last['step'] = step
+  return last

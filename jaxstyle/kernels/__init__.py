@@ -1,0 +1,1 @@
+"""Backend fast paths for convolutions, chosen in one place (kernels.dispatch)."""

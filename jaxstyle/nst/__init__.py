@@ -1,0 +1,1 @@
+"""Neural style transfer: VGG19 weights, losses, optimisers and the stylize driver."""

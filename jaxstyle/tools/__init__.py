@@ -1,0 +1,1 @@
+"""Benchmarks, the demo, sweeps and figure re-drawing."""

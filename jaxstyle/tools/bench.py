@@ -1,0 +1,154 @@
+"""`jaxstyle bench`: speed benchmarks, each printing one JSON line (README performance table).
+
+  jaxstyle bench cyclegan --arch unet128|resnet256 --batch N   one training iteration (G then D)
+  jaxstyle bench translate --arch unet128 --batch N            generator forward, images/s
+  jaxstyle bench nst-eval --size 256                           one NST loss+gradient (bench_nst.py)
+  jaxstyle bench nst-run --size 256 --outer 3                  a full L-BFGS NST run
+  ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
+
+`cyclegan` runs the trainer's own step (`train_state.make_train_step` under
+`parallel.compile_step`, pool included) on random images: what training pays per iteration minus
+input I/O. Each line has the median time, compile time, peak RSS, GFLOP/s and its fraction of an
+f32 GEMM peak measured in the same process (bench_peers.py). CycleGAN at batch 1 is latency-bound:
+expect far from peak FLOP/s (spec §10).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxstyle import models, parallel
+from jaxstyle.cyclegan import step as train_state
+from jaxstyle.kernels import fast_conv
+from jaxstyle.tools import bench_nst, bench_peers
+
+BOOK = dict(norm_eps=1e-3, eps_mode='std')
+ARCHS: dict[str, tuple[int, dict[str, Any]]] = {  # name -> (image side, model_cfg overrides)
+    'unet128': (128, dict(generator='unet_book', gen_filters=32, discriminator='patchgan_book',
+                          disc_filters=32, init='keras', **BOOK)),          # book Example 5-1
+    'resnet256': (256, dict(generator='resnet', n_blocks=9, discriminator='patchgan')),  # reference
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """Options of `jaxstyle bench`."""
+  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm'])
+  parser.add_argument('--arch', choices=list(ARCHS), default='unet128')
+  parser.add_argument('--batch', type=int, default=1, help='per-device batch')
+  parser.add_argument('--devices', type=int, default=1, help='data-parallel devices (0 = all)')
+  parser.add_argument('--size', type=int, default=0, help='override the image side')
+  parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
+  parser.add_argument('--lambda-id', type=float, default=5.0, help='0 skips the identity passes')
+  parser.add_argument('--steps', type=int, default=20, help='timed steps')
+  parser.add_argument('--warmup', type=int, default=2)
+  parser.add_argument('--outer', type=int, default=3, help='nst-run: L-BFGS segments of 20')
+  parser.add_argument('--profile', default='', help='cyclegan: write a jax.profiler trace of the '
+                      'timed steps to this directory (open with xprof / TensorBoard)')
+  bench_peers.add_common_arguments(parser)
+
+
+def bench_config(arch: str, dtype: str, lambda_id: float) -> ml_collections.ConfigDict:
+  """The subset of a CycleGAN config that `train_state` reads."""
+  _, overrides = ARCHS[arch]
+  return ml_collections.ConfigDict(dict(
+      model=models.default_model_config(**overrides, dtype=dtype),
+      loss=dict(lambda_gan=1.0, lambda_cycle=10.0, lambda_id=lambda_id),
+      optim=dict(lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, schedule='constant', n_epochs=100,
+                 n_epochs_decay=100, epoch_count=1),
+      pool_size=50, book_exact_d=False))
+
+
+def run(args: argparse.Namespace) -> int:
+  """Dispatches to one bench and prints its JSON line."""
+  if args.task in ('nst-eval', 'nst-run'):
+    args.size = args.size or 256
+    result = (bench_nst.bench_eval if args.task == 'nst-eval' else bench_nst.bench_run)(args)
+  elif args.task == 'gemm':
+    result = {'bench': 'gemm', 'gemm_peak_gflops': round(bench_peers.gemm_peak_gflops(), 2)}
+  elif args.task == 'translate':
+    result = bench_translate(args)
+  else:
+    result = bench_cyclegan(args)
+  print(json.dumps(result))
+  return 0 if np.isfinite(result.get('loss_G', 0.0)) else 1
+
+
+def bench_translate(args: argparse.Namespace) -> dict[str, Any]:
+  """Jitted generator forward on a batch (what `jaxstyle translate` pays per batch minus I/O)."""
+  size = args.size or ARCHS[args.arch][0]
+  cfg = bench_config(args.arch, args.dtype, args.lambda_id).model
+  gen = models.make_generator(cfg)
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (args.batch, size, size, 3)),
+                  jnp.float32)
+  params = jax.jit(gen.init)(jax.random.key(0), x)['params']
+  t0 = time.perf_counter()
+  compiled = jax.jit(lambda p, x: gen.apply({'params': p}, x)).lower(params, x).compile()
+  compile_s = time.perf_counter() - t0
+  times = bench_peers.time_calls(lambda: jax.block_until_ready(compiled(params, x)),
+                                 args.steps, args.warmup)
+  out = bench_peers.report(args, 'translate', times, compile_s, bench_peers.xla_flops(compiled),
+                           None, arch=args.arch, batch=args.batch, size=size,
+                           flops_source='XLA cost analysis', peer_note='no translate peer')
+  out['images_per_s'] = round(args.batch / out['median_s'], 2)
+  return out
+
+
+def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
+  """Build the state, compile the trainer's step, time `--steps` iterations."""
+  n_dev = args.devices or jax.device_count()
+  mesh = parallel.make_mesh(jax.devices()[:n_dev])
+  size = args.size or ARCHS[args.arch][0]
+  config = bench_config(args.arch, args.dtype, args.lambda_id)
+  t0 = time.perf_counter()
+  state = train_state.init_state(config, jax.random.key(0), size, n_dev)
+  specs = parallel.state_specs(state)
+  state = jax.block_until_ready(jax.device_put(state, parallel.shardings(mesh, specs)))
+  init_s = time.perf_counter() - t0
+
+  rng = np.random.default_rng(0)
+  shape = (args.batch * n_dev, size, size, config.model.in_channels)
+  batch = parallel.global_batch_from_local(
+      mesh, {d: rng.uniform(-1, 1, shape).astype(np.float32) for d in 'AB'})
+  step = parallel.compile_step(train_state.make_train_step(config, steps_per_epoch=1000),
+                               mesh, specs)
+  t0 = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t0
+
+  box = {'state': state}
+
+  def one_step() -> None:
+    box['state'], metrics = compiled(box['state'], batch)
+    box['loss'] = float(jax.device_get(metrics['train/loss_G']))  # syncs: one step per timing
+
+  if args.profile:
+    one_step()  # warm outside the trace
+    with jax.profiler.trace(args.profile):
+      times = bench_peers.time_calls(one_step, args.steps, 0)
+  else:
+    times = bench_peers.time_calls(one_step, args.steps, args.warmup)
+  peer_args = [args.arch, str(args.peer_steps or args.steps), str(args.batch * n_dev)]
+  out = bench_peers.report(
+      args, 'cyclegan', times, compile_s, bench_peers.xla_flops(compiled),
+      ('peer_torch_cyclegan.py', peer_args), arch=args.arch, devices=n_dev,
+      batch_per_device=args.batch, size=size, dtype=args.dtype, lambda_id=args.lambda_id,
+      fast_conv=fast_conv.enabled(), init_s=round(init_s, 2),
+      flops_source='XLA cost analysis of the compiled step (executed FLOPs: Winograd '
+                   'layers count their own, smaller, GEMMs)')
+  out['images_per_s'] = round(args.batch * n_dev / out['median_s'], 2)
+  out['loss_G'] = round(box['loss'], 4)
+  return out
+
+
+if __name__ == '__main__':  # `python -m jaxstyle.tools.bench cyclegan ...` == `jaxstyle bench cyclegan ...`
+  import sys
+
+  from jaxstyle import cli
+  sys.exit(cli.main(['bench', *sys.argv[1:]]))

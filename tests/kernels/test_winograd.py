@@ -1,0 +1,92 @@
+"""Winograd 3×3 convs (models/winograd.py) against XLA's direct conv, and their use in VGG/NST."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle.kernels import fast_conv, winograd
+from jaxstyle.models import vgg
+from jaxstyle.tools import bench_nst
+
+
+def _direct(x, w, pads='SAME'):
+  return jax.lax.conv_general_dilated(x, w, (1, 1), pads,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _rel_err(a, b):
+  return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+@pytest.mark.parametrize('variant,tol', [('F2x2', 1e-5), ('F4x4', 1e-4)])
+@pytest.mark.parametrize('shape', [(2, 13, 11, 8, 5), (1, 8, 16, 16, 24), (1, 3, 2, 4, 4)])
+def test_conv_matches_direct_conv(variant, tol, shape):
+  """Ragged sides (13, 11: zero-extended tiles), batches, a side smaller than one tile."""
+  n, h, w, cin, cout = shape
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((n, h, w, cin)), jnp.float32)
+  k = jnp.asarray(rng.standard_normal((3, 3, cin, cout)), jnp.float32)
+  y = winograd.conv3x3_same(x, winograd.kernel_transform(k, variant))
+  assert y.shape == (n, h, w, cout)
+  assert _rel_err(y, _direct(x, k)) < tol
+
+
+@pytest.mark.parametrize('variant', ['F2x2', 'F4x4'])
+def test_prepared_vgg_conv_value_and_input_gradient(variant):
+  """`vgg._conv3x3` with a Prepared kernel: same value and input gradient as the direct conv."""
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((1, 10, 12, 6)), jnp.float32)
+  k = jnp.asarray(rng.standard_normal((3, 3, 6, 7)), jnp.float32)
+  dy = jnp.asarray(rng.standard_normal((1, 10, 12, 7)), jnp.float32)
+  y, vjp = jax.vjp(lambda x: vgg._conv3x3(x, k, winograd.prepare(k, variant)), x)
+  y_ref, vjp_ref = jax.vjp(lambda x: _direct(x, k), x)
+  assert _rel_err(y, y_ref) < 1e-4
+  assert _rel_err(vjp(dy)[0], vjp_ref(dy)[0]) < 1e-4
+
+
+def test_choose_policy():
+  assert winograd.choose(64, 64, 256, 256) is None        # few channels: transforms dominate
+  assert winograd.choose(128, 128, 128, 128) is None
+  assert winograd.choose(128, 256, 64, 64) == 'F4x4'
+  assert winograd.choose(256, 256, 64, 64) == 'F4x4'
+  assert winograd.choose(512, 512, 16, 16) == 'F2x2'      # small maps: fewer, larger tiles lose
+  assert winograd.choose(512, 512, 4, 4) is None
+
+
+@pytest.mark.skipif(not fast_conv.enabled(), reason='Winograd kernels are prepared on CPU only')
+def test_nst_objective_uses_winograd_and_matches_direct():
+  """make_objective prepares the wide layers; loss and image gradient match the direct convs."""
+  targets, loss_fn, params, x = bench_nst._objective(64)
+  prepared = [n for n, k in targets['kernels_t'].items() if isinstance(k, winograd.Prepared)]
+  assert prepared == ['block3_conv1', 'block3_conv2', 'block3_conv3', 'block3_conv4', 'block4_conv1',
+                      'block4_conv2', 'block4_conv3', 'block4_conv4']  # block 5 is 4x4 at 64²
+  x = x * 0.01  # a small image, so the style/content terms are not lost under the TV term
+  plain = dict(targets, kernels_t=vgg.transposed_kernels(params))
+  value_and_grad = jax.jit(jax.value_and_grad(lambda x, t: loss_fn(x, t, params)[0]))
+  (v, g), (v_ref, g_ref) = value_and_grad(x, targets), value_and_grad(x, plain)
+  assert abs(float(v - v_ref)) < 1e-4 * abs(float(v_ref))
+  assert _rel_err(g, g_ref) < 1e-4
+
+
+@pytest.mark.parametrize('variant,tol,pads', [
+    ('F2x2', 1e-5, ((1, 1), (1, 1))), ('F4x4', 1e-4, ((1, 1), (1, 1))),  # SAME
+    ('F4x4', 1e-4, ((0, 0), (0, 0))),                                     # VALID (ResNet blocks)
+    ('F2x2', 1e-5, ((0, 2), (1, 0)))])                                    # asymmetric
+def test_trainable_conv_value_and_both_gradients(variant, tol, pads):
+  """conv3x3 (custom VJP in the Winograd domain) vs jax.vjp of the direct conv: y, dx and dkernel."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal((2, 11, 9, 5)), jnp.float32)
+  k = jnp.asarray(rng.standard_normal((3, 3, 5, 6)), jnp.float32)
+  y, vjp = jax.vjp(lambda x, k: winograd.conv3x3(x, k, pads, variant), x, k)
+  y_ref, vjp_ref = jax.vjp(lambda x, k: _direct(x, k, pads), x, k)
+  assert y.shape == y_ref.shape
+  dy = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+  assert _rel_err(y, y_ref) < tol
+  for got, want in zip(vjp(dy), vjp_ref(dy)):
+    assert _rel_err(got, want) < tol
+
+
+def test_trainable_conv_rejects_pads_it_cannot_transpose():
+  x, k = jnp.zeros((1, 8, 8, 2)), jnp.zeros((3, 3, 2, 2))
+  with pytest.raises(ValueError, match=r'pads in \[0, 2\]'):
+    winograd.conv3x3(x, k, ((3, 0), (0, 0)), 'F2x2')

@@ -1,0 +1,177 @@
+"""NST driver, image helpers, presets and the `jaxstyle stylize` CLI on tiny random VGG weights."""
+import json
+import os
+
+import h5py
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxstyle import cli, config_lib
+from jaxstyle.models.vgg import LAYER_NAMES, expected_shapes
+from jaxstyle.nst import image as nst_image
+from jaxstyle.nst import stylize
+
+# Three convs keep every compile short; the full book layer set is exercised by the CLI test.
+SHALLOW = ["--content-layers", "block2_conv1", "--style-layers", "block1_conv1,block2_conv1"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+  """A Keras-layout VGG19 h5 with random weights plus small content/style PNGs."""
+  root = tmp_path_factory.mktemp("nst")
+  rng = np.random.default_rng(1)
+  params = {n: {"kernel": rng.normal(0, np.sqrt(2 / (9 * s["kernel"][2])), s["kernel"]),
+                "bias": np.zeros(s["bias"], np.float32)} for n, s in expected_shapes().items()}
+  weights = str(root / "vgg19_random.h5")
+  with h5py.File(weights, "w") as f:
+    f.attrs["layer_names"] = np.array([n.encode() for n in LAYER_NAMES])
+    for name in LAYER_NAMES:
+      g = f.create_group(name)
+      names = [f"{name}_W_1:0".encode(), f"{name}_b_1:0".encode()]
+      g.attrs["weight_names"] = np.array(names)
+      g[names[0].decode()] = params[name]["kernel"].astype(np.float32)
+      g[names[1].decode()] = params[name]["bias"]
+  yy, xx = np.mgrid[0:48, 0:64]
+  content = np.stack([60 + 2 * xx, 80 + 2 * yy, 120 + 0 * xx], -1).clip(0, 255).astype(np.uint8)
+  rng = np.random.default_rng(0)
+  style = rng.integers(40, 215, (40, 40, 3)).astype(np.uint8)
+  Image.fromarray(content).save(root / "content.png")
+  Image.fromarray(style).save(root / "style.png")
+  Image.fromarray(style[:, ::-1]).save(root / "style2.png")
+  (root / "broken.png").write_text("not an image")
+  return {"root": root, "weights": weights, "content": str(root / "content.png"),
+          "style": str(root / "style.png"), "style2": str(root / "style2.png"),
+          "broken": str(root / "broken.png")}
+
+
+def _config(files, **loss):
+  c = stylize.default_config()
+  c.content, c.styles = files["content"], (files["style"],)
+  c.vgg.path = files["weights"]
+  c.image.max_side = 32
+  c.loss.normalisation = "book"
+  c.loss.content_layers = ("block2_conv1",)
+  c.loss.style_layers = ("block1_conv1", "block2_conv1")
+  c.loss.style_weight, c.loss.tv_weight = 100.0, 1.0
+  c.optim.segments, c.optim.segment_iters = 2, 2
+  c.progress = False
+  c.snapshots = False
+  for k, v in loss.items():
+    config_lib.apply_overrides(c, {k: v})
+  return c
+
+
+def test_sizes():
+  assert nst_image.output_size((300, 400, 3), height=400) == (400, 533)  # book: int(w*400/h)
+  assert nst_image.output_size((300, 400, 3), max_side=512) == (384, 512)
+  assert nst_image.style_size((100, 50, 3), (400, 533), "match", 1.0) == (400, 533)
+  assert nst_image.style_size((100, 50, 3), (400, 533), "scale", 0.5) == (267, 134)
+  assert nst_image.scale_sizes((400, 600), 3) == [(100, 150), (200, 300), (400, 600)]
+  assert nst_image.scale_sizes((24, 32), 3) == [(16, 21), (24, 32)]
+
+
+def test_original_colors_keeps_content_chroma():
+  rng = np.random.default_rng(0)
+  content = rng.uniform(60, 190, (8, 8, 3))
+  result = rng.uniform(60, 190, (8, 8, 3))
+  out = nst_image.original_colors(result, content)
+  np.testing.assert_allclose(nst_image.chroma(out), nst_image.chroma(content), atol=1e-6)
+  lum = lambda im: im @ np.array([0.299, 0.587, 0.114])
+  np.testing.assert_allclose(lum(out), lum(result), atol=1e-6)
+
+
+def test_bad_image_paths_give_clear_errors(files):
+  with pytest.raises(FileNotFoundError, match="missing.png.*does not exist"):
+    nst_image.load_image(str(files["root"] / "missing.png"))
+  with pytest.raises(ValueError, match="broken.png.*convert it to PNG or JPEG"):
+    nst_image.load_image(files["broken"])
+
+
+@pytest.fixture(scope="module")
+def vgg(files):
+  from jaxstyle.nst.weights import get_vgg19
+  params, prep = get_vgg19("keras", path=files["weights"])
+  return jax.device_put(params), prep
+
+
+@pytest.fixture(scope="module")
+def preserved(files, vgg):
+  """Adam with original colours and a 2-scale schedule, metrics in a workdir."""
+  c = _config(files)
+  c.colors = "preserve"
+  c.scales = 2
+  c.optim.name, c.optim.lr = "adam", 2.0
+  workdir = str(files["root"] / "preserve")
+  return stylize.stylize(c, workdir=workdir, vgg=vgg), workdir
+
+
+def test_multiscale_and_original_colors(files, preserved):
+  result, workdir = preserved
+  (img,) = result["images"]
+  assert img.shape == (24, 32, 3)
+  # Half size would be 12x16; the coarse level keeps the aspect with a 16 px minimum side.
+  assert result["snapshots"][0][0].shape == (16, 21, 3)
+  content = nst_image.resize(nst_image.load_image(files["content"]), (24, 32), "bilinear")
+  assert np.abs(nst_image.chroma(img) - nst_image.chroma(content)).max() < 1.0
+  saved = np.asarray(Image.open(result["outputs"][0]), np.float32)
+  assert np.abs(nst_image.chroma(saved) - nst_image.chroma(content)).max() < 2.0
+  records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert len(records) == 4 and records[-1]["step"] == 8
+  for r in records:
+    assert {"nst/loss_content", "nst/loss_style", "nst/loss_tv", "nst/sec_per_iter"} <= set(r)
+    total = r["nst/loss_content"] + r["nst/loss_style"] + r["nst/loss_tv"]
+    assert r["nst/loss"] == pytest.approx(total, rel=1e-4)
+
+
+def test_stylize_batch_matches_single_runs(files, vgg):
+  c = _config(files)
+  batch = stylize.stylize_batch(c, [10.0, 1000.0], workdir=str(files["root"] / "sweep"), vgg=vgg)
+  assert [os.path.basename(p) for p in batch["outputs"]] == ["stylized_sw10.png",
+                                                             "stylized_sw1000.png"]
+  single = stylize.stylize(_config(files, **{"loss.style_weight": 1000.0}), vgg=vgg,
+                           workdir=str(files["root"] / "single"))
+  np.testing.assert_allclose(batch["images"][1], single["images"][0], atol=1.0)
+  assert np.abs(batch["images"][0] - batch["images"][1]).max() > 1.0
+
+
+def test_cli_end_to_end(files, capsys):
+  out = str(files["root"] / "cli" / "out.png")
+  rc = cli.main(["stylize", files["content"], files["style"], files["style2"], "-o", out,
+                 "--config", "configs/nst_book.py:runlocal", "--vgg19", files["weights"],
+                 "--height", "32", "--iterations", "2", "--segment-iters", "2", "--no-progress",
+                 "--style-blend", "3,1", "--strip-iters", "0,1", *SHALLOW])
+  assert rc == 0, capsys.readouterr().err
+  img = Image.open(out)
+  assert img.size == (42, 32)  # book sizing: height 32, width int(64 * 32 / 48)
+  for i in (0, 1):
+    assert os.path.exists(str(files["root"] / "cli" / f"out_at_iteration_{i}.png"))
+  strip = Image.open(str(files["root"] / "cli" / "out_progress.png"))
+  assert strip.size[0] > 3 * 42  # content | style | 2 snapshots
+  captured = capsys.readouterr()
+  assert "segment 1" in captured.out + captured.err
+
+
+def test_cli_bad_inputs(files, capsys):
+  rc = cli.main(["stylize", str(files["root"] / "nope.jpg"), files["style"], "-o",
+                 str(files["root"] / "x.png"), "--vgg19", files["weights"]])
+  err = capsys.readouterr().err
+  assert rc == 2 and "nope.jpg" in err and "does not exist" in err
+  rc = cli.main(["stylize", files["content"], files["style"], "-o", str(files["root"] / "x.png"),
+                 "--vgg19", files["broken"]])
+  err = capsys.readouterr().err
+  assert rc == 2 and "broken.png" in err
+
+
+@pytest.mark.parametrize("name", ["nst_book", "nst_quality"])
+def test_presets_load_and_sweep(name):
+  module = config_lib.load_config_module(f"configs/{name}.py")
+  config = module.get_config("runlocal")
+  assert set(stylize.default_config().keys()) == set(config.keys())
+  for overrides in module.get_sweep():
+    c = module.get_config("runlocal")
+    config_lib.apply_overrides(c, overrides)
+  book = config_lib.load_config("configs/nst_book.py")
+  assert (book.loss.content_weight, book.loss.style_weight, book.loss.tv_weight) == (1, 100, 20)
+  assert book.image.height == 400 and book.optim.segments * book.optim.segment_iters == 200
