@@ -23,8 +23,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c = presets.cyclegan_base()
   c.data.update(dict(name='horse2zebra', image_size=256, load_size=286, augment='reference',
                      epoch_rule='max'))
-  c.model.update(dict(generator='resnet', discriminator='patchgan', gen_filters=64,
-                      disc_filters=64, norm_eps=1e-5, eps_mode='var', init='normal'))
+  c.model.update(presets.REFERENCE_MODEL)  # ResNet-9 g64, PatchGAN d64, IN eps 1e-5 on var
   c.loss.lambda_id = 5.0
   c.optim.schedule = 'junyanz'
   if arg.runlocal:

@@ -177,14 +177,6 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state: Any) -> Any | No
   ) from errors[-1][1]
 
 
-def restore_extra(mngr: ocp.CheckpointManager, step: int | None = None) -> dict | None:
-  """The JSON metadata saved with `step` (default: latest), or None if that step has none."""
-  step = mngr.latest_step() if step is None else step
-  if step is None or not (epath.Path(mngr.directory) / str(step) / _EXTRA).exists():
-    return None
-  return mngr.restore(step, args=ocp.args.Composite(**{_EXTRA: ocp.args.JsonRestore()}))[_EXTRA]
-
-
 def abstract_of(state: Any) -> Any:
   """ShapeDtypeStructs (with shardings) of a concrete state: a target for `restore_latest`."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)

@@ -1,39 +1,192 @@
-"""Helpers shared by config files: argument parsing, durations and loading configs by path.
+"""Helpers shared by config files: argument parsing, durations, loading configs by path, and the
+one `--config.*` override parser every command uses.
 
-Config files import only `ml_collections` and this module (never jax), so they stay cheap to
-load in tests and in the sweep expander.
+Config files import only `ml_collections`, this module and their task's `presets` (never jax), so
+they stay cheap to load in tests and in the sweep expander.
+
+Why not `ml_collections.config_flags`: it registers `--config` on absl's global FLAGS, while the
+`jaxstyle` command is argparse with sub-commands that each own their flags (`stylize` has
+positionals and its own `--config`). One small parser here gives every command the same typing
+rule and the same errors, without a second flag system.
 """
 from __future__ import annotations
 
+import ast
+import difflib
 import importlib.util
 import math
 import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ml_collections
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
-def _coerce(value: str, default: Any) -> Any:
-  """Turns `value` into the type of `default` (big_vision's rule)."""
-  if isinstance(default, bool):
-    if value.lower() in ("", "1", "true", "yes", "on"):
-      return True
-    if value.lower() in ("0", "false", "no", "off"):
-      return False
-    raise ValueError(f"expected a boolean, got {value!r}")
-  if isinstance(default, int):
-    return int(value)
-  if isinstance(default, float):
-    return float(value)
+
+class OverrideError(ValueError):
+  """A config override names no field, lacks a value, or has a value of the wrong type."""
+
+
+def _literal(text: str) -> Any:
+  """A Python literal if `text` is one, else `text` itself (for fields whose default is None)."""
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _element(value: Any, proto: Any, name: str) -> Any:
+  """One element of a tuple/list value, typed like `proto` (the default's first element)."""
+  if isinstance(value, str) and isinstance(proto, (bool, int, float)):
+    return coerce(value, proto, name)
+  if isinstance(proto, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(proto, (int, float)):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and (isinstance(proto, float) or isinstance(value, int))
+    value = float(value) if ok and isinstance(proto, float) else value
+  else:
+    ok = isinstance(value, str) if isinstance(proto, str) else True
+  if not ok:
+    raise OverrideError(f"{name}: element {value!r} is not a {type(proto).__name__}")
   return value
+
+
+def _sequence(text: str, current: tuple | list, name: str) -> tuple | list:
+  """A comma list (`a,b`) or a Python literal (`(1, 2)`), elements typed like the default's."""
+  stripped = text.strip()
+  if stripped.startswith(("(", "[")):
+    try:
+      value = ast.literal_eval(stripped)
+    except (ValueError, SyntaxError) as err:
+      raise OverrideError(f"{name}: {text!r} is not a Python literal") from err
+    items = list(value) if isinstance(value, (tuple, list)) else [value]
+    typed = [_element(v, current[0], name) for v in items] if current else items
+  else:
+    items = [part.strip() for part in stripped.split(",") if part.strip()]
+    typed = ([coerce(v, current[0], name) for v in items] if current
+             else [_literal(v) for v in items])
+  return type(current)(typed)
+
+
+def coerce(text: str, current: Any, name: str = "value") -> Any:
+  """Types command-line `text` like `current` (the field's present value): the one rule for
+  `--config.*` overrides and `config_lib.parse_arg`, so a string means the same in every command.
+
+  bool: 1/true/yes/on or 0/false/no/off; int; float; str: verbatim; tuple/list: a comma list or a
+  literal, elements typed like the default's first one; anything else (None): a Python literal,
+  or the text itself.
+  """
+  if isinstance(current, bool):
+    if text.strip().lower() in _TRUE:
+      return True
+    if text.strip().lower() in _FALSE:
+      return False
+    raise OverrideError(f"{name}: expected a boolean (true/false, 1/0, yes/no, on/off), "
+                        f"got {text!r}")
+  if isinstance(current, (int, float)):
+    kind = type(current)
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+    try:  # an integral float such as 1e4 is fine for an int field
+      value = float(text)
+    except ValueError:
+      value = 0.5
+    if kind is int and value.is_integer():
+      return int(value)
+    raise OverrideError(f"{name}: expected {kind.__name__}, got {text!r}")
+  if isinstance(current, str):
+    return text
+  if isinstance(current, (tuple, list)):
+    return _sequence(text, current, name)
+  return _literal(text)
+
+
+def _leaf_keys(node: Any, prefix: str = "") -> Iterator[str]:
+  for key, value in node.items():
+    if isinstance(value, (ml_collections.ConfigDict, dict)):
+      yield from _leaf_keys(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}"
+
+
+def _locate(config: Any, dotted: str) -> tuple[Any, str]:
+  """(parent node, leaf name) of an existing leaf field; else an error naming the nearest keys."""
+  *parents, leaf = dotted.split(".")
+  node = config
+  for part in parents:
+    node = node.get(part) if isinstance(node, (ml_collections.ConfigDict, dict)) else None
+  if not isinstance(node, (ml_collections.ConfigDict, dict)) or leaf not in node:
+    valid = list(_leaf_keys(config))
+    near = difflib.get_close_matches(dotted, valid, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(near)}?" if near else f"fields: {', '.join(sorted(valid))}"
+    raise OverrideError(f"config has no field {dotted!r}; {hint}")
+  if isinstance(node[leaf], (ml_collections.ConfigDict, dict)):
+    raise OverrideError(f"{dotted!r} is a section; override its fields, e.g. "
+                        f"{dotted}.{next(iter(node[leaf].keys()), 'x')}=...")
+  return node, leaf
+
+
+def get_field(config: Any, dotted: str) -> Any:
+  """The value at `a.b.c` (an error naming the nearest keys when there is none)."""
+  node, leaf = _locate(config, dotted)
+  return node[leaf]
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+  """Sets already-typed `{'loss.lambda_id': 0.0}` overrides (get_sweep, code) on existing fields.
+
+  Works on locked configs (only existing fields can be set); returns `config`.
+  """
+  for dotted, value in overrides.items():
+    node, leaf = _locate(config, dotted)
+    try:
+      node[leaf] = value
+    except TypeError as err:
+      raise OverrideError(f"{dotted}: {err}") from err
+  return config
+
+
+def parse_cli_overrides(config: Any, extras: Sequence[str]) -> dict[str, Any]:
+  """`['--config.optim.lr=1e-4', '--config.seed', '3']` -> `{'optim.lr': 1e-4, 'seed': 3}`,
+  each value typed by `coerce` against the field's current value."""
+  overrides: dict[str, Any] = {}
+  items = list(extras)
+  i = 0
+  while i < len(items):
+    item = items[i]
+    if not item.startswith("--config.") or item == "--config.":
+      raise OverrideError(f"unrecognised argument {item!r} (overrides look like "
+                          "--config.a.b=value)")
+    key, eq, text = item[len("--config."):].partition("=")
+    if not eq:
+      if i + 1 >= len(items) or items[i + 1].startswith("--"):
+        raise OverrideError(f"--config.{key} needs a value (--config.{key}=VALUE)")
+      i += 1
+      text = items[i]
+    node, leaf = _locate(config, key)
+    overrides[key] = coerce(text, node[leaf], f"--config.{key}")
+    i += 1
+  return overrides
+
+
+def apply_cli_overrides(config: ml_collections.ConfigDict,
+                        extras: Sequence[str]) -> ml_collections.ConfigDict:
+  """Applies `--config.a.b=value` command-line overrides: the one path every command uses."""
+  return apply_overrides(config, parse_cli_overrides(config, extras))
 
 
 def parse_arg(arg: str | None, lazy: bool = False, **defaults: Any) -> ml_collections.ConfigDict:
   """Parses a config argument such as `preset=5_7,runlocal`.
 
-  Rules (big_vision `configs/common.py`): `key=value` pairs take the type of the key's default;
-  a bare key means True; a lone value with no `=` fills the first key. Unknown keys are an
-  error unless `lazy` is set, so typos do not silently fall back to defaults.
+  Rules (big_vision `configs/common.py`): `key=value` pairs are typed by `coerce` against the
+  key's default; a bare key means True; a lone value with no `=` fills the first key. Unknown
+  keys are an error unless `lazy` is set, so typos do not silently fall back to defaults.
   """
   result = ml_collections.ConfigDict(dict(defaults))
   if not arg:
@@ -49,13 +202,15 @@ def parse_arg(arg: str | None, lazy: bool = False, **defaults: Any) -> ml_collec
       if lazy:
         result[key] = value if eq else True
         continue
-      raise ValueError(f"unknown config argument {key!r}; known: {', '.join(keys)}")
+      near = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+      hint = f"did you mean {', '.join(near)}? " if near else ""
+      raise OverrideError(f"unknown config argument {key!r}; {hint}known: {', '.join(keys)}")
     if not eq:
       if not isinstance(defaults[key], bool):
-        raise ValueError(f"config argument {key!r} needs a value ({key}=...)")
+        raise OverrideError(f"config argument {key!r} needs a value ({key}=...)")
       result[key] = True
     else:
-      result[key] = _coerce(value, defaults[key])
+      result[key] = coerce(value, defaults[key], key)
   return result
 
 
@@ -93,15 +248,3 @@ def load_config_module(spec: str):
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any]) -> None:
-  """Applies `{'loss.lambda_id': 0.0}`-style overrides to a (possibly locked) config."""
-  for dotted, value in overrides.items():
-    *parents, leaf = dotted.split(".")
-    node = config
-    for part in parents:
-      node = node[part]
-    if leaf not in node:
-      raise KeyError(f"override {dotted!r} names no existing config field")
-    node[leaf] = value

@@ -6,10 +6,11 @@ Kept thin on purpose (as the Flax examples' main.py): everything else lives in i
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import sys
-from typing import Any
+from collections.abc import Sequence
+
+import ml_collections
 
 from jaxstyle import config_lib
 
@@ -22,66 +23,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='output directory; re-running with the same one resumes')
 
 
-def _coerce(dotted: str, text: str, current: Any) -> Any:
-  """Types `text` like the field's current value (big_vision / config_flags behaviour)."""
-  if isinstance(current, bool):
-    low = text.lower()
-    if low in ('1', 'true', 'yes', 'on'):
-      return True
-    if low in ('0', 'false', 'no', 'off'):
-      return False
-    raise ValueError(f'--config.{dotted}: expected a boolean, got {text!r}')
-  try:
-    if isinstance(current, int):
-      return int(text)
-    if isinstance(current, float):
-      return float(text)
-  except ValueError as e:
-    raise ValueError(f'--config.{dotted}: expected {type(current).__name__}, got {text!r}') from e
-  if isinstance(current, str):
-    return text
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
+def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """The config a `train` run gets: the file, then its `--config.*` overrides, then locked.
 
-
-def parse_overrides(config: Any, extras: list[str]) -> dict[str, Any]:
-  """`['--config.optim.lr=1e-4', '--config.seed', '3']` -> typed `{'optim.lr': 1e-4, 'seed': 3}`."""
-  overrides: dict[str, Any] = {}
-  i = 0
-  while i < len(extras):
-    item = extras[i]
-    if not item.startswith('--config.'):
-      raise ValueError(f'unrecognised argument {item!r} (overrides look like --config.a.b=value)')
-    key, eq, text = item[len('--config.'):].partition('=')
-    if not eq:
-      if i + 1 >= len(extras):
-        raise ValueError(f'--config.{key} needs a value')
-      text, i = extras[i + 1], i + 1
-    node = config
-    *parents, leaf = key.split('.')
-    for part in parents:
-      if part not in node:
-        raise KeyError(f'--config.{key}: the config has no field {part!r}')
-      node = node[part]
-    if leaf not in node:
-      raise KeyError(f'--config.{key}: the config has no field {leaf!r}; fields here: '
-                     f'{sorted(node.keys())}')
-    overrides[key] = _coerce(key, text, node[leaf])
-    i += 1
-  return overrides
+  Sweeps build each run's config through here too, so a typo fails before any run starts.
+  """
+  config = config_lib.load_config(spec)
+  config_lib.apply_cli_overrides(config, extras)
+  config.lock()
+  return config
 
 
 def run(args: argparse.Namespace) -> int:
-  """Runs the job `config.task` names."""
+  """Runs the job `config.task` names; a bad override is one error line and exit code 2."""
+  try:
+    config = build_config(args.config, list(getattr(args, 'unknown', None) or []))
+  except config_lib.OverrideError as err:
+    print(f'jaxstyle train: error: {err}', file=sys.stderr)
+    return 2
   from jaxstyle import parallel
   parallel.maybe_init_distributed()  # before any other JAX call
   import jax
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-  config = config_lib.load_config(args.config)
-  config_lib.apply_overrides(config, parse_overrides(config, list(getattr(args, 'unknown', []))))
-  config.lock()
   logging.info('Process %d of %d; %d local / %d global devices (%s)', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(),
                jax.devices()[0].platform)

@@ -2,13 +2,12 @@
 # The GPU measurements of issue #6, as one script for a lent CUDA machine (README "Performance").
 #   bash launch/gpu_bench.sh            # on the GPU machine; results in $OUT (default runs/gpu_bench)
 #   SMOKE=1 bash launch/gpu_bench.sh    # tiny sizes on any machine, jaxstyle side only (checks the script)
-# jaxstyle runs through `python -m jaxstyle.tools.bench`; the PyTorch peers of ../shared/bench run unchanged
-# on the same card through launch/gpu_peer.py (JAXSTYLE_PEER_DIR says where they are).
+# jaxstyle runs through `python -m jaxstyle.tools.bench`; the PyTorch peers in jaxstyle/tools/peers run unchanged
+# on the same card through launch/gpu_peer.py.
 set -u
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 OUT=${OUT:-runs/gpu_bench}; mkdir -p "$OUT"
 PY=${PY:-python3}
-[ -d .peers ] && export JAXSTYLE_PEER_DIR=$PWD/.peers  # copies of ../shared/bench carried to the GPU machine
 if [ -d .whl ]; then  # packages the accelerator image lacks (ml_collections), carried as wheels
   $PY -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD

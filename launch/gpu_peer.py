@@ -1,4 +1,4 @@
-"""Runs the unchanged PyTorch peers of ../shared/bench on a CUDA GPU, timed honestly.
+"""Runs the unchanged PyTorch peers (jaxstyle/tools/peers) on a CUDA GPU, timed honestly.
 
 The peers are CPU scripts; on a GPU their `time.perf_counter()` would time kernel launches, not
 kernels. This wrapper sets torch's default device to CUDA, gives each peer module a clock that
@@ -36,7 +36,7 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--amp', choices=['none', 'bf16'], default='none')
   parser.add_argument('--peer-dir', default=os.environ.get(
-      'JAXSTYLE_PEER_DIR', os.path.join(_HERE, '..', '..', 'shared', 'bench')))
+      'JAXSTYLE_PEER_DIR', os.path.join(_HERE, '..', 'jaxstyle', 'tools', 'peers')))
   parser.add_argument('--device', default='cuda', help="'cpu' only to smoke-test this wrapper")
   parser.add_argument('--profile', action='store_true', help='print the top GPU kernels')
   parser.add_argument('task', choices=['cyclegan', 'nst'])

@@ -9,7 +9,7 @@ every worker, then launch the same command on all of them (`--worker=all`), wher
   python3 launch/tpu.py create --name my-tpu --zone us-central2-b --accelerator-type v4-8 --spot
   python3 launch/tpu.py setup  --name my-tpu --zone us-central2-b
   python3 launch/tpu.py run    --name my-tpu --zone us-central2-b \\
-      --config configs/cyclegan_book.py:preset=5_1 --workdir gs://$BUCKET/cyclegan/5_1 --detach
+      --config configs/cyclegan_book_apple2orange.py --workdir gs://$BUCKET/cyclegan/5_1 --detach
   python3 launch/tpu.py logs   --name my-tpu --zone us-central2-b
   python3 launch/tpu.py fetch  --name my-tpu --zone us-central2-b --src gs://$BUCKET/cyclegan/5_1 \\
       --dest runs/5_1

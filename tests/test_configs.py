@@ -51,12 +51,13 @@ def test_presets_follow_the_spec_table():
 
 
 def test_cli_overrides_are_typed_and_checked():
-  cfg = config_lib.load_config(CYCLEGAN[0] + ':runlocal')
-  got = main.parse_overrides(cfg, ['--config.optim.lr=1e-3', '--config.seed', '3',
-                                   '--config.book_exact_d=true', '--config.model.generator=unet_book'])
-  assert got == {'optim.lr': 1e-3, 'seed': 3, 'book_exact_d': True, 'model.generator': 'unet_book'}
-  assert isinstance(got['seed'], int)
-  with pytest.raises(KeyError, match='no field'):
-    main.parse_overrides(cfg, ['--config.optim.lrr=1'])
-  with pytest.raises(ValueError, match='expected int'):
-    main.parse_overrides(cfg, ['--config.seed=abc'])
+  cfg = main.build_config(CYCLEGAN[0] + ':runlocal', [
+      '--config.optim.lr=1e-3', '--config.seed', '3', '--config.book_exact_d=true',
+      '--config.model.generator=unet_book'])
+  got = (cfg.optim.lr, cfg.seed, cfg.book_exact_d, cfg.model.generator)
+  assert got == (1e-3, 3, True, 'unet_book') and isinstance(cfg.seed, int)
+  assert cfg.is_locked
+  with pytest.raises(config_lib.OverrideError, match='did you mean optim.lr'):
+    main.build_config(CYCLEGAN[0], ['--config.optim.lrr=1'])
+  with pytest.raises(config_lib.OverrideError, match='expected int'):
+    main.build_config(CYCLEGAN[0], ['--config.seed=abc'])

@@ -56,7 +56,7 @@ def test_setup_copies_payload_to_all_workers(tpu):
 def test_run_quotes_train_args_once(tpu, capsys):
   cmds = dry_run(tpu, capsys, [
       "run", "--name", "t1", "--zone", "europe-west4-a", "--config",
-      "configs/cyclegan_book.py:preset=5_1", "--workdir", "gs://b/my run",
+      "configs/cyclegan_book_apple2orange.py", "--workdir", "gs://b/my run",
       "--config.loss.lambda_id=0.0", "--env", "TFDS_DATA_DIR=gs://b/tfds"])
   assert len(cmds) == 1
   cmd = cmds[0]
@@ -65,7 +65,7 @@ def test_run_quotes_train_args_once(tpu, capsys):
   remote = cmd[10]
   assert remote == ("cd ~/jaxstyle && set -o pipefail; env TFDS_DATA_DIR=gs://b/tfds bash "
                     "launch/run_tpu.sh jaxstyle.main --config "
-                    "configs/cyclegan_book.py:preset=5_1 --workdir 'gs://b/my run' "
+                    "configs/cyclegan_book_apple2orange.py --workdir 'gs://b/my run' "
                     "--config.loss.lambda_id=0.0 2>&1 | tee -a ~/jaxstyle_run.log")
   # What the remote shell will see as argv of run_tpu.sh: the space survives as one argument.
   inner = shlex.split(remote.split("; ", 1)[1].split(" 2>&1")[0])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle import models, parallel
+from jaxstyle import parallel
+from jaxstyle.cyclegan import presets
 from jaxstyle.cyclegan import step as train_state
 
 SIZE = 16
@@ -14,7 +15,7 @@ SIZE = 16
 
 def _config(pool_size=0, book_exact_d=False):
   return ml_collections.ConfigDict(dict(
-      model=models.default_model_config(gen_filters=4, disc_filters=4, n_blocks=1, n_layers=2),
+      model=presets.reference_model(gen_filters=4, disc_filters=4, n_blocks=1, n_layers=2),
       loss=dict(lambda_gan=1.0, lambda_cycle=10.0, lambda_id=5.0),
       # eps 1e-3 keeps Adam's update a smooth function of the gradient: a gradient N x too large
       # then changes the update, and float noise on IN-cancelled biases is not amplified to +-lr.

@@ -25,10 +25,10 @@ import logging
 import os
 from typing import Any
 
-import ml_collections
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
+from jaxstyle import image_io
 from jaxstyle.cyclegan import synthetic
 
 log = logging.getLogger(__name__)
@@ -38,61 +38,8 @@ _EPOCH, _INDEX, _AUGMENT = 1, 2, 3
 _SHARED_FLIP = 2  # "domain" code of the single coin used by `book_exact_flip`
 
 
-def default_data_config(**overrides: Any) -> ml_collections.ConfigDict:
-  """The data section of a CycleGAN config; the defaults are the offline synthetic dataset."""
-  cfg = ml_collections.ConfigDict(dict(
-      source="synthetic",        # 'synthetic' | 'tfds' | 'folder'
-      name="apple2orange",       # TFDS `cycle_gan/<name>`
-      root="",                   # folder with trainA/ trainB/ testA/ testB/
-      data_dir="",               # TFDS data_dir ('' = TFDS default)
-      tfds_download=False,       # let TFDS download and prepare (needs network)
-      image_size=32,
-      load_size=0,               # reference resize before the crop; 0 = round(image_size * 286 / 256)
-      augment="book",            # 'book' | 'reference' | 'none'
-      book_exact_flip=False,     # one flip coin shared by A and B (the book's bug #11)
-      epoch_rule="max",          # 'max' (reference) | 'min' (book)
-      serial_batches=False,
-      on_bad_file="skip",        # 'skip' (warn with the path) | 'error'
-      seed=0,
-      synthetic_size=1000,       # images per domain per split
-      synthetic_resolution=0,    # 0 = image_size
-      prefetch=2,
-      num_workers=2,
-  ))
-  cfg.update(overrides)
-  return cfg
-
-
 def _rng(*keys: int) -> np.random.Generator:
   return np.random.default_rng([int(k) % (1 << 32) for k in keys])
-
-
-#### Decoding: anything Pillow reads becomes uint8 RGB.
-
-def to_rgb(img: Image.Image) -> np.ndarray:
-  """HxWx3 uint8 from any Pillow image: EXIF orientation applied, 16-bit scaled, alpha dropped.
-
-  Alpha is dropped (not composited) as in the reference's `convert('RGB')`. 16-bit modes map
-  65535 -> 255; mode 'I' is scaled the same way only when its values exceed 255.
-  """
-  img = ImageOps.exif_transpose(img)
-  if img.mode.startswith("I") or img.mode == "F":
-    a = np.asarray(img).astype(np.float64)
-    if img.mode.startswith("I;16") or a.max(initial=0) > 255:
-      a = a * (255.0 / 65535.0)
-    a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
-    return np.repeat(a[..., None], 3, axis=-1)
-  return np.asarray(img.convert("RGB"))
-
-
-def as_rgb_array(x: np.ndarray) -> np.ndarray:
-  """Normalises an already-decoded array (HxW, HxWx1, HxWx3 or HxWx4) to HxWx3 uint8."""
-  x = np.asarray(x)
-  if x.ndim == 2:
-    x = x[..., None]
-  if x.shape[-1] == 1:
-    x = np.repeat(x, 3, axis=-1)
-  return np.ascontiguousarray(x[..., :3].astype(np.uint8))
 
 
 #### Sources
@@ -100,10 +47,12 @@ def as_rgb_array(x: np.ndarray) -> np.ndarray:
 class FolderSource:
   """Image files under one folder (recursive, sorted), decoded lazily with Pillow.
 
-  Files with a non-image extension are ignored. Files whose header Pillow cannot parse are found
-  at construction; a file that fails later, while decoding, is found at read time. Either way,
-  `on_bad_file='error'` raises naming the path and 'skip' logs the path and drops it (at read
-  time it deterministically substitutes the next file, so the stream stays a function of step).
+  Decoding is `image_io.load_rgb` (EXIF orientation, grey, palette, 16-bit; alpha dropped as the
+  reference does). Files with a non-image extension are ignored. Files whose header Pillow cannot
+  parse are found at construction; a file that fails later, while decoding, is found at read
+  time. Either way, `on_bad_file='error'` raises naming the path and 'skip' logs the path and
+  drops it (at read time it deterministically substitutes the next file, so the stream stays a
+  function of step).
   """
 
   def __init__(self, folder: str, on_bad_file: str = "skip"):
@@ -143,8 +92,7 @@ class FolderSource:
     for k in range(len(self.paths)):
       path = self.paths[(i + k) % len(self.paths)]
       try:
-        with Image.open(path) as im:
-          return to_rgb(im)
+        return image_io.load_rgb(path)
       except Exception as e:  # noqa: BLE001
         self._bad(path, e)
     raise ValueError(f"no decodable image in {self.folder}")
@@ -181,7 +129,7 @@ class TfdsSource:
     return len(self._ds)
 
   def image(self, i: int) -> np.ndarray:
-    return as_rgb_array(self._ds[int(i)]["image"])
+    return image_io.as_rgb(self._ds[int(i)]["image"])
 
 
 def make_sources(data_cfg: Any, split: str) -> dict[str, Any]:
@@ -275,12 +223,7 @@ def augment(data_cfg: Any, img: np.ndarray, rng: np.random.Generator,
 
 def eval_image(data_cfg: Any, img: np.ndarray) -> np.ndarray:
   """Test-time view: squashed to image_size (bicubic), as the reference test loader does."""
-  return resize(as_rgb_array(img), data_cfg.image_size, Image.BICUBIC)
-
-
-def to_float(images_uint8: np.ndarray) -> np.ndarray:
-  """uint8 [0, 255] -> float32 [-1, 1] (the reference's Normalize(0.5, 0.5))."""
-  return np.asarray(images_uint8, np.float32) / 127.5 - 1.0
+  return resize(image_io.as_rgb(img), data_cfg.image_size, Image.BICUBIC)
 
 
 def batch_at(data_cfg: Any, sources: dict[str, Any], step: int, global_batch: int,
@@ -300,7 +243,7 @@ def batch_at(data_cfg: Any, sources: dict[str, Any], step: int, global_batch: in
         flip = bool(_rng(data_cfg.seed, _AUGMENT, step, j, _SHARED_FLIP).random() < 0.5)
       views.append(augment(data_cfg, sources[d].image(i), _rng(data_cfg.seed, _AUGMENT, step, j, code),
                            flip))
-    out[d] = to_float(np.stack(views))
+    out[d] = image_io.to_float(np.stack(views))
   return out
 
 

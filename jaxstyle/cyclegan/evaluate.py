@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from jaxstyle import image_io
 from jaxstyle.cyclegan import data, synthetic
 
 TranslateFn = Callable[[np.ndarray], np.ndarray]  # float [-1, 1] NHWC -> same shape
@@ -94,10 +95,10 @@ def evaluate_fns(fns: dict[str, TranslateFn], sources: dict[str, Any], data_cfg:
     imgs, masks = _eval_views(data_cfg, sources[src_d], n)
     hits, ious, cyc = [], [], []
     for start in range(0, n, batch_size):
-      x = data.to_float(imgs[start:start + batch_size])
+      x = image_io.to_float(imgs[start:start + batch_size])
       y = np.asarray(fwd(x), np.float32)
       rec = np.asarray(back(y), np.float32)
-      y8 = np.clip(np.rint((y + 1.0) * 127.5), 0, 255).astype(np.uint8)
+      y8 = image_io.to_uint8(y)
       p_b = criterion(y8)
       hits.append(p_b > 0.5 if dst_d == "B" else p_b < 0.5)
       cyc.append(np.abs(rec - x).mean((1, 2, 3)))
@@ -116,10 +117,10 @@ def evaluate(config: Any, params: Any, split: str = "test", max_images: int | No
              batch_size: int = 16) -> dict[str, float]:
   """Scores params {'G_A', 'G_B', ...} of a run whose config has `model` and `data` sections."""
   from jaxstyle import models
-  from jaxstyle.cyclegan import translate
+  from jaxstyle.cyclegan import presets, translate
 
   cfg = dict(config.to_dict() if hasattr(config, "to_dict") else config)
-  data_cfg = data.default_data_config()
+  data_cfg = presets.data_config()  # fields an older config.json lacks keep their defaults
   data_cfg.update(dict(cfg.get("data", {})))
   model_cfg = translate.model_config(dict(cfg.get("model", {})))
   generator = models.make_generator(model_cfg)

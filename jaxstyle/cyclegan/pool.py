@@ -13,11 +13,6 @@ import jax
 import jax.numpy as jnp
 
 
-def init_pool(size: int, image_shape: tuple[int, ...], dtype=jnp.float32) -> dict:
-  """An empty pool of `size` images of `image_shape` (H, W, C)."""
-  return {'images': jnp.zeros((size, *image_shape), dtype), 'count': jnp.zeros((), jnp.int32)}
-
-
 def draws(rng: jax.Array, n: int, size: int) -> tuple[jax.Array, jax.Array]:
   """The random draws `query` consumes for `n` images: (u ~ U[0,1), slot ~ U{0..size-1}).
 

@@ -17,9 +17,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxstyle import checkpoint, config_lib, parallel
+from jaxstyle import checkpoint, config_lib, image_io, parallel
 from jaxstyle.cyclegan import data, samples
 from jaxstyle.cyclegan import step as train_state
+from jaxstyle.kernels import dispatch
 from jaxstyle.metrics import MetricWriter
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,15 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   log.info('Data %s: train A=%d B=%d, test A=%d B=%d images; global batch %d on %d devices; '
            '%d steps/epoch, %d steps', config.data.source, len(sources['A']), len(sources['B']),
            len(test_sources['A']), len(test_sources['B']), global_batch, n_dev, spe, total)
-  if is_main:
+  if is_main:  # "runtime": what `model.conv_impl` resolved to, backend, versions (they move numbers)
+    runtime = dispatch.runtime_record(config.model.get('conv_impl', 'auto'))
+    record = dict(config.to_dict(), runtime=runtime)
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+      json.dump(record, f, indent=2, sort_keys=True)
   n_samples = min(config.num_samples, len(test_sources['A']), len(test_sources['B']))
-  sample_images = {d: data.to_float(np.stack([data.eval_image(config.data, test_sources[d].image(i))
-                                              for i in range(n_samples)])) for d in 'AB'}
+  sample_images = {d: image_io.to_float(np.stack(
+      [data.eval_image(config.data, test_sources[d].image(i)) for i in range(n_samples)]))
+      for d in 'AB'}
 
   #### Model
   size = config.data.image_size
@@ -151,7 +155,9 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         save(step, force=step == total)
       if is_main and (step % config.sample_every == 0 or step == total):
         rows = jax.device_get(sample_fn(state['params'], sample_images['A'], sample_images['B']))
-        samples.save_sample_grid(os.path.join(workdir, 'samples', f'step_{step:06d}.png'), *rows)
+        grid = samples.save_sample_grid(os.path.join(workdir, 'samples', f'step_{step:06d}.png'),
+                                        *rows)
+        writer.write_image(step, 'samples', grid)
   except KeyboardInterrupt:
     # Save what we have unless the interrupt hit while the step owned the (donated) state.
     if not any(x.is_deleted() for x in jax.tree.leaves(state)):

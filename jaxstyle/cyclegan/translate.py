@@ -23,6 +23,8 @@ import jax
 import numpy as np
 from PIL import Image
 
+from jaxstyle import image_io
+
 log = logging.getLogger(__name__)
 
 DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
@@ -48,11 +50,6 @@ def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int
   return x, (h, w)
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-  """[-1, 1] floats -> uint8 (the inverse of `data.to_float`, rounded and clipped)."""
-  return np.clip(np.rint((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
 def translate_float(fn: Callable[[np.ndarray], Any], x: np.ndarray, multiple: int) -> np.ndarray:
   """Applies `fn` (float [-1, 1] NHWC -> same) to images of any size via pad / crop."""
   padded, (h, w) = pad_to_multiple(np.asarray(x, np.float32), multiple)
@@ -72,8 +69,6 @@ def translate_images(generator: Any, params: Any, images_uint8_list: Sequence[np
   `multiple` defaults to 16, safe for every jaxstyle generator; pass `models.generator_multiple`
   to pad less. `progress(n)` is called after each batch with the number of real images done.
   """
-  from jaxstyle.cyclegan import data
-
   multiple = multiple or 16
   fn = generator_fn(generator, params)
   groups: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
@@ -86,11 +81,11 @@ def translate_images(generator: Any, params: Any, images_uint8_list: Sequence[np
       chunk = idx[start:start + batch_size]
       padded = []
       for i in chunk:
-        x = data.as_rgb_array(images_uint8_list[i])
-        padded.append(pad_to_multiple(data.to_float(x)[None], multiple)[0][0])
+        x = image_io.to_float(image_io.as_rgb(images_uint8_list[i]))
+        padded.append(pad_to_multiple(x[None], multiple)[0][0])
       # Fill a short batch with copies: instance norm is per image, so outputs are unchanged.
       batch = np.stack(padded + [padded[-1]] * (batch_size - len(padded)))
-      y = to_uint8(fn(batch))
+      y = image_io.to_uint8(fn(batch))
       for k, i in enumerate(chunk):
         h, w = images_uint8_list[i].shape[:2]
         out[i] = y[k, :h, :w]
@@ -102,14 +97,18 @@ def translate_images(generator: Any, params: Any, images_uint8_list: Sequence[np
 #### Loading weights
 
 def model_config(fields: dict[str, Any]) -> Any:
-  """A full model ConfigDict from a (possibly partial or newer) dict; unknown keys are dropped."""
-  from jaxstyle import models
+  """A full model ConfigDict from a (possibly partial or newer) dict; unknown keys are dropped.
 
-  known = models.default_model_config()
+  Missing fields take junyanz's reference values: weight files without a model config are
+  junyanz generators, and run configs always hold every field they were trained with.
+  """
+  from jaxstyle.cyclegan import presets
+
+  known = presets.reference_model()
   extra = sorted(set(fields) - set(known.keys()))
   if extra:
     log.warning("ignoring unknown model config fields %s", extra)
-  return models.default_model_config(**{k: v for k, v in fields.items() if k in known})
+  return presets.reference_model(**{k: v for k, v in fields.items() if k in known})
 
 
 def load_generator(workdir: str | None = None, weights: str | None = None,
@@ -178,7 +177,6 @@ def run(args: argparse.Namespace) -> int:
   from tqdm import tqdm
 
   from jaxstyle import models
-  from jaxstyle.cyclegan import data
 
   if getattr(args, "unknown", None):
     print(f"jaxstyle translate: unrecognised arguments {args.unknown}", file=sys.stderr)
@@ -195,8 +193,7 @@ def run(args: argparse.Namespace) -> int:
   groups: dict[tuple[int, int], list[tuple[str, np.ndarray]]] = collections.defaultdict(list)
   with tqdm(total=len(items), unit="img", desc="translate") as bar:
     for path, name in items:
-      with Image.open(path) as im:
-        img = data.to_rgb(im)
+      img = image_io.load_rgb(path)
       h, w = img.shape[:2]
       key = (h + (-h) % multiple, w + (-w) % multiple)
       groups[key].append((name, img))
@@ -212,7 +209,5 @@ def _write(generator: Any, params: Any, group: list[tuple[str, np.ndarray]],
            args: argparse.Namespace, multiple: int) -> int:
   outs = translate_images(generator, params, [img for _, img in group], args.batch_size, multiple)
   for (name, _), y in zip(group, outs):
-    dst = os.path.join(args.out, name)
-    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-    Image.fromarray(y).save(dst)
+    image_io.save(os.path.join(args.out, name), y)
   return len(group)

@@ -1,55 +1,32 @@
-"""A 2-D conv tuned for XLA CPU: aligned input sides and a shifted-GEMM kernel gradient.
+"""A 2-D conv tuned for XLA:CPU (YNNPACK): aligned input sides and GEMM-shaped gradients.
 
-Why (jaxlib 0.10.2, whose CPU convs go to YNNPACK by default; measured on the 2-core dev machine):
-1. A conv whose input side is not a multiple of 4 runs 3-30x slower (ResNet block conv on a
-   reflect-padded 66² input 1.2 s vs 0.3 s, the 7x7 head on 262² 3.5 s vs 0.1 s): `_conv` zero-extends
-   the input at the end and slices the output, which leaves every value unchanged.
-2. XLA's kernel gradient (a conv with batch and feature swapped) runs 2-3x slower than the same FLOPs
-   as K·K GEMMs `x_shiftedᵀ · dy` (3x3 64→64 at 256²: 2.2-3.5 s vs 0.7-1.1 s, under load), except
-   for skinny outputs (Cout < MIN_GEMM_COUT) where XLA's own is faster.
-3. Wide 3×3 stride-1 float32 layers (ResNet blocks; `winograd.choose`) go to `winograd.conv3x3`,
-   which needs 2.25-4 instead of 9 multiplies per output (ResNet-9 b1 step 34.1 → 20.1 s).
-The input gradient is `input_grad`: per-phase stride-1 convs with HWIO kernels (see there). Numerics are the same sums in
-another order (float32 accumulation), checked against `jax.vjp` of `lax.conv_general_dilated` and a
-NumPy loop in tests/kernels/test_fast_conv.py.
-
-`FastConv` is a drop-in for the `nn.Conv` that `layers.conv` builds: same variables (`kernel` HWIO,
-`bias`), created in the same order, so initial values and the weight ports are unchanged.
-It is used on the CPU backend only; `JAXSTYLE_FAST_CONV=0|1` forces it off or on for A/B timing.
+Why: XLA:CPU runs a conv several times slower when an input side is not a multiple of 4 (`_conv`
+zero-extends the input and slices the output: values unchanged); its kernel gradient is 2-3× slower
+than the same FLOPs as K·K GEMMs (`kernel_grad`); and it runs the input gradient of strided or
+even-kernel convs outside YNNPACK (`input_grad`). Numerics are the same sums in another order
+(float32 accumulation), checked in tests/kernels/test_fast_conv.py. `kernels.dispatch` picks it
+('cpu_fast', 'cpu_winograd'); measurements are in docs/performance.md.
 """
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
-
-from jaxstyle.kernels import winograd
 
 Padding = str | Sequence[tuple[int, int]]
 _DN = ('NHWC', 'HWIO', 'NHWC')
 ALIGN = 4
 # Below this many output channels the shifted GEMMs are skinny (N < 16) and XLA's own kernel
-# gradient is faster from batch 2 on (book U-Net head, 64→3 at 128², batch 4: 101 vs 328 ms), but
-# not at batch 1, where XLA's runs outside YNNPACK (155 vs 72 ms; quiet 2-core machine).
+# gradient is faster from batch 2 on; not at batch 1, where XLA's runs outside YNNPACK.
 MIN_GEMM_COUT = 16
 
 
-def enabled() -> bool:
-  """On for the CPU backend only (GPU/TPU convs are cuDNN/XLA's own); `JAXSTYLE_FAST_CONV=0|1` forces it."""
-  forced = os.environ.get('JAXSTYLE_FAST_CONV')
-  if forced is not None:
-    return forced != '0'
-  return jax.default_backend() == 'cpu'
-
-
-def _pads(x_shape: Sequence[int], w_shape: Sequence[int], strides: tuple[int, int],
-          padding: Padding) -> tuple[tuple[int, int], ...]:
+def explicit_pads(x_shape: Sequence[int], w_shape: Sequence[int], strides: tuple[int, int],
+                  padding: Padding) -> tuple[tuple[int, int], ...]:
+  """'SAME'/'VALID' or pairs -> explicit ((lo, hi), (lo, hi)) ints, by XLA's rule (= Keras 'same')."""
   if isinstance(padding, str):
     return tuple(lax.padtype_to_pads(x_shape[1:3], w_shape[:2], strides, padding))
   return tuple((int(lo), int(hi)) for lo, hi in padding)
@@ -59,9 +36,8 @@ def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, int],
           pads: tuple[tuple[int, int], ...]) -> jax.Array:
   """`lax` conv with the input's spatial sides zero-extended at the end to a multiple of `ALIGN`.
 
-  XLA CPU's YNNPACK conv is 3-30× slower when an input side is not a multiple of 4 (a ResNet block
-  conv on a reflect-padded 66² input: 1.2 s vs 0.3 s; the 7×7 head on 262²: 3.5 s vs 0.1 s). Extra
-  zeros past the end only add output rows past the end, which are sliced off: values are unchanged.
+  XLA:CPU's YNNPACK conv is 3-30× slower when an input side is not a multiple of 4. Extra zeros
+  past the end only add output rows past the end, which are sliced off: values are unchanged.
   """
   n, h, w_, c = x.shape
   ho = (h + sum(pads[0]) - w.shape[0]) // strides[0] + 1
@@ -109,8 +85,8 @@ def _kernel_grad_shift_dy(x: jax.Array, dy: jax.Array, kernel_hw: tuple[int, int
                           pads: tuple[tuple[int, int], ...]) -> jax.Array:
   """Stride 1: dL/dW[i, j] = Σ_{u,v} x[u, v]ᵀ dy_ext[u - i + lo_h, v - j + lo_w] (dy_ext: dy zero-extended).
 
-  The same sums as `kernel_grad` with the shifted copies taken of the narrower `dy` instead of `x`
-  (book U-Net head, 64 → 12 channels at 64²: XLA:CPU's slice copies were 46 of ~70 ms of its gradient).
+  The same sums as `kernel_grad` with the shifted copies taken of the narrower `dy` instead of `x`:
+  XLA:CPU's slice copies dominated the gradient of narrow-output layers.
   """
   (kh, kw), ((lo_h, _), (lo_w, _)) = kernel_hw, pads
   n, h, w, cin = x.shape
@@ -151,8 +127,7 @@ def input_grad(dy: jax.Array, w: jax.Array, x_hw: tuple[int, int], strides: tupl
   """dL/dx of a strided, padded conv as stride-1 VALID convs of `dy` with HWIO (`01io`) kernels.
 
   XLA's own transpose is an input-dilated conv for strides > 1 and an asymmetric-pad conv for even
-  kernels; XLA:CPU runs neither in YNNPACK (book U-Net: 825 of 2300 thread-ms of a batch-1 step) and
-  none inside `while` loops. Here each input phase (a, b) is one dense conv over the taps that reach
+  kernels; XLA:CPU runs neither in YNNPACK and none inside `while` loops. Here each input phase (a, b) is one dense conv over the taps that reach
   it (stride s: s² convs of ⌈K/s⌉² taps, no multiplications by inserted zeros), interleaved after.
   """
   (sh, sw), (h, w_) = strides, x_hw
@@ -194,31 +169,4 @@ def conv2d(x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1),
            padding: Padding = 'VALID') -> jax.Array:
   """NHWC × HWIO conv (no dilation, no groups) with the shifted-GEMM kernel gradient."""
   strides = (int(strides[0]), int(strides[1]))
-  pads = _pads(x.shape, w.shape, strides, padding)
-  if (strides == (1, 1) and w.shape[:2] == (3, 3) and x.dtype == jnp.float32
-      and winograd.transposable(pads)):
-    variant = winograd.choose(w.shape[2], w.shape[3], x.shape[1] + sum(pads[0]) - 2,
-                              x.shape[2] + sum(pads[1]) - 2)
-    if variant:  # wide 3×3 layers (ResNet blocks): fewer multiplies, see winograd.py
-      return winograd.conv3x3(x, w, pads, variant)
-  return _conv_fast(x, w, strides, pads)
-
-
-class FastConv(nn.Module):
-  """`nn.Conv` subset (2-D, NHWC, biased) computed with `conv2d`; same variable names and order."""
-  features: int
-  kernel_size: tuple[int, int]
-  strides: tuple[int, int] = (1, 1)
-  padding: Padding = 'SAME'
-  kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
-  bias_init: Callable[..., jax.Array] = nn.initializers.zeros
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    shape = (*self.kernel_size, x.shape[-1], self.features)
-    kernel = self.param('kernel', self.kernel_init, shape, self.param_dtype)
-    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-    y = conv2d(x.astype(self.dtype), kernel.astype(self.dtype), self.strides, self.padding)
-    return y + bias.astype(self.dtype)
+  return _conv_fast(x, w, strides, explicit_pads(x.shape, w.shape, strides, padding))

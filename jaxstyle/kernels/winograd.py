@@ -1,23 +1,19 @@
 """Winograd 3×3 stride-1 convs for XLA:CPU: F(2×2, 3×3) and F(4×4, 3×3) (Lavin & Gray 2016).
 
-Why: on the 2-core dev machine XLA:CPU's conv runs VGG's and ResNet's wide layers at 60-85 GFLOP/s, about
-its GEMM speed, so only fewer multiplies help. F(4×4, 3×3) does a 3×3 conv as 36 GEMMs over 4×4 output
-tiles (2.25 multiplies per output and channel pair instead of 9); F(2×2, 3×3) as 16 GEMMs over 2×2
-tiles (4 instead of 9). Single layers, forward, min of 5 (ms, XLA conv / F(2×2) / F(4×4)): 64² 256→256
-63/39/25, 32² 512→512 75/32/26, 16² 512→512 18/9/11, 64² 128→256 28/17/20; but 256² 64→64 59/157/88
-and 128² 128→128 55/91/63 (the input/output transforms are memory-bound and outweigh the GEMM savings
-at few channels), hence `choose`. Values differ from the direct sum by rounding only: max |error| /
-max |y| ≈ 2e-6 for F(2×2) and 1-2e-5 for F(4×4) in float32 (tests/kernels/test_winograd.py checks both
-against `lax.conv`, values and gradients).
+Why: XLA:CPU runs wide 3×3 layers at about its GEMM speed, so only fewer multiplies help. F(4×4, 3×3)
+does a 3×3 conv as 36 GEMMs over 4×4 output tiles (2.25 multiplies per output and channel pair
+instead of 9); F(2×2, 3×3) as 16 GEMMs over 2×2 tiles (4 instead of 9). The input/output transforms
+are memory-bound and outweigh the savings at few channels or small maps, hence `choose`. Values
+differ from the direct sum by rounding only: max |error| / max |y| ≈ 2e-6 for F(2×2) and 1-2e-5
+for F(4×4) in float32 (tests/kernels/test_winograd.py checks values and gradients).
 
-Used by NST (frozen VGG weights): `vgg.transposed_kernels(params, image_hw)` transforms each chosen
-layer's kernel and its input-gradient kernel once per run (`Prepared`), so an evaluation only
-transforms activations; and by `fast_conv.conv2d` for trainable layers (`conv3x3`, the ResNet blocks).
+`kernels.dispatch` runs it for 'cpu_winograd': `conv3x3` for trainable layers (ResNet blocks), and
+`prepare`d frozen kernels (NST's VGG19), transformed once per run so an evaluation only transforms
+activations.
 """
 from __future__ import annotations
 
 import functools
-import os
 from typing import NamedTuple
 
 import jax
@@ -57,11 +53,8 @@ class Prepared(NamedTuple):
 
 
 def choose(cin: int, cout: int, height: int, width: int) -> str | None:
-  """The variant that beats XLA:CPU's conv for a layer with this output size, or None.
-
-  `JAXSTYLE_WINOGRAD=0` turns Winograd off everywhere (A/B timing, or to rule it out).
-  """
-  if os.environ.get('JAXSTYLE_WINOGRAD') == '0' or cin * cout < 128 * 256 or min(height, width) < 8:
+  """The variant that beats XLA:CPU's conv for a layer with this output size, or None (measured)."""
+  if cin * cout < 128 * 256 or min(height, width) < 8:
     return None
   return 'F4x4' if min(height, width) >= 32 else 'F2x2'
 

@@ -1,4 +1,4 @@
-"""CycleGAN networks, built from a `model_cfg` (fields pinned in DEVNOTES.md).
+"""CycleGAN networks, built from a `model_cfg` (its fields and defaults: `cyclegan/presets.py`).
 
 The registries are plain dicts of builders `model_cfg -> nn.Module` (no dynamic imports), so a
 config names a network by string and every field it reads is visible here.
@@ -10,7 +10,6 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
-import ml_collections
 
 from jaxstyle import jax_setup  # noqa: F401  (process-wide RNG setting; see its docstring)
 from jaxstyle.models.patchgan import PatchDiscriminator
@@ -19,38 +18,15 @@ from jaxstyle.models.unet import UnetBookGenerator
 
 __all__ = [
     'DISCRIMINATORS', 'GENERATORS', 'PatchDiscriminator', 'ResnetGenerator', 'UnetBookGenerator',
-    'default_model_config', 'generator_multiple', 'make_discriminator', 'make_generator',
+    'generator_multiple', 'make_discriminator', 'make_generator',
 ]
 
 
-def default_model_config(**overrides: Any) -> ml_collections.ConfigDict:
-  """Every `model_cfg` field with the `reference` preset's values (junyanz defaults)."""
-  cfg = ml_collections.ConfigDict(dict(
-      generator='resnet',        # resnet | resnet_book | unet_book
-      discriminator='patchgan',  # patchgan | patchgan_book
-      gen_filters=64,
-      disc_filters=64,
-      n_blocks=9,                # ResNet generators: 6 | 9
-      n_layers=3,                # PatchGAN depth: 3 → 70 px receptive field
-      norm_eps=1e-5,             # book presets: 1e-3 with eps_mode 'std' (keras-contrib)
-      eps_mode='var',
-      init='normal',             # normal: N(0, init_gain) | keras: glorot-uniform
-      init_gain=0.02,
-      upsample='deconv',         # deconv | resize_conv (checkerboard-free)
-      dtype='float32',           # compute precision; params stay float32
-      in_channels=3,
-      out_channels=3,
-  ))
-  for key, value in overrides.items():
-    if key not in cfg:
-      raise KeyError(f'unknown model_cfg field {key!r}; fields: {sorted(cfg.keys())}')
-    cfg[key] = value
-  return cfg
-
-
 def _common(cfg: Any) -> dict[str, Any]:
+  # Configs written before `conv_impl` existed (checkpoints, ports) lack it: 'auto'.
   return dict(norm_eps=cfg.norm_eps, eps_mode=cfg.eps_mode, init_scheme=cfg.init,
-              init_gain=cfg.init_gain, dtype=jnp.dtype(cfg.dtype))
+              init_gain=cfg.init_gain, dtype=jnp.dtype(cfg.dtype),
+              conv_impl=str(getattr(cfg, 'conv_impl', 'auto')))
 
 
 def _resnet(book: bool) -> Callable[[Any], nn.Module]:

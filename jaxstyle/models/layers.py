@@ -2,6 +2,8 @@
 
 Everything here is chosen for exact parity with PyTorch (junyanz) or Keras (GDL book), not for
 Flax defaults: Flax's own `InstanceNorm` uses eps 1e-6 with scale/bias on, which is neither.
+This is the models' only door to `kernels.dispatch`: the conv layers own their variables (the same
+names, shapes and init for every `conv_impl`) and hand the arithmetic to the chosen implementation.
 """
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxstyle.kernels import fast_conv
-from jaxstyle.kernels.subpixel import SubpixelConvTranspose, UpsampleConv
+from jaxstyle.kernels import dispatch
 
 Padding = str | Sequence[tuple[int, int]]
+CONV_IMPLS = dispatch.CONV_IMPLS
 
 
 class InstanceNorm(nn.Module):
@@ -54,15 +56,12 @@ def reflect_pad(x: jax.Array, n: int) -> jax.Array:
   return jnp.pad(x, ((0, 0), (n, n), (n, n), (0, 0)), mode='reflect')
 
 
-def upsample_nearest2x(x: jax.Array) -> jax.Array:
-  """Nearest-neighbour ×2 (Keras `UpSampling2D`), written as broadcast+reshape.
+upsample_nearest2x = dispatch.upsample_nearest2x  # Keras `UpSampling2D` as broadcast + reshape
 
-  `jnp.repeat`/`jax.image.resize` lower to gathers, which are slow on TPU/GPU, especially in the
-  backward pass; a broadcast and a reshape are free layout ops.
-  """
-  n, h, w, c = x.shape
-  y = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
-  return y.reshape(n, 2 * h, 2 * w, c)
+# Frozen 3×3 'SAME' convs (VGG19 for NST): `frozen_kernels` prepares each layer's input-gradient
+# kernel once per run for `frozen_conv3x3` (see kernels/frozen.py).
+frozen_kernels = dispatch.frozen_kernels
+frozen_conv3x3 = dispatch.frozen_conv3x3
 
 
 def kernel_init(init: str, gain: float = 0.02) -> Callable[..., jax.Array]:
@@ -74,46 +73,100 @@ def kernel_init(init: str, gain: float = 0.02) -> Callable[..., jax.Array]:
   raise ValueError(f"init must be 'normal' or 'keras', got {init!r}")
 
 
-def conv(features: int, kernel: int, stride: int, padding: Padding, name: str, *,
-         init: str = 'normal', gain: float = 0.02, dtype: Any = jnp.float32) -> nn.Module:
-  """A biased conv (bias 0 at init, as junyanz and Keras both do); params float32.
+class Conv(nn.Module):
+  """`nn.Conv` subset (2-D, NHWC, biased): same variables (`kernel` HWIO, `bias`) in the same order."""
+  features: int
+  kernel_size: tuple[int, int]
+  strides: tuple[int, int] = (1, 1)
+  padding: Padding = 'SAME'
+  kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
+  bias_init: Callable[..., jax.Array] = nn.initializers.zeros
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+  impl: str = 'auto'
 
-  `fast_conv.FastConv` (same variables) unless `JAXSTYLE_FAST_CONV=0`: XLA CPU's own kernel
-  gradient is the slowest op of a training step (see fast_conv.py).
-  """
-  if fast_conv.enabled():
-    return fast_conv.FastConv(features, (kernel, kernel), strides=(stride, stride),
-                              padding=padding, kernel_init=kernel_init(init, gain),
-                              bias_init=nn.initializers.zeros, dtype=dtype,
-                              param_dtype=jnp.float32, name=name)
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=padding,
-                 kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros,
-                 dtype=dtype, param_dtype=jnp.float32, name=name)
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    shape = (*self.kernel_size, x.shape[-1], self.features)
+    kernel = self.param('kernel', self.kernel_init, shape, self.param_dtype)
+    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+    y = dispatch.conv2d(x.astype(self.dtype), kernel.astype(self.dtype), self.strides,
+                        self.padding, self.impl)
+    return y + bias.astype(self.dtype)
+
+
+class ConvTranspose(nn.Module):
+  """`nn.ConvTranspose((3, 3), strides 2, transpose_kernel=True)`: same variables, kernel (3, 3, Cout, Cin)."""
+  features: int
+  padding: Padding
+  kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
+  bias_init: Callable[..., jax.Array] = nn.initializers.zeros
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+  impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    shape = (3, 3, self.features, x.shape[-1])
+    kernel = self.param('kernel', self.kernel_init, shape, self.param_dtype)
+    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+    y = dispatch.conv_transpose(x.astype(self.dtype), kernel, self.padding, self.impl)
+    return y + bias.astype(self.dtype)
+
+
+class UpsampleConv(nn.Module):
+  """Nearest ×2 then a stride-1 'SAME' conv: the variables of the `nn.Conv` it replaces (HWIO)."""
+  features: int
+  kernel_size: int
+  kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
+  bias_init: Callable[..., jax.Array] = nn.initializers.zeros
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+  impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k = self.kernel_size
+    kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+    y = dispatch.upsample_conv(x.astype(self.dtype), kernel, self.impl)
+    return y + bias.astype(self.dtype)
+
+
+def conv(features: int, kernel: int, stride: int, padding: Padding, name: str, *,
+         init: str = 'normal', gain: float = 0.02, dtype: Any = jnp.float32,
+         impl: str = 'auto') -> nn.Module:
+  """A biased conv (bias 0 at init, as junyanz and Keras both do); params float32."""
+  return Conv(features, (kernel, kernel), strides=(stride, stride), padding=_hashable(padding),
+              kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros, dtype=dtype,
+              param_dtype=jnp.float32, impl=impl, name=name)
 
 
 def conv_transpose(features: int, padding: Padding, name: str, *, init: str = 'normal',
-                   gain: float = 0.02, dtype: Any = jnp.float32) -> nn.Module:
+                   gain: float = 0.02, dtype: Any = jnp.float32, impl: str = 'auto') -> nn.Module:
   """A 3×3 stride-2 transposed conv; kernel (kH, kW, Cout, Cin), i.e. torch's weight transposed.
 
   `transpose_kernel=True` semantics: the gradient of a conv, like PyTorch `ConvTranspose2d` and
   Keras `Conv2DTranspose`. PyTorch (k3, s2, p1, output_padding=1) is padding ((1, 2), (1, 2));
-  Keras 'same' is ((2, 1), (2, 1)): same shape, output shifted by one pixel. Those explicit
-  paddings run as `SubpixelConvTranspose` (same variables, same values); others as `nn.ConvTranspose`.
+  Keras 'same' is ((2, 1), (2, 1)): same shape, output shifted by one pixel. Every impl but 'xla'
+  runs those two in the sub-pixel form (kernels/subpixel.py): same variables, same values.
   """
-  kw = dict(kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros, dtype=dtype,
-            param_dtype=jnp.float32, name=name)
-  if not isinstance(padding, str) and all(lo + hi == 3 for lo, hi in padding):
-    return SubpixelConvTranspose(features, tuple(tuple(p) for p in padding), **kw)
-  return nn.ConvTranspose(features, (3, 3), strides=(2, 2), padding=padding,
-                          transpose_kernel=True, **kw)
+  return ConvTranspose(features, _hashable(padding), kernel_init=kernel_init(init, gain),
+                       bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32,
+                       impl=impl, name=name)
 
 
 def upsample_conv(features: int, kernel: int, name: str, *, init: str = 'normal',
-                  gain: float = 0.02, dtype: Any = jnp.float32) -> nn.Module:
+                  gain: float = 0.02, dtype: Any = jnp.float32, impl: str = 'auto') -> nn.Module:
   """`conv(features, kernel, 1, 'SAME', name)` applied to `upsample_nearest2x(x)`, same variables."""
   return UpsampleConv(features, kernel, kernel_init=kernel_init(init, gain),
                       bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32,
-                      name=name)
+                      impl=impl, name=name)
+
+
+def _hashable(padding: Padding) -> Padding:
+  return padding if isinstance(padding, str) else tuple(tuple(p) for p in padding)
 
 
 # PyTorch ConvTranspose2d(k3, s2, padding=1, output_padding=1) and Keras Conv2DTranspose(k3, s2,

@@ -25,10 +25,12 @@ class PatchDiscriminator(nn.Module):
   init_scheme: str = 'normal'
   init_gain: float = 0.02
   dtype: Any = jnp.float32
+  conv_impl: str = 'auto'  # 'auto' or one of layers.CONV_IMPLS (same variables for all)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype)
+    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype,
+              impl=self.conv_impl)
     # 'SAME' with a k4 stride-1 conv pads (1, 2): keeps H but shifts the field vs explicit 1.
     pad = 'SAME' if self.book else ((1, 1), (1, 1))
     y = x

@@ -26,10 +26,12 @@ class ResBlock(nn.Module):
   init_scheme: str = 'normal'
   init_gain: float = 0.02
   dtype: Any = jnp.float32
+  conv_impl: str = 'auto'  # 'auto' or one of layers.CONV_IMPLS (same variables for all)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype)
+    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype,
+              impl=self.conv_impl)
     c = x.shape[-1]
     h = layers.conv(c, 3, 1, 'VALID', 'conv_0', **ck)(layers.reflect_pad(x, 1))
     h = nn.relu(layers.InstanceNorm(self.norm_eps, self.eps_mode)(h))
@@ -53,12 +55,14 @@ class ResnetGenerator(nn.Module):
   init_scheme: str = 'normal'
   init_gain: float = 0.02
   dtype: Any = jnp.float32
+  conv_impl: str = 'auto'  # 'auto' or one of layers.CONV_IMPLS (same variables for all)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.upsample not in ('deconv', 'resize_conv'):
       raise ValueError(f"upsample must be 'deconv' or 'resize_conv', got {self.upsample!r}")
-    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype)
+    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype,
+              impl=self.conv_impl)
     norm = lambda y: layers.InstanceNorm(self.norm_eps, self.eps_mode)(y)
     g = self.filters
 
@@ -72,7 +76,7 @@ class ResnetGenerator(nn.Module):
 
     for i in range(self.n_blocks):
       y = ResBlock(self.norm_eps, self.eps_mode, self.init_scheme, self.init_gain, self.dtype,
-                   name=f'block_{i}')(y)
+                   self.conv_impl, name=f'block_{i}')(y)
 
     for i in range(2):
       features = g * 2 ** (1 - i)

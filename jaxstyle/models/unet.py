@@ -26,10 +26,12 @@ class UnetBookGenerator(nn.Module):
   init_scheme: str = 'keras'
   init_gain: float = 0.02
   dtype: Any = jnp.float32
+  conv_impl: str = 'auto'  # 'auto' or one of layers.CONV_IMPLS (same variables for all)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype)
+    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype,
+              impl=self.conv_impl)
     norm = lambda y: layers.InstanceNorm(self.norm_eps, self.eps_mode)(y)
     g = self.filters
     skips = []

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.kernels import fast_conv, winograd
+from jaxstyle.models import layers
 
 # (block, number of convs, output channels) for configuration "E".
 BLOCKS: tuple[tuple[int, int, int], ...] = (
@@ -76,79 +76,22 @@ def check_params(params: Any, source: str) -> dict[str, dict[str, np.ndarray]]:
   return out
 
 
-def _conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return jax.lax.conv_general_dilated(x, kernel, window_strides=(1, 1), padding='SAME',
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
-@jax.custom_vjp
-def _conv3x3(x: jax.Array, kernel: jax.Array, kernel_t: jax.Array | winograd.Prepared) -> jax.Array:
-  """3×3 'SAME' conv whose input gradient is a conv with `kernel_t`, the flipped, transposed kernel.
-
-  XLA's own transpose uses the kernel in `01oi` order; inside a `while` loop (every L-BFGS line
-  search) XLA:CPU then leaves that conv out of its YNNPACK fusions and runs it ~2× slower (a plain
-  fori_loop of evaluations: 1.05 s vs 0.44 s unrolled, 128²). An `01io` kernel keeps it fused, and
-  passing it in lets NST compute the transposes once per run instead of once per evaluation
-  (XLA:CPU needs ~40 ms per 3×3×512×512 transpose: 11 % of a 256² evaluation). A
-  `winograd.Prepared` kernel_t (wide layers, NST on CPU) runs both convs as Winograd convs.
-  """
-  return _conv_fwd_only(x, kernel, kernel_t)
-
-
-def _conv_fwd_only(x, kernel, kernel_t):
-  if isinstance(kernel_t, winograd.Prepared):
-    return winograd.conv3x3_same(x, kernel_t.u)
-  return _conv_same(x, kernel)
-
-
-def _conv3x3_fwd(x, kernel, kernel_t):
-  return _conv_fwd_only(x, kernel, kernel_t), (x, kernel, kernel_t)
-
-
-def _conv3x3_bwd(res, dy):
-  x, kernel, kernel_t = res
-  if isinstance(kernel_t, winograd.Prepared):
-    dx = winograd.conv3x3_same(dy, kernel_t.u_t)
-  else:
-    dx = _conv_same(dy, kernel_t)
-  (dk,) = jax.vjp(lambda k: _conv_same(x, k), kernel)[1](dy)  # dead code unless weights train
-  return dx, dk, jax.tree.map(jnp.zeros_like, kernel_t)
-
-
-_conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
-
-
-transposed_kernel = winograd.flipped_transposed  # the input gradient's kernel of a 3×3 'SAME' conv
-
-
-def transposed_kernels(params: Mapping[str, Any], image_hw: tuple[int, int] | None = None,
-                       ) -> dict[str, jax.Array | winograd.Prepared]:
+def frozen_kernels(params: Mapping[str, Any], image_hw: tuple[int, int] | None = None,
+                   conv_impl: str = 'auto') -> dict[str, Any]:
   """`{layer: input-gradient kernel}` for frozen weights (NST): compute once, pass as `kernels_t`.
 
-  With `image_hw` (the image the objective runs on) and the CPU backend, layers for which
-  `winograd.choose` picks a Winograd conv get a `winograd.Prepared` instead (both convs of the
-  layer then run in the Winograd domain). Values differ by rounding only.
+  With `image_hw` (the image the objective runs on), `conv_impl` may run the wide layers as Winograd
+  convs (on CPU by default; see kernels/dispatch.py). Values differ by rounding only.
   """
-  out: dict[str, jax.Array | winograd.Prepared] = {}
-  for name, p in params.items():
-    kernel = jnp.asarray(p['kernel'])
-    variant = None
-    if image_hw is not None and fast_conv.enabled():
-      pools = int(canonical_name(name)[5]) - 1  # block b sees the image after b-1 floor halvings
-      variant = winograd.choose(kernel.shape[2], kernel.shape[3],
-                                image_hw[0] >> pools, image_hw[1] >> pools)
-    out[name] = (winograd.prepare(kernel, variant) if variant else transposed_kernel(kernel))
-  return out
+  layer_hw = None
+  if image_hw is not None:  # block b sees the image after b-1 floor halvings
+    pools = {name: int(canonical_name(name)[5]) - 1 for name in params}
+    layer_hw = {name: (image_hw[0] >> p, image_hw[1] >> p) for name, p in pools.items()}
+  return layers.frozen_kernels(params, layer_hw, conv_impl)
 
 
-def _conv_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array,
-               kernel_t: jax.Array | winograd.Prepared | None = None) -> jax.Array:
-  kernel = kernel.astype(x.dtype)
-  if kernel_t is None or (isinstance(kernel_t, winograd.Prepared) and x.dtype != jnp.float32):
-    kernel_t = transposed_kernel(kernel)  # Winograd's rounding is only checked in float32
-  elif not isinstance(kernel_t, winograd.Prepared):
-    kernel_t = kernel_t.astype(x.dtype)
-  y = _conv3x3(x, kernel, kernel_t)
+def _conv_relu(x: jax.Array, kernel: jax.Array, bias: jax.Array, kernel_t: Any = None) -> jax.Array:
+  y = layers.frozen_conv3x3(x, kernel, kernel_t)
   # ReLU as a select with the bias inside it: written as relu(y + b), XLA:CPU fuses the bias add into the
   # YNNPACK conv and materialises zeros / the bias broadcast at full size (CSE then keeps them alive for
   # the whole program; ~1 KiB per pixel). Same values and gradient (0 at 0) as jax.nn.relu.
@@ -211,7 +154,7 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
 def block_losses(
     params: Any, x: jax.Array, layer_losses: Mapping[str, Callable[[jax.Array, Any], dict[str, jax.Array]]],
     loss_args: Mapping[str, Any], *, pool: str = 'max', remat: bool = True,
-    dtype: Any = jnp.float32, kernels_t: Mapping[str, jax.Array] | None = None,
+    dtype: Any = jnp.float32, kernels_t: Mapping[str, Any] | None = None,
 ) -> dict[str, jax.Array]:
   """Σ over layers of `layer_losses[name](features, loss_args[name])` (dicts of scalars, summed by key).
 
@@ -219,7 +162,7 @@ def block_losses(
   only the block inputs (3 channels at full resolution for block 1) instead of every activation and
   the features the losses read; block 1 at full resolution is then the only large working set.
   Same values and gradients as `VGG19(...).apply` followed by the losses. `kernels_t`: precomputed
-  `transposed_kernels(params)` (frozen weights), else computed here.
+  `frozen_kernels(params, ...)` (frozen weights), else computed here.
   """
   if pool not in ('max', 'avg'):
     raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
@@ -256,7 +199,7 @@ def block_losses(
 
 
 class _ConvParams(nn.Module):
-  """Holds one conv's params, so the block maths can be a pure function that jax.checkpoint wraps."""
+  """Holds one conv's params (`blockB_convI/{kernel, bias}`); the conv is `layers.frozen_conv3x3`."""
   in_features: int
   features: int
 
@@ -276,19 +219,17 @@ class VGG19(nn.Module):
     pool: 'max' (Keras/torchvision) or 'avg' (Gatys).
     outputs: layer names (`block5_conv2`, `conv5_2` or `relu5_2`); the result is keyed by the names as given.
       The forward stops after the deepest one, so no compute is spent on unused layers.
-    remat: wrap each block in jax.checkpoint. XLA:CPU merges that recomputation back into the forward
-      pass (no saving there); NST objectives use `block_losses`, which is what fits 4K in 24 GB.
     dtype: compute dtype (params stay float32).
+  NST objectives that must fit high resolutions use `block_losses` (per-block remat) instead.
   """
   pool: str = 'max'
   outputs: Sequence[str] = ('block5_conv2',)
-  remat: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array,
-               kernels_t: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
-    """`kernels_t`: precomputed `transposed_kernels(params)` for frozen weights (NST), or None."""
+               kernels_t: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
+    """`kernels_t`: precomputed `frozen_kernels(params, ...)` for frozen weights (NST), or None."""
     if self.pool not in ('max', 'avg'):
       raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
     if not self.outputs:
@@ -307,28 +248,14 @@ class VGG19(nn.Module):
         break
       names = [f'block{b}_conv{i}' for i in range(1, n + 1)
                if LAYER_NAMES.index(f'block{b}_conv{i}') <= deepest]
-      weights = [(*_ConvParams(cin if i == 0 else c, c, name=nm)(),
-                  None if kernels_t is None else kernels_t[nm]) for i, nm in enumerate(names)]
+      for i, nm in enumerate(names):
+        kernel, bias = _ConvParams(cin if i == 0 else c, c, name=nm)()
+        x = _conv_relu(x, kernel, bias, None if kernels_t is None else kernels_t[nm])
+        for alias in wanted.get(nm, ()):
+          feats[alias] = x
       cin = c
-      keep = tuple(i for i, nm in enumerate(names) if nm in wanted)
-      do_pool = b < last_block
-
-      def block_fn(x, weights, keep=keep, do_pool=do_pool):
-        kept = []
-        for i, (kernel, bias, kernel_t) in enumerate(weights):
-          x = _conv_relu(x, kernel, bias, kernel_t)
-          if i in keep:
-            kept.append(x)
-        if do_pool:
-          x = _pool2x2(x, self.pool)
-        return x, kept
-
-      if self.remat:
-        block_fn = jax.checkpoint(block_fn)
-      x, kept = block_fn(x, weights)
-      for i, f in zip(keep, kept):
-        for alias in wanted[names[i]]:
-          feats[alias] = f
+      if b < last_block:
+        x = _pool2x2(x, self.pool)
     return feats
 
 

@@ -1,17 +1,18 @@
 """`jaxstyle stylize CONTENT STYLE [STYLE2 ...] -o OUT [--config PRESET] [options]`.
 
 Flags mirror jcjohnson/neural-style's option set; each one overrides a field of the preset
-(`stylize.default_config()` when no --config is given), and `--config.key=value` extras work too.
+(the named preset `jaxstyle.nst.presets.jcjohnson`, = configs/nst_jcjohnson.py, when no --config is
+given), and `--config.key=value` extras work too (typed like every command's, by config_lib).
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 
 import ml_collections
 
 from jaxstyle import config_lib
+from jaxstyle.nst import presets
 
 # flag dest -> config field; None values mean "not given, keep the preset's".
 _FIELDS = {
@@ -46,7 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("styles", nargs="+", help="one or more style images")
   parser.add_argument("-o", "--output", default="stylized.png", help="output image path")
   parser.add_argument("--config", default=None,
-                      help="preset file, e.g. configs/nst_book.py or configs/nst_quality.py:runlocal")
+                      help="preset file, e.g. configs/nst_book.py or "
+                           "configs/nst_quality.py:runlocal (default: the jcjohnson preset, "
+                           "configs/nst_jcjohnson.py)")
+  parser.epilog = ("Without --config the jcjohnson preset is used (jaxstyle.nst.presets.jcjohnson: "
+                   "512 px longest side, relu4_2 content, Gatys normalisation). Any field can "
+                   "also be set with --config.a.b=value, typed like the field (as in `jaxstyle "
+                   "train`).")
   parser.add_argument("--workdir", default=None, help="folder for snapshots, strip, metrics.jsonl")
   g = parser.add_argument_group("loss")
   g.add_argument("--content-weight", type=float)
@@ -89,10 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
-  """Preset (or defaults) + flags + `--config.key=value` extras."""
-  from jaxstyle.nst import stylize
-
-  config = config_lib.load_config(args.config) if args.config else stylize.default_config()
+  """Preset (`--config`, else the jcjohnson preset) + flags + `--config.key=value` extras."""
+  config = config_lib.load_config(args.config) if args.config else presets.jcjohnson("", "")
   overrides = {field: getattr(args, dest) for dest, field in _FIELDS.items()
                if getattr(args, dest, None) is not None}
   if args.height is not None and args.max_side is None:
@@ -106,25 +111,8 @@ def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
     overrides["snapshots"] = False
   if args.no_progress:
     overrides["progress"] = False
-  for extra in getattr(args, "unknown", None) or []:
-    if not extra.startswith("--config.") or "=" not in extra:
-      raise SystemExit(f"jaxstyle stylize: unrecognised argument {extra!r}")
-    key, _, value = extra[len("--config."):].partition("=")
-    try:
-      overrides[key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      overrides[key] = value
-  with config.unlocked() if config.is_locked else _null():
-    config_lib.apply_overrides(config, overrides)
-  return config
-
-
-class _null:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    return False
+  config_lib.apply_overrides(config, overrides)
+  return config_lib.apply_cli_overrides(config, getattr(args, "unknown", None) or [])
 
 
 def run(args: argparse.Namespace) -> int:

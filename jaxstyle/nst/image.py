@@ -1,15 +1,17 @@
-"""Image helpers for neural style transfer: loading with clear errors, sizing, colour, strips.
+"""Image helpers for neural style transfer: loading with clear errors, sizing, colour.
 
 Kept apart from the optimiser so the book's I/O rules (nearest resize to height 400, style
-stretched to the content's size) sit in one small, testable place.
+stretched to the content's size) sit in one small, testable place. Decoding, saving and the
+progress strip's layout are `jaxstyle.image_io`'s, shared with CycleGAN.
 """
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from jaxstyle import image_io
 
 _RESAMPLE = {
     "nearest": Image.NEAREST,
@@ -26,18 +28,13 @@ _YIQ2RGB = np.linalg.inv(_RGB2YIQ)
 
 
 def load_image(path: str) -> np.ndarray:
-  """Reads an image as uint8 HxWx3 RGB, failing with the path and a hint instead of a PIL trace."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(
-        f"image {path!r} does not exist; give the path of a PNG/JPEG file (content and style "
-        "images are positional arguments: jaxstyle stylize CONTENT STYLE [STYLE2 ...] -o OUT)")
-  try:
-    with Image.open(path) as img:
-      return np.asarray(img.convert("RGB"), dtype=np.uint8)
-  except (UnidentifiedImageError, OSError) as err:
-    raise ValueError(
-        f"cannot read {path!r} as an image ({err}); convert it to PNG or JPEG and try again"
-    ) from err
+  """Upright uint8 HxWx3 RGB (EXIF orientation applied, as for CycleGAN), with the CLI's hint.
+
+  FileNotFoundError for a missing file, ValueError for one that cannot be decoded.
+  """
+  return image_io.load_rgb(
+      path, hint="give the path of a PNG/JPEG file (content and style images are positional "
+      "arguments: jaxstyle stylize CONTENT STYLE [STYLE2 ...] -o OUT)")
 
 
 def output_size(shape: tuple[int, ...], height: int = 0, max_side: int = 0) -> tuple[int, int]:
@@ -57,7 +54,7 @@ def resize(img: np.ndarray, size: tuple[int, int], method: str = "nearest") -> n
   """Resizes uint8 or float 0-255 HxWx3 to (H, W); 'nearest' matches Keras `load_img`."""
   if method not in _RESAMPLE:
     raise ValueError(f"unknown resize method {method!r}; choose from {sorted(_RESAMPLE)}")
-  arr = np.clip(np.asarray(img, np.float32), 0, 255).round().astype(np.uint8)
+  arr = image_io.clip_uint8(img)
   if arr.shape[:2] == tuple(size):
     return arr.astype(np.float32)
   out = Image.fromarray(arr).resize((size[1], size[0]), _RESAMPLE[method])
@@ -103,36 +100,3 @@ def original_colors(result: np.ndarray, content: np.ndarray) -> np.ndarray:
 def chroma(img: np.ndarray) -> np.ndarray:
   """The I/Q channels of an RGB 0-255 image (tests and diagnostics)."""
   return (np.asarray(img, np.float64) @ _RGB2YIQ.T)[..., 1:]
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-  return np.clip(np.asarray(img, np.float32), 0, 255).round().astype(np.uint8)
-
-
-def save_image(path: str, img: np.ndarray) -> None:
-  """Writes an RGB 0-255 array as PNG/JPEG (by extension), creating the folder first."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  Image.fromarray(to_uint8(img)).save(path)
-
-
-def progress_strip(images: list[np.ndarray], labels: list[str], height: int = 256) -> np.ndarray:
-  """One row like the book's Figure 5-18: content | style | snapshots, each scaled to `height`."""
-  from PIL import ImageDraw
-  tiles = []
-  for img, label in zip(images, labels):
-    arr = to_uint8(img)
-    w = max(1, int(round(arr.shape[1] * height / arr.shape[0])))
-    tile = Image.fromarray(arr).resize((w, height), Image.BILINEAR)
-    canvas = Image.new("RGB", (w, height + 18), "white")
-    canvas.paste(tile, (0, 18))
-    ImageDraw.Draw(canvas).text((4, 3), label, fill="black")
-    tiles.append(canvas)
-  gap = 4
-  total = sum(t.width for t in tiles) + gap * (len(tiles) - 1)
-  strip = Image.new("RGB", (total, height + 18), "white")
-  x = 0
-  for t in tiles:
-    strip.paste(t, (x, 0))
-    x += t.width + gap
-  return np.asarray(strip)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.models.vgg import LAYER_NAMES, block_losses, canonical_name, transposed_kernels
+from jaxstyle.models.vgg import LAYER_NAMES, block_losses, canonical_name, frozen_kernels
 
 BOOK_CONTENT_LAYERS = ('block5_conv2',)
 BOOK_STYLE_LAYERS = ('block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1')
@@ -109,43 +109,11 @@ def _layer_weights(layer_weights: Any, layers: Sequence[str]) -> dict[str, float
   return {name: float(w) for name, w in zip(layers, layer_weights)}
 
 
-def make_objective(
-    vgg: Any, vgg_params: Any, content_img: Any, style_imgs: Any, style_blend: Sequence[float] | None = None,
-    *, content_layers: Sequence[str] = BOOK_CONTENT_LAYERS,
-    style_layers: Sequence[str] = BOOK_STYLE_LAYERS, layer_weights: Any = None,
-    content_weight: float = 1.0, style_weight: float = 100.0, tv_weight: float = 20.0,
-    normalisation: str = 'book', tv_exponent: float = 1.25,
-) -> tuple[dict[str, Any], Callable[..., tuple[jax.Array, dict[str, jax.Array]]]]:
-  """Builds the NST objective with targets computed once (the book recomputes them every evaluation).
-
-  Args:
-    vgg: a `models.vgg.VGG19` (its pool/remat/dtype are kept; outputs are set to the needed layers).
-    vgg_params: its params; passed to `loss_fn` again as an argument, never closed over.
-    content_img: the content image in network input space (preprocessed), HWC or 1HWC.
-    style_imgs: one style image or a list (network input space, any size).
-    style_blend: blend weights of the style images (default equal); target Grams are Σ w_i G_i / Σ w_i.
-    content_layers, style_layers: layer names (aliases such as relu4_2 accepted).
-    layer_weights: per style layer weights w_l (sequence or dict); default 1/n_layers, i.e. the book's
-      style_weight / 5 per layer.
-    content_weight, style_weight, tv_weight: term weights (book figures: 1 / 100 / 20).
-    normalisation: 'book' (Keras example: Σ content, 4·9·(H·W)² style) or 'gatys' (½Σ, 4N²M²).
-    tv_exponent: the Keras TV exponent (1.25).
-
-  Returns:
-    (targets, loss_fn): `targets` is a pytree {'content': {layer: features}, 'style': {layer: gram},
-    'kernels_t': {layer: transposed kernel or winograd.Prepared}} (everything that stays fixed during the optimisation);
-    `loss_fn(x, targets, vgg_params) -> (total, {'loss_content', 'loss_style', 'loss_tv'})` where x is
-    the NHWC image in network input space and the three terms are already weighted (they sum to total).
-  """
-  if normalisation not in ('book', 'gatys'):
-    raise ValueError(f"normalisation must be 'book' or 'gatys', got {normalisation!r}")
-  content_layers = [canonical_name(n) for n in content_layers]
-  style_layers = [canonical_name(n) for n in style_layers]
-  weights = _layer_weights(layer_weights, style_layers)
-  needed = sorted(set(content_layers) | set(style_layers), key=LAYER_NAMES.index)
-  net = vgg.clone(outputs=tuple(needed))
+def _targets(net: Any, vgg_params: Any, content_img: Any, style_imgs: Any,
+             style_blend: Sequence[float] | None, content_layers: Sequence[str],
+             style_layers: Sequence[str], conv_impl: str) -> dict[str, Any]:
+  """Content features, blended style Grams and the frozen kernels: everything fixed during a run."""
   feature_fn = jax.jit(lambda p, x: net.apply({'params': p}, x))
-
   styles = _as_images(style_imgs)
   blend = np.ones(len(styles)) if style_blend is None else np.asarray(style_blend, np.float64)
   if blend.shape != (len(styles),) or blend.sum() <= 0:
@@ -160,19 +128,57 @@ def make_objective(
   content_feats = feature_fn(vgg_params, content)
   # The input-gradient kernels (and the Winograd transforms of wide layers on CPU) depend only on
   # the frozen weights and the image size: once here, not per evaluation.
-  upto = LAYER_NAMES[:LAYER_NAMES.index(needed[-1]) + 1]
-  kernels_t = jax.jit(transposed_kernels, static_argnums=1)({n: vgg_params[n] for n in upto},
-                                                            tuple(content.shape[1:3]))
-  targets = {'content': {name: content_feats[name] for name in content_layers},
-             'style': style_grams, 'kernels_t': kernels_t}
+  upto = LAYER_NAMES[:LAYER_NAMES.index(net.outputs[-1]) + 1]
+  kernels_t = frozen_kernels({n: vgg_params[n] for n in upto}, tuple(content.shape[1:3]), conv_impl)
+  return {'content': {name: content_feats[name] for name in content_layers},
+          'style': style_grams, 'kernels_t': kernels_t}
+
+
+def make_objective(
+    vgg: Any, vgg_params: Any, content_img: Any, style_imgs: Any, style_blend: Sequence[float] | None = None,
+    *, content_layers: Sequence[str] = BOOK_CONTENT_LAYERS,
+    style_layers: Sequence[str] = BOOK_STYLE_LAYERS, layer_weights: Any = None,
+    content_weight: float = 1.0, style_weight: float = 100.0, tv_weight: float = 20.0,
+    normalisation: str = 'book', tv_exponent: float = 1.25, remat: bool = False,
+    conv_impl: str = 'auto',
+) -> tuple[dict[str, Any], Callable[..., tuple[jax.Array, dict[str, jax.Array]]]]:
+  """Builds the NST objective with targets computed once (the book recomputes them every evaluation).
+
+  Args:
+    vgg: a `models.vgg.VGG19` (its pool/dtype are kept; outputs are set to the needed layers).
+    vgg_params: its params; passed to `loss_fn` again as an argument, never closed over.
+    content_img: the content image in network input space (preprocessed), HWC or 1HWC.
+    style_imgs: one style image or a list (network input space, any size).
+    style_blend: blend weights of the style images (default equal); target Grams are Σ w_i G_i / Σ w_i.
+    content_layers, style_layers: layer names (aliases such as relu4_2 accepted).
+    layer_weights: per style layer weights w_l (sequence or dict); default 1/n_layers, i.e. the book's
+      style_weight / 5 per layer.
+    content_weight, style_weight, tv_weight: term weights (book figures: 1 / 100 / 20).
+    normalisation: 'book' (Keras example: Σ content, 4·9·(H·W)² style) or 'gatys' (½Σ, 4N²M²).
+    tv_exponent: the Keras TV exponent (1.25).
+    remat: compute each loss inside its VGG block and recompute the block in the backward pass
+      (`vgg.block_losses`): only block inputs are kept, which is what fits 4K in 24 GB.
+    conv_impl: how the frozen convs run (kernels/dispatch.py); 'auto' = Winograd wide layers on CPU.
+
+  Returns:
+    (targets, loss_fn): `targets` is a pytree {'content': {layer: features}, 'style': {layer: gram},
+    'kernels_t': {layer: transposed kernel or winograd.Prepared}} (everything that stays fixed during the optimisation);
+    `loss_fn(x, targets, vgg_params) -> (total, {'loss_content', 'loss_style', 'loss_tv'})` where x is
+    the NHWC image in network input space and the three terms are already weighted (they sum to total).
+  """
+  if normalisation not in ('book', 'gatys'):
+    raise ValueError(f"normalisation must be 'book' or 'gatys', got {normalisation!r}")
+  content_layers = [canonical_name(n) for n in content_layers]
+  style_layers = [canonical_name(n) for n in style_layers]
+  weights = _layer_weights(layer_weights, style_layers)
+  needed = sorted(set(content_layers) | set(style_layers), key=LAYER_NAMES.index)
+  net = vgg.clone(outputs=tuple(needed))
+  targets = _targets(net, vgg_params, content_img, style_imgs, style_blend, content_layers,
+                     style_layers, conv_impl)
 
   book = normalisation == 'book'
   c_fn = content_loss if book else content_loss_gatys
-
-  def style_fn(f: jax.Array, target_gram: jax.Array, height: int, width: int) -> jax.Array:
-    if book:
-      return style_loss_book(f, target_gram, height, width)
-    return style_loss_gatys(f, target_gram)
+  style_fn = style_loss_book if book else (lambda f, target_gram, h, w: style_loss_gatys(f, target_gram))
 
   def layer_losses(height: int, width: int) -> dict[str, Callable[..., dict[str, jax.Array]]]:
     """Per-layer `(features, targets) -> {'content', 'style'}` terms, for `vgg.block_losses`."""
@@ -189,7 +195,7 @@ def make_objective(
 
   def loss_fn(x: jax.Array, targets: Any, vgg_params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
     height, width = x.shape[1], x.shape[2]
-    if net.remat:  # losses inside the checkpointed blocks: only block inputs are kept (4K in 24 GB)
+    if remat:  # losses inside the checkpointed blocks: only block inputs are kept
       args = {name: {k: targets[k][name] for k in ('content', 'style') if name in targets[k]}
               for name in needed}
       terms = block_losses(vgg_params, x, layer_losses(height, width), args, pool=net.pool,

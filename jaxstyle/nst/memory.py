@@ -30,12 +30,10 @@ def _case(size: int | str, remat: bool, iters: int, optimizer: str) -> dict[str,
 
   from jaxstyle.models.vgg import init_params
   from jaxstyle.nst import optim as nst_optim
-  from jaxstyle.nst import stylize
+  from jaxstyle.nst import presets, stylize
   from jaxstyle.nst.weights import PREPROCESSING
 
-  config = stylize.default_config()
-  config.loss.normalisation = "book"
-  config.loss.content_layers = ("block5_conv2",)
+  config = presets.nst_base("", "")  # book losses (block5_conv2 content), style stretched
   config.vgg.remat = "on" if remat else "off"
   params = jax.device_put(init_params(jax.random.key(0)))
   prep = PREPROCESSING["keras"]
@@ -43,7 +41,6 @@ def _case(size: int | str, remat: bool, iters: int, optimizer: str) -> dict[str,
   hw = _hw(size)
   content = rng.uniform(0, 255, (*hw, 3)).astype(np.float32)
   style = rng.uniform(0, 255, (*hw, 3)).astype(np.float32)
-  config.image.style_mode = "match"
   base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   start = time.perf_counter()
   targets, loss_fn, x = stylize.make_loss(config, params, prep, content, [style], hw)
@@ -69,13 +66,10 @@ def compiled_memory(size: int | str, remat: bool, optimizer: str = "adam") -> di
 
   from jaxstyle.models.vgg import CHANNELS, VGG19, init_params
   from jaxstyle.nst import optim as nst_optim
-  from jaxstyle.nst import stylize
+  from jaxstyle.nst import presets, stylize
   from jaxstyle.nst.weights import PREPROCESSING
 
-  config = stylize.default_config()
-  config.loss.normalisation = "book"
-  config.loss.content_layers = ("block5_conv2",)
-  config.image.style_mode = "match"
+  config = presets.nst_base("", "")  # book losses (block5_conv2 content), style stretched
   config.vgg.remat = "on" if remat else "off"
   params = init_params(jax.random.key(0))
   small = np.full((32, 32, 3), 128.0, np.float32)

@@ -5,10 +5,11 @@
   jaxstyle bench nst-eval --size 256                           one NST loss+gradient (bench_nst.py)
   jaxstyle bench nst-run --size 256 --outer 3                  a full L-BFGS NST run
   ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
+  ... --conv-impl xla|subpixel|cpu_fast|cpu_winograd            A/B of the conv implementation
 
 `cyclegan` runs the trainer's own step (`train_state.make_train_step` under
 `parallel.compile_step`, pool included) on random images: what training pays per iteration minus
-input I/O. Each line has the median time, compile time, peak RSS, GFLOP/s and its fraction of an
+input I/O. Each line has the conv implementation and versions it ran with, the median time, compile time, peak RSS, GFLOP/s and its fraction of an
 f32 GEMM peak measured in the same process (bench_peers.py). CycleGAN at batch 1 is latency-bound:
 expect far from peak FLOP/s (spec §10).
 """
@@ -25,12 +26,14 @@ import ml_collections
 import numpy as np
 
 from jaxstyle import models, parallel
+from jaxstyle.cyclegan import presets
 from jaxstyle.cyclegan import step as train_state
-from jaxstyle.kernels import fast_conv
+from jaxstyle.kernels import dispatch
 from jaxstyle.tools import bench_nst, bench_peers
 
 BOOK = dict(norm_eps=1e-3, eps_mode='std')
-ARCHS: dict[str, tuple[int, dict[str, Any]]] = {  # name -> (image side, model_cfg overrides)
+# name -> (image side, overrides of presets.reference_model)
+ARCHS: dict[str, tuple[int, dict[str, Any]]] = {
     'unet128': (128, dict(generator='unet_book', gen_filters=32, discriminator='patchgan_book',
                           disc_filters=32, init='keras', **BOOK)),          # book Example 5-1
     'resnet256': (256, dict(generator='resnet', n_blocks=9, discriminator='patchgan')),  # reference
@@ -49,20 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--steps', type=int, default=20, help='timed steps')
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--outer', type=int, default=3, help='nst-run: L-BFGS segments of 20')
+  parser.add_argument('--conv-impl', default='auto', choices=('auto', *dispatch.CONV_IMPLS),
+                      help='conv implementation (kernels/dispatch.py); auto: by backend')
   parser.add_argument('--profile', default='', help='cyclegan: write a jax.profiler trace of the '
                       'timed steps to this directory (open with xprof / TensorBoard)')
   bench_peers.add_common_arguments(parser)
 
 
-def bench_config(arch: str, dtype: str, lambda_id: float) -> ml_collections.ConfigDict:
-  """The subset of a CycleGAN config that `train_state` reads."""
+def bench_config(arch: str, dtype: str, lambda_id: float,
+                 conv_impl: str = 'auto') -> ml_collections.ConfigDict:
+  """The book's CycleGAN config (the fields `train_state` reads) with the arch's networks."""
   _, overrides = ARCHS[arch]
-  return ml_collections.ConfigDict(dict(
-      model=models.default_model_config(**overrides, dtype=dtype),
-      loss=dict(lambda_gan=1.0, lambda_cycle=10.0, lambda_id=lambda_id),
-      optim=dict(lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, schedule='constant', n_epochs=100,
-                 n_epochs_decay=100, epoch_count=1),
-      pool_size=50, book_exact_d=False))
+  config = presets.cyclegan_base()
+  config.model = presets.reference_model(**overrides, dtype=dtype, conv_impl=conv_impl)
+  config.loss.lambda_id = lambda_id
+  return config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     result = bench_translate(args)
   else:
     result = bench_cyclegan(args)
+  for key, value in dispatch.runtime_record(args.conv_impl).items():
+    result.setdefault(key, value)  # a bench's own `devices` (those it used) wins
   print(json.dumps(result))
   return 0 if np.isfinite(result.get('loss_G', 0.0)) else 1
 
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 def bench_translate(args: argparse.Namespace) -> dict[str, Any]:
   """Jitted generator forward on a batch (what `jaxstyle translate` pays per batch minus I/O)."""
   size = args.size or ARCHS[args.arch][0]
-  cfg = bench_config(args.arch, args.dtype, args.lambda_id).model
+  cfg = bench_config(args.arch, args.dtype, args.lambda_id, args.conv_impl).model
   gen = models.make_generator(cfg)
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (args.batch, size, size, 3)),
                   jnp.float32)
@@ -105,7 +111,7 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
   n_dev = args.devices or jax.device_count()
   mesh = parallel.make_mesh(jax.devices()[:n_dev])
   size = args.size or ARCHS[args.arch][0]
-  config = bench_config(args.arch, args.dtype, args.lambda_id)
+  config = bench_config(args.arch, args.dtype, args.lambda_id, args.conv_impl)
   t0 = time.perf_counter()
   state = train_state.init_state(config, jax.random.key(0), size, n_dev)
   specs = parallel.state_specs(state)
@@ -139,7 +145,7 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
       args, 'cyclegan', times, compile_s, bench_peers.xla_flops(compiled),
       ('peer_torch_cyclegan.py', peer_args), arch=args.arch, devices=n_dev,
       batch_per_device=args.batch, size=size, dtype=args.dtype, lambda_id=args.lambda_id,
-      fast_conv=fast_conv.enabled(), init_s=round(init_s, 2),
+      init_s=round(init_s, 2),
       flops_source='XLA cost analysis of the compiled step (executed FLOPs: Winograd '
                    'layers count their own, smaller, GEMMs)')
   out['images_per_s'] = round(args.batch * n_dev / out['median_s'], 2)

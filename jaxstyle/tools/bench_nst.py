@@ -43,19 +43,21 @@ def analytic_flops(size: int) -> float:
   return 2.0 * fwd - 2 * 9 * 3 * 64 * size ** 2  # the first layer's input gradient is not needed
 
 
-def _objective(size: int, dtype: str = 'float32') -> tuple[Any, Any, Any, jax.Array]:
+def _objective(size: int, dtype: str = 'float32',
+               conv_impl: str = 'auto') -> tuple[Any, Any, Any, jax.Array]:
   """Book objective on random images; `dtype` is VGG's compute dtype (losses stay float32)."""
   rng = np.random.default_rng(0)
   params = vgg.init_params(jax.random.key(0))
   content = jnp.asarray(rng.uniform(-128, 127, (1, size, size, 3)), jnp.float32)
   style = jnp.asarray(rng.uniform(-128, 127, (1, size, size, 3)), jnp.float32)
-  targets, loss_fn = nst_losses.make_objective(vgg.VGG19(dtype=jnp.dtype(dtype)), params, content, style)
+  targets, loss_fn = nst_losses.make_objective(vgg.VGG19(dtype=jnp.dtype(dtype)), params, content,
+                                               style, conv_impl=conv_impl)
   return targets, loss_fn, params, content
 
 
 def bench_eval(args: argparse.Namespace) -> dict[str, Any]:
   """Median seconds of one jitted `value_and_grad` of the objective w.r.t. the image."""
-  targets, loss_fn, params, x = _objective(args.size, args.dtype)
+  targets, loss_fn, params, x = _objective(args.size, args.dtype, args.conv_impl)
   vg = jax.jit(jax.value_and_grad(lambda x, t, p: loss_fn(x, t, p)[0]))
   t0 = time.perf_counter()
   compiled = vg.lower(x, targets, params).compile()
@@ -73,7 +75,7 @@ def bench_run(args: argparse.Namespace) -> dict[str, Any]:
   from jaxstyle.nst import (
     optim as nst_optim,  # the NST helper's module; imported late, only this bench needs it
   )
-  targets, loss_fn, params, x = _objective(args.size, args.dtype)
+  targets, loss_fn, params, x = _objective(args.size, args.dtype, args.conv_impl)
   runner = nst_optim.SegmentRunner(lambda z, t, p, w: loss_fn(z, t, p), 'lbfgs', 20, restart=True)
   t0 = time.perf_counter()
   x, stats = runner(x, targets, params, None)  # first segment: compile + run

@@ -1,7 +1,7 @@
 """Shared measuring for `jaxstyle bench`: matmul peak, peak RSS, FLOP counts and the PyTorch peers.
 
 Absolute times on a shared machine are noise; what counts is the ratio to a peer measured in the
-same command (/work/shared/bench/README.md), so `--with-peer` runs the peer script right after the
+same command (jaxstyle/tools/peers/README.md), so `--with-peer` runs the peer script right after the
 jaxstyle bench and prints both. Every figure is also put next to an f32 GEMM peak measured here, in
 the same process, so a reader can tell "slow machine" from "slow code".
 """
@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(_HERE))  # the repository root (where peer-venv/ lives)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--with-peer', action='store_true',
                       help='run the PyTorch peer right after and print the ratio')
   parser.add_argument('--peer-python', default=os.path.join(_REPO, 'peer-venv', 'bin', 'python'))
-  parser.add_argument('--peer-dir', default=os.path.join(_REPO, '..', 'shared', 'bench'))
+  parser.add_argument('--peer-dir', default=os.path.join(_HERE, 'peers'))
   parser.add_argument('--peer-steps', type=int, default=0, help='0 = as many as --steps')
   parser.add_argument('--no-peak', action='store_true', help='skip the GEMM peak measurement')
 

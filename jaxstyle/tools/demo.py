@@ -17,8 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle import models
+from jaxstyle.cyclegan import presets
 
-# name -> model_cfg overrides; the book nets use the book's norm (keras-contrib, eps 1e-3).
+# name -> overrides of presets.reference_model; the book nets use the book's norm (keras-contrib,
+# eps 1e-3).
 BOOK = dict(norm_eps=1e-3, eps_mode='std')
 NETS: dict[str, dict[str, Any]] = {
     'G resnet-9 (reference)': dict(generator='resnet', n_blocks=9),
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
   for name, overrides in NETS.items():
     if args.only and args.only not in name:
       continue
-    cfg = models.default_model_config(**overrides, dtype=args.dtype)
+    cfg = presets.reference_model(**overrides, dtype=args.dtype)
     net = models.make_generator(cfg) if 'generator' in overrides else models.make_discriminator(cfg)
     params = _params(net, x, args.fast_init)
     n_params = sum(p.size for p in jax.tree.leaves(params))

@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure  # Figure + savefig needs no pyplot and no display (Agg)
 from PIL import Image
 
-from jaxstyle import metrics
+from jaxstyle import image_io, metrics
 
 FIGURES = ("5-8", "5-9", "5-12", "5-13", "5-18", "loss")
 DPI = 100
@@ -73,10 +73,6 @@ def run_label(workdir: str) -> str:
   return f"lambda_id = {lambda_id:g}" if isinstance(lambda_id, (int, float)) else name
 
 
-def _load(path: str) -> np.ndarray:
-  return np.asarray(Image.open(path).convert("RGB"))
-
-
 def _spread(values: list[int], n: int) -> list[int]:
   """Up to `n` values spread evenly over `values`, always with the first and last."""
   if len(values) <= n:
@@ -89,23 +85,15 @@ def _spread(values: list[int], n: int) -> list[int]:
 
 def save_panels(panels: list[tuple[np.ndarray, str]], out: str, ncols: int,
                 title: str | None = None) -> str:
-  """Images in a grid, each titled, at roughly native resolution (capped at MAX_WIDTH_PX)."""
-  nrows = math.ceil(len(panels) / ncols)
-  h = max(img.shape[0] for img, _ in panels)
+  """Images in a grid (`image_io.grid`), each captioned, at native resolution unless `ncols`
+  of them would exceed MAX_WIDTH_PX: then every panel shrinks by the same factor (Lanczos)."""
   w = max(img.shape[1] for img, _ in panels)
   scale = min(1.0, MAX_WIDTH_PX / (ncols * w))
-  longest = max(len(label) for _, label in panels)  # titles must not run into each other
-  cell_w, cell_h = max(w * scale / DPI, 0.08 * longest + 0.2), h * scale / DPI + 0.3
-  fig = Figure(figsize=(ncols * cell_w, nrows * cell_h + (0.4 if title else 0)), dpi=DPI)
-  for i, (img, label) in enumerate(panels):
-    ax = fig.add_subplot(nrows, ncols, i + 1)
-    ax.imshow(img, interpolation="lanczos" if scale < 1 else "nearest")
-    ax.set_title(label, fontsize=9)
-    ax.axis("off")
-  if title:
-    fig.suptitle(title, fontsize=11)
-  fig.tight_layout()
-  _savefig(fig, out)
+  imgs = [image_io.scale_to_height(img, max(1, round(img.shape[0] * scale)), Image.LANCZOS)
+          for img, _ in panels]
+  rows = [imgs[i:i + ncols] for i in range(0, len(imgs), ncols)]
+  labels = [[label for _, label in panels[i:i + ncols]] for i in range(0, len(panels), ncols)]
+  image_io.save(out, image_io.grid(rows, labels=labels, title=title, font_size=16))
   return out
 
 
@@ -121,7 +109,7 @@ def figure_samples(workdir: str, out: str, step: int | None = None) -> str:
   """Figure 5-8: the Original / Translated / Reconstructed / ID grid of one step."""
   step, path = pick_sample(workdir, step)
   name = os.path.basename(os.path.normpath(workdir))
-  return save_panels([(_load(path), f"{name}, step {step}")], out, ncols=1)
+  return save_panels([(image_io.load_rgb(path), f"{name}, step {step}")], out, ncols=1)
 
 
 def figure_ablation(workdirs: list[str], out: str, step: int | None = None) -> str:
@@ -129,7 +117,7 @@ def figure_ablation(workdirs: list[str], out: str, step: int | None = None) -> s
   panels = []
   for wd in workdirs:
     s, path = pick_sample(wd, step)
-    panels.append((_load(path), f"{run_label(wd)} (step {s})"))
+    panels.append((image_io.load_rgb(path), f"{run_label(wd)} (step {s})"))
   return save_panels(panels, out, ncols=len(panels), title="identity-loss ablation")
 
 
@@ -143,7 +131,7 @@ def figure_progress(workdir: str, out: str, steps: list[int] | None = None,
   missing = [s for s in steps if s not in available]
   if missing:
     raise FileNotFoundError(f"no samples at steps {missing} in {workdir}; have {list(available)}")
-  panels = [(_load(available[s]), f"step {s}") for s in steps]
+  panels = [(image_io.load_rgb(available[s]), f"step {s}") for s in steps]
   return save_panels(panels, out, ncols=1, title=os.path.basename(os.path.normpath(workdir)))
 
 
@@ -172,8 +160,8 @@ def figure_nst(directory: str, out: str, iterations: list[int] | None = None,
   missing = [i for i in iterations if i not in snaps]
   if missing:
     raise FileNotFoundError(f"no snapshots at iterations {missing}; have {list(snaps)}")
-  panels = [(_load(p), os.path.splitext(os.path.basename(p))[0]) for p in extra]
-  panels += [(_load(snaps[i]), f"iteration {i}") for i in iterations]
+  panels = [(image_io.load_rgb(p), os.path.splitext(os.path.basename(p))[0]) for p in extra]
+  panels += [(image_io.load_rgb(snaps[i]), f"iteration {i}") for i in iterations]
   return save_panels(panels, out, ncols=len(panels))
 
 

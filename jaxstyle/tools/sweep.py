@@ -4,7 +4,7 @@ The sweep is data next to its config (house style §5); this module only names, 
 summarises the runs. Each run's workdir is `BASE/<name>`, where the name is derived from the
 overrides (`loss.lambda_id=0.0`), so re-running the sweep resumes every run from its workdir.
 
-  jaxstyle sweep --config configs/cyclegan_book.py:preset=5_1 --workdir runs/idt       # print
+  jaxstyle sweep --config configs/cyclegan_book_apple2orange.py --workdir runs/idt      # print
   jaxstyle sweep --config ... --workdir runs/idt --execute local --parallel 2            # run here
   jaxstyle sweep --config ... --workdir gs://b/idt --tpu my-tpu --zone us-central2-b     # print
   jaxstyle sweep --config ... --workdir gs://b/idt --execute tpu --tpu my-tpu --zone ...  # run
@@ -20,9 +20,13 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import ml_collections
+
 from jaxstyle import config_lib, metrics
+from jaxstyle import main as train_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TPU_SCRIPT = os.path.join("launch", "tpu.py")
@@ -30,7 +34,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
 
 def format_value(value: Any) -> str:
-  """A value as `--config.k=v` text that config_flags parses back to the same value."""
+  """A value as `--config.k=v` text that `config_lib.coerce` parses back to the same value."""
   if isinstance(value, float):
     return repr(value)
   if isinstance(value, (tuple, list)):
@@ -48,18 +52,37 @@ def run_name(overrides: dict[str, Any]) -> str:
   return _UNSAFE.sub("_", ",".join(parts))
 
 
-def expand_sweep(config_spec: str) -> list[tuple[dict[str, Any], str]]:
+def override_flags(overrides: dict[str, Any]) -> list[str]:
+  """`--config.k=v` flags of one run's overrides, sorted by key."""
+  return [f"--config.{k}={format_value(v)}" for k, v in sorted(overrides.items())]
+
+
+def run_config(config_spec: str, overrides: dict[str, Any],
+               extra: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """One run's config, built exactly as its `jaxstyle train` command will build it.
+
+  The shared extras come first and the run's overrides last, both as command-line text through
+  `main.build_config`, so the sweep checks the very parsing each run will do.
+  """
+  return train_main.build_config(config_spec, [*extra, *override_flags(overrides)])
+
+
+def expand_sweep(config_spec: str, extra: Sequence[str] = ()) -> list[tuple[dict[str, Any], str]]:
   """`[(overrides, run_name), ...]` from the config file's `get_sweep()`.
 
-  Every override is applied to a fresh copy of the config here, so a typo fails before any
-  run (or TPU time) starts rather than in the middle of the sweep.
+  Every run's config is built here (`run_config`), so a typo, a bad shared `--config.*` extra, or
+  a value that would not survive the command line fails before any run (or TPU time) starts.
   """
   module = config_lib.load_config_module(config_spec)
   if not hasattr(module, "get_sweep"):
     raise ValueError(f"{config_spec.partition(':')[0]} defines no get_sweep()")
   runs = []
   for overrides in module.get_sweep():
-    config_lib.apply_overrides(config_lib.load_config(config_spec), overrides)
+    config = run_config(config_spec, overrides, extra)
+    for key, value in overrides.items():
+      if config_lib.get_field(config, key) != value:
+        raise ValueError(f"get_sweep() value {key}={value!r} reads back from the command line "
+                         f"as {config_lib.get_field(config, key)!r}")
     runs.append((dict(overrides), run_name(overrides)))
   names = [name for _, name in runs]
   duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -69,10 +92,9 @@ def expand_sweep(config_spec: str) -> list[tuple[dict[str, Any], str]]:
 
 
 def train_args(config_spec: str, workdir: str, overrides: dict[str, Any],
-               extra: list[str] = ()) -> list[str]:
+               extra: Sequence[str] = ()) -> list[str]:
   """Arguments of `jaxstyle train` for one run (shared extras first, the run's overrides last)."""
-  return (["--config", config_spec, "--workdir", workdir, *extra]
-          + [f"--config.{k}={format_value(v)}" for k, v in sorted(overrides.items())])
+  return ["--config", config_spec, "--workdir", workdir, *extra, *override_flags(overrides)]
 
 
 def run_workdir(base: str, name: str) -> str:
@@ -200,10 +222,11 @@ def run(args: argparse.Namespace) -> int:
   if not args.config:
     raise SystemExit("jaxstyle sweep: --config is required (unless --summarize)")
   extra = list(getattr(args, "unknown", []) or [])
-  bad = [x for x in extra if not x.startswith("--config.")]
-  if bad:
-    raise SystemExit(f"jaxstyle sweep: unrecognized arguments: {' '.join(bad)}")
-  runs = expand_sweep(args.config)
+  try:
+    runs = expand_sweep(args.config, extra)
+  except config_lib.OverrideError as err:
+    print(f"jaxstyle sweep: error: {err}", file=sys.stderr)
+    return 2
   if args.execute == "tpu" or (args.tpu and args.execute is None):
     if not (args.tpu and args.zone):
       raise SystemExit("jaxstyle sweep: TPU runs need --tpu NAME and --zone ZONE")

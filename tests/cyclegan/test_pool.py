@@ -17,6 +17,11 @@ def _ids(images):
   return np.asarray(images)[:, 0, 0, 0].astype(int).tolist()
 
 
+def _empty(size, hw=2):
+  """An empty pool in the module's plain-dict layout (the train state stacks one per device)."""
+  return {'images': jnp.zeros((size, hw, hw, 1)), 'count': jnp.zeros((), jnp.int32)}
+
+
 class ReferencePool:
   """junyanz `util/image_pool.py: ImagePool.query`, with the random draws injected."""
 
@@ -41,7 +46,7 @@ class ReferencePool:
 
 
 def test_fill_phase_returns_and_stores_inputs():
-  p = pool.init_pool(3, (2, 2, 1))
+  p = _empty(3)
   p, out = pool.query(p, _images(2), jax.random.PRNGKey(0))
   assert _ids(out) == [0, 1] and int(p['count']) == 2
   p, out = pool.query(p, _images(1, start=2), jax.random.PRNGKey(1))
@@ -50,7 +55,7 @@ def test_fill_phase_returns_and_stores_inputs():
 
 
 def test_size_zero_is_identity():
-  p = pool.init_pool(0, (2, 2, 1))
+  p = _empty(0)
   x = _images(4)
   p2, out = pool.query(p, x, jax.random.PRNGKey(0))
   np.testing.assert_array_equal(out, x)
@@ -85,7 +90,7 @@ def test_swap_rule_statistics():
 def test_matches_junyanz_reference_on_the_same_draws():
   size, batch, steps = 4, 3, 8
   ref = ReferencePool(size)
-  p = pool.init_pool(size, (2, 2, 1))
+  p = _empty(size)
   query = jax.jit(pool.query)
   rng = jax.random.PRNGKey(42)
   for step in range(steps):

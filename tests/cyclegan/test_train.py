@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 from conftest import TEST_XLA_FLAGS
+from PIL import Image
+from tb_events import read_events
 
 from jaxstyle import checkpoint, config_lib
 from jaxstyle.cyclegan import train as train_cyclegan
@@ -43,9 +45,17 @@ def test_two_steps_write_everything(run):
   assert first['step'] == 2
   assert all(np.isfinite(v) for k, v in first.items() if k.startswith('train/loss'))
   assert os.path.isdir(os.path.join(workdir, 'ckpt', '2'))
-  assert os.path.exists(os.path.join(workdir, 'samples', 'step_000002.png'))
+  sample = Image.open(os.path.join(workdir, 'samples', 'step_000002.png'))
   assert _steps(workdir) == [1, 2]
-  assert json.load(open(os.path.join(workdir, 'config.json')))['total_steps'] == 2
+  # TensorBoard: the scalars of both steps and the same sample grid as an image at step 2.
+  scalars, images = read_events(workdir)
+  assert [s for s, _ in scalars['train/loss_G']] == [1, 2]
+  assert images == {'samples': [(2, (sample.height, sample.width))]}
+  config = json.load(open(os.path.join(workdir, 'config.json')))
+  assert config['total_steps'] == 2
+  # What 'auto' ran as is recorded next to the config (conftest pins the CPU backend).
+  assert config['model']['conv_impl'] == 'auto'
+  assert (config['runtime']['conv_impl'], config['runtime']['backend']) == ('cpu_winograd', 'cpu')
 
 
 def test_resume_then_nan_guard(run):

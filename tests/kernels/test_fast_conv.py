@@ -1,4 +1,4 @@
-"""fast_conv: the shifted-GEMM kernel gradient equals XLA's, and FastConv equals nn.Conv."""
+"""fast_conv: the shifted-GEMM kernel gradient equals XLA's, and layers.Conv on it equals nn.Conv."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -53,7 +53,7 @@ def test_grads_match_xla(k, stride, padding, h, cin, cout):
   dx, dw = vjp(dy)
   np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-4)
   np.testing.assert_allclose(dw, dw_ref, rtol=1e-5, atol=1e-4)
-  pads = fast_conv._pads(x.shape, w.shape, (stride, stride), padding)
+  pads = fast_conv.explicit_pads(x.shape, w.shape, (stride, stride), padding)
   dw_np = _numpy_kernel_grad(np.asarray(x), np.asarray(dy), k, stride, pads)
   np.testing.assert_allclose(dw, dw_np, rtol=1e-5, atol=1e-4)
   # The GEMM formulation itself, whichever path the Cout threshold picked above.
@@ -74,7 +74,7 @@ def test_bfloat16_grad_dtype():
 def both_convs():
   kw = dict(strides=(2, 2), padding='SAME', kernel_init=layers.kernel_init('keras'),
             bias_init=nn.initializers.normal(1.0))
-  return fast_conv.FastConv(6, (4, 4), **kw), nn.Conv(6, (4, 4), **kw)
+  return layers.Conv(6, (4, 4), impl='cpu_fast', **kw), nn.Conv(6, (4, 4), **kw)
 
 
 def test_module_matches_nn_conv(both_convs):
@@ -89,8 +89,12 @@ def test_module_matches_nn_conv(both_convs):
                              rtol=1e-5, atol=1e-5)
 
 
-def test_switch(monkeypatch):
-  monkeypatch.setenv('JAXSTYLE_FAST_CONV', '0')
-  assert isinstance(layers.conv(4, 3, 1, 'SAME', 'c'), nn.Conv)
-  monkeypatch.setenv('JAXSTYLE_FAST_CONV', '1')
-  assert isinstance(layers.conv(4, 3, 1, 'SAME', 'c'), fast_conv.FastConv)
+def test_layers_pass_the_impl_down():
+  """`layers.conv(..., impl=)` reaches the module, whose variables do not depend on it."""
+  x = jnp.zeros((1, 8, 8, 3))
+  shapes = []
+  for impl in ('auto', 'xla', 'cpu_fast'):
+    layer = layers.conv(4, 3, 1, 'SAME', 'c', impl=impl)
+    assert isinstance(layer, layers.Conv) and layer.impl == impl
+    shapes.append(jax.tree.map(jnp.shape, jax.eval_shape(layer.init, jax.random.key(0), x)))
+  assert shapes[0] == shapes[1] == shapes[2]

@@ -1,10 +1,10 @@
-"""Winograd 3×3 convs (models/winograd.py) against XLA's direct conv, and their use in VGG/NST."""
+"""Winograd 3×3 convs (kernels/winograd.py) against XLA's direct conv, and their use in VGG/NST."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle.kernels import fast_conv, winograd
+from jaxstyle.kernels import dispatch, frozen, winograd
 from jaxstyle.models import vgg
 from jaxstyle.tools import bench_nst
 
@@ -33,12 +33,12 @@ def test_conv_matches_direct_conv(variant, tol, shape):
 
 @pytest.mark.parametrize('variant', ['F2x2', 'F4x4'])
 def test_prepared_vgg_conv_value_and_input_gradient(variant):
-  """`vgg._conv3x3` with a Prepared kernel: same value and input gradient as the direct conv."""
+  """`frozen.conv3x3` with a Prepared kernel: same value and input gradient as the direct conv."""
   rng = np.random.default_rng(1)
   x = jnp.asarray(rng.standard_normal((1, 10, 12, 6)), jnp.float32)
   k = jnp.asarray(rng.standard_normal((3, 3, 6, 7)), jnp.float32)
   dy = jnp.asarray(rng.standard_normal((1, 10, 12, 7)), jnp.float32)
-  y, vjp = jax.vjp(lambda x: vgg._conv3x3(x, k, winograd.prepare(k, variant)), x)
+  y, vjp = jax.vjp(lambda x: frozen.conv3x3(x, k, winograd.prepare(k, variant)), x)
   y_ref, vjp_ref = jax.vjp(lambda x: _direct(x, k), x)
   assert _rel_err(y, y_ref) < 1e-4
   assert _rel_err(vjp(dy)[0], vjp_ref(dy)[0]) < 1e-4
@@ -53,19 +53,27 @@ def test_choose_policy():
   assert winograd.choose(512, 512, 4, 4) is None
 
 
-@pytest.mark.skipif(not fast_conv.enabled(), reason='Winograd kernels are prepared on CPU only')
-def test_nst_objective_uses_winograd_and_matches_direct():
-  """make_objective prepares the wide layers; loss and image gradient match the direct convs."""
-  targets, loss_fn, params, x = bench_nst._objective(64)
+def test_nst_objective_same_values_for_every_conv_impl(monkeypatch):
+  """cpu_winograd prepares the wide layers; every impl gives the direct convs' loss and gradient."""
+  monkeypatch.delenv(dispatch.ENV, raising=False)
+  targets, loss_fn, params, x = bench_nst._objective(64, conv_impl='cpu_winograd')
   prepared = [n for n, k in targets['kernels_t'].items() if isinstance(k, winograd.Prepared)]
   assert prepared == ['block3_conv1', 'block3_conv2', 'block3_conv3', 'block3_conv4', 'block4_conv1',
                       'block4_conv2', 'block4_conv3', 'block4_conv4']  # block 5 is 4x4 at 64²
   x = x * 0.01  # a small image, so the style/content terms are not lost under the TV term
-  plain = dict(targets, kernels_t=vgg.transposed_kernels(params))
+  upto = {n: params[n] for n in targets['kernels_t']}
   value_and_grad = jax.jit(jax.value_and_grad(lambda x, t: loss_fn(x, t, params)[0]))
-  (v, g), (v_ref, g_ref) = value_and_grad(x, targets), value_and_grad(x, plain)
-  assert abs(float(v - v_ref)) < 1e-4 * abs(float(v_ref))
-  assert _rel_err(g, g_ref) < 1e-4
+  results = {}
+  for impl in dispatch.CONV_IMPLS:  # one compile per kernels_t structure (Prepared or plain)
+    kernels_t = vgg.frozen_kernels(upto, (64, 64), impl)
+    has_prepared = any(isinstance(k, winograd.Prepared) for k in kernels_t.values())
+    assert has_prepared == (impl == 'cpu_winograd')
+    results[impl] = value_and_grad(x, dict(targets, kernels_t=kernels_t))
+  v_ref, g_ref = results['xla']
+  for impl, (v, g) in results.items():
+    assert abs(float(v - v_ref)) < 1e-4 * abs(float(v_ref)), impl
+    assert _rel_err(g, g_ref) < 1e-4, impl
+  assert not np.array_equal(results['cpu_winograd'][1], g_ref)  # Winograd really ran
 
 
 @pytest.mark.parametrize('variant,tol,pads', [

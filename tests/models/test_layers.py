@@ -132,15 +132,13 @@ def test_conv_transpose_alignment(shift, padding):
   assert np.abs(y - np_conv_transpose(x, w_torch, 1 - shift)).max() > 0.1  # alignments differ
 
 
-@pytest.mark.parametrize('fast', ['0', '1'])
+@pytest.mark.parametrize('impl', layers.CONV_IMPLS)
 @pytest.mark.parametrize('padding', [layers.TORCH_CONVT_PADDING, layers.KERAS_CONVT_PADDING])
-def test_subpixel_conv_transpose_matches_flax(padding, fast, monkeypatch):
+def test_conv_transpose_matches_flax_for_every_impl(padding, impl):
   """Same init, outputs and gradients (input, kernel, bias) as the input-dilated nn.ConvTranspose."""
   import flax.linen as nn
-  monkeypatch.setenv('JAXSTYLE_FAST_CONV', fast)
   x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 6, 10, 5)), jnp.float32)
-  layer = layers.conv_transpose(7, padding, 'up', init='keras')
-  assert isinstance(layer, layers.SubpixelConvTranspose)
+  layer = layers.conv_transpose(7, padding, 'up', init='keras', impl=impl)
   ref = nn.ConvTranspose(7, (3, 3), strides=(2, 2), padding=padding, transpose_kernel=True,
                          kernel_init=nn.initializers.glorot_uniform())
   params = layer.init(jax.random.key(1), x)
@@ -192,14 +190,14 @@ def test_kernel_init():
     layers.kernel_init('xavier')
 
 
-@pytest.mark.parametrize('k,size,fast', [(4, (4, 6), '0'), (4, (4, 6), '1'), (3, (5, 3), '1'),
-                                         (5, (3, 4), '1'), (1, (2, 3), '0')])
-def test_upsample_conv_matches_upsample_then_conv(k, size, fast, monkeypatch):
+@pytest.mark.parametrize('k,size,impl', [(4, (4, 6), 'subpixel'), (4, (4, 6), 'cpu_fast'),
+                                         (4, (4, 6), 'xla'), (3, (5, 3), 'cpu_fast'),
+                                         (5, (3, 4), 'cpu_winograd'), (1, (2, 3), 'subpixel')])
+def test_upsample_conv_matches_upsample_then_conv(k, size, impl):
   """Same init, outputs and gradients as nearest ×2 followed by the 'SAME' conv it replaces."""
-  monkeypatch.setenv('JAXSTYLE_FAST_CONV', fast)
   x = jnp.asarray(np.random.default_rng(6).normal(size=(2, *size, 5)), jnp.float32)
-  layer = layers.upsample_conv(7, k, 'up', init='keras')
-  ref = layers.conv(7, k, 1, 'SAME', 'up', init='keras')
+  layer = layers.upsample_conv(7, k, 'up', init='keras', impl=impl)
+  ref = layers.conv(7, k, 1, 'SAME', 'up', init='keras', impl='xla')
   up = layers.upsample_nearest2x
   params = layer.init(jax.random.key(1), x)
   ref_params = ref.init(jax.random.key(1), up(x))

@@ -6,17 +6,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import models
+from jaxstyle import config_lib, models
+from jaxstyle.cyclegan import presets
 
 
 def gen(**kw):
-  cfg = models.default_model_config(**kw)
+  cfg = presets.reference_model(**kw)
   net = models.make_generator(cfg)
   return net, cfg
 
 
 def disc(**kw):
-  cfg = models.default_model_config(**kw)
+  cfg = presets.reference_model(**kw)
   return models.make_discriminator(cfg), cfg
 
 
@@ -100,18 +101,18 @@ def test_channels_configurable():
 
 
 def test_generator_multiple_and_config():
-  assert models.generator_multiple(models.default_model_config()) == 4
-  assert models.generator_multiple(models.default_model_config(generator='resnet_book')) == 4
-  assert models.generator_multiple(models.default_model_config(generator='unet_book')) == 16
-  cfg = models.default_model_config()
+  assert models.generator_multiple(presets.reference_model()) == 4
+  assert models.generator_multiple(presets.reference_model(generator='resnet_book')) == 4
+  assert models.generator_multiple(presets.reference_model(generator='unet_book')) == 16
+  cfg = presets.reference_model()
   assert cfg.norm_eps == 1e-5 and cfg.eps_mode == 'var' and cfg.init == 'normal'
   assert cfg.init_gain == 0.02 and cfg.n_blocks == 9 and cfg.dtype == 'float32'
-  with pytest.raises(KeyError):
-    models.default_model_config(ngf=64)
+  with pytest.raises(config_lib.OverrideError, match="'ngf'"):
+    presets.reference_model(ngf=64)
   with pytest.raises(ValueError, match='generator'):
-    models.make_generator(models.default_model_config(generator='unet_256'))
+    models.make_generator(presets.reference_model(generator='unet_256'))
   with pytest.raises(ValueError, match='discriminator'):
-    models.make_discriminator(models.default_model_config(discriminator='pixel'))
+    models.make_discriminator(presets.reference_model(discriminator='pixel'))
 
 
 # ------------------------------------------------------------------ real forwards (small nets)
@@ -136,7 +137,7 @@ def numpy_params(net, shape, seed=0):
 
 @pytest.fixture(scope='module')
 def small_params():
-  return {name: numpy_params(models.make_generator(models.default_model_config(**kw)),
+  return {name: numpy_params(models.make_generator(presets.reference_model(**kw)),
                              (1, 32, 32, 3)) for name, kw in SMALL.items()}
 
 
@@ -147,7 +148,7 @@ def inputs():
 
 @pytest.fixture(scope='module')
 def f32_outputs(small_params, inputs):
-  return {name: jax.jit(models.make_generator(models.default_model_config(**kw)).apply)(
+  return {name: jax.jit(models.make_generator(presets.reference_model(**kw)).apply)(
       {'params': small_params[name]}, inputs) for name, kw in SMALL.items()}
 
 
@@ -161,7 +162,7 @@ def test_generators_fully_convolutional(f32_outputs, name):
 
 @pytest.mark.parametrize('name', ['resnet', 'resnet_book', 'unet_book'])
 def test_bf16_forward(small_params, inputs, f32_outputs, name):
-  net = models.make_generator(models.default_model_config(**SMALL[name], dtype='bfloat16'))
+  net = models.make_generator(presets.reference_model(**SMALL[name], dtype='bfloat16'))
   y = jax.jit(net.apply)({'params': small_params[name]}, inputs)
   assert y.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(y)))
   err = float(jnp.abs(y - f32_outputs[name]).max())
@@ -170,7 +171,7 @@ def test_bf16_forward(small_params, inputs, f32_outputs, name):
 
 @pytest.mark.parametrize('name', ['patchgan', 'patchgan_book'])
 def test_discriminator_bf16_forward(name):
-  cfg = models.default_model_config(discriminator=name, disc_filters=4, dtype='bfloat16')
+  cfg = presets.reference_model(discriminator=name, disc_filters=4, dtype='bfloat16')
   net = models.make_discriminator(cfg)
   x = jax.random.uniform(jax.random.key(4), (2, 32, 48, 3), minval=-1, maxval=1)
   abstract = jax.eval_shape(net.init, jax.random.key(0), x)['params']
@@ -183,12 +184,12 @@ def test_discriminator_bf16_forward(name):
 
 def test_init_from_config():
   """The config's init reaches the layers (the distributions are tested in test_layers.py)."""
-  net = models.make_generator(models.default_model_config(generator='unet_book', init='keras'))
+  net = models.make_generator(presets.reference_model(generator='unet_book', init='keras'))
   assert net.init_scheme == 'keras'
-  net = models.make_discriminator(models.default_model_config(init_gain=0.05))
+  net = models.make_discriminator(presets.reference_model(init_gain=0.05))
   assert net.init_scheme == 'normal' and net.init_gain == 0.05
   # One real init of a tiny D: N(0, gain) kernels, zero biases.
-  tiny = models.make_discriminator(models.default_model_config(disc_filters=8, n_layers=1,
+  tiny = models.make_discriminator(presets.reference_model(disc_filters=8, n_layers=1,
                                                                init_gain=0.05))
   # An 'rbg' key: the default threefry draws take ~30 s to compile on a CPU runner.
   params = jax.jit(tiny.init)(jax.random.key(0, impl='rbg'), jnp.zeros((1, 16, 16, 3)))['params']

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from jaxstyle import models
+from jaxstyle.cyclegan import presets
 
 FIXTURE = pathlib.Path(__file__).parent.parent / 'fixtures' / 'torch_parity.npz'
 TOL = 1e-5
@@ -55,7 +56,7 @@ def to_params(sd: dict[str, np.ndarray], cfg: dict) -> dict:
 
 def build(cfg: dict):
   fields = {k: v for k, v in cfg.items() if k != 'n_sizes'}
-  mcfg = models.default_model_config(**fields)
+  mcfg = presets.reference_model(**fields)
   return models.make_generator(mcfg) if 'generator' in cfg else models.make_discriminator(mcfg)
 
 

@@ -120,27 +120,34 @@ def test_forward_matches_numpy(loaded, pool):
   assert out['block5_conv2'].shape == (2, 2, 2, 512)
 
 
-def test_remat_same_values_and_grads(params):
+def test_block_losses_same_values_and_grads_as_vgg19(params):
+  """`block_losses` (losses inside each block; remat or not) equals VGG19 features + the losses."""
   x = jax.random.normal(jax.random.key(2), (1, 16, 16, 3)) * 50
+  layer_losses = {name: lambda f, _: {'l': jnp.mean(f ** 2)} for name in ('relu1_1', 'relu3_1')}
 
   def loss(x, remat):
-    feats = vgg.VGG19(outputs=('relu1_1', 'relu3_1'), remat=remat).apply({'params': params}, x)
-    return sum(jnp.mean(f ** 2) for f in feats.values())
+    if remat is None:
+      feats = vgg.VGG19(outputs=tuple(layer_losses)).apply({'params': params}, x)
+      return sum(jnp.mean(f ** 2) for f in feats.values())
+    args = dict.fromkeys(layer_losses)
+    return vgg.block_losses(params, x, layer_losses, args, remat=remat)['l']
 
   with jax.default_matmul_precision('highest'):
-    (v0, g0), (v1, g1) = (jax.jit(jax.value_and_grad(loss), static_argnums=1)(x, r)
-                          for r in (False, True))
-  np.testing.assert_allclose(v0, v1, rtol=1e-6)
-  np.testing.assert_allclose(g0, g1, rtol=1e-4, atol=1e-6 * float(jnp.max(jnp.abs(g0))))
-  jaxpr = str(jax.make_jaxpr(jax.grad(lambda x: loss(x, True)))(x))
-  assert 'checkpoint' in jaxpr or 'remat' in jaxpr
+    (v0, g0), *others = (jax.jit(jax.value_and_grad(loss), static_argnums=1)(x, r)
+                         for r in (None, False, True))
+  for v, g in others:
+    np.testing.assert_allclose(v, v0, rtol=1e-6)
+    np.testing.assert_allclose(g, g0, rtol=1e-4, atol=1e-6 * float(jnp.max(jnp.abs(g0))))
+  # remat: the backward pass recomputes each block behind a barrier (see vgg.checkpoint)
+  jaxprs = {r: str(jax.make_jaxpr(jax.grad(lambda x, r=r: loss(x, r)))(x)) for r in (False, True)}
+  assert 'optimization_barrier' in jaxprs[True] and 'optimization_barrier' not in jaxprs[False]
 
 
 def test_input_gradient_matches_autodiff_with_and_without_precomputed_kernels(params):
   """The custom input gradient (explicit transposed kernel) equals XLA's own conv transpose."""
   x = jax.random.normal(jax.random.key(3), (1, 12, 16, 3)) * 50
   net = vgg.VGG19(outputs=('relu2_2', 'relu3_1'))
-  kernels_t = vgg.transposed_kernels(params)
+  kernels_t = vgg.frozen_kernels(params)
 
   def loss(x, kt):
     return sum(jnp.sum(jnp.sin(f)) for f in net.apply({'params': params}, x, kt).values())
@@ -386,7 +393,7 @@ def test_get_vgg19_explicit_paths(tmp_path, keras_file):
 def test_bfloat16_compute(params):
   x = np.random.default_rng(3).uniform(-100, 100, (1, 16, 16, 3)).astype(np.float32)
   f32 = vgg.VGG19(outputs=('relu2_1',)).apply({'params': params}, x)['relu2_1']
-  bf16 = jax.jit(lambda p, x: vgg.VGG19(outputs=('relu2_1',), dtype=jnp.bfloat16, remat=True).apply(
+  bf16 = jax.jit(lambda p, x: vgg.VGG19(outputs=('relu2_1',), dtype=jnp.bfloat16).apply(
       {'params': p}, x))(params, x)['relu2_1']
   assert bf16.dtype == jnp.bfloat16
   assert float(jnp.max(jnp.abs(bf16.astype(jnp.float32) - f32))) < 0.05 * float(jnp.max(f32))

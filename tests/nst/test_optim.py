@@ -6,7 +6,7 @@ import pytest
 
 from jaxstyle.models.vgg import init_params
 from jaxstyle.nst import optim as nst_optim
-from jaxstyle.nst import stylize
+from jaxstyle.nst import presets, stylize
 from jaxstyle.nst.weights import PREPROCESSING
 
 SIZE = (32, 40)
@@ -15,7 +15,7 @@ SIZE = (32, 40)
 @pytest.fixture(scope="module")
 def problem():
   """A small book-normalised objective on random He-init weights (3 convs keep compiles short)."""
-  cfg = stylize.default_config()
+  cfg = presets.jcjohnson("", "")
   cfg.loss.normalisation = "book"
   cfg.loss.content_layers = ("block2_conv1",)
   cfg.loss.style_layers = ("block1_conv1", "block2_conv1")

@@ -20,8 +20,8 @@ def params():
 def _objective(params, remat, shape, **kwargs):
   rng = np.random.default_rng(1)
   content, style = (rng.uniform(-120, 130, shape).astype(np.float32) for _ in range(2))
-  return L.make_objective(vgg.VGG19(pool=kwargs.pop('pool', 'max'), remat=remat), params,
-                          content, [style], **kwargs)
+  return L.make_objective(vgg.VGG19(pool=kwargs.pop('pool', 'max')), params, content, [style],
+                          remat=remat, **kwargs)
 
 
 @pytest.mark.parametrize('kwargs', [

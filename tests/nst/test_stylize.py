@@ -7,11 +7,12 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from tb_events import read_events
 
 from jaxstyle import cli, config_lib
 from jaxstyle.models.vgg import LAYER_NAMES, expected_shapes
 from jaxstyle.nst import image as nst_image
-from jaxstyle.nst import stylize
+from jaxstyle.nst import presets, stylize
 
 # Three convs keep every compile short; the full book layer set is exercised by the CLI test.
 SHALLOW = ["--content-layers", "block2_conv1", "--style-layers", "block1_conv1,block2_conv1"]
@@ -47,8 +48,7 @@ def files(tmp_path_factory):
 
 
 def _config(files, **loss):
-  c = stylize.default_config()
-  c.content, c.styles = files["content"], (files["style"],)
+  c = presets.jcjohnson(files["content"], files["style"])
   c.vgg.path = files["weights"]
   c.image.max_side = 32
   c.loss.normalisation = "book"
@@ -89,6 +89,21 @@ def test_bad_image_paths_give_clear_errors(files):
     nst_image.load_image(files["broken"])
 
 
+@pytest.mark.parametrize("orientation, k", [(6, -1), (8, 1)])
+def test_load_image_honours_exif_orientation(tmp_path, orientation, k):
+  """A phone photo stored sideways with an EXIF Orientation tag is stylised upright."""
+  yy, xx = np.mgrid[0:24, 0:40] // 8
+  stored = np.stack([40 * yy + 20, 30 * xx + 10, 90 + 0 * xx], -1).astype(np.uint8)
+  exif = Image.Exif()
+  exif[0x0112] = orientation  # 6: rotate 90 degrees clockwise to display, 8: counter-clockwise
+  path = str(tmp_path / "phone.jpg")
+  Image.fromarray(stored).save(path, exif=exif, quality=95)
+  got = nst_image.load_image(path)
+  upright = np.rot90(stored, k)  # numpy's k=1 turns counter-clockwise
+  assert got.shape == upright.shape == (40, 24, 3)
+  assert np.abs(got.astype(int) - upright).mean() < 3  # JPEG noise only
+
+
 @pytest.fixture(scope="module")
 def vgg(files):
   from jaxstyle.nst.weights import get_vgg19
@@ -123,13 +138,22 @@ def test_multiscale_and_original_colors(files, preserved):
     assert {"nst/loss_content", "nst/loss_style", "nst/loss_tv", "nst/sec_per_iter"} <= set(r)
     total = r["nst/loss_content"] + r["nst/loss_style"] + r["nst/loss_tv"]
     assert r["nst/loss"] == pytest.approx(total, rel=1e-4)
+  # TensorBoard gets the same scalars plus each segment's image, at its size.
+  scalars, images = read_events(workdir)
+  assert [s for s, _ in scalars["nst/loss_style"]] == [2, 4, 6, 8]
+  assert scalars["nst/loss_style"][-1][1] == pytest.approx(records[-1]["nst/loss_style"], rel=1e-6)
+  assert images == {"nst/snapshot": [(2, (16, 21)), (4, (16, 21)), (6, (24, 32)), (8, (24, 32))]}
 
 
-def test_stylize_batch_matches_single_runs(files, vgg):
+def test_style_weight_sweep_matches_single_runs(files, vgg):
   c = _config(files)
-  batch = stylize.stylize_batch(c, [10.0, 1000.0], workdir=str(files["root"] / "sweep"), vgg=vgg)
+  c.loss.style_weights = (10.0, 1000.0)  # one vmapped program, one image per weight
+  workdir = str(files["root"] / "sweep")
+  batch = stylize.stylize(c, workdir=workdir, vgg=vgg)
   assert [os.path.basename(p) for p in batch["outputs"]] == ["stylized_sw10.png",
                                                              "stylized_sw1000.png"]
+  _, images = read_events(workdir)
+  assert sorted(images) == ["nst/snapshot_sw10", "nst/snapshot_sw1000"]
   single = stylize.stylize(_config(files, **{"loss.style_weight": 1000.0}), vgg=vgg,
                            workdir=str(files["root"] / "single"))
   np.testing.assert_allclose(batch["images"][1], single["images"][0], atol=1.0)
@@ -164,11 +188,11 @@ def test_cli_bad_inputs(files, capsys):
   assert rc == 2 and "broken.png" in err
 
 
-@pytest.mark.parametrize("name", ["nst_book", "nst_quality"])
+@pytest.mark.parametrize("name", ["nst_book", "nst_quality", "nst_jcjohnson"])
 def test_presets_load_and_sweep(name):
   module = config_lib.load_config_module(f"configs/{name}.py")
   config = module.get_config("runlocal")
-  assert set(stylize.default_config().keys()) == set(config.keys())
+  assert set(presets.nst_base("", "").keys()) == set(config.keys())
   for overrides in module.get_sweep():
     c = module.get_config("runlocal")
     config_lib.apply_overrides(c, overrides)

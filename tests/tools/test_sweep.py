@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from jaxstyle import cli
+from jaxstyle import cli, config_lib
 from jaxstyle.tools import sweep
 
 CONFIG = textwrap.dedent("""
@@ -48,7 +48,7 @@ def test_expand_and_names(config_path):
 def test_bad_sweeps_fail_before_any_run(tmp_path):
   bad = tmp_path / "bad.py"
   bad.write_text(CONFIG.replace("'loss.lambda_id': w", "'loss.lambda_idt': w"))
-  with pytest.raises(KeyError, match="lambda_idt"):
+  with pytest.raises(config_lib.OverrideError, match="lambda_idt.*did you mean loss.lambda_id"):
     sweep.expand_sweep(str(bad))
   dup = tmp_path / "dup.py"
   dup.write_text(CONFIG.replace("(0.0, 2.5)", "(1.0, 1.0)"))

@@ -1,0 +1,133 @@
+"""kernels.dispatch: how conv_impl resolves, what it records, and that every impl computes the same conv."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle.kernels import dispatch, winograd
+
+
+@pytest.fixture
+def no_env(monkeypatch):
+  monkeypatch.delenv(dispatch.ENV, raising=False)
+
+
+def test_resolve_auto_by_backend(no_env):
+  want = 'cpu_winograd' if jax.default_backend() == 'cpu' else 'subpixel'
+  assert dispatch.resolve() == dispatch.resolve('auto') == want
+  for impl in dispatch.CONV_IMPLS:
+    assert dispatch.resolve(impl) == impl
+  assert set(dispatch.MEANING) == set(dispatch.CONV_IMPLS)
+
+
+def test_env_overrides_config(monkeypatch):
+  monkeypatch.setenv(dispatch.ENV, 'xla')
+  assert dispatch.resolve('cpu_winograd') == 'xla' and dispatch.resolve('auto') == 'xla'
+  monkeypatch.setenv(dispatch.ENV, '')  # empty = unset
+  assert dispatch.resolve('cpu_fast') == 'cpu_fast'
+
+
+def test_unknown_values_name_the_allowed_ones(monkeypatch):
+  monkeypatch.delenv(dispatch.ENV, raising=False)
+  with pytest.raises(ValueError, match="conv_impl .*'auto' or one of xla, subpixel, cpu_fast, "
+                                       "cpu_winograd.*'winograd'"):
+    dispatch.resolve('winograd')
+  monkeypatch.setenv(dispatch.ENV, 'fast')
+  with pytest.raises(ValueError, match=f"{dispatch.ENV} .*cpu_winograd.*'fast'"):
+    dispatch.resolve('xla')
+
+
+def test_runtime_record(monkeypatch):
+  monkeypatch.delenv(dispatch.ENV, raising=False)
+  record = dispatch.runtime_record('auto')
+  assert record['conv_impl'] == dispatch.resolve('auto')
+  assert record['conv_impl_requested'] == 'auto' and record['conv_impl_env'] is None
+  assert record['backend'] == jax.default_backend() and record['jax'] == jax.__version__
+  assert record['devices'] == jax.device_count() and record['jaxlib']
+  monkeypatch.setenv(dispatch.ENV, 'subpixel')
+  record = dispatch.runtime_record('cpu_fast')
+  assert (record['conv_impl'], record['conv_impl_requested'], record['conv_impl_env']) == (
+      'subpixel', 'cpu_fast', 'subpixel')
+
+
+def _rel_err(a, b):
+  return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+def _value_and_grads(fn, x, w, seed):
+  y, vjp = jax.vjp(fn, x, w)
+  dy = jnp.asarray(np.random.default_rng(seed).normal(size=y.shape), jnp.float32)
+  return (y, *vjp(dy))
+
+
+# (kernel, stride, padding, H, W, Cin, Cout): a wide 3×3 layer that Winograd takes (F2x2 at 8²),
+# a strided Keras-'SAME' conv, and an odd-sided explicit-padding conv.
+CONV_CASES = [(3, 1, 'VALID', 10, 10, 128, 256), (4, 2, 'SAME', 9, 8, 3, 16),
+              (3, 1, ((1, 1), (1, 1)), 7, 5, 4, 5)]
+
+
+@pytest.mark.parametrize('k, stride, padding, h, w, cin, cout', CONV_CASES)
+def test_conv2d_every_impl_matches_xla(no_env, k, stride, padding, h, w, cin, cout):
+  rng = np.random.default_rng(k + cin)
+  x = jnp.asarray(rng.normal(size=(2, h, w, cin)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(k, k, cin, cout)) / np.sqrt(k * k * cin), jnp.float32)
+  results = {impl: _value_and_grads(lambda x, w, impl=impl: dispatch.conv2d(
+      x, w, (stride, stride), padding, impl), x, kernel, seed=1) for impl in dispatch.CONV_IMPLS}
+  for impl, got in results.items():
+    for a, b in zip(got, results['xla']):
+      assert a.shape == b.shape and _rel_err(a, b) < 1e-4, impl
+  # The wide layer really takes another path under cpu_winograd (rounding differs, not bitwise).
+  wide = cin * cout >= 128 * 256
+  assert (not np.array_equal(results['cpu_winograd'][0], results['cpu_fast'][0])) == wide
+
+
+@pytest.mark.parametrize('padding', [((1, 2), (1, 2)), ((2, 1), (2, 1)), 'SAME'])
+def test_conv_transpose_every_impl_matches_xla(no_env, padding):
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 5, 6, 4)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 7, 4)), jnp.float32)  # (kH, kW, Cout, Cin)
+  ref = _value_and_grads(lambda x, w: jax.lax.conv_transpose(
+      x, w, (2, 2), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'), transpose_kernel=True),
+      x, kernel, seed=2)
+  for impl in dispatch.CONV_IMPLS:
+    got = _value_and_grads(lambda x, w, impl=impl: dispatch.conv_transpose(x, w, padding, impl),
+                           x, kernel, seed=2)
+    for a, b in zip(got, ref):
+      assert a.shape == b.shape and _rel_err(a, b) < 1e-5, impl
+
+
+def test_upsample_conv_every_impl_matches_upsample_then_conv(no_env):
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.normal(size=(2, 4, 6, 5)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(4, 4, 5, 3)), jnp.float32)
+  ref = _value_and_grads(lambda x, w: jax.lax.conv_general_dilated(
+      jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2), w, (1, 1), 'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC')), x, kernel, seed=3)
+  for impl in dispatch.CONV_IMPLS:
+    got = _value_and_grads(lambda x, w, impl=impl: dispatch.upsample_conv(x, w, impl),
+                           x, kernel, seed=3)
+    for a, b in zip(got, ref):
+      assert a.shape == b.shape and _rel_err(a, b) < 1e-5, impl
+
+
+def test_frozen_kernels_winograd_only_where_chosen(no_env):
+  rng = np.random.default_rng(5)
+  params = {name: {'kernel': jnp.asarray(rng.normal(size=(3, 3, cin, cout)), jnp.float32)}
+            for name, cin, cout in (('narrow', 8, 8), ('wide', 128, 256))}
+  layer_hw = {'narrow': (32, 32), 'wide': (32, 32)}
+  for impl in dispatch.CONV_IMPLS:
+    kernels_t = dispatch.frozen_kernels(params, layer_hw, impl)
+    prepared = {n for n, k in kernels_t.items() if isinstance(k, winograd.Prepared)}
+    assert prepared == ({'wide'} if impl == 'cpu_winograd' else set()), impl
+    assert kernels_t['narrow'].shape == (3, 3, 8, 8)
+  assert not any(isinstance(k, winograd.Prepared)  # without sizes nothing is prepared
+                 for k in dispatch.frozen_kernels(params, None, 'cpu_winograd').values())
+  x = jnp.asarray(rng.normal(size=(1, 32, 32, 128)), jnp.float32)
+  kernel = params['wide']['kernel']
+  results = {}
+  for impl in ('xla', 'cpu_winograd'):
+    kernel_t = dispatch.frozen_kernels(params, layer_hw, impl)['wide']
+    y, vjp = jax.vjp(lambda x, kernel_t=kernel_t: dispatch.frozen_conv3x3(x, kernel, kernel_t), x)
+    results[impl] = (y, *vjp(jnp.ones_like(y)))
+  for a, b in zip(results['cpu_winograd'], results['xla']):
+    assert _rel_err(a, b) < 1e-4
