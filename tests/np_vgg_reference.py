@@ -26,3 +26,15 @@ def np_vgg(x, params, pool='max', upto='block5_conv2'):
     win = h[:, :hh // 2 * 2, :ww // 2 * 2].reshape(n, hh // 2, 2, ww // 2, 2, c)
     h = win.max(axis=(2, 4)) if pool == 'max' else win.mean(axis=(2, 4))
   return out
+
+
+def random_vgg_params(shapes, seed=0):
+  """He-initialised kernels with non-zero biases for `{layer: {'kernel': shape, 'bias': shape}}`,
+  so a bias mix-up cannot hide."""
+  rng = np.random.default_rng(seed)
+  out = {}
+  for name, leaf_shapes in shapes.items():
+    fan_in = 9 * leaf_shapes['kernel'][2]
+    out[name] = {'kernel': rng.normal(0, np.sqrt(2 / fan_in), leaf_shapes['kernel']).astype(np.float32),
+                 'bias': rng.normal(0, 0.1, leaf_shapes['bias']).astype(np.float32)}
+  return out

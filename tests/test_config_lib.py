@@ -32,13 +32,7 @@ def flat(node, prefix=""):
   return out
 
 
-def stylize_config(argv):
-  """The config `jaxstyle stylize ARGV` runs, built the way `jaxstyle.cli` parses a command."""
-  parser = argparse.ArgumentParser()
-  nst_cli.add_arguments(parser)
-  args, unknown = parser.parse_known_args(argv)
-  args.unknown = unknown
-  return nst_cli.build_config(args)
+stylize_config = nst_cli.config_from_argv
 
 
 #### The coercion rule

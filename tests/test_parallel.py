@@ -57,6 +57,7 @@ def _assert_close(a, b):
           x, y, rtol=2e-4, atol=5e-5, err_msg=jax.tree_util.keystr(path)), a, b)
 
 
+@pytest.mark.slow  # 8-device vs 1-device train steps (~60 s)
 def test_eight_devices_equal_one_device_on_global_batch(runs):
   (eight, _), (one, _) = runs[(0, 8)], runs[(0, 1)]
   for (p8, m8), (p1, m1) in zip(eight, one):

@@ -1,6 +1,6 @@
 """CycleGAN train state, optimizer, LR schedules and the per-device train step (spec §5).
 
-The state is a plain dict (DEVNOTES.md): `{'step', 'rng', 'params': {G_A, G_B, D_A, D_B},
+The state is a plain dict (ARCHITECTURE.md): `{'step', 'rng', 'params': {G_A, G_B, D_A, D_B},
 'opt': {G, D}, 'pool': {A, B}}`. Naming follows junyanz (spec §5.1): G_A maps A→B, G_B maps
 B→A, **D_A judges domain B** and D_B judges domain A.
 """
@@ -89,7 +89,9 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
   """`per_device_step(state, batch) -> (state, metrics)` for `parallel.compile_step`.
 
   Written as for pmap: the batch and the pools are this device's slices; gradients and metrics
-  are `pmean`-ed over `data`. No host syncs.
+  are `pmean`-ed over `data`. No host syncs. The G block, D block and pool update stay in one
+  function (longer than ~80 lines) so the order of the two `value_and_grad`s and their pmeans is
+  visible in one place, as in the reference training loop (spec §5).
   """
   G, D = make_nets(config)
   lam = config.loss

@@ -53,7 +53,11 @@ def _sample_fn(config: Any):
 
 
 def train(config: Any, workdir: str) -> dict[str, float]:
-  """Trains CycleGAN as `config` says, checkpointing into `workdir`; returns the last metrics."""
+  """Trains CycleGAN as `config` says, checkpointing into `workdir`; returns the last metrics.
+
+  One linear function with banner sections on purpose (house style: big_vision's train.py), so the
+  whole loop a GAN experiment customises reads top to bottom; it is longer than ~80 lines for that.
+  """
   is_main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
 

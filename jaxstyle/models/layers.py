@@ -74,7 +74,13 @@ def kernel_init(init: str, gain: float = 0.02) -> Callable[..., jax.Array]:
 
 
 class Conv(nn.Module):
-  """`nn.Conv` subset (2-D, NHWC, biased): same variables (`kernel` HWIO, `bias`) in the same order."""
+  """A biased 2-D conv layer (NHWC) whose arithmetic `kernels.dispatch` does for `impl`.
+
+  `op='conv'` is the `nn.Conv` subset (kernel HWIO); `op='transpose'` a 3×3 stride-2 transposed conv
+  (`nn.ConvTranspose(transpose_kernel=True)`, kernel (3, 3, Cout, Cin)); `op='upsample'` nearest ×2
+  then a stride-1 'SAME' conv (kernel HWIO). Variables (`kernel`, then `bias`) are those of the Flax
+  layer each replaces, for every impl, so checkpoints and weight ports do not depend on the choice.
+  """
   features: int
   kernel_size: tuple[int, int]
   strides: tuple[int, int] = (1, 1)
@@ -84,53 +90,23 @@ class Conv(nn.Module):
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   impl: str = 'auto'
+  op: str = 'conv'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    shape = (*self.kernel_size, x.shape[-1], self.features)
-    kernel = self.param('kernel', self.kernel_init, shape, self.param_dtype)
+    cin = x.shape[-1]
+    io = (self.features, cin) if self.op == 'transpose' else (cin, self.features)
+    kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, *io), self.param_dtype)
     bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-    y = dispatch.conv2d(x.astype(self.dtype), kernel.astype(self.dtype), self.strides,
-                        self.padding, self.impl)
-    return y + bias.astype(self.dtype)
-
-
-class ConvTranspose(nn.Module):
-  """`nn.ConvTranspose((3, 3), strides 2, transpose_kernel=True)`: same variables, kernel (3, 3, Cout, Cin)."""
-  features: int
-  padding: Padding
-  kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
-  bias_init: Callable[..., jax.Array] = nn.initializers.zeros
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
-  impl: str = 'auto'
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    shape = (3, 3, self.features, x.shape[-1])
-    kernel = self.param('kernel', self.kernel_init, shape, self.param_dtype)
-    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-    y = dispatch.conv_transpose(x.astype(self.dtype), kernel, self.padding, self.impl)
-    return y + bias.astype(self.dtype)
-
-
-class UpsampleConv(nn.Module):
-  """Nearest ×2 then a stride-1 'SAME' conv: the variables of the `nn.Conv` it replaces (HWIO)."""
-  features: int
-  kernel_size: int
-  kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
-  bias_init: Callable[..., jax.Array] = nn.initializers.zeros
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
-  impl: str = 'auto'
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    k = self.kernel_size
-    kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features),
-                        self.param_dtype)
-    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-    y = dispatch.upsample_conv(x.astype(self.dtype), kernel, self.impl)
+    x = x.astype(self.dtype)
+    if self.op == 'conv':
+      y = dispatch.conv2d(x, kernel.astype(self.dtype), self.strides, self.padding, self.impl)
+    elif self.op == 'transpose':  # the kernel is cast after its re-arrangement (dispatch)
+      y = dispatch.conv_transpose(x, kernel, self.padding, self.impl)
+    elif self.op == 'upsample':
+      y = dispatch.upsample_conv(x, kernel, self.impl)
+    else:
+      raise ValueError(f"op must be 'conv', 'transpose' or 'upsample', got {self.op!r}")
     return y + bias.astype(self.dtype)
 
 
@@ -152,17 +128,17 @@ def conv_transpose(features: int, padding: Padding, name: str, *, init: str = 'n
   Keras 'same' is ((2, 1), (2, 1)): same shape, output shifted by one pixel. Every impl but 'xla'
   runs those two in the sub-pixel form (kernels/subpixel.py): same variables, same values.
   """
-  return ConvTranspose(features, _hashable(padding), kernel_init=kernel_init(init, gain),
-                       bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32,
-                       impl=impl, name=name)
+  return Conv(features, (3, 3), strides=(2, 2), padding=_hashable(padding), op='transpose',
+              kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros, dtype=dtype,
+              param_dtype=jnp.float32, impl=impl, name=name)
 
 
 def upsample_conv(features: int, kernel: int, name: str, *, init: str = 'normal',
                   gain: float = 0.02, dtype: Any = jnp.float32, impl: str = 'auto') -> nn.Module:
   """`conv(features, kernel, 1, 'SAME', name)` applied to `upsample_nearest2x(x)`, same variables."""
-  return UpsampleConv(features, kernel, kernel_init=kernel_init(init, gain),
-                      bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32,
-                      impl=impl, name=name)
+  return Conv(features, (kernel, kernel), op='upsample', kernel_init=kernel_init(init, gain),
+              bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32, impl=impl,
+              name=name)
 
 
 def _hashable(padding: Padding) -> Padding:

@@ -3,7 +3,7 @@
 c7s1-g, d2g, d4g, R4g×N, u2g, ug, c7s1-out. The two differ only at the stride-2 layers: the
 reference uses explicit zero padding 1 and a PyTorch-aligned ConvTranspose; the book uses Keras
 'same' convs and a Keras-aligned `Conv2DTranspose` (same shape, output shifted by one pixel).
-Submodule names are pinned (DEVNOTES.md) because the weight ports map onto them.
+Submodule names are pinned (ARCHITECTURE.md) because the weight ports map onto them.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 4 stride-2 downs, 3 ups with skip concatenation, then ×2 → conv → tanh. Kernel 4 everywhere
 with Keras 'same' padding (stride-1 k4 pads 1 before, 2 after; Flax 'SAME' is the same XLA rule).
 Upsampling is nearest ×2 + conv (no transposed conv; computed as one conv of the low-resolution
-input, `layers.UpsampleConv`, same variables and values), and the encoder uses ReLU, as in the
+input, `layers.upsample_conv`, same variables and values), and the encoder uses ReLU, as in the
 book (not LeakyReLU as in Keras-GAN/pix2pix). The book's `dropout_rate` is dead code and omitted.
 """
 from __future__ import annotations

@@ -115,6 +115,15 @@ def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   return config_lib.apply_cli_overrides(config, getattr(args, "unknown", None) or [])
 
 
+def config_from_argv(argv: list[str]) -> ml_collections.ConfigDict:
+  """The config `jaxstyle stylize ARGV` runs, parsed exactly as `jaxstyle.cli` parses the command."""
+  parser = argparse.ArgumentParser(prog="jaxstyle stylize")
+  add_arguments(parser)
+  args, unknown = parser.parse_known_args(argv)
+  args.unknown = unknown
+  return build_config(args)
+
+
 def run(args: argparse.Namespace) -> int:
   """Runs the stylisation; input/weight errors are printed as one clear line, exit code 2."""
   from jaxstyle.nst import stylize

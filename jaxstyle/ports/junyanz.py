@@ -3,7 +3,7 @@
 The reference nets are `nn.Sequential`s, so their keys are layer indices (`model.4.weight`). We
 derive the architecture (blocks, filters, channels, depth) from the keys and shapes, check that the
 key set is exactly the one that architecture produces, and rename onto the pinned submodule names
-(DEVNOTES.md). A wrong `--netG/--norm/--no_dropout` guess is the most common reason reference
+(ARCHITECTURE.md). A wrong `--netG/--norm/--no_dropout` guess is the most common reason reference
 checkpoints fail to load (#296, #812), so a mismatch names the missing and unexpected keys.
 """
 from __future__ import annotations

@@ -16,6 +16,8 @@ from tb_events import read_events
 from jaxstyle import checkpoint, config_lib
 from jaxstyle.cyclegan import train as train_cyclegan
 
+pytestmark = pytest.mark.slow  # real train runs, resumes and a kill -9 (~170 s)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, 'configs', 'cyclegan_synthetic.py')
 

@@ -3,9 +3,12 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from jaxstyle import checkpoint, config_lib
 from jaxstyle.cyclegan import train as train_cyclegan
+
+pytestmark = pytest.mark.slow  # a bf16 train step compile (~50 s)
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs',
                       'cyclegan_synthetic.py')

@@ -9,6 +9,8 @@ from jax import lax
 from jaxstyle.kernels import fast_conv
 from jaxstyle.models import layers
 
+pytestmark = pytest.mark.slow  # many conv-gradient compiles (~35 s); test_dispatch covers the same paths
+
 CASES = [  # (kernel, stride, padding, H, Cin, Cout)
     (3, 1, 'VALID', 9, 3, 5),            # ResNet block conv on a reflect-padded input
     (4, 2, 'SAME', 8, 4, 6),             # book U-Net / PatchGAN down conv

@@ -53,6 +53,7 @@ def test_choose_policy():
   assert winograd.choose(512, 512, 4, 4) is None
 
 
+@pytest.mark.slow  # whole NST objective under each impl (~25 s)
 def test_nst_objective_same_values_for_every_conv_impl(monkeypatch):
   """cpu_winograd prepares the wide layers; every impl gives the direct convs' loss and gradient."""
   monkeypatch.delenv(dispatch.ENV, raising=False)

@@ -12,6 +12,8 @@ from jaxstyle import models
 from jaxstyle.cyclegan import presets
 from jaxstyle.models import layers
 
+pytestmark = pytest.mark.slow  # every net under every conv_impl (~55 s); test_layers covers each layer fast
+
 NETS = {  # tiny shapes: compile time dominates
     'resnet': (dict(generator='resnet', gen_filters=4, n_blocks=1), (2, 16, 16, 3)),
     'resnet_book': (dict(generator='resnet_book', gen_filters=4, n_blocks=1, norm_eps=1e-3,

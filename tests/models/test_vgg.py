@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from np_vgg_reference import np_vgg
+from np_vgg_reference import np_vgg, random_vgg_params
 
 from jaxstyle.models import vgg
 from jaxstyle.nst import weights as vgg_weights
@@ -26,14 +26,7 @@ WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
 
 def random_params(seed=0):
-  """He-initialised kernels with non-zero biases, so a bias mix-up cannot hide."""
-  rng = np.random.default_rng(seed)
-  out = {}
-  for name, shapes in vgg.expected_shapes().items():
-    fan_in = 9 * shapes['kernel'][2]
-    out[name] = {'kernel': rng.normal(0, np.sqrt(2 / fan_in), shapes['kernel']).astype(np.float32),
-                 'bias': rng.normal(0, 0.1, shapes['bias']).astype(np.float32)}
-  return out
+  return random_vgg_params(vgg.expected_shapes(), seed)
 
 
 def write_keras_h5(path, params, layers=vgg.LAYER_NAMES):
@@ -143,6 +136,7 @@ def test_block_losses_same_values_and_grads_as_vgg19(params):
   assert 'optimization_barrier' in jaxprs[True] and 'optimization_barrier' not in jaxprs[False]
 
 
+@pytest.mark.slow  # full VGG gradients (~10 s)
 def test_input_gradient_matches_autodiff_with_and_without_precomputed_kernels(params):
   """The custom input gradient (explicit transposed kernel) equals XLA's own conv transpose."""
   x = jax.random.normal(jax.random.key(3), (1, 12, 16, 3)) * 50

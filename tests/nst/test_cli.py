@@ -1,5 +1,4 @@
 """`jaxstyle stylize` without --config is exactly the named jcjohnson preset; flags and overrides."""
-import argparse
 
 import numpy as np
 import pytest
@@ -10,14 +9,7 @@ from jaxstyle.nst import cli as nst_cli
 from jaxstyle.nst import presets, stylize
 from jaxstyle.nst.weights import PREPROCESSING
 
-
-def build(argv):
-  """The config `jaxstyle stylize ARGV` runs (parsed as `jaxstyle.cli` parses a sub-command)."""
-  parser = argparse.ArgumentParser()
-  nst_cli.add_arguments(parser)
-  args, unknown = parser.parse_known_args(argv)
-  args.unknown = unknown
-  return nst_cli.build_config(args)
+build = nst_cli.config_from_argv
 
 
 def test_default_is_the_jcjohnson_preset():

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from np_vgg_reference import np_vgg
+from np_vgg_reference import np_vgg, random_vgg_params
 
 from jaxstyle.models import vgg
 from jaxstyle.nst import losses as L
@@ -37,13 +37,7 @@ def ke_objective(params, content, style, comb, content_weight, style_weight, tv_
 
 @pytest.fixture(scope='module')
 def params():
-  rng = np.random.default_rng(0)
-  out = {}
-  for name, shapes in vgg.expected_shapes().items():
-    fan_in = 9 * shapes['kernel'][2]
-    out[name] = {'kernel': rng.normal(0, np.sqrt(2 / fan_in), shapes['kernel']).astype(np.float32),
-                 'bias': rng.normal(0, 0.1, shapes['bias']).astype(np.float32)}
-  return out
+  return random_vgg_params(vgg.expected_shapes(), 0)
 
 
 @pytest.fixture(scope='module')

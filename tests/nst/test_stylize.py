@@ -145,6 +145,7 @@ def test_multiscale_and_original_colors(files, preserved):
   assert images == {"nst/snapshot": [(2, (16, 21)), (4, (16, 21)), (6, (24, 32)), (8, (24, 32))]}
 
 
+@pytest.mark.slow  # a vmapped sweep plus single runs (~12 s)
 def test_style_weight_sweep_matches_single_runs(files, vgg):
   c = _config(files)
   c.loss.style_weights = (10.0, 1000.0)  # one vmapped program, one image per weight

@@ -9,6 +9,8 @@ from PIL import Image
 from jaxstyle import cli
 from jaxstyle.tools import figures
 
+pytestmark = pytest.mark.slow  # a real synthetic run (~40 s)
+
 # One distinct pure colour per sample step / snapshot, so a figure's pixels show which it used.
 STEP_COLOURS = {0: (255, 0, 0), 10: (0, 255, 0), 20: (0, 0, 255), 30: (255, 255, 0)}
 ITER_COLOURS = {0: (255, 0, 255), 1: (0, 255, 255), 2: (128, 0, 0)}

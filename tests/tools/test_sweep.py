@@ -137,6 +137,7 @@ TRAINER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 
 
 @pytest.mark.skipif(not os.path.exists(TRAINER), reason="trainer config not present")
+@pytest.mark.slow  # two real training runs (~60 s)
 def test_real_two_run_sweep(tmp_path, capsys):
   """`--execute local --parallel 2` trains both runs of a 2-entry sweep, then tabulates them."""
   config = tmp_path / "tiny_sweep.py"
