@@ -95,8 +95,8 @@ def coerce(text: str, current: Any, name: str = "value") -> Any:
     try:  # an integral float such as 1e4 is fine for an int field
       value = float(text)
     except ValueError:
-      value = 0.5
-    if kind is int and value.is_integer():
+      value = None
+    if kind is int and value is not None and value.is_integer():
       return int(value)
     raise OverrideError(f"{name}: expected {kind.__name__}, got {text!r}")
   if isinstance(current, str):
