@@ -33,6 +33,17 @@ def _scalar(v: Any) -> int | float:
   return item if isinstance(item, int) else float(item)
 
 
+
+def write_config(workdir: str, config: Any, runtime: Mapping[str, Any]) -> str:
+  """Writes `{workdir}/config.json`: the run's config plus a "runtime" section (what 'auto'
+  resolved to, backend, versions), which moves numbers and speed, so the record says it."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, 'config.json')
+  with open(path, 'w') as f:
+    json.dump(dict(json.loads(config.to_json()), runtime=dict(runtime)), f, indent=2,
+              sort_keys=True)
+  return path
+
 class MetricWriter:
   """Appends `{"step": s, **metrics}` lines to `{workdir}/metrics.jsonl` and TensorBoard scalars.
 

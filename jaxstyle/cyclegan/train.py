@@ -7,7 +7,6 @@ an uninterrupted one.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,7 +20,7 @@ from jaxstyle import checkpoint, config_lib, image_io, parallel
 from jaxstyle.cyclegan import data, samples
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.kernels import dispatch
-from jaxstyle.metrics import MetricWriter
+from jaxstyle.metrics import MetricWriter, write_config
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,8 @@ def train(config: Any, workdir: str) -> dict[str, float]:
            '%d steps/epoch, %d steps', config.data.source, len(sources['A']), len(sources['B']),
            len(test_sources['A']), len(test_sources['B']), global_batch, n_dev, spe, total)
   if is_main:  # "runtime": what `model.conv_impl` resolved to, backend, versions (they move numbers)
-    runtime = dispatch.runtime_record(config.model.get('conv_impl', 'auto'))
-    record = dict(config.to_dict(), runtime=runtime)
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      json.dump(record, f, indent=2, sort_keys=True)
+    write_config(workdir, config,
+                 dispatch.runtime_record(config.model.get('conv_impl', 'auto')))
   n_samples = min(config.num_samples, len(test_sources['A']), len(test_sources['B']))
   sample_images = {d: image_io.to_float(np.stack(
       [data.eval_image(config.data, test_sources[d].image(i)) for i in range(n_samples)]))

@@ -259,14 +259,9 @@ def run_config(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
   config.json also gets a "runtime" section: the conv implementation 'auto' resolved to, the
   backend and the JAX versions, which change the numbers and the speed.
   """
-  import json
-
+  from jaxstyle import metrics
   from jaxstyle.kernels import dispatch
 
-  os.makedirs(workdir, exist_ok=True)
-  record = json.loads(config.to_json())
-  record["runtime"] = dispatch.runtime_record(config.vgg.get("conv_impl", "auto"))
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump(record, f, indent=2)
+  metrics.write_config(workdir, config, dispatch.runtime_record(config.vgg.get("conv_impl", "auto")))
   result = stylize(config, workdir=workdir)
   return result["history"][-1] if result["history"] else {}
