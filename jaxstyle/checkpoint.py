@@ -13,7 +13,10 @@ Atomicity: Orbax writes each step into `{step}.orbax-checkpoint-tmp-*` and renam
 process has finished (on gs:// it writes `commit_success.txt` instead), so a save killed with -9
 leaves only a tmp directory that `all_steps()` ignores and the next manager deletes. Damage after
 the commit (truncated or deleted files) is caught at restore time: `restore_latest` falls back
-step by step.
+step by step and moves each unreadable step aside to `{step}.corrupt-{YYYYmmdd-HHMMSS}` (a name
+Orbax does not list), because Orbax refuses to save a step that exists on disk or is not newer
+than the latest one: left in place, a damaged step would crash the run when it got there again.
+Readers (`load_run`) fall back the same way but never move anything.
 
 Typed PRNG keys (`jax.random.key`) are handled by Orbax itself: it stores the key data plus the
 key implementation and restores a typed key, so the state keeps its `rng` as is.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +38,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+
+from jaxstyle.errors import UserError
 
 _STATE = 'state'
 _EXTRA = 'extra'
@@ -43,6 +49,13 @@ _META_FILE = 'jaxstyle.json'
 
 log = logging.getLogger(__name__)
 
+
+class RunNotFoundError(UserError, FileNotFoundError):
+  """The directory is not a training run (no config.json, or no checkpoint yet)."""
+
+
+class UnreadableCheckpointError(UserError, RuntimeError):
+  """Checkpoints exist but none restores (damaged, or written for another config)."""
 
 
 def _path(path: Any) -> epath.Path:
@@ -138,43 +151,117 @@ def _check_committed(mngr: ocp.CheckpointManager, step: int) -> None:
     raise FileNotFoundError(f'{step_dir} has no {_COMMIT_FILE} (interrupted or damaged save)')
 
 
-def restore_latest(mngr: ocp.CheckpointManager, abstract_state: Any) -> Any | None:
+def _check_metadata(mngr: ocp.CheckpointManager, step: int) -> None:
+  """A restore into a full target does not read the tree metadata, but `load_run` needs it."""
+  if mngr.item_metadata(step)[_STATE] is None:
+    raise FileNotFoundError(f'{mngr.directory}/{step}/{_STATE} has no readable tree metadata')
+
+
+def _brief(error: Exception) -> str:
+  """`Type: message`, cut short: tensorstore errors embed a whole JSON spec."""
+  text = ' '.join(str(error).split())
+  return f'{type(error).__name__}: {text[:300]}{"..." if len(text) > 300 else ""}'
+
+
+def _is_local(path: epath.Path) -> bool:
+  return '://' not in os.fspath(path)
+
+
+def _candidate_steps(mngr: ocp.CheckpointManager) -> list[int]:
+  """Steps Orbax lists plus, locally, any `{step}` dir it skipped: a save would collide with it."""
+  steps = set(mngr.all_steps())
+  root = epath.Path(mngr.directory)
+  if _is_local(root) and root.is_dir():
+    steps.update(int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir())
+  return sorted(steps, reverse=True)
+
+
+def _all_processes_agree(ok: bool) -> bool:
+  """True only if `ok` on every process, so all hosts resume from the same step."""
+  if jax.process_count() == 1:
+    return ok
+  from jax.experimental import multihost_utils
+
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok, np.int32))))
+
+
+def _move_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
+  """Renames each damaged `{step}` dir to `{step}.corrupt-{time}` (process 0), then re-lists.
+
+  Renaming, not deleting: the files may be worth inspecting. Only on a local path: object stores
+  have no directory rename, so there the user moves it (the error says how).
+  """
+  root = epath.Path(mngr.directory)
+  if not _is_local(root):
+    raise UnreadableCheckpointError(
+      f'checkpoint step(s) {steps} under {root} cannot be restored and would block saving those '
+      f'steps again; move them aside (e.g. `gcloud storage mv {root}/{steps[0]} '
+      f'{root}/{steps[0]}.corrupt`) and re-run'
+    )
+  if jax.process_index() == 0:
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    for step in steps:
+      src = root / str(step)
+      if not src.exists():
+        continue
+      dst, n = root / f'{step}.corrupt-{stamp}', 1
+      while dst.exists():
+        dst, n = root / f'{step}.corrupt-{stamp}-{n}', n + 1
+      os.rename(src, dst)
+      log.warning('Moved unreadable checkpoint %s aside to %s; the run will save step %d again '
+                  '(inspect or delete the moved directory).', src, dst, step)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices('jaxstyle.checkpoint.move_aside')
+  mngr.reload()  # drop the moved steps from Orbax's cached list (should_save, latest_step)
+
+
+def restore_latest(
+  mngr: ocp.CheckpointManager, abstract_state: Any, move_aside: bool = True
+) -> Any | None:
   """Restores the newest restorable step into `abstract_state`'s shapes, dtypes and shardings.
 
   `abstract_state` is a pytree of `jax.ShapeDtypeStruct` with shardings (see `abstract_of`), so the
   pools come back sharded over 'data'. A step that fails to restore is logged as a WARNING and the
-  previous one is tried. Returns None only if there is no checkpoint at all; if checkpoints exist
-  but none restores (e.g. the abstract state no longer matches the config), raises rather than let
-  the caller silently start from scratch and rotate the old run away.
+  previous one is tried; once one restores, the failed newer ones are moved aside (`_move_aside`,
+  unless `move_aside=False`, e.g. for another run's directory) so the run can save those steps
+  again. Returns None only if there is no checkpoint at all; if checkpoints exist but none
+  restores (e.g. the abstract state no longer matches the config), nothing is moved and it raises
+  rather than let the caller silently start from scratch and rotate the old run away.
+  All processes must call it.
   """
-  steps = sorted(mngr.all_steps(), reverse=True)
+  steps = _candidate_steps(mngr)
   if not steps:
     return None
-  errors = []
+  failed: list[tuple[int, Exception]] = []
   for step in steps:
+    restored, error = None, None
     try:
       _check_committed(mngr, step)
+      _check_metadata(mngr, step)
       restored = mngr.restore(
         step, args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(abstract_state)})
       )
-      if errors:
-        log.warning(
-          'Resumed from step %d after %d unreadable newer checkpoint(s).', step, len(errors)
-        )
-      return restored[_STATE]
     except Exception as e:  # noqa: BLE001 -- any failure of one step means "try the previous step"
-      log.warning(
-        'Checkpoint step %d in %s failed to restore (%s: %s); trying the previous step.',
-        step,
-        mngr.directory,
-        type(e).__name__,
-        e,
-      )
-      errors.append((step, e))
-  raise RuntimeError(
+      error = e
+    if _all_processes_agree(error is None):
+      if failed:
+        log.warning('Resumed from step %d after %d unreadable newer checkpoint(s).', step,
+                    len(failed))
+        if move_aside:
+          _move_aside(mngr, [s for s, _ in failed])
+      return restored[_STATE]
+    error = error or RuntimeError('restore failed on another process')
+    log.warning('Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
+                step, mngr.directory, _brief(error))
+    failed.append((step, error))
+  last = failed[-1][1]
+  raise UnreadableCheckpointError(
     f'None of the checkpoints {steps} in {mngr.directory} could be restored; last error: '
-    f'{type(errors[-1][1]).__name__}: {errors[-1][1]}'
-  ) from errors[-1][1]
+    f'{_brief(last)}. If the config changed since they were written, train into '
+    'a new --workdir (or restore the old config).'
+  ) from last
 
 
 def abstract_of(state: Any) -> Any:
@@ -202,7 +289,10 @@ def _restore_params_numpy(ckpt_dir: epath.Path, step: int) -> Any:
   )
   try:
     _check_committed(mngr, step)
-    tree = mngr.item_metadata(step)[_STATE].tree
+    metadata = mngr.item_metadata(step)[_STATE]
+    if metadata is None:
+      raise FileNotFoundError(f'{ckpt_dir}/{step}/{_STATE} has no readable tree metadata')
+    tree = metadata.tree
     item = {'params': tree['params']}
     args = ocp.args.PyTreeRestore(
       item=item, restore_args=_numpy_restore_args(item), partial_restore=True
@@ -217,33 +307,52 @@ def load_run(workdir: str) -> tuple[dict, Any]:
 
   Needs no mesh and no abstract state: a 1-device translate job can read a run trained on a pod.
   """
+  config, params, _ = load_run_with_step(workdir)
+  return config, params
+
+
+def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
+  """`load_run` plus the step it read, so a score can say which checkpoint it is for.
+
+  Read-only: an unreadable step is skipped with a WARNING and left where it is (only the trainer
+  moves damaged steps aside). Raises `RunNotFoundError` if `workdir` holds no run.
+  """
   workdir = _path(workdir)
-  config = json.loads((workdir / 'config.json').read_text())
+  config_file = workdir / 'config.json'
+  if not config_file.exists():
+    raise RunNotFoundError(
+      f'{workdir} is not a training run: it has no config.json (pass the --workdir given to '
+      '`jaxstyle train`)'
+    )
+  config = json.loads(config_file.read_text())
   ckpt_dir = workdir / 'ckpt'
-  if not ckpt_dir.exists():
-    raise FileNotFoundError(f'no checkpoints under {ckpt_dir}')
-  lister = ocp.CheckpointManager(
-    ckpt_dir, options=ocp.CheckpointManagerOptions(read_only=True, create=False)
-  )
-  steps = sorted(lister.all_steps(), reverse=True)
-  lister.close()
+  steps = []
+  if ckpt_dir.exists():
+    lister = ocp.CheckpointManager(
+      ckpt_dir, options=ocp.CheckpointManagerOptions(read_only=True, create=False)
+    )
+    steps = sorted(lister.all_steps(), reverse=True)
+    lister.close()
   if not steps:
-    raise FileNotFoundError(f'no committed checkpoint under {ckpt_dir}')
+    raise RunNotFoundError(
+      f'{workdir} has no checkpoint under {ckpt_dir} yet (the trainer saves every '
+      'ckpt.every_steps steps and at the end); wait for the first save or pass another --workdir'
+    )
   last_error: Exception | None = None
   for step in steps:
     try:
-      return config, _restore_params_numpy(ckpt_dir, step)
+      params = _restore_params_numpy(ckpt_dir, step)
     except Exception as e:  # noqa: BLE001 -- fall back exactly like restore_latest
-      log.warning(
-        'Checkpoint step %d in %s failed to restore (%s: %s); trying the previous step.',
-        step,
-        ckpt_dir,
-        type(e).__name__,
-        e,
-      )
+      log.warning('Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
+                  step, ckpt_dir, _brief(e))
       last_error = e
-  raise RuntimeError(
-    f'None of the checkpoints {steps} in {ckpt_dir} could be restored'
+      continue
+    if last_error is not None:
+      log.warning('Read step %d of %s: the newer checkpoint(s) are unreadable.', step, ckpt_dir)
+    return config, params, step
+  raise UnreadableCheckpointError(
+    f'None of the checkpoints {steps} in {ckpt_dir} could be restored; last error: '
+    f'{_brief(last_error)}'
   ) from last_error
 
 

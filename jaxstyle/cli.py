@@ -2,14 +2,25 @@
 
 Sub-command modules are imported lazily, so `jaxstyle --help` is instant and a broken optional
 dependency of one job never breaks another.
+
+This is also the error boundary (jaxstyle.errors): a user mistake (bad flag, bad config value,
+missing or unreadable file, unwritable directory) is one line `jaxstyle CMD: error: ...` on
+stderr and exit code 2; any other exception is a bug and keeps its traceback. `--debug` (before
+or after the command) or `JAXSTYLE_DEBUG=1` shows the traceback of user errors too.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import NoReturn
 
-# name -> (module, one-line help). Each module defines `add_arguments(parser)` and `run(args)`.
+from jaxstyle.errors import UserError
+
+# name -> (module, one-line help). Each module defines `add_arguments(parser)` and `run(args)`;
+# a module with `ACCEPTS_CONFIG_OVERRIDES = True` gets the `--config.a.b=v` extras in
+# `args.unknown`; every other command rejects unknown flags.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jaxstyle.main", "train a model from a config file (CycleGAN or NST)"),
     "translate": ("jaxstyle.cyclegan.translate", "translate images with a trained CycleGAN generator"),
@@ -23,27 +34,84 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("jaxstyle.tools.demo", "forward pass of every network on random input (smoke test)"),
 }
 
+# File-system errors that mean "the path you gave is wrong", not "jaxstyle has a bug".
+_PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+                FileExistsError)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse with the one-line error format of the boundary (no usage block on stderr)."""
+
+  def error(self, message: str) -> NoReturn:
+    self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def debug_enabled() -> bool:
+  """Whether user errors should show their traceback (`JAXSTYLE_DEBUG=1`)."""
+  return os.environ.get("JAXSTYLE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def one_line(err: BaseException) -> str:
+  """The message of `err` on one line (multi-line messages are joined with '; ')."""
+  if isinstance(err, _PATH_ERRORS) and err.filename is not None and not isinstance(err, UserError):
+    text = f"{err.strerror or type(err).__name__}: {err.filename}"
+  else:
+    text = str(err) or type(err).__name__
+  return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def report(prog: str, err: BaseException) -> int:
+  """Prints `err` as the boundary's one line and returns the exit code (2)."""
+  print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+  return 2
+
+
+def make_parser(name: str, module: object) -> ArgumentParser:
+  """The sub-command's parser: its module's flags plus --debug."""
+  parser = ArgumentParser(prog=f"jaxstyle {name}", description=COMMANDS[name][1])
+  module.add_arguments(parser)  # type: ignore[attr-defined]
+  parser.add_argument("--debug", action="store_true",
+                      help="show the full traceback of errors (also JAXSTYLE_DEBUG=1)")
+  return parser
+
 
 def main(argv: list[str] | None = None) -> int:
   """Entry point of the `jaxstyle` console script."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  parser = argparse.ArgumentParser(prog="jaxstyle", description=__doc__.splitlines()[0])
+  debug = debug_enabled()
+  while argv and argv[0] == "--debug":
+    debug, argv = True, argv[1:]
+  parser = ArgumentParser(prog="jaxstyle", description=__doc__.splitlines()[0])
+  parser.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
   sub = parser.add_subparsers(dest="command", metavar="COMMAND")
   for name, (_, help_text) in COMMANDS.items():
     sub.add_parser(name, help=help_text, add_help=False)
-  if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+  if not argv or argv[0] in ("-h", "--help"):
     parser.print_help()
-    if argv and argv[0] not in ("-h", "--help"):
-      print(f"\njaxstyle: unknown command {argv[0]!r}", file=sys.stderr)
-      return 2
     return 0
+  if argv[0] not in COMMANDS:
+    print(f"jaxstyle: error: unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)} "
+          "(see jaxstyle --help)", file=sys.stderr)
+    return 2
   name, rest = argv[0], argv[1:]
   module = importlib.import_module(COMMANDS[name][0])
-  cmd_parser = argparse.ArgumentParser(prog=f"jaxstyle {name}", description=COMMANDS[name][1])
-  module.add_arguments(cmd_parser)
+  cmd_parser = make_parser(name, module)
   args, unknown = cmd_parser.parse_known_args(rest)
+  if unknown and not getattr(module, "ACCEPTS_CONFIG_OVERRIDES", False):
+    cmd_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
   args.unknown = unknown
-  return int(module.run(args) or 0)
+  debug = debug or args.debug
+  try:
+    return int(module.run(args) or 0)
+  except (UserError, *_PATH_ERRORS) as err:
+    if debug:
+      raise
+    return report(f"jaxstyle {name}", err)
+  except KeyboardInterrupt:
+    if debug:
+      raise
+    print(f"jaxstyle {name}: interrupted", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

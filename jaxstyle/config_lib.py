@@ -21,11 +21,13 @@ from typing import Any
 
 import ml_collections
 
+from jaxstyle.errors import ConfigError
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class OverrideError(ValueError):
+class OverrideError(ConfigError):
   """A config override names no field, lacks a value, or has a value of the wrong type."""
 
 
@@ -194,7 +196,11 @@ def parse_arg(arg: str | None, lazy: bool = False, **defaults: Any) -> ml_collec
   items = [item for item in arg.split(",") if item]
   keys = list(defaults)
   if len(items) == 1 and "=" not in items[0] and items[0] not in defaults and keys:
-    items = [f"{keys[0]}={items[0]}"]
+    # A lone value fills the first key, unless it looks like a misspelt key (`runlokal`) or the
+    # first key is a flag: then it is reported as an unknown key, with the nearest ones.
+    looks_like_key = difflib.get_close_matches(items[0], keys, n=1, cutoff=0.75)
+    if not looks_like_key and not isinstance(defaults[keys[0]], bool):
+      items = [f"{keys[0]}={items[0]}"]
   for item in items:
     key, eq, value = item.partition("=")
     key = key.strip()
@@ -248,3 +254,54 @@ def load_config_module(spec: str):
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module
+
+
+class Checks:
+  """Collects every out-of-range config value, so one error line names them all.
+
+  Used by the tasks' `presets.validate` at load time, before any model is built; each message
+  gives the field, its value and the allowed range.
+  """
+
+  def __init__(self, config: Any) -> None:
+    self.config = config
+    self.problems: list[str] = []
+
+  def value(self, key: str) -> Any:
+    """The field's value (a missing field is a problem of its own, reported as such)."""
+    node = self.config
+    for part in key.split("."):
+      node = node.get(part) if isinstance(node, (ml_collections.ConfigDict, dict)) else None
+    return node
+
+  def require(self, ok: bool, message: str) -> None:
+    """Records `message` unless `ok`."""
+    if not ok:
+      self.problems.append(message)
+
+  def choice(self, key: str, choices: Sequence[Any]) -> None:
+    """`key` must be one of `choices`."""
+    value = self.value(key)
+    self.require(value in choices, f"{key}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+  def integer(self, key: str, low: int, high: int | None = None) -> None:
+    """`key` must be an int in [low, high]."""
+    value = self.value(key)
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    ok = ok and (high is None or value <= high)
+    bound = f"between {low} and {high}" if high is not None else f"≥ {low}"
+    self.require(ok, f"{key}={value!r} must be an integer {bound}")
+
+  def number(self, key: str, low: float = 0.0, strict: bool = False,
+             high: float | None = None) -> None:
+    """`key` must be a finite number > low (strict) or ≥ low, and < high when given."""
+    value = self.value(key)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if strict else value >= low) and (high is None or value < high)
+    bound = f"{'>' if strict else '≥'} {low:g}" + (f" and < {high:g}" if high is not None else "")
+    self.require(ok, f"{key}={value!r} must be a number {bound}")
+
+  def raise_if_any(self) -> None:
+    """Raises one ConfigError naming every problem found."""
+    if self.problems:
+      raise ConfigError("invalid config: " + "; ".join(self.problems))

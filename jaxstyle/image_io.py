@@ -50,8 +50,35 @@ def load_rgb(path: str, hint: str = "") -> np.ndarray:
     with Image.open(path) as img:
       return _pil_to_rgb(img)
   except Exception as err:  # noqa: BLE001 -- PIL raises OSError, SyntaxError, ValueError, ...
-    raise ValueError(f"cannot read {path!r} as an image ({type(err).__name__}: {err}); "
-                     "convert it to PNG or JPEG and try again") from err
+    raise _unreadable(path, err) from err
+
+
+def _unreadable(path: str, err: Exception) -> ValueError:
+  """The one-line reason an image file cannot be used, with what to do about it."""
+  if os.path.isfile(path) and os.path.getsize(path) == 0:
+    return ValueError(f"cannot read {path!r} as an image: the file is empty")
+  if isinstance(err, Image.DecompressionBombError):
+    return ValueError(f"cannot read {path!r} as an image: {err} (Pillow's decompression-bomb "
+                      "guard); downscale it first if it is a genuine image")
+  return ValueError(f"cannot read {path!r} as an image ({type(err).__name__}: {err}); "
+                    "convert it to PNG or JPEG and try again")
+
+
+def upright_size(path: str) -> tuple[int, int]:
+  """(H, W) of the image `load_rgb` would return, from the header alone (no pixels decoded).
+
+  Cheap enough to run over a whole folder first, so batches can be planned by size and files
+  whose header is unreadable (not an image, empty, a decompression bomb) are found before any
+  work; a file with a good header can still fail to decode (a truncated JPEG). ValueError naming
+  the path otherwise, like `load_rgb`.
+  """
+  try:
+    with Image.open(path) as img:
+      w, h = img.size
+      orientation = img.getexif().get(0x0112, 1)
+  except Exception as err:  # noqa: BLE001 -- PIL raises OSError, SyntaxError, ValueError, ...
+    raise _unreadable(path, err) from err
+  return (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # the EXIF transposes swap the sides
 
 
 def as_rgb(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,10 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from jaxstyle import config_lib
+from jaxstyle import config_lib, errors
+
+ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
+TASKS = ('cyclegan', 'nst')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,23 +27,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """The config a `train` run gets: the file, then its `--config.*` overrides, then locked.
+  """The config a `train` run gets: the file, its `--config.*` overrides, validated, locked.
 
-  Sweeps build each run's config through here too, so a typo fails before any run starts.
+  Sweeps build each run's config through here too, so a typo or an out-of-range value fails
+  before any run starts.
   """
   config = config_lib.load_config(spec)
   config_lib.apply_cli_overrides(config, extras)
+  task = config.get('task', 'cyclegan')
+  if task not in TASKS:
+    raise errors.ConfigError(f'config.task={task!r} is not one of {", ".join(TASKS)}')
+  if task == 'cyclegan':
+    from jaxstyle.cyclegan import presets
+  else:
+    from jaxstyle.nst import presets  # type: ignore[no-redef]
+  presets.validate(config)
   config.lock()
   return config
 
 
 def run(args: argparse.Namespace) -> int:
-  """Runs the job `config.task` names; a bad override is one error line and exit code 2."""
-  try:
-    config = build_config(args.config, list(getattr(args, 'unknown', None) or []))
-  except config_lib.OverrideError as err:
-    print(f'jaxstyle train: error: {err}', file=sys.stderr)
-    return 2
+  """Runs the job `config.task` names; bad configs and workdirs fail before JAX starts."""
+  config = build_config(args.config, list(getattr(args, 'unknown', None) or []))
+  if config.task == 'nst':
+    from jaxstyle.nst import presets
+    presets.check_inputs(config)
+  if '://' not in args.workdir:
+    errors.writable_dir(args.workdir, 'workdir')
   from jaxstyle import parallel
   parallel.maybe_init_distributed()  # before any other JAX call
   import jax
@@ -58,16 +71,13 @@ def run(args: argparse.Namespace) -> int:
     from jaxstyle.nst import stylize
     stylize.run_config(config, args.workdir)
     return 0
-  raise ValueError(f'unknown config.task {task!r}; expected cyclegan or nst')
+  raise AssertionError(f'build_config accepted config.task={task!r}')
 
 
 def main(argv: list[str] | None = None) -> int:
-  """`python -m jaxstyle.main --config ... --workdir ...`."""
-  parser = argparse.ArgumentParser(prog='python -m jaxstyle.main', description=__doc__.splitlines()[0])
-  add_arguments(parser)
-  args, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-  args.unknown = unknown
-  return run(args)
+  """`python -m jaxstyle.main --config ... --workdir ...` (= `jaxstyle train ...`)."""
+  from jaxstyle import cli
+  return cli.main(['train', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':

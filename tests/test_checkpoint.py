@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle import checkpoint
+from jaxstyle.errors import UserError
 
 CFG = {'ckpt': {'keep': 2}}
 
@@ -173,33 +175,130 @@ def _data_files(step_dir: Path) -> list[Path]:
 _ASYNC_NOISE = pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
 
 
-@_ASYNC_NOISE
-@pytest.mark.parametrize('damage', ['truncate', 'delete', 'no_commit_marker'])
-def test_corrupt_latest_falls_back_with_warning(run, tmp_path, caplog, damage):
-  _, states, _ = run
-  workdir = _copy_run(run, tmp_path)
-  step_dir = workdir / 'ckpt' / '3'
-  if damage == 'truncate':
+def _damage(step_dir: Path, how: str) -> None:
+  """Damage a committed step the ways a disk, a quota or a careless `rm` do."""
+  if how == 'truncate':
     for f in _data_files(step_dir):
       with open(f, 'r+b') as fh:
         fh.truncate(7)
-  elif damage == 'delete':
+  elif how == 'delete':
     for f in _data_files(step_dir):
       f.unlink()
-  else:
+  elif how == 'no_commit_marker':
     (step_dir / 'commit_success.txt').unlink()
-  mngr = checkpoint.make_manager(str(workdir), CFG)
+  elif how == 'no_manifest':
+    (step_dir / 'state' / 'manifest.ocdbt').unlink()
+  else:  # a full-target restore does not read the tree metadata, but load_run needs it
+    assert how == 'no_metadata'
+    (step_dir / 'state' / '_METADATA').unlink()
+
+
+def _moved(workdir: Path) -> list[str]:
+  return sorted(p.name for p in (workdir / 'ckpt').iterdir() if '.corrupt-' in p.name)
+
+
+def _warnings(caplog) -> list[str]:
+  return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+@_ASYNC_NOISE
+@pytest.mark.parametrize(
+  'damage', ['truncate', 'delete', 'no_commit_marker', 'no_manifest', 'no_metadata']
+)
+def test_corrupt_latest_falls_back_and_is_moved_aside(run, tmp_path, caplog, damage):
+  _, states, _ = run
+  workdir = _copy_run(run, tmp_path)
+  _damage(workdir / 'ckpt' / '3', damage)
+  # Readers fall back to step 2 and move nothing.
   with caplog.at_level(logging.WARNING, logger='jaxstyle.checkpoint'):
-    restored = checkpoint.restore_latest(mngr, checkpoint.abstract_of(states[3]))
-  checkpoint.close(mngr)
-  _assert_equal_states(restored, states[2])
-  msgs = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-  assert any('step 3' in m and 'failed to restore' in m for m in msgs), msgs
-  # load_run falls back the same way.
-  _, params = checkpoint.load_run(str(workdir))
+    _, params, step = checkpoint.load_run_with_step(str(workdir))
+  assert step == 2 and (workdir / 'ckpt' / '3').is_dir() and not _moved(workdir)
   np.testing.assert_array_equal(
     params['D_B']['conv']['bias'], np.asarray(states[2]['params']['D_B']['conv']['bias'])
   )
+  assert any('step 3' in m and 'failed to restore' in m for m in _warnings(caplog))
+  # The trainer's restore falls back too, then moves step 3 aside so it can be saved again.
+  caplog.clear()
+  mngr = checkpoint.make_manager(str(workdir), CFG)
+  with caplog.at_level(logging.WARNING, logger='jaxstyle.checkpoint'):
+    restored = checkpoint.restore_latest(mngr, checkpoint.abstract_of(states[3]))
+  _assert_equal_states(restored, states[2])
+  (moved,) = _moved(workdir)
+  assert re.fullmatch(r'3\.corrupt-\d{8}-\d{6}', moved), moved
+  assert not (workdir / 'ckpt' / '3').exists()
+  msgs = _warnings(caplog)
+  assert any('step 3' in m and 'failed to restore' in m for m in msgs), msgs
+  assert any(str(workdir / 'ckpt' / '3') in m and str(workdir / 'ckpt' / moved) in m
+             for m in msgs), msgs
+  assert checkpoint.latest_step(mngr) == 2  # the manager's cached list was refreshed
+  assert checkpoint.save(mngr, 3, states[3])  # refused (should_save) while 3 was on disk
+  checkpoint.close(mngr)
+  config, params, step = checkpoint.load_run_with_step(str(workdir))
+  assert step == 3
+  np.testing.assert_array_equal(
+    params['D_B']['conv']['bias'], np.asarray(states[3]['params']['D_B']['conv']['bias'])
+  )
+
+
+@_ASYNC_NOISE
+def test_damaged_middle_steps_all_moved_aside(tmp_path, caplog):
+  """Steps 8, 16, 24 with 24 and 16 damaged: both moved aside, resume from 8, re-save 16 and 24."""
+  mesh = _mesh()
+  states = {s: _make_state(s, mesh) for s in (8, 16, 24)}
+  mngr = checkpoint.make_manager(str(tmp_path), None)
+  for s, st in states.items():
+    checkpoint.save(mngr, s, st)
+  checkpoint.close(mngr)
+  _damage(tmp_path / 'ckpt' / '24', 'truncate')
+  _damage(tmp_path / 'ckpt' / '16', 'no_manifest')
+  mngr = checkpoint.make_manager(str(tmp_path), {'ckpt': {'every_steps': 8}})
+  with caplog.at_level(logging.WARNING, logger='jaxstyle.checkpoint'):
+    restored = checkpoint.restore_latest(mngr, checkpoint.abstract_of(states[24]))
+  _assert_equal_states(restored, states[8])
+  assert [m.split('.')[0] for m in _moved(tmp_path)] == ['16', '24']
+  assert any('Resumed from step 8 after 2' in m for m in _warnings(caplog))
+  # Interval saves (not forced) go through again: Orbax only saves steps newer than its latest.
+  assert checkpoint.save(mngr, 16, states[16]) and checkpoint.save(mngr, 24, states[24])
+  checkpoint.close(mngr)
+  mngr = checkpoint.make_manager(str(tmp_path), None)
+  _assert_equal_states(checkpoint.restore_latest(mngr, checkpoint.abstract_of(states[24])),
+                       states[24])
+  checkpoint.close(mngr)
+  assert len(_moved(tmp_path)) == 2  # a clean restore moves nothing
+
+
+@_ASYNC_NOISE
+def test_move_aside_false_leaves_another_runs_steps(run, tmp_path):
+  """`config.resume` reads another run's directory: fall back, but never rename there."""
+  _, states, _ = run
+  workdir = _copy_run(run, tmp_path)
+  _damage(workdir / 'ckpt' / '3', 'truncate')
+  mngr = checkpoint.make_manager(str(workdir), CFG)
+  restored = checkpoint.restore_latest(mngr, checkpoint.abstract_of(states[3]), move_aside=False)
+  checkpoint.close(mngr)
+  _assert_equal_states(restored, states[2])
+  assert (workdir / 'ckpt' / '3').is_dir() and not _moved(workdir)
+
+
+def test_remote_damage_is_a_user_error():
+  """Object stores have no directory rename: say what to move instead of crashing later."""
+
+  class Remote:
+    directory = 'gs://bucket/run/ckpt'
+
+  with pytest.raises(UserError, match=r'\[24\] under gs://bucket/run/ckpt .*move them aside.*ckpt/24 '):
+    checkpoint._move_aside(Remote(), [24])
+
+
+def test_not_a_run_is_a_user_error(tmp_path):
+  with pytest.raises(UserError, match='no config.json'):
+    checkpoint.load_run_with_step(str(tmp_path))
+  (tmp_path / 'config.json').write_text('{}')
+  with pytest.raises(UserError, match='no checkpoint'):
+    checkpoint.load_run(str(tmp_path))
+  (tmp_path / 'ckpt').mkdir()
+  with pytest.raises(FileNotFoundError, match='no checkpoint'):  # still a FileNotFoundError too
+    checkpoint.load_run(str(tmp_path))
 
 
 def test_interrupted_save_tmp_dir_is_ignored_and_cleaned(run, tmp_path):
@@ -230,15 +329,19 @@ def test_all_corrupt_raises(run, tmp_path):
     for f in _data_files(workdir / 'ckpt' / s):
       f.unlink()
   mngr = checkpoint.make_manager(str(workdir), CFG)
-  with pytest.raises(RuntimeError, match='could be restored'):
+  with pytest.raises(RuntimeError, match='could be restored') as err:
     checkpoint.restore_latest(mngr, checkpoint.abstract_of(states[3]))
   checkpoint.close(mngr)
+  assert isinstance(err.value, UserError)
+  # Probably a config that no longer matches: nothing is moved, the run stays as it was.
+  assert not _moved(workdir) and (workdir / 'ckpt' / '3').is_dir()
 
 
 def test_load_run_params_only(run):
   workdir, states, _ = run
   config, params = checkpoint.load_run(str(workdir))
   assert config == {'model': {'gen_filters': 8}, 'lr': 2e-4}
+  assert checkpoint.load_run_with_step(str(workdir))[2] == 3
   assert set(params) == {'G_A', 'G_B', 'D_A', 'D_B'}
   expected = jax.device_get(states[3]['params'])
   assert jax.tree.structure(params) == jax.tree.structure(expected)

@@ -1,5 +1,4 @@
 """One `--config.*` parser for every command, one coercion rule, one definition of every default."""
-import argparse
 import ast
 import glob
 import os
@@ -8,7 +7,7 @@ import sys
 
 import pytest
 
-from jaxstyle import config_lib, main
+from jaxstyle import cli, config_lib, main
 from jaxstyle.cyclegan import presets as cyclegan_presets
 from jaxstyle.nst import cli as nst_cli
 from jaxstyle.nst import presets as nst_presets
@@ -75,6 +74,10 @@ def test_parse_arg_uses_the_same_rule():
     config_lib.parse_arg("runlocal=maybe", runlocal=False)
   with pytest.raises(config_lib.OverrideError, match="did you mean runlocal"):
     config_lib.parse_arg("runlocl=1", content="", runlocal=False)
+  with pytest.raises(config_lib.OverrideError, match="did you mean runlocal"):
+    config_lib.parse_arg("runlokal", runlocal=False)  # was "runlocal: expected a boolean"
+  with pytest.raises(config_lib.OverrideError, match="did you mean runlocal"):
+    config_lib.parse_arg("runlokal", content="", runlocal=False)  # not content='runlokal'
 
 
 #### One override path: train, stylize and sweep type a string the same way
@@ -82,13 +85,13 @@ def test_parse_arg_uses_the_same_rule():
 NST_OVERRIDES = [
     "--config.loss.style_weight=1e3", "--config.optim.segments", "7", "--config.snapshots=no",
     "--config.loss.content_layers=block4_conv2,block5_conv2", "--config.strip_iters=0,2",
-    "--config.loss.layer_weights=1,2,3,4,5", "--config.vgg.path=1e3", "--config.seed=-1",
+    "--config.loss.layer_weights=1,2,3,4,5", "--config.vgg.path=1e3", "--config.seed=12",
     "--config.image.resize=bilinear", "--config.loss.style_weights=(10, 100.0)",
 ]
 NST_WANT = {
     "loss.style_weight": 1000.0, "optim.segments": 7, "snapshots": False,
     "loss.content_layers": ("block4_conv2", "block5_conv2"), "strip_iters": (0, 2),
-    "loss.layer_weights": (1, 2, 3, 4, 5), "vgg.path": "1e3", "seed": -1,
+    "loss.layer_weights": (1, 2, 3, 4, 5), "vgg.path": "1e3", "seed": 12,
     "image.resize": "bilinear", "loss.style_weights": (10, 100.0),
 }
 
@@ -129,8 +132,7 @@ def test_typos_name_the_nearest_keys_in_every_command(capsys):
     stylize_config(["c.png", "s.png", "--config.loss.style_wieght=1"])
   with pytest.raises(config_lib.OverrideError, match="did you mean loss.style_weight"):
     sweep.expand_sweep(NST_BOOK, ["--config.loss.style_wieght=1"])
-  args = argparse.Namespace(config=NST_BOOK, workdir="unused", unknown=["--config.sed=1"])
-  assert main.run(args) == 2
+  assert cli.main(["train", "--config", NST_BOOK, "--workdir", "unused", "--config.sed=1"]) == 2
   assert "did you mean seed" in capsys.readouterr().err
 
 

@@ -176,3 +176,26 @@ def test_grid_rejects_float_images():
     image_io.grid([[_solid(RED, 4, 4), np.zeros((4, 4, 3), np.float32)]])
   with pytest.raises(ValueError, match="at least one"):
     image_io.grid([[]])
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_upright_size_is_the_decoded_size_without_decoding(tmp_path, orientation):
+  path = tmp_path / "o.jpg"
+  exif = Image.Exif()
+  exif[0x0112] = orientation
+  Image.fromarray(np.zeros((6, 10, 3), np.uint8)).save(path, exif=exif)
+  assert image_io.upright_size(str(path)) == image_io.load_rgb(str(path)).shape[:2]
+
+
+def test_upright_size_and_load_rgb_explain_empty_and_bomb_files(tmp_path, monkeypatch):
+  (tmp_path / "empty.png").write_bytes(b"")
+  for read in (image_io.upright_size, image_io.load_rgb):
+    with pytest.raises(ValueError, match=r"empty\.png.*the file is empty"):
+      read(str(tmp_path / "empty.png"))
+  Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "big.png")
+  monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # refused at open: 4096 > 2 * 1000 px
+  with pytest.raises(ValueError, match=r"big\.png.*decompression.bomb"):
+    image_io.upright_size(str(tmp_path / "big.png"))
+  (tmp_path / "text.png").write_text("not an image")
+  with pytest.raises(ValueError, match=r"text\.png.*convert it to PNG or JPEG"):
+    image_io.upright_size(str(tmp_path / "text.png"))

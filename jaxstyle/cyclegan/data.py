@@ -30,6 +30,7 @@ from PIL import Image
 
 from jaxstyle import image_io
 from jaxstyle.cyclegan import synthetic
+from jaxstyle.errors import BadInputError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,14 @@ def _rng(*keys: int) -> np.random.Generator:
 
 
 #### Sources
+
+class FolderNotFoundError(UserError, FileNotFoundError):
+  """An image folder the config names does not exist."""
+
+
+class DatasetUnavailableError(UserError, RuntimeError):
+  """A TFDS dataset that is not prepared where the config says (the message says how to)."""
+
 
 class FolderSource:
   """Image files under one folder (recursive, sorted), decoded lazily with Pillow.
@@ -59,7 +68,8 @@ class FolderSource:
     if on_bad_file not in ("skip", "error"):
       raise ValueError(f"on_bad_file must be 'skip' or 'error', got {on_bad_file!r}")
     if not os.path.isdir(folder):
-      raise FileNotFoundError(f"image folder not found: {folder}")
+      raise FolderNotFoundError(f"image folder not found: {folder} (data.source='folder' needs "
+                          "data.root with trainA/ trainB/ testA/ testB/)")
     self.folder, self.on_bad_file = folder, on_bad_file
     exts = {e.lower() for e in Image.registered_extensions()}
     paths = []
@@ -77,12 +87,13 @@ class FolderSource:
         continue
       self.paths.append(p)
     if not self.paths:
-      raise ValueError(f"no readable images in {folder}")
+      raise BadInputError(f"no readable images in {folder}")
 
   def _bad(self, path: str, err: Exception) -> None:
     msg = f"unreadable image file {path}: {type(err).__name__}: {err}"
     if self.on_bad_file == "error":
-      raise ValueError(msg) from err
+      raise BadInputError(f"{msg} (data.on_bad_file='error'; set it to 'skip' to train "
+                          "without such files)") from err
     log.warning("%s (skipped; on_bad_file='skip')", msg)
 
   def __len__(self) -> int:
@@ -95,7 +106,7 @@ class FolderSource:
         return image_io.load_rgb(path)
       except Exception as e:  # noqa: BLE001
         self._bad(path, e)
-    raise ValueError(f"no decodable image in {self.folder}")
+    raise BadInputError(f"no decodable image in {self.folder}")
 
 
 class TfdsSource:
@@ -115,7 +126,7 @@ class TfdsSource:
     try:
       self._ds = tfds.data_source(full, **kwargs)
     except Exception as e:  # noqa: BLE001 -- re-raised with instructions
-      raise RuntimeError(
+      raise DatasetUnavailableError(
           f"TFDS dataset {full} (split {split}) is not available for random access in "
           f"data_dir={data_dir or '<TFDS default>'}: {type(e).__name__}: {e}\n"
           f"Prepare it once with network access, in ArrayRecord format:\n"

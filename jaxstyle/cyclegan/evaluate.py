@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from PIL import Image
 
 from jaxstyle import image_io
 from jaxstyle.cyclegan import data, synthetic
+from jaxstyle.errors import positive_int
 
 TranslateFn = Callable[[np.ndarray], np.ndarray]  # float [-1, 1] NHWC -> same shape
 
@@ -147,31 +147,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the sub-command's flags (called by `jaxstyle.cli`)."""
   parser.add_argument("--workdir", required=True, help="training run directory")
   parser.add_argument("--split", choices=("test", "train"), default="test")
-  parser.add_argument("--max-images", type=int, default=None, help="per domain (default: all)")
-  parser.add_argument("--batch-size", type=int, default=16)
+  parser.add_argument("--max-images", type=positive_int, default=None,
+                      help="per domain (default: all)")
+  parser.add_argument("--batch-size", type=positive_int, default=16)
   parser.add_argument("--data-dir", default=None, help="override the run's TFDS data_dir")
   parser.add_argument("--root", default=None, help="override the run's image-folder root")
 
 
 def run(args: argparse.Namespace) -> int:
-  """Evaluates the latest checkpoint, prints a table and writes `<workdir>/eval.json`."""
+  """Scores the newest readable checkpoint, prints a table and writes `<workdir>/eval.json`.
+
+  The step is recorded ("step" in eval.json, and printed): after a damaged checkpoint the score
+  is of an older step than the run's last, and the record must say so.
+  """
   from jaxstyle import checkpoint
 
-  if getattr(args, "unknown", None):
-    print(f"jaxstyle evaluate: unrecognised arguments {args.unknown}", file=sys.stderr)
-    return 2
-  try:
-    config, params = checkpoint.load_run(args.workdir)
-    config.setdefault("data", {})
-    for key in ("data_dir", "root"):
-      if getattr(args, key) is not None:
-        config["data"][key] = getattr(args, key)
-    metrics = evaluate(config, params, args.split, args.max_images, args.batch_size)
-  except (OSError, ValueError, RuntimeError) as e:
-    print(f"jaxstyle evaluate: {e}", file=sys.stderr)
-    return 1
-  record = {"split": args.split, **metrics}
+  config, params, step = checkpoint.load_run_with_step(args.workdir)  # UserError if not a run
+  config.setdefault("data", {})
+  for key in ("data_dir", "root"):
+    if getattr(args, key) is not None:
+      config["data"][key] = getattr(args, key)
+  metrics = evaluate(config, params, args.split, args.max_images, args.batch_size)
+  record = {"split": args.split, "step": step, **metrics}
   with open(os.path.join(args.workdir, "eval.json"), "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
+  print(f"scored step {step} of {args.workdir} ({args.split} split)")
   print(format_table(metrics))
   return 0

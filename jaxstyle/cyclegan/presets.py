@@ -19,6 +19,13 @@ from jaxstyle import config_lib
 REFERENCE_MODEL = dict(generator='resnet', discriminator='patchgan', gen_filters=64,
                        disc_filters=64, norm_eps=1e-5, eps_mode='var', init='normal')
 
+# What `validate` accepts (kept equal to the runtime registries by tests/test_config_validation.py).
+# Generator -> the multiple its input sides must be (2 stride-2 downs for ResNets, 4 for the U-Net).
+GENERATOR_MULTIPLE = {'resnet': 4, 'resnet_book': 4, 'unet_book': 16}
+DISCRIMINATORS = ('patchgan', 'patchgan_book')
+SCHEDULES = ('constant', 'junyanz', 'paper', 'linear')
+CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
+
 
 def cyclegan_base() -> ml_collections.ConfigDict:
   """Every CycleGAN field, at the book's Example 5-1 values (apple2orange, U-Net g32, book D)."""
@@ -96,3 +103,73 @@ def reference_model(**overrides: Any) -> ml_collections.ConfigDict:
 def data_config(**overrides: Any) -> ml_collections.ConfigDict:
   """The book's `data` section (apple2orange from TFDS at 128 px) with `overrides`."""
   return _section('data', overrides)
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks every field a CycleGAN run reads, before any model is built; returns `c`.
+
+  Raises one ConfigError naming each bad field, its value and the allowed range, so a typo such
+  as `per_device_batch=0` fails in a second instead of deep in a data worker.
+  """
+  ck = config_lib.Checks(c)
+  d, m = 'data.', 'model.'
+  ck.choice(d + 'source', ('synthetic', 'tfds', 'folder'))
+  ck.require(c.data.source != 'folder' or bool(c.data.root),
+             "data.source='folder' needs data.root (a folder with trainA/trainB/testA/testB)")
+  ck.choice(d + 'augment', ('book', 'reference', 'none'))
+  ck.choice(d + 'epoch_rule', ('max', 'min'))
+  ck.choice(d + 'on_bad_file', ('skip', 'error'))
+  for key in ('image_size', 'synthetic_size', 'prefetch'):
+    ck.integer(d + key, 1)
+  for key in ('load_size', 'synthetic_resolution', 'num_workers', 'seed'):
+    ck.integer(d + key, 0)
+  ck.choice(m + 'generator', tuple(GENERATOR_MULTIPLE))
+  ck.choice(m + 'discriminator', DISCRIMINATORS)
+  ck.choice(m + 'eps_mode', ('var', 'std'))
+  ck.choice(m + 'init', ('normal', 'keras'))
+  ck.choice(m + 'upsample', ('deconv', 'resize_conv'))
+  ck.choice(m + 'dtype', ('float32', 'bfloat16'))
+  ck.choice(m + 'conv_impl', CONV_IMPLS)
+  for key in ('gen_filters', 'disc_filters', 'n_layers', 'in_channels', 'out_channels'):
+    ck.integer(m + key, 1)
+  ck.integer(m + 'n_blocks', 0)
+  ck.number(m + 'norm_eps', strict=True)
+  ck.number(m + 'init_gain', strict=True)
+  for key in ('lambda_gan', 'lambda_cycle', 'lambda_id'):
+    ck.number('loss.' + key)
+  ck.number('optim.lr', strict=True)
+  ck.number('optim.b1', high=1.0)
+  ck.number('optim.b2', high=1.0)
+  ck.number('optim.eps', strict=True)
+  ck.choice('optim.schedule', SCHEDULES)
+  for key in ('n_epochs', 'n_epochs_decay'):
+    ck.integer('optim.' + key, 0)
+  ck.integer('optim.epoch_count', 1)
+  for key in ('per_device_batch', 'log_every', 'sample_every', 'ckpt.every_steps'):
+    ck.integer(key, 1)
+  for key in ('seed', 'pool_size', 'total_steps', 'num_samples', 'eval_max_images'):
+    ck.integer(key, 0)
+  ck.require(c.ckpt.keep is None or (isinstance(c.ckpt.keep, int) and c.ckpt.keep >= 1),
+             f'ckpt.keep={c.ckpt.keep!r} must be None (keep all) or an integer ≥ 1')
+  if c.total_steps == 0:
+    ck.number('num_epochs', strict=True)
+  _check_image_size(ck, c)
+  ck.raise_if_any()
+  return c
+
+
+def _check_image_size(ck: config_lib.Checks, c: ml_collections.ConfigDict) -> None:
+  """The networks' size rules: the generator's multiple, and the reference PatchGAN's minimum
+  (each of its `n_layers` stride-2 convs halves the side, its two last 4x4 convs take 1 pixel)."""
+  size, multiple = c.data.image_size, GENERATOR_MULTIPLE.get(c.model.generator)
+  if not isinstance(size, int) or size < 1 or multiple is None:
+    return  # reported by the field checks
+  ck.require(size % multiple == 0, f'data.image_size={size} must be a multiple of {multiple} for '
+             f'model.generator={c.model.generator!r}')
+  if c.model.discriminator == 'patchgan' and isinstance(c.model.n_layers, int):
+    low = 3 * 2 ** c.model.n_layers
+    ck.require(size >= low, f'data.image_size={size} is too small for the PatchGAN with '
+               f'model.n_layers={c.model.n_layers} (needs ≥ {low}; lower n_layers or raise the size)')
+  load = c.data.load_size
+  ck.require(not isinstance(load, int) or load == 0 or load >= size,
+             f'data.load_size={load} must be 0 (no resize) or ≥ data.image_size={size}')

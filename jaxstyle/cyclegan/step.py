@@ -15,9 +15,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxstyle.cyclegan import losses, pool
+from jaxstyle.cyclegan.presets import SCHEDULES
 from jaxstyle.parallel import DATA_AXIS
-
-SCHEDULES = ('constant', 'junyanz', 'paper', 'linear')
 
 
 def lr_at(step: jax.Array, optim: Any, steps_per_epoch: int) -> jax.Array:

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxstyle import jax_setup  # noqa: F401  (process-wide RNG setting; see its docstring)
+from jaxstyle.cyclegan.presets import GENERATOR_MULTIPLE
+from jaxstyle.errors import ConfigError
 from jaxstyle.models.patchgan import PatchDiscriminator
 from jaxstyle.models.resnet_gen import ResnetGenerator
 from jaxstyle.models.unet import UnetBookGenerator
@@ -58,7 +60,6 @@ DISCRIMINATORS: dict[str, Callable[[Any], nn.Module]] = {
     'patchgan': _patchgan(book=False),
     'patchgan_book': _patchgan(book=True),
 }
-_MULTIPLE = {'resnet': 4, 'resnet_book': 4, 'unet_book': 16}
 
 
 def make_generator(model_cfg: Any) -> nn.Module:
@@ -68,18 +69,18 @@ def make_generator(model_cfg: Any) -> nn.Module:
   in the config so checkpoints record it and callers can build example inputs.
   """
   if model_cfg.generator not in GENERATORS:
-    raise ValueError(f'unknown generator {model_cfg.generator!r}; choose from {list(GENERATORS)}')
+    raise ConfigError(f'unknown generator {model_cfg.generator!r}; choose from {list(GENERATORS)}')
   return GENERATORS[model_cfg.generator](model_cfg)
 
 
 def make_discriminator(model_cfg: Any) -> nn.Module:
   """The discriminator named by `model_cfg.discriminator` (1-channel LSGAN score map)."""
   if model_cfg.discriminator not in DISCRIMINATORS:
-    raise ValueError(
+    raise ConfigError(
         f'unknown discriminator {model_cfg.discriminator!r}; choose from {list(DISCRIMINATORS)}')
   return DISCRIMINATORS[model_cfg.discriminator](model_cfg)
 
 
 def generator_multiple(model_cfg: Any) -> int:
   """Input sides must be a multiple of this (2 stride-2 downs for ResNets, 4 for the U-Net)."""
-  return _MULTIPLE[model_cfg.generator]
+  return GENERATOR_MULTIPLE[model_cfg.generator]

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle.errors import UserError
 from jaxstyle.models import layers
 
 # (block, number of convs, output channels) for configuration "E".
@@ -31,7 +32,7 @@ CHANNELS: dict[str, int] = {
 NUM_CONV_PARAMS = 20_024_384
 
 
-class WeightFileError(ValueError):
+class WeightFileError(UserError, ValueError):
   """A VGG19 weight file is unreadable, of the wrong network, or has wrong shapes."""
 
 

@@ -7,12 +7,15 @@ given), and `--config.key=value` extras work too (typed like every command's, by
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import ml_collections
 
-from jaxstyle import config_lib
+from jaxstyle import config_lib, errors
 from jaxstyle.nst import presets
+
+ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
 
 # flag dest -> config field; None values mean "not given, keep the preset's".
 _FIELDS = {
@@ -117,24 +120,24 @@ def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
 
 def config_from_argv(argv: list[str]) -> ml_collections.ConfigDict:
   """The config `jaxstyle stylize ARGV` runs, parsed exactly as `jaxstyle.cli` parses the command."""
-  parser = argparse.ArgumentParser(prog="jaxstyle stylize")
-  add_arguments(parser)
+  from jaxstyle import cli
+
+  parser = cli.make_parser("stylize", sys.modules[__name__])
   args, unknown = parser.parse_known_args(argv)
   args.unknown = unknown
   return build_config(args)
 
 
 def run(args: argparse.Namespace) -> int:
-  """Runs the stylisation; input/weight errors are printed as one clear line, exit code 2."""
+  """Runs the stylisation; the config, images and output folders are checked before VGG19 loads
+  (bad ones are one error line from jaxstyle.cli, exit code 2)."""
+  config = presets.check_inputs(presets.validate(build_config(args)))
+  errors.writable_dir(os.path.dirname(os.path.abspath(config.output)), "output folder (-o)")
+  if args.workdir:
+    errors.writable_dir(args.workdir, "--workdir")
   from jaxstyle.nst import stylize
-  from jaxstyle.nst.weights import WeightDownloadError
 
-  try:
-    config = build_config(args)
-    result = stylize.stylize(config, workdir=args.workdir)
-  except (FileNotFoundError, ValueError, KeyError, WeightDownloadError) as err:
-    print(f"jaxstyle stylize: error: {err}", file=sys.stderr)
-    return 2
+  result = stylize.stylize(config, workdir=args.workdir)
   for path in result["outputs"]:
     print(f"wrote {path}")
   print(f"wrote {result['strip']}")

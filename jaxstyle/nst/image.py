@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle import image_io
+from jaxstyle.errors import ConfigError
 
 _RESAMPLE = {
     "nearest": Image.NEAREST,
@@ -63,12 +64,20 @@ def resize(img: np.ndarray, size: tuple[int, int], method: str = "nearest") -> n
 
 def style_size(style_shape: tuple[int, ...], out_size: tuple[int, int], mode: str,
                scale: float) -> tuple[int, int]:
-  """Size of a style image: 'match' stretches to the output (book); 'scale' keeps its aspect with
-  the longest side = ceil(scale * output's longest side) (JJ `-style_scale`)."""
+  """Size of a style image: 'match' stretches to the output (book) times `scale`; 'scale' keeps
+  its aspect with the longest side = ceil(scale * output's longest side) (JJ `-style_scale`).
+
+  `scale` acts in both modes, so --style-scale is never silently ignored; in 'match' mode 1.0
+  returns the output size itself (the book). No side goes under 16 px (relu5_1 needs 16).
+  """
+  if not scale > 0:
+    raise ConfigError(f"image.style_scale must be > 0, got {scale!r} (1.0 = the output's size)")
   if mode == "match":
-    return tuple(out_size)
+    if scale == 1.0:
+      return tuple(out_size)
+    return max(16, int(round(out_size[0] * scale))), max(16, int(round(out_size[1] * scale)))
   if mode != "scale":
-    raise ValueError(f"unknown image.style_mode {mode!r}; choose 'match' or 'scale'")
+    raise ConfigError(f"unknown image.style_mode {mode!r}; choose 'match' or 'scale'")
   target = math.ceil(scale * max(out_size))
   h, w = style_shape[:2]
   ratio = target / max(h, w)

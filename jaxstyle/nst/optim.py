@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxstyle.nst.presets import OPTIMIZERS  # one list of names: presets.validate checks it
+
 LossFn = Callable[[jax.Array, Any, Any, Any], tuple[jax.Array, dict[str, jax.Array]]]
-OPTIMIZERS = ("lbfgs", "adam", "lbfgs_scipy")
 # (loss_fn, optimiser settings, batched) -> (jitted init, jitted segment). Keyed on the loss_fn
 # object, so it lives as long as the objective does; a new image size builds a new loss_fn.
 _COMPILED: dict[tuple, tuple[Callable, Callable]] = {}

@@ -6,7 +6,19 @@ default when no --config is given.
 """
 from __future__ import annotations
 
+import os
+import re
+
 import ml_collections
+
+from jaxstyle import config_lib
+
+# What `validate` accepts (kept equal to the runtime code by tests/test_config_validation.py).
+OPTIMIZERS = ('lbfgs', 'adam', 'lbfgs_scipy')
+RESIZE = ('nearest', 'bilinear', 'bicubic', 'lanczos')
+CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
+VGG19_CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
+_LAYER = re.compile(r'^(?:block(\d)_conv(\d)|(?:conv|relu)(\d)_(\d))$')
 
 
 def nst_base(content: str, style: str) -> ml_collections.ConfigDict:
@@ -28,7 +40,7 @@ def nst_base(content: str, style: str) -> ml_collections.ConfigDict:
       max_side=0,             # > 0: longest output side instead (jcjohnson -image_size)
       resize='nearest',       # Keras load_img default; bilinear | bicubic | lanczos
       style_mode='match',     # match: style stretched to the output's (400, W); scale: keep aspect
-      style_scale=1.0))       # scale mode: style longest side relative to the output's
+      style_scale=1.0))       # style size relative to the output's (both modes)
   c.vgg = ml_collections.ConfigDict(dict(
       source='keras',         # keras | torchvision
       path='',                # local weight file; empty = cached download
@@ -70,4 +82,82 @@ def jcjohnson(content: str, style: str) -> ml_collections.ConfigDict:
                      tv_weight=0.0))
   c.optim.restart = False
   c.strip_iters = ()
+  return c
+
+
+def vgg_layer_ok(name: str) -> bool:
+  """Whether `name` is a VGG19 conv (`block4_conv2`, `conv4_2` or `relu4_2`)."""
+  m = _LAYER.match(str(name))
+  if not m:
+    return False
+  block, conv = (int(g) for g in (m.group(1, 2) if m.group(1) else m.group(3, 4)))
+  return 1 <= block <= 5 and 1 <= conv <= VGG19_CONVS_PER_BLOCK[block - 1]
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks every field an NST run reads, before VGG19 is loaded; returns `c`.
+
+  Raises one ConfigError naming each bad field, its value and the allowed range. The files it
+  names are checked by `check_inputs`, when the run starts (a sweep expands without them).
+  """
+  ck = config_lib.Checks(c)
+  ck.choice('init', ('content', 'noise', 'image'))
+  ck.require(c.init != 'image' or bool(c.init_image), "init='image' needs init_image (--init-image PATH)")
+  ck.choice('colors', ('transfer', 'preserve'))
+  ck.integer('scales', 1)
+  ck.integer('seed', 0)
+  ck.number('noise_scale')
+  ck.integer('image.height', 0)
+  ck.integer('image.max_side', 0)
+  ck.require(not (c.image.height and c.image.max_side),
+             f'give either image.height ({c.image.height}) or image.max_side ({c.image.max_side}), '
+             'not both (set the other to 0)')
+  ck.choice('image.resize', RESIZE)
+  ck.choice('image.style_mode', ('match', 'scale'))
+  ck.number('image.style_scale', strict=True)
+  ck.choice('vgg.source', ('keras', 'torchvision'))
+  ck.choice('vgg.pool', ('max', 'avg'))
+  ck.choice('vgg.remat', ('auto', 'on', 'off'))
+  ck.choice('vgg.dtype', ('float32', 'bfloat16'))
+  ck.choice('vgg.conv_impl', CONV_IMPLS)
+  lc = c.loss
+  ck.choice('loss.normalisation', ('book', 'gatys'))
+  ck.require(len(lc.content_layers) > 0, 'loss.content_layers is empty; name at least one layer')
+  bad = [n for n in (*lc.content_layers, *lc.style_layers) if not vgg_layer_ok(n)]
+  ck.require(not bad, f'unknown VGG19 layers {bad}; use blockB_convI, convB_I or reluB_I '
+             '(B 1-5; I 1-2 in blocks 1-2, 1-4 in blocks 3-5)')
+  ck.require(not lc.layer_weights or len(lc.layer_weights) == len(lc.style_layers),
+             f'loss.layer_weights has {len(lc.layer_weights)} weights for '
+             f'{len(lc.style_layers)} style layers')
+  for key in ('content_weight', 'style_weight', 'tv_weight'):
+    ck.number('loss.' + key)
+  ck.require(all(w > 0 for w in lc.style_weights),
+             f'loss.style_weights {tuple(lc.style_weights)} must all be > 0')
+  ck.require(not c.style_blend or (len(c.style_blend) == len(c.styles)
+                                   and all(w > 0 for w in c.style_blend)),
+             f'style_blend {tuple(c.style_blend)} must give one positive weight per style image '
+             f'({len(c.styles)})')
+  o = 'optim.'
+  ck.choice(o + 'name', OPTIMIZERS)
+  ck.require(c.optim.name != 'lbfgs_scipy' or not lc.style_weights,
+             "optim.name='lbfgs_scipy' runs one image at a time; drop loss.style_weights")
+  for key in ('segments', 'segment_iters', 'memory_size', 'linesearch_steps'):
+    ck.integer(o + key, 1)
+  ck.number(o + 'lr', strict=True)
+  ck.raise_if_any()
+  return c
+
+
+def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks the run has a content and a style image and that every file it names exists."""
+  ck = config_lib.Checks(c)
+  ck.require(bool(c.content) and bool(c.styles),
+             'NST needs a content image and at least one style image (jaxstyle stylize CONTENT '
+             'STYLE, or --config configs/nst_book.py:content=a.jpg,style=b.jpg)')
+  for what, path in [('content image', c.content), *[('style image', s) for s in c.styles],
+                     *([('init_image', c.init_image)] if c.init == 'image' else [])]:
+    ck.require(not path or os.path.isfile(path), f'{what} {path!r} does not exist')
+  ck.require(not c.vgg.path or os.path.isfile(c.vgg.path),
+             f'vgg.path {c.vgg.path!r} does not exist (a Keras .h5 or torchvision .pth VGG19 file)')
+  ck.raise_if_any()
   return c

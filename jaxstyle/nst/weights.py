@@ -5,11 +5,18 @@ silently degrades NST (nst.md §4), so the loader always returns the preprocessi
   keras:       RGB -> BGR, minus the Caffe means [103.939, 116.779, 123.68] (B, G, R), 0-255 scale;
   torchvision: RGB, /255, minus (0.485, 0.456, 0.406), divided by (0.229, 0.224, 0.225).
 The mean is never folded into conv1_1: zero padding in normalised space is not zero in raw space.
+
+The file's content, not the configured source, decides the format (HDF5 -> Keras, torch.save ->
+torchvision) and so the preprocessing. Files under an official name (the cached downloads, or a user's
+copy) are checked against the published checksum: size first, then the hash once per file, remembered
+in `<file>.verified.json` next to it (size, mtime_ns, digest) so later runs skip the 80-550 MB read.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import logging
 import os
 import tempfile
 import urllib.error
@@ -19,7 +26,11 @@ from typing import Any
 import jax.numpy as jnp
 from tqdm import tqdm
 
+from jaxstyle.errors import ConfigError, UserError
+from jaxstyle.models.vgg import WeightFileError
 from jaxstyle.ports import keras_h5, torchvision_vgg
+
+log = logging.getLogger(__name__)
 
 KERAS_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/vgg19/'
              'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5')
@@ -31,8 +42,12 @@ TORCHVISION_FILE = 'vgg19-dcbb9e9d.pth'
 TORCHVISION_SHA256_PREFIX = 'dcbb9e9d'
 
 
-class WeightDownloadError(RuntimeError):
+class WeightDownloadError(UserError, RuntimeError):
   """The weight file could not be fetched or failed its checksum."""
+
+
+class WeightChecksumError(WeightFileError):
+  """A weight file under an official name does not match the published size or hash."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +137,7 @@ def download(url: str, dest: str, *, md5: str | None = None, sha256_prefix: str 
           f'{kind} mismatch for {url}: got {digest}, expected {expected}; the partial file was deleted. '
           f'Retry, or place a verified copy at {dest} or pass --vgg19 PATH.')
     os.replace(tmp, dest)
+    _write_sidecar(dest, hasher.name, digest)  # hashed while downloading: no re-hash on first use
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
@@ -139,7 +155,7 @@ def locate(source: str, path: str | os.PathLike | None = None,
     url, name = TORCHVISION_URL, TORCHVISION_FILE
     checks = {'sha256_prefix': TORCHVISION_SHA256_PREFIX}
   else:
-    raise ValueError(f"unknown VGG19 weight source {source!r}; use 'keras' or 'torchvision'")
+    raise ConfigError(f"unknown VGG19 weight source {source!r}; use 'keras' or 'torchvision'")
   dest = os.path.join(cache_dir(cache), name)
   if os.path.exists(dest):
     return dest
@@ -148,13 +164,144 @@ def locate(source: str, path: str | os.PathLike | None = None,
   return download(url, dest, **checks)
 
 
+#### Verification: size, then the hash once per file (remembered in a sidecar)
+
+@dataclasses.dataclass(frozen=True)
+class Checksum:
+  """The published identity of an official weight file; `digest` may be a prefix (torchvision's)."""
+  algo: str
+  digest: str
+  size: int | None
+  url: str
+
+
+def known_checksum(path: str | os.PathLike) -> Checksum | None:
+  """The checksum of an official file name (read at call time, so tests can patch the constants)."""
+  name = os.path.basename(os.fspath(path))
+  if name == KERAS_FILE:
+    return Checksum('md5', KERAS_MD5, KERAS_BYTES, KERAS_URL)
+  if name == TORCHVISION_FILE:
+    return Checksum('sha256', TORCHVISION_SHA256_PREFIX, None, TORCHVISION_URL)
+  return None
+
+
+def sidecar_path(path: str) -> str:
+  """Where `verify` remembers a file's hash: next to it, so it travels and is deleted with it."""
+  return path + '.verified.json'
+
+
+def file_digest(path: str, algo: str) -> str:
+  """Hex digest of the whole file, read in 1 MiB chunks."""
+  h = hashlib.new(algo)
+  with open(path, 'rb') as f:
+    while chunk := f.read(1 << 20):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+def _read_sidecar(path: str) -> dict[str, Any] | None:
+  try:
+    with open(sidecar_path(path)) as f:
+      record = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return record if isinstance(record, dict) else None
+
+
+def _write_sidecar(path: str, algo: str, digest: str) -> None:
+  """Best effort: a read-only folder only means the file is hashed again next time."""
+  st = os.stat(path)
+  record = {'size': st.st_size, 'mtime_ns': st.st_mtime_ns, 'algo': algo, 'digest': digest}
+  side, tmp = sidecar_path(path), None
+  try:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(side)),
+                               prefix=os.path.basename(side) + '.', suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+      json.dump(record, f)
+    os.replace(tmp, side)
+  except OSError as e:
+    log.info('could not record the checksum of %s in %s (%s); it will be hashed again next run',
+             path, side, e)
+    if tmp and os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _mismatch(path: str, what: str, got: Any, want: Any, url: str) -> WeightChecksumError:
+  return WeightChecksumError(
+      f'{path}: {what} is {got}, expected {want} for the official {os.path.basename(path)}; the '
+      f'file is truncated, corrupt or a different file under the official name. Delete it and '
+      f're-download (from {url}, or let jaxstyle fetch it by omitting --vgg19), or pass another '
+      'VGG19 file with --vgg19 PATH.')
+
+
+def verify(path: str | os.PathLike) -> bool:
+  """Checks a file under an official name against its published size and hash.
+
+  Returns False for other names (not checksum-checked). The size check costs a stat; the hash is
+  computed once and recorded in `<file>.verified.json`, valid while size and mtime_ns are unchanged.
+
+  Raises:
+    WeightChecksumError: naming the file, the expected and the actual size or digest.
+  """
+  path = os.fspath(path)
+  want = known_checksum(path)
+  if want is None:
+    return False
+  st = os.stat(path)
+  if want.size is not None and st.st_size != want.size:
+    raise _mismatch(path, 'the size', f'{st.st_size:,} bytes', f'{want.size:,} bytes', want.url)
+  record = _read_sidecar(path)
+  if (record and record.get('size') == st.st_size and record.get('mtime_ns') == st.st_mtime_ns
+      and record.get('algo') == want.algo and str(record.get('digest', '')).startswith(want.digest)):
+    return True
+  digest = file_digest(path, want.algo)
+  if not digest.startswith(want.digest):
+    raise _mismatch(path, f'the {want.algo.upper()}', digest, want.digest, want.url)
+  _write_sidecar(path, want.algo, digest)
+  return True
+
+
+#### Format: from the file's content
+
+def _check_file(path: str | os.PathLike) -> str:
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise WeightFileError(f'VGG19 weight file {path!r} does not exist (or is not a file); pass an '
+                          'existing file with --vgg19 PATH')
+  if os.path.getsize(path) == 0:
+    raise WeightFileError(f'VGG19 weight file {path!r} is empty; delete it and re-download')
+  return path
+
+
+def detect_format(path: str | os.PathLike) -> str:
+  """'keras' for an HDF5 file, 'torchvision' for a torch.save file (zip or legacy pickle).
+
+  Raises:
+    WeightFileError: the file is missing, empty, or neither format.
+  """
+  path = _check_file(path)
+  if keras_h5.is_hdf5(path):
+    return 'keras'
+  if torchvision_vgg.is_torch_checkpoint(path):
+    return 'torchvision'
+  raise WeightFileError(
+      f'{path}: not a VGG19 weight file in an accepted format: expected the Keras notop HDF5 '
+      f'({KERAS_FILE}) or a torchvision PyTorch checkpoint ({TORCHVISION_FILE}, zip or legacy '
+      'pickle); pass one of those with --vgg19 PATH')
+
+
 def get_vgg19(source: str = 'keras', path: str | os.PathLike | None = None,
               cache_dir: str | os.PathLike | None = None,
               download: bool = True) -> tuple[dict[str, Any], Preprocessing]:
   """Loads VGG19 conv params for `models.vgg.VGG19` plus the preprocessing those weights expect.
 
+  The file's content decides the loader and the preprocessing; `prep.source` says which was used.
+  When it differs from `source` (e.g. a `.pth` given with the default source 'keras'), a warning
+  says so: torchvision weights fed Keras preprocessing would silently degrade the result.
+
   Args:
-    source: 'keras' (the book's Caffe-derived weights, BGR) or 'torchvision' (RGB, mean/std).
+    source: 'keras' (the book's Caffe-derived weights, BGR) or 'torchvision' (RGB, mean/std); picks
+      the file to download when `path` is not given.
     path: an explicit weight file; otherwise the cache (`$JAXSTYLE_CACHE` or ~/.cache/jaxstyle) is used and
       the file is downloaded with a checksum check on first use.
     cache_dir: overrides the cache folder.
@@ -162,9 +309,19 @@ def get_vgg19(source: str = 'keras', path: str | os.PathLike | None = None,
 
   Returns:
     (params, prep): float32 numpy params tree and the matching `Preprocessing`.
+
+  Raises:
+    WeightChecksumError: an officially named file fails its size or hash.
+    WeightFileError: the file is missing, empty, of neither format, or not VGG19.
   """
   if source not in PREPROCESSING:
-    raise ValueError(f"unknown VGG19 weight source {source!r}; use 'keras' or 'torchvision'")
-  file = locate(source, path, cache_dir, download)
-  loader = keras_h5.load_vgg19 if source == 'keras' else torchvision_vgg.load_vgg19
-  return loader(file), PREPROCESSING[source]
+    raise ConfigError(f"unknown VGG19 weight source {source!r}; use 'keras' or 'torchvision'")
+  file = _check_file(locate(source, path, cache_dir, download))
+  verify(file)  # first: a damaged official file gets "delete it and re-download", not "wrong format"
+  fmt = detect_format(file)
+  if fmt != source:
+    log.warning('%s holds %s weights (%s); using the %s loader and preprocessing instead of the '
+                'configured vgg.source=%r', file, fmt,
+                'HDF5' if fmt == 'keras' else 'PyTorch checkpoint', fmt, source)
+  loader = keras_h5.load_vgg19 if fmt == 'keras' else torchvision_vgg.load_vgg19
+  return loader(file), PREPROCESSING[fmt]

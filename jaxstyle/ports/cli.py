@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
+
+from jaxstyle import errors
+from jaxstyle.errors import UserError
 
 KINDS = ("junyanz-G", "junyanz-D", "vgg19-keras", "vgg19-torchvision")
 
@@ -37,7 +39,7 @@ def _guess_kind(src: str) -> str:
     return "junyanz-G"
   if "model.0.weight" in keys:
     return "junyanz-D"
-  raise ValueError(f"{src}: cannot tell which network this is; pass --kind ({', '.join(KINDS)})")
+  raise UserError(f"{src}: cannot tell which network this is; pass --kind ({', '.join(KINDS)})")
 
 
 def convert(src: str, kind: str) -> tuple[Any, dict]:
@@ -71,16 +73,11 @@ def _count(tree: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-  """Converts and writes; returns a shell exit code (errors print one clear line, exit 1)."""
-  if getattr(args, "unknown", None):
-    print(f"jaxstyle port-weights: unrecognised arguments {args.unknown}", file=sys.stderr)
-    return 2
-  try:
-    kind = args.kind or _guess_kind(args.src)
-    params, meta = convert(args.src, kind)
-  except (OSError, ValueError) as e:
-    print(f"jaxstyle port-weights: {e}", file=sys.stderr)
-    return 1
+  """Converts and writes (a bad or unsafe source file is one error line from jaxstyle.cli)."""
+  errors.readable_file(args.src, "source weights")
+  errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), "output parent folder")
+  kind = args.kind or _guess_kind(args.src)
+  params, meta = convert(args.src, kind)
   from jaxstyle import checkpoint
 
   checkpoint.save_params(args.output, params, meta)

@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxstyle.cyclegan import presets
 from jaxstyle.ports import torch_pth
+from jaxstyle.ports.torch_pickle import CheckpointFormatError
 
 __all__ = ["discriminator_from_pth", "discriminator_from_state_dict", "generator_from_pth",
            "generator_from_state_dict"]
@@ -154,7 +155,7 @@ def generator_from_pth(path: str | os.PathLike) -> tuple[dict, ml_collections.Co
   try:
     return generator_from_state_dict(sd)
   except ValueError as e:
-    raise ValueError(f"{os.fspath(path)}: {e}") from None
+    raise CheckpointFormatError(f"{os.fspath(path)}: {e}") from None
 
 
 def discriminator_from_pth(path: str | os.PathLike) -> tuple[dict, ml_collections.ConfigDict]:
@@ -163,4 +164,4 @@ def discriminator_from_pth(path: str | os.PathLike) -> tuple[dict, ml_collection
   try:
     return discriminator_from_state_dict(sd)
   except ValueError as e:
-    raise ValueError(f"{os.fspath(path)}: {e}") from None
+    raise CheckpointFormatError(f"{os.fspath(path)}: {e}") from None

@@ -17,7 +17,26 @@ import numpy as np
 
 from jaxstyle.models.vgg import LAYER_NAMES, WeightFileError, check_params
 
+_KERAS_NAME = 'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5'
 _CONV = re.compile(r'^block(\d)_conv(\d)$')
+HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
+
+
+def is_hdf5(path: str | os.PathLike) -> bool:
+  """True when the file has the HDF5 superblock signature, at 0 or a user-block offset (512, 1024, ...).
+
+  A cheap content check (a few 8-byte reads), so a `.pth` passed as Keras weights, or a text file, is
+  told apart from a damaged `.h5` before h5py reports a generic 'truncated or corrupt'.
+  """
+  size = os.path.getsize(path)
+  with open(path, 'rb') as f:
+    offset = 0
+    while offset + len(HDF5_SIGNATURE) <= size:
+      f.seek(offset)
+      if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+        return True
+      offset = 512 if offset == 0 else offset * 2
+  return False
 
 
 def _decode(names: Any) -> list[str]:
@@ -51,12 +70,17 @@ def load_vgg19(path: str | os.PathLike) -> dict[str, Any]:
   path = os.fspath(path)
   if not os.path.exists(path):
     raise WeightFileError(f'{path}: no such file')
+  if not is_hdf5(path):
+    raise WeightFileError(
+        f'{path}: not an HDF5 file (no HDF5 signature), so not Keras weights: if it is meant to be '
+        f'{_KERAS_NAME} it is truncated or corrupt, delete it and re-download; a PyTorch .pth is '
+        'read by the torchvision loader')
   try:
     with h5py.File(path, 'r') as f:
       if 'layer_names' not in f.attrs:
         raise WeightFileError(
             f'{path}: no root attribute layer_names; not a Keras save_weights h5 '
-            '(expected vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5)')
+            f'(expected {_KERAS_NAME})')
       layer_names = _decode(f.attrs['layer_names'])
       convs = [n for n in layer_names if _CONV.match(n)]
       missing = [n for n in LAYER_NAMES if n not in convs]

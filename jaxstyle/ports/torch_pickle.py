@@ -14,15 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from jaxstyle.errors import UserError
+
 __all__ = ["CheckpointFormatError", "SafeUnpickler", "UnsafeCheckpointError", "materialise", "to_state_dict"]
 
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(UserError, ValueError):
   """The file asks the unpickler for a global outside the state_dict allow-list."""
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(UserError, ValueError):
   """The file is not a readable PyTorch state_dict (corrupt, truncated or unsupported)."""
 
 

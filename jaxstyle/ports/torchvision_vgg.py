@@ -21,6 +21,17 @@ FEATURE_INDICES: tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 
 _KEY = re.compile(r'^(?:module\.)?features\.(\d+)\.(weight|bias)$')
 
 
+def is_torch_checkpoint(path: str | os.PathLike) -> bool:
+  """True when the file starts like a `torch.save` file: zip (torch >= 1.6), pickle (legacy) or tar.
+
+  Only the first 512 bytes are read. The pre-0.4 tar format counts, so the reader can refuse it with
+  its own message rather than the file being called 'not a weight file'.
+  """
+  with open(path, 'rb') as f:
+    head = f.read(512)
+  return head.startswith(b'PK\x03\x04') or head[:1] == b'\x80' or head[257:262] == b'ustar'
+
+
 def from_state_dict(sd: Mapping[str, Any], source: str = 'state_dict') -> dict[str, Any]:
   """Maps a torchvision-layout VGG19 state_dict (numpy/array values) onto VGG19 params.
 

@@ -28,6 +28,7 @@ import numpy as np
 from jaxstyle import models, parallel
 from jaxstyle.cyclegan import presets
 from jaxstyle.cyclegan import step as train_state
+from jaxstyle.errors import nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
 from jaxstyle.tools import bench_nst, bench_peers
 
@@ -44,14 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle bench`."""
   parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm'])
   parser.add_argument('--arch', choices=list(ARCHS), default='unet128')
-  parser.add_argument('--batch', type=int, default=1, help='per-device batch')
-  parser.add_argument('--devices', type=int, default=1, help='data-parallel devices (0 = all)')
-  parser.add_argument('--size', type=int, default=0, help='override the image side')
+  parser.add_argument('--batch', type=positive_int, default=1, help='per-device batch')
+  parser.add_argument('--devices', type=nonnegative_int, default=1, help='data-parallel devices (0 = all)')
+  parser.add_argument('--size', type=nonnegative_int, default=0, help='override the image side')
   parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
   parser.add_argument('--lambda-id', type=float, default=5.0, help='0 skips the identity passes')
-  parser.add_argument('--steps', type=int, default=20, help='timed steps')
-  parser.add_argument('--warmup', type=int, default=2)
-  parser.add_argument('--outer', type=int, default=3, help='nst-run: L-BFGS segments of 20')
+  parser.add_argument('--steps', type=positive_int, default=20, help='timed steps')
+  parser.add_argument('--warmup', type=nonnegative_int, default=2)
+  parser.add_argument('--outer', type=positive_int, default=3, help='nst-run: L-BFGS segments of 20')
   parser.add_argument('--conv-impl', default='auto', choices=('auto', *dispatch.CONV_IMPLS),
                       help='conv implementation (kernels/dispatch.py); auto: by backend')
   parser.add_argument('--profile', default='', help='cyclegan: write a jax.profiler trace of the '

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle.errors import nonnegative_int
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))  # the repository root (where peer-venv/ lives)
 
@@ -30,7 +32,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                       help='run the PyTorch peer right after and print the ratio')
   parser.add_argument('--peer-python', default=os.path.join(_REPO, 'peer-venv', 'bin', 'python'))
   parser.add_argument('--peer-dir', default=os.path.join(_HERE, 'peers'))
-  parser.add_argument('--peer-steps', type=int, default=0, help='0 = as many as --steps')
+  parser.add_argument('--peer-steps', type=nonnegative_int, default=0, help='0 = as many as --steps')
   parser.add_argument('--no-peak', action='store_true', help='skip the GEMM peak measurement')
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxstyle import models
 from jaxstyle.cyclegan import presets
+from jaxstyle.errors import UserError, positive_int
 
 # name -> overrides of presets.reference_model; the book nets use the book's norm (keras-contrib,
 # eps 1e-3).
@@ -36,10 +37,10 @@ NETS: dict[str, dict[str, Any]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle demo`."""
-  parser.add_argument('--size', type=int, default=64, help='square input side (multiple of 16)')
-  parser.add_argument('--batch', type=int, default=1)
+  parser.add_argument('--size', type=positive_int, default=64, help='square input side (multiple of 16)')
+  parser.add_argument('--batch', type=positive_int, default=1)
   parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
-  parser.add_argument('--repeats', type=int, default=5, help='timed forwards per net')
+  parser.add_argument('--repeats', type=positive_int, default=5, help='timed forwards per net')
   parser.add_argument('--fast-init', action='store_true',
                       help='fill params from NumPy instead of net.init (compiling the init is '
                            'slow on CPU; the forward is the same)')
@@ -58,7 +59,7 @@ def _params(net: Any, x: jax.Array, fast: bool) -> Any:
 def run(args: argparse.Namespace) -> int:
   """Print name, parameter count, output shape, compile and forward time of every network."""
   if args.size % 16:
-    raise SystemExit(f'--size must be a multiple of 16 (the book U-Net), got {args.size}')
+    raise UserError(f'--size must be a multiple of 16 (the book U-Net), got {args.size}')
   print(f'devices: {jax.devices()}  input: {args.batch}x{args.size}x{args.size}x3 {args.dtype}')
   header = f"{'network':26s} {'params':>12s} {'output':>18s} {'compile s':>10s} {'forward ms':>11s}"
   print(header)

@@ -24,7 +24,8 @@ import numpy as np
 from matplotlib.figure import Figure  # Figure + savefig needs no pyplot and no display (Agg)
 from PIL import Image
 
-from jaxstyle import image_io, metrics
+from jaxstyle import errors, image_io, metrics
+from jaxstyle.errors import UserError
 
 FIGURES = ("5-8", "5-9", "5-12", "5-13", "5-18", "loss")
 DPI = 100
@@ -147,7 +148,7 @@ def nst_snapshots(directory: str, prefix: str | None = None) -> dict[int, str]:
   if not by_prefix:
     raise FileNotFoundError(f"no {prefix or '*'}_at_iteration_*.png in {directory}")
   if len(by_prefix) > 1:
-    raise ValueError(f"several snapshot series in {directory}: {sorted(by_prefix)}; "
+    raise UserError(f"several snapshot series in {directory}: {sorted(by_prefix)}; "
                      "choose one with --prefix")
   return dict(sorted(next(iter(by_prefix.values())).items()))
 
@@ -172,7 +173,7 @@ def figure_losses(workdirs: list[str], out: str, keys: list[str] | None = None) 
   if keys is None:
     keys = sorted({k for _, recs in runs for r in recs for k in r if "loss" in k})
   if not keys:
-    raise ValueError("no loss keys in metrics.jsonl (pass --keys)")
+    raise UserError("no loss keys in metrics.jsonl (pass --keys)")
   ncols = min(3, len(keys))
   nrows = math.ceil(len(keys) / ncols)
   fig = Figure(figsize=(4.2 * ncols, 3.0 * nrows), dpi=DPI)
@@ -196,7 +197,10 @@ def figure_losses(workdirs: list[str], out: str, keys: list[str] | None = None) 
 ################ CLI ################
 
 def _ints(text: str | None) -> list[int] | None:
-  return [int(v) for v in text.split(",") if v.strip()] if text else None
+  try:
+    return [int(v) for v in text.split(",") if v.strip()] if text else None
+  except ValueError:
+    raise UserError(f"expected comma-separated integers such as 0,250,750, got {text!r}") from None
 
 
 def _runs(args: argparse.Namespace) -> list[str]:
@@ -210,8 +214,11 @@ def _runs(args: argparse.Namespace) -> list[str]:
                and not os.path.exists(os.path.join(d, "metrics.jsonl")))
     expanded += [s for s in subs if os.path.exists(os.path.join(s, "samples"))
                  or os.path.exists(os.path.join(s, "metrics.jsonl"))] if is_base else [d]
+  if not expanded and dirs:
+    raise UserError(f"no samples/ or metrics.jsonl in {', '.join(dirs)} or its sub-folders; "
+                    "pass the --workdir of a training run (or a sweep's base folder)")
   if not expanded:
-    raise SystemExit("jaxstyle figure: give --workdir (or --workdirs) with run outputs")
+    raise UserError("give --workdir (or --workdirs) with run outputs")
   return expanded
 
 
@@ -230,10 +237,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
   """Draws one figure and prints where it went."""
+  errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), "output folder (-o)")
   steps = _ints(args.steps)
   if args.figure == "5-18":
     if not args.workdir:
-      raise SystemExit("jaxstyle figure 5-18: give --workdir (the stylize output directory)")
+      raise UserError("figure 5-18 needs --workdir (the stylize output directory)")
     out = figure_nst(args.workdir, args.output, _ints(args.iterations), args.prefix, args.images)
   elif args.figure == "loss":
     keys = args.keys.split(",") if args.keys else None

@@ -25,7 +25,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxstyle import config_lib, metrics
+from jaxstyle import config_lib, errors, metrics
 from jaxstyle import main as train_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -199,13 +199,16 @@ def summarize(base: str, keys: list[str] | None = None) -> str:
   return "\n".join(lines)
 
 
+ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras apply to every run (jaxstyle.cli)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Flags of `jaxstyle sweep`; unknown `--config.a.b=v` flags apply to every run."""
   parser.add_argument("--config", help="configs/x.py[:arg] with a get_sweep()")
   parser.add_argument("--workdir", required=True, help="base workdir; runs go to WORKDIR/<name>")
   parser.add_argument("--execute", choices=("local", "tpu"), default=None,
                       help="run the sweep (default: print the commands)")
-  parser.add_argument("--parallel", type=int, default=1, help="local runs at a time")
+  parser.add_argument("--parallel", type=errors.positive_int, default=1, help="local runs at a time")
   parser.add_argument("--timeout", type=float, default=None, help="seconds per local run")
   parser.add_argument("--tpu", default=None, help="TPU VM name (prints/executes tpu.py runs)")
   parser.add_argument("--zone", default=None, help="TPU zone")
@@ -220,16 +223,12 @@ def run(args: argparse.Namespace) -> int:
     print(summarize(args.workdir, keys))
     return 0
   if not args.config:
-    raise SystemExit("jaxstyle sweep: --config is required (unless --summarize)")
+    raise errors.UserError("--config is required (unless --summarize)")
   extra = list(getattr(args, "unknown", []) or [])
-  try:
-    runs = expand_sweep(args.config, extra)
-  except config_lib.OverrideError as err:
-    print(f"jaxstyle sweep: error: {err}", file=sys.stderr)
-    return 2
+  runs = expand_sweep(args.config, extra)
   if args.execute == "tpu" or (args.tpu and args.execute is None):
     if not (args.tpu and args.zone):
-      raise SystemExit("jaxstyle sweep: TPU runs need --tpu NAME and --zone ZONE")
+      raise errors.UserError("TPU runs need --tpu NAME and --zone ZONE")
     cmds = tpu_commands(args.config, args.workdir, runs, args.tpu, args.zone, extra,
                         execute=args.execute == "tpu")
     if args.execute is None:
@@ -246,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(shlex.join(c) for c in cmds))
     return 0
   if "://" in args.workdir:
-    raise SystemExit("jaxstyle sweep: --execute local needs a local --workdir")
+    raise errors.UserError("--execute local needs a local --workdir")
   workdirs = [run_workdir(args.workdir, name) for _, name in runs]
   codes = execute_local(cmds, workdirs, parallel=args.parallel, timeout=args.timeout)
   print(summarize(args.workdir, keys))
@@ -254,9 +253,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-  """Stand-alone entry (launch/sweep.py) with the same flags as `jaxstyle sweep`."""
-  parser = argparse.ArgumentParser(prog="jaxstyle sweep", description=__doc__.splitlines()[0])
-  add_arguments(parser)
-  args, unknown = parser.parse_known_args(argv)
-  args.unknown = unknown
-  return run(args)
+  """Stand-alone entry (launch/sweep.py): exactly `jaxstyle sweep ARGV`, errors included."""
+  from jaxstyle import cli
+  return cli.main(["sweep", *(sys.argv[1:] if argv is None else argv)])

@@ -88,8 +88,30 @@ def test_evaluate_cli(small_run, tmp_path, capsys):
   capsys.readouterr()
   assert cli.main(["evaluate", "--workdir", str(run), "--max-images", "4", "--batch-size", "4"]) == 0
   table = capsys.readouterr().out
+  assert f"scored step 3 of {run}" in table  # the step tiny_run.write_run saved
   assert "eval/transfer_A2B" in table and "eval/iou_B2A" in table
   record = json.loads((run / "eval.json").read_text())
-  assert record["split"] == "test" and record["eval/n_images_A"] == 4.0
+  assert record["split"] == "test" and record["eval/n_images_A"] == 4.0 and record["step"] == 3
   assert set(record) >= {f"eval/{k}" for k in ("transfer_A2B", "transfer_B2A", "iou_A2B",
                                                "iou_B2A", "cycle_l1_A", "cycle_l1_B")}
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("empty", "is not a training run: it has no config.json"),
+    ("config_only", "has no checkpoint under"),
+])
+def test_evaluate_cli_not_a_run_is_one_line(tmp_path, capsys, setup, message):
+  if setup == "config_only":
+    (tmp_path / "config.json").write_text("{}")
+  assert cli.main(["evaluate", "--workdir", str(tmp_path)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("jaxstyle evaluate: error: ") and message in err, err
+  assert len(err.splitlines()) == 1 and not (tmp_path / "eval.json").exists()
+
+
+@pytest.mark.parametrize("flag", ["--batch-size", "--max-images"])
+def test_evaluate_cli_rejects_non_positive_counts(tmp_path, capsys, flag):
+  with pytest.raises(SystemExit) as exit_info:  # argparse exits while parsing
+    cli.main(["evaluate", "--workdir", str(tmp_path), flag, "0"])
+  assert exit_info.value.code == 2
+  assert f"{flag}: expected an integer ≥ 1, got 0" in capsys.readouterr().err

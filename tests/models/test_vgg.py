@@ -333,11 +333,14 @@ def _md5(path):
 def test_download_file_url_and_load(tmp_path, monkeypatch, keras_file, loaded):
   monkeypatch.setattr(vgg_weights, 'KERAS_URL', keras_file.as_uri())
   monkeypatch.setattr(vgg_weights, 'KERAS_MD5', _md5(keras_file))
+  monkeypatch.setattr(vgg_weights, 'KERAS_BYTES', keras_file.stat().st_size)
   monkeypatch.setenv('JAXSTYLE_CACHE', str(tmp_path / 'cache'))
   params, prep = vgg_weights.get_vgg19('keras')
   dest = tmp_path / 'cache' / vgg_weights.KERAS_FILE
   assert dest.read_bytes() == keras_file.read_bytes()
-  assert os.listdir(tmp_path / 'cache') == [vgg_weights.KERAS_FILE]  # no temp file left
+  # No temp file left; the sidecar records the hash computed while downloading.
+  assert sorted(os.listdir(tmp_path / 'cache')) == [vgg_weights.KERAS_FILE,
+                                                    vgg_weights.KERAS_FILE + '.verified.json']
   assert prep.channel_order == 'BGR'
   np.testing.assert_array_equal(params['block5_conv2']['kernel'], loaded['block5_conv2']['kernel'])
 
@@ -374,9 +377,12 @@ def test_offline_error(tmp_path, monkeypatch):
 
 
 def test_get_vgg19_explicit_paths(tmp_path, keras_file):
-  params, prep = vgg_weights.get_vgg19('keras', path=keras_file, download=False)
+  # Random weights under another name: not checksum-checked (tests/nst/test_weights.py covers that).
+  mine = tmp_path / 'my_vgg19.h5'
+  shutil.copy(keras_file, mine)
+  params, prep = vgg_weights.get_vgg19('keras', path=mine, download=False)
   assert prep.source == 'keras' and len(params) == 16
-  copy = tmp_path / 'vgg19-dcbb9e9d.pth'
+  copy = tmp_path / 'block1.pth'
   shutil.copy(FIXTURES / 'vgg19_block1.pth', copy)
   with pytest.raises(vgg.WeightFileError, match=str(copy)):
     vgg_weights.get_vgg19('torchvision', path=copy)

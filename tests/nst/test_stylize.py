@@ -10,6 +10,7 @@ from PIL import Image
 from tb_events import read_events
 
 from jaxstyle import cli, config_lib
+from jaxstyle.errors import ConfigError
 from jaxstyle.models.vgg import LAYER_NAMES, expected_shapes
 from jaxstyle.nst import image as nst_image
 from jaxstyle.nst import presets, stylize
@@ -70,6 +71,18 @@ def test_sizes():
   assert nst_image.style_size((100, 50, 3), (400, 533), "scale", 0.5) == (267, 134)
   assert nst_image.scale_sizes((400, 600), 3) == [(100, 150), (200, 300), (400, 600)]
   assert nst_image.scale_sizes((24, 32), 3) == [(16, 21), (24, 32)]
+
+
+def test_style_scale_applies_in_match_mode():
+  """--style-scale used to be ignored by the book's 'match' mode; 1.0 keeps the output size."""
+  out = (400, 533)
+  assert nst_image.style_size((100, 50, 3), out, "match", 1.0) == out
+  assert nst_image.style_size((100, 50, 3), out, "match", 0.5) == (200, 266)
+  assert nst_image.style_size((100, 50, 3), out, "match", 2.0) == (800, 1066)
+  assert nst_image.style_size((100, 50, 3), (20, 24), "match", 0.1) == (16, 16)  # relu5_1 floor
+  for mode in ("match", "scale"):
+    with pytest.raises(ConfigError, match="style_scale must be > 0"):
+      nst_image.style_size((100, 50, 3), out, mode, 0.0)
 
 
 def test_original_colors_keeps_content_chroma():

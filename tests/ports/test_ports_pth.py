@@ -348,7 +348,7 @@ def test_port_weights_cli_round_trip(tmp_path, generator, capsys):
   assert cli.main(["port-weights", os.path.join(FIX, "D.pth"), "-o", str(tmp_path / "D")]) == 0
   assert checkpoint.load_params(str(tmp_path / "D"))[1]["model_cfg"]["n_layers"] == 3
   evil = _zip_pth(tmp_path / "evil.pth", _payloads(str(tmp_path / "pwned"))["os.system"])
-  assert cli.main(["port-weights", evil, "-o", str(tmp_path / "E")]) == 1
+  assert cli.main(["port-weights", evil, "-o", str(tmp_path / "E")]) == 2
   assert "os.system" in capsys.readouterr().err
   assert not (tmp_path / "pwned").exists() and not (tmp_path / "E").exists()
 
@@ -363,6 +363,7 @@ def test_port_weights_dispatches_vgg(tmp_path, monkeypatch, kind, module):
   fake = {"block1_conv1": {"kernel": np.ones((3, 3, 3, 2), np.float32), "bias": np.zeros(2, np.float32)}}
   monkeypatch.setattr(conv, "load_vgg19", lambda path: calls.append(path) or fake)
   src = str(tmp_path / "vgg.weights")
+  open(src, "wb").write(b"stand-in")  # port-weights checks the source exists before loading
   assert cli.main(["port-weights", src, "-o", str(tmp_path / "V"), "--kind", kind]) == 0
   params, meta = checkpoint.load_params(str(tmp_path / "V"))
   assert calls == [src] and meta["kind"] == kind and meta["model_cfg"]["net"] == "vgg19"
@@ -371,6 +372,6 @@ def test_port_weights_dispatches_vgg(tmp_path, monkeypatch, kind, module):
 
 def test_port_weights_mismatch_names_file(tmp_path, capsys):
   src = os.path.join(FIX, "D.pth")
-  assert cli.main(["port-weights", src, "-o", str(tmp_path / "X"), "--kind", "junyanz-G"]) == 1
+  assert cli.main(["port-weights", src, "-o", str(tmp_path / "X"), "--kind", "junyanz-G"]) == 2
   err = capsys.readouterr().err
   assert src in err and "not a junyanz ResnetGenerator" in err

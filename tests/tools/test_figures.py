@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from jaxstyle import cli
+from jaxstyle.errors import UserError
 from jaxstyle.tools import figures
 
 pytestmark = pytest.mark.slow  # a real synthetic run (~40 s)
@@ -99,7 +100,7 @@ def test_5_18_nst_strip(runs, tmp_path):
   assert w >= 3 * 48
   _png(os.path.join(runs["nst"], "other_at_iteration_0.png"), (1, 2, 3), size=(8, 8))
   try:
-    with pytest.raises(ValueError, match="--prefix"):
+    with pytest.raises(UserError, match="--prefix"):
       figures.nst_snapshots(runs["nst"])
     assert list(figures.nst_snapshots(runs["nst"], prefix="out")) == [0, 1, 2]
   finally:
@@ -110,7 +111,7 @@ def test_loss_curves(runs, tmp_path):
   w, h = _figure(["loss", "--workdir", runs["dirs"][0]], tmp_path / "l1.png")
   assert w >= 3 * 300  # three loss keys side by side
   _figure(["loss", "--workdir", runs["base"], "--keys", "train/loss_G"], tmp_path / "l3.png")
-  with pytest.raises(ValueError):
+  with pytest.raises(UserError):
     figures.figure_losses(runs["dirs"][:1], str(tmp_path / "x.png"), keys=[])
 
 

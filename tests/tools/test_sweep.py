@@ -13,21 +13,18 @@ from jaxstyle.tools import sweep
 CONFIG = textwrap.dedent("""
     import ml_collections
     from jaxstyle import config_lib
+    from jaxstyle.cyclegan import presets
 
     def get_config(arg=None):
       arg = config_lib.parse_arg(arg, runlocal=False)
-      c = ml_collections.ConfigDict()
-      c.lr = 2e-4
-      c.loss = ml_collections.ConfigDict({'lambda_id': 5.0, 'lambda_cycle': 10.0})
-      c.model = ml_collections.ConfigDict({'generator': 'resnet'})
-      c.steps = 2 if arg.runlocal else 1000
+      c = presets.cyclegan_base()
+      c.total_steps = 2 if arg.runlocal else 1000
       return c
 
     def get_sweep():
       return [{'loss.lambda_id': w} for w in (0.0, 2.5)] + [
-          {'model.generator': 'unet book/x', 'lr': 1e-4}, {}]
+          {'data.name': 'apple book/x', 'optim.lr': 1e-4}, {}]
 """)
-
 
 @pytest.fixture(scope="module")
 def config_path(tmp_path_factory):
@@ -39,9 +36,9 @@ def config_path(tmp_path_factory):
 def test_expand_and_names(config_path):
   runs = sweep.expand_sweep(config_path + ":runlocal")
   assert [name for _, name in runs] == [
-      "loss.lambda_id=0.0", "loss.lambda_id=2.5", "lr=0.0001,model.generator=unet_book_x",
+      "loss.lambda_id=0.0", "loss.lambda_id=2.5", "data.name=apple_book_x,optim.lr=0.0001",
       "default"]
-  assert runs[2][0] == {"model.generator": "unet book/x", "lr": 1e-4}
+  assert runs[2][0] == {"data.name": "apple book/x", "optim.lr": 1e-4}
   assert sweep.run_name({"b": 1, "a": (1, 2)}) == "a=1x2,b=1"
 
 
@@ -62,15 +59,15 @@ def test_bad_sweeps_fail_before_any_run(tmp_path):
 
 def test_dry_run_local(config_path, capsys):
   assert cli.main(["sweep", "--config", config_path, "--workdir", "runs/idt",
-                   "--config.steps=3"]) == 0
+                   "--config.total_steps=3"]) == 0
   lines = capsys.readouterr().out.splitlines()
   assert lines[0] == (f"jaxstyle train --config {config_path} --workdir runs/idt/loss.lambda_id=0.0"
-                      " --config.steps=3 --config.loss.lambda_id=0.0")
+                      " --config.total_steps=3 --config.loss.lambda_id=0.0")
   assert shlex.split(lines[2]) == [
       "jaxstyle", "train", "--config", config_path, "--workdir",
-      "runs/idt/lr=0.0001,model.generator=unet_book_x", "--config.steps=3",
-      "--config.lr=0.0001", "--config.model.generator=unet book/x"]
-  assert lines[3].endswith("--workdir runs/idt/default --config.steps=3")
+      "runs/idt/data.name=apple_book_x,optim.lr=0.0001", "--config.total_steps=3",
+      "--config.data.name=apple book/x", "--config.optim.lr=0.0001"]
+  assert lines[3].endswith("--workdir runs/idt/default --config.total_steps=3")
   assert len(lines) == 4
 
 
@@ -81,8 +78,8 @@ def test_dry_run_tpu(config_path, capsys):
   assert lines[1] == (f"python3 launch/tpu.py run --name t1 --zone us-central2-b --config "
                       f"{config_path}:runlocal --workdir gs://b/idt/loss.lambda_id=2.5 "
                       "--config.loss.lambda_id=2.5")
-  with pytest.raises(SystemExit):
-    cli.main(["sweep", "--config", config_path, "--workdir", "w", "--execute", "tpu"])
+  assert cli.main(["sweep", "--config", config_path, "--workdir", "w", "--execute", "tpu"]) == 2
+  assert "need --tpu NAME and --zone ZONE" in capsys.readouterr().err
 
 
 def _fabricate(base, name, records, eval_json=None):
