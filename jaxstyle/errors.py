@@ -27,26 +27,24 @@ class BadInputError(UserError, ValueError):
   """An input file that cannot be used (unreadable, empty, not an image, wrong layout)."""
 
 
-def positive_int(text: str) -> int:
-  """argparse type: an integer ≥ 1 (a batch size, a step count)."""
+def _int_at_least(text: str, low: int) -> int:
   try:
     value = int(text)
   except ValueError:
-    raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}") from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {value}")
+    raise argparse.ArgumentTypeError(f"expected an integer ≥ {low}, got {text!r}") from None
+  if value < low:
+    raise argparse.ArgumentTypeError(f"expected an integer ≥ {low}, got {value}")
   return value
+
+
+def positive_int(text: str) -> int:
+  """argparse type: an integer ≥ 1 (a batch size, a step count)."""
+  return _int_at_least(text, 1)
 
 
 def nonnegative_int(text: str) -> int:
   """argparse type: an integer ≥ 0 (0 usually meaning "all" or "none")."""
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
-  if value < 0:
-    raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {value}")
-  return value
+  return _int_at_least(text, 0)
 
 
 def writable_dir(path: str, what: str = "output directory") -> str:
