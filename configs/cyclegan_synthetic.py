@@ -9,8 +9,9 @@ Command:
 Preset: book U-Net g32, 70x70 PatchGAN d16 with 2 layers, 32 px, batch 4, lr 5e-4 (linear schedule),
   3 epochs = 750 steps; identity weight 5 (reference 0.5 x 10).
 Hardware: 2 CPU cores (1 JAX CPU device), otherwise quiet.
-Wall time: 7 min 29 s for 750 steps incl. compile (jaxlib 0.10.2, 2026-12-02; 8 min 14 s on 2026-11-26).
-Expected (measured 2026-11-26, again 2026-12-02 on a fresh clone: identical, seed 0, full 1000-image test split, `jaxstyle evaluate`):
+Wall time: 7 min 9 s for 750 steps incl. compile (jaxlib 0.10.2, 2026-12-02 at f3308c6; 7 min 29 s at 5bbcc2e).
+Expected (measured 2026-11-26, again twice 2026-12-02 on fresh clones: identical, seed 0, full 1000-image test split, `jaxstyle evaluate`;
+  bit-reproducible on the same CPU type and core count, README "Reproducibility"):
   transfer A2B 1.000, B2A 1.000; content IoU A2B 0.879, B2A 0.884; cycle L1 0.123 / 0.122
   (0.856 / 0.856 before the sub-pixel U-Net change: same maths, sums in another order).
   (The first preset, ResNet g16 for 2 epochs, reached only IoU 0.777 / 0.765.)
