@@ -151,10 +151,13 @@ def _check_committed(mngr: ocp.CheckpointManager, step: int) -> None:
     raise FileNotFoundError(f'{step_dir} has no {_COMMIT_FILE} (interrupted or damaged save)')
 
 
-def _check_metadata(mngr: ocp.CheckpointManager, step: int) -> None:
-  """A restore into a full target does not read the tree metadata, but `load_run` needs it."""
-  if mngr.item_metadata(step)[_STATE] is None:
+def _state_metadata(mngr: ocp.CheckpointManager, step: int) -> Any:
+  """The state's tree metadata; missing metadata is damage (a restore into a full target would not
+  notice, but `load_run` needs it, so the trainer checks it too)."""
+  metadata = mngr.item_metadata(step)[_STATE]
+  if metadata is None:
     raise FileNotFoundError(f'{mngr.directory}/{step}/{_STATE} has no readable tree metadata')
+  return metadata
 
 
 def _brief(error: Exception) -> str:
@@ -239,7 +242,7 @@ def restore_latest(
     restored, error = None, None
     try:
       _check_committed(mngr, step)
-      _check_metadata(mngr, step)
+      _state_metadata(mngr, step)
       restored = mngr.restore(
         step, args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(abstract_state)})
       )
@@ -289,10 +292,7 @@ def _restore_params_numpy(ckpt_dir: epath.Path, step: int) -> Any:
   )
   try:
     _check_committed(mngr, step)
-    metadata = mngr.item_metadata(step)[_STATE]
-    if metadata is None:
-      raise FileNotFoundError(f'{ckpt_dir}/{step}/{_STATE} has no readable tree metadata')
-    tree = metadata.tree
+    tree = _state_metadata(mngr, step).tree
     item = {'params': tree['params']}
     args = ocp.args.PyTreeRestore(
       item=item, restore_args=_numpy_restore_args(item), partial_restore=True

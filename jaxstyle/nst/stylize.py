@@ -20,6 +20,7 @@ from jaxstyle import image_io
 from jaxstyle.metrics import MetricWriter
 from jaxstyle.nst import image as nst_image
 from jaxstyle.nst import optim as nst_optim
+from jaxstyle.nst import presets
 
 # Above this many output pixels the objective recomputes each VGG block in the backward pass with
 # its losses inside it (vgg.block_losses). XLA:CPU plan for one Adam step (python -m
@@ -103,15 +104,6 @@ def _init_image(config, content_x: jax.Array, prep: Any, size: tuple[int, int]) 
   raise ValueError(f"unknown init {config.init!r}; choose content, noise or image")
 
 
-def _check_config(config: ml_collections.ConfigDict) -> None:
-  if config.optim.name not in nst_optim.OPTIMIZERS:
-    raise ValueError(f"unknown optim.name {config.optim.name!r}; choose from {nst_optim.OPTIMIZERS}")
-  if config.colors not in ("transfer", "preserve"):
-    raise ValueError(f"colors must be 'transfer' or 'preserve', got {config.colors!r}")
-  if not config.content or not config.styles:
-    raise ValueError("NST needs a content image and at least one style image")
-
-
 def _segment_fn(config: ml_collections.ConfigDict, loss_fn: Any, batch: int) -> Any:
   """One outer iteration `(x, targets, vgg_params, weights) -> (x, stats)` of `optim.name`."""
   o = config.optim
@@ -163,7 +155,7 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
   """
   from tqdm import tqdm
 
-  _check_config(config)
+  presets.check_inputs(presets.validate(config))  # the CLI's checks, for library callers too
   content_rgb = nst_image.load_image(config.content).astype(np.float32)
   style_rgbs = [nst_image.load_image(p).astype(np.float32) for p in config.styles]
   vgg_params, prep = vgg if vgg is not None else _vgg_setup(config)
