@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jaxstyle.main", "train a model from a config file (CycleGAN or NST)"),
     "translate": ("jaxstyle.cyclegan.translate", "translate images with a trained CycleGAN generator"),
     "evaluate": ("jaxstyle.cyclegan.evaluate", "evaluate a CycleGAN run on a test split"),
+    "fid": ("jaxstyle.fid.cli", "FID (and KID) of two image folders or statistics files"),
     "stylize": ("jaxstyle.nst.cli",
                 "neural style transfer of one content image (default preset: jcjohnson)"),
     "port-weights": ("jaxstyle.ports.cli", "convert public weights into jaxstyle's format"),

@@ -38,9 +38,11 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
   return np.asarray(img.convert("RGB"))
 
 
-def load_rgb(path: str, hint: str = "") -> np.ndarray:
+def load_rgb(path: str, hint: str = "", *, plain: bool = False) -> np.ndarray:
   """Reads any image Pillow can decode as upright uint8 HxWx3 RGB.
 
+  `plain=True` decodes exactly as `Image.open(path).convert('RGB')` (no EXIF rotation, Pillow's
+  own 16-bit clipping): how pytorch-fid reads files, which FID must match pixel for pixel.
   Fails with the path instead of a PIL trace: FileNotFoundError when the file is missing (with
   `hint` appended, e.g. how a CLI expects its paths), ValueError when it cannot be decoded.
   """
@@ -48,7 +50,7 @@ def load_rgb(path: str, hint: str = "") -> np.ndarray:
     raise FileNotFoundError(f"image {path!r} does not exist" + (f"; {hint}" if hint else ""))
   try:
     with Image.open(path) as img:
-      return _pil_to_rgb(img)
+      return np.asarray(img.convert("RGB")) if plain else _pil_to_rgb(img)
   except Exception as err:  # noqa: BLE001 -- PIL raises OSError, SyntaxError, ValueError, ...
     raise _unreadable(path, err) from err
 
@@ -64,8 +66,8 @@ def _unreadable(path: str, err: Exception) -> ValueError:
                     "convert it to PNG or JPEG and try again")
 
 
-def upright_size(path: str) -> tuple[int, int]:
-  """(H, W) of the image `load_rgb` would return, from the header alone (no pixels decoded).
+def upright_size(path: str, *, plain: bool = False) -> tuple[int, int]:
+  """(H, W) of the image `load_rgb(path, plain=plain)` would return, from the header alone.
 
   Cheap enough to run over a whole folder first, so batches can be planned by size and files
   whose header is unreadable (not an image, empty, a decompression bomb) are found before any
@@ -78,7 +80,7 @@ def upright_size(path: str) -> tuple[int, int]:
       orientation = img.getexif().get(0x0112, 1)
   except Exception as err:  # noqa: BLE001 -- PIL raises OSError, SyntaxError, ValueError, ...
     raise _unreadable(path, err) from err
-  return (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # the EXIF transposes swap the sides
+  return (w, h) if orientation in (5, 6, 7, 8) and not plain else (h, w)  # EXIF transposes swap sides
 
 
 def as_rgb(x: np.ndarray) -> np.ndarray:

@@ -4,6 +4,10 @@ import tempfile
 
 # Must happen before jax is imported anywhere.
 os.environ["JAX_PLATFORMS"] = "cpu"
+# No test may ever download weights (CI has no network); file:// URLs still work.
+os.environ["JAXSTYLE_OFFLINE"] = "1"
+# ...and none sees the user's weight cache (cached Inception weights would turn on FID in evaluate).
+os.environ["JAXSTYLE_CACHE"] = tempfile.mkdtemp(prefix="jaxstyle-test-cache-")
 # Test shapes are tiny, so XLA's compile time dominates the suite (a 16-px train step: 34 s to
 # compile, milliseconds to run). LLVM optimisation level 0 cuts compiles by ~30 % and changes
 # no semantics; a per-session compilation cache lets repeated programs (resumes, relaunches of

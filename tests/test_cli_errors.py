@@ -34,6 +34,11 @@ def files(tmp_path_factory):
   (d / "empty_dir").mkdir()
   (d / "text_only").mkdir()
   (d / "text_only" / "x.png").write_text("text")
+  for name, n in (("one_image", 1), ("two_images", 2)):
+    (d / name).mkdir()
+    for i in range(n):
+      Image.fromarray(rng.integers(0, 255, (24, 24, 3), np.uint8)).save(d / name / f"{i}.png")
+  np.savez(d / "bad_keys.npz", mean=np.zeros(3), cov=np.eye(3))
   config, _, params = tiny_run.small_run()
   checkpoint.save_params(str(d / "gen"), params["G_A"],
                          {"kind": "generator", "model_cfg": config["model"]})
@@ -85,6 +90,17 @@ def _cases(d):
       (["stylize", c, s, "-o", str(d / "a_file" / "out.png")], "a_file"),
       (["port-weights", str(d / "missing.pth"), "-o", w], "does not exist"),
       (["port-weights", str(d / "junk.pth"), "-o", w], "junk.pth"),
+      (["fid", str(d / "empty_dir"), str(d / "two_images")], "no images"),
+      (["fid", str(d / "text_only"), str(d / "two_images")], "cannot read"),
+      (["fid", str(d / "one_image"), str(d / "two_images")], "at least 2 images"),
+      (["fid", str(d / "nope"), str(d / "two_images")], "not a folder of images"),
+      (["fid", str(d / "bad_keys.npz"), str(d / "two_images")], "'mu' and 'sigma'"),
+      (["fid", str(d / "junk.pth"), str(d / "two_images")], "not a folder"),
+      (["fid", str(d / "two_images")], "give two PATHs"),
+      (["fid", str(d / "two_images"), str(d / "two_images"), "--save-stats", w], "exactly one"),
+      (["fid", str(d / "two_images"), str(d / "two_images"), "--inception",
+        str(d / "junk.pth")], "junk.pth"),
+      (["fid", str(d / "two_images"), str(d / "two_images")], "JAXSTYLE_OFFLINE"),
       (["bench", "cyclegan", "--batch", "0"], "≥ 1"),
       (["bench", "nosuchtask"], "invalid choice"),
       (["bench", "cyclegan", "--bogus"], "unrecognized arguments: --bogus"),
@@ -101,7 +117,7 @@ def _cases(d):
   ]
 
 
-N_CASES = 45
+N_CASES = 55
 
 
 def test_case_count(files):

@@ -10,11 +10,17 @@ Metrics (keys follow house style §8):
   translation with the ground-truth mask of the input, i.e. content preservation.
 - `eval/cycle_l1_A`, `eval/cycle_l1_B`: mean |G_B(G_A(a)) - a| (and the B->A->B analogue) in
   [-1, 1] units, the quantity the cycle loss trains.
-Test images are squashed to `image_size` as the reference test loader does.
+- `eval/fid_A2B`, `eval/kid_A2B` (± `eval/kid_std_A2B`), and B2A: FID / KID of the translations
+  against the real test images of the target domain (jaxstyle.fid: the numbers pytorch-fid /
+  torch-fidelity would give), when the Inception weights are available. The scores that real-data
+  runs are compared by; note that FID is biased upwards for small sets (compare equal sizes).
+Test images are squashed to `image_size` as the reference test loader does. `jaxstyle evaluate`
+also writes `<workdir>/eval/index.html` (report.py): the images behind the scores.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -25,7 +31,7 @@ from PIL import Image
 
 from jaxstyle import image_io
 from jaxstyle.cyclegan import data, synthetic
-from jaxstyle.errors import positive_int
+from jaxstyle.errors import nonnegative_int, positive_int
 
 TranslateFn = Callable[[np.ndarray], np.ndarray]  # float [-1, 1] NHWC -> same shape
 
@@ -81,19 +87,33 @@ def _eval_views(data_cfg: Any, src: Any, n: int) -> tuple[np.ndarray, np.ndarray
   return imgs, np.stack(masks)
 
 
+@dataclasses.dataclass
+class Outputs:
+  """The images behind the scores, kept when asked: for FID/KID and the results page.
+
+  `reals[d]`: domain d's test images; `fakes['A2B']`: their translations (uint8 NHWC);
+  `rows['A2B']`: the first `page_images` as {'real', 'translated', 'reconstructed', 'identity'}.
+  """
+  page_images: int = 0
+  reals: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  fakes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  rows: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+
+
 def evaluate_fns(fns: dict[str, TranslateFn], sources: dict[str, Any], data_cfg: Any,
                  criterion: Callable[[np.ndarray], np.ndarray], max_images: int | None = None,
-                 batch_size: int = 16) -> dict[str, float]:
+                 batch_size: int = 16, outputs: Outputs | None = None) -> dict[str, float]:
   """The metrics for translation functions {'A2B': f, 'B2A': g} (float NHWC -> float NHWC).
 
-  Separated from the networks so tests can score oracle and identity "generators".
+  Separated from the networks so tests can score oracle and identity "generators". `outputs`,
+  when given, receives the test images and their translations (see `Outputs`).
   """
   metrics: dict[str, float] = {}
   for src_d, dst_d in (("A", "B"), ("B", "A")):
     fwd, back = fns[f"{src_d}2{dst_d}"], fns[f"{dst_d}2{src_d}"]
     n = len(sources[src_d]) if max_images is None else min(max_images, len(sources[src_d]))
     imgs, masks = _eval_views(data_cfg, sources[src_d], n)
-    hits, ious, cyc = [], [], []
+    hits, ious, cyc, fakes = [], [], [], []
     for start in range(0, n, batch_size):
       x = image_io.to_float(imgs[start:start + batch_size])
       y = np.asarray(fwd(x), np.float32)
@@ -104,17 +124,53 @@ def evaluate_fns(fns: dict[str, TranslateFn], sources: dict[str, Any], data_cfg:
       cyc.append(np.abs(rec - x).mean((1, 2, 3)))
       if masks is not None:
         ious.append(synthetic.mask_iou(synthetic.estimate_mask(y8), masks[start:start + batch_size]))
+      if outputs is not None:
+        fakes.append(y8)
+        _add_rows(outputs, f"{src_d}2{dst_d}", x, y8, rec, back, start)
     key = f"{src_d}2{dst_d}"
     metrics[f"eval/transfer_{key}"] = float(np.concatenate(hits).mean())
     if ious:
       metrics[f"eval/iou_{key}"] = float(np.concatenate(ious).mean())
     metrics[f"eval/cycle_l1_{src_d}"] = float(np.concatenate(cyc).mean())
     metrics[f"eval/n_images_{src_d}"] = float(n)
+    if outputs is not None:
+      outputs.reals[src_d], outputs.fakes[key] = imgs, np.concatenate(fakes)
   return metrics
 
 
+def _add_rows(outputs: Outputs, key: str, x: np.ndarray, y8: np.ndarray, rec: np.ndarray,
+              back: TranslateFn, start: int) -> None:
+  """The page's rows from one batch; identity is the other generator on the real image."""
+  rows = outputs.rows.setdefault(key, [])
+  k = min(outputs.page_images - len(rows), len(x))
+  if k <= 0:
+    return
+  ident = image_io.to_uint8(np.asarray(back(x[:k]), np.float32))
+  for i in range(k):
+    rows.append({"name": f"{key[0]} test #{start + i}", "real": image_io.to_uint8(x[i]),
+                 "translated": y8[i], "reconstructed": image_io.to_uint8(rec[i]),
+                 "identity": ident[i]})
+
+
+def fid_kid(extract: Callable[[np.ndarray], np.ndarray], outputs: Outputs) -> dict[str, float]:
+  """FID and KID of each direction's translations against the target domain's real test images."""
+  from jaxstyle.fid import metrics as fid_metrics
+
+  feats = {name: extract(images, desc=f"Inception features, {'real ' * (len(name) == 1)}{name}")
+           for name, images in [*outputs.reals.items(), *outputs.fakes.items()]}
+  print("FID: a 2048x2048 matrix square root per direction (scipy, as pytorch-fid; about a "
+        "minute each on 2 CPU cores)", flush=True)
+  scores: dict[str, float] = {}
+  for key in outputs.fakes:
+    fake, real = feats[key], feats[key[-1]]
+    scores[f"eval/fid_{key}"] = fid_metrics.fid_from_features(fake, real)
+    kid = fid_metrics.kid_from_features(fake, real)
+    scores[f"eval/kid_{key}"], scores[f"eval/kid_std_{key}"] = kid["kid_mean"], kid["kid_std"]
+  return scores
+
+
 def evaluate(config: Any, params: Any, split: str = "test", max_images: int | None = None,
-             batch_size: int = 16) -> dict[str, float]:
+             batch_size: int = 16, outputs: Outputs | None = None) -> dict[str, float]:
   """Scores params {'G_A', 'G_B', ...} of a run whose config has `model` and `data` sections."""
   from jaxstyle import models
   from jaxstyle.cyclegan import presets, translate
@@ -134,7 +190,7 @@ def evaluate(config: Any, params: Any, split: str = "test", max_images: int | No
     criterion = synthetic.domain_probability
   else:
     criterion = fit_colour_criterion(data_cfg)
-  return evaluate_fns(fns, sources, data_cfg, criterion, max_images, batch_size)
+  return evaluate_fns(fns, sources, data_cfg, criterion, max_images, batch_size, outputs)
 
 
 def format_table(metrics: dict[str, float]) -> str:
@@ -152,25 +208,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--batch-size", type=positive_int, default=16)
   parser.add_argument("--data-dir", default=None, help="override the run's TFDS data_dir")
   parser.add_argument("--root", default=None, help="override the run's image-folder root")
+  parser.add_argument("--no-fid", action="store_true", help="skip FID/KID")
+  parser.add_argument("--inception", metavar="PATH", default=None,
+                      help="FID Inception weights (.pth or a port-weights folder); default: the "
+                           "cache ($JAXSTYLE_CACHE), downloaded on first use")
+  parser.add_argument("--page-images", type=nonnegative_int, default=8,
+                      help="test images per direction shown on eval/index.html")
+
+
+def _fid_extractor(args: argparse.Namespace) -> tuple[Any, list[str]]:
+  """(feature extractor or None, notes for the record and the page: why no FID, which weights)."""
+  if args.no_fid:
+    return None, ["FID/KID not computed (--no-fid)"]
+  from jaxstyle.errors import UserError
+  from jaxstyle.fid import features, weights
+
+  try:
+    params = weights.load_params(args.inception)
+  except UserError as err:
+    if args.inception:  # asked for explicitly: a bad file is an error, not a note
+      raise
+    return None, [f"FID/KID not computed: {err}"]
+  note = weights.unofficial_note(args.inception)
+  return features.FeatureExtractor(params), [note] if note else []
 
 
 def run(args: argparse.Namespace) -> int:
-  """Scores the newest readable checkpoint, prints a table and writes `<workdir>/eval.json`.
+  """Scores the newest readable checkpoint, prints a table and writes `<workdir>/eval.json` and
+  the results page `<workdir>/eval/index.html`.
 
   The step is recorded ("step" in eval.json, and printed): after a damaged checkpoint the score
   is of an older step than the run's last, and the record must say so.
   """
   from jaxstyle import checkpoint
+  from jaxstyle.cyclegan import report
 
   config, params, step = checkpoint.load_run_with_step(args.workdir)  # UserError if not a run
   config.setdefault("data", {})
   for key in ("data_dir", "root"):
     if getattr(args, key) is not None:
       config["data"][key] = getattr(args, key)
-  metrics = evaluate(config, params, args.split, args.max_images, args.batch_size)
+  extract, notes = _fid_extractor(args)  # before the long part: a bad --inception fails fast
+  outputs = Outputs(page_images=args.page_images)
+  metrics = evaluate(config, params, args.split, args.max_images, args.batch_size, outputs)
+  if extract is not None:
+    metrics.update(fid_kid(extract, outputs))
   record = {"split": args.split, "step": step, **metrics}
+  if notes:
+    record["fid_note"] = " ".join(notes)
   with open(os.path.join(args.workdir, "eval.json"), "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
+  page = report.write_results_page(args.workdir, step=step, split=args.split, scores=metrics,
+                                   rows=outputs.rows, notes=notes)
   print(f"scored step {step} of {args.workdir} ({args.split} split)")
   print(format_table(metrics))
+  print("\n".join(notes + [f"results page: {page}"]))
   return 0

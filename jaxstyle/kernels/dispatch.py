@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import jaxlib
 from jax import lax
 
-from jaxstyle.kernels import fast_conv, frozen, subpixel, winograd
+from jaxstyle.kernels import fast_conv, frozen, inference_conv, subpixel, winograd
 
 CONV_IMPLS: tuple[str, ...] = ('xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
 MEANING: dict[str, str] = {
@@ -31,6 +31,9 @@ ENV = 'JAXSTYLE_CONV_IMPL'  # when set, overrides the config (A/B timing without
 Padding = str | Sequence[tuple[int, int]]
 _DN = ('NHWC', 'HWIO', 'NHWC')
 upsample_nearest2x = subpixel.upsample_nearest2x
+# Frozen inference nets (FID Inception): HIGHEST precision, CPU fast paths chosen by shape.
+pointwise_conv = inference_conv.pointwise
+inference_conv2d = inference_conv.conv
 
 
 def _check(value: str, source: str) -> str:

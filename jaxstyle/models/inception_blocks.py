@@ -4,6 +4,10 @@ Every layer table lives in `block_convs`, so the forward pass and the weight por
 Names are pytorch-fid's state-dict names; a BasicConv2d's params are `conv/kernel` (HWIO) and
 `bn/{scale,bias,mean,var}` (torch `bn.weight/bias/running_mean/running_var`). Running stats are
 plain params because the network is inference-only (no `batch_stats` collection to thread).
+
+`Conv` and `BasicConv2d` use `setup` rather than the house style's single `@nn.compact`, so that
+`Mixed` can read its 1x1 convs' kernels and run those reading the same input as one GEMM (on 2 CPU
+cores, batch 16: 2.84 -> 2.52 s per batch; the param tree is unchanged).
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxstyle.models import layers
 
 BN_EPS = 0.001  # torchvision's BasicConv2d (the TF graph's value)
 _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32/bf16 passes: FID features must be reproducible
@@ -78,17 +84,17 @@ def block_convs(kind: str, cin: int, arg: int = 0) -> dict[str, ConvSpec]:
 
 
 class Conv(nn.Module):
-  """Bias-free conv with torch's symmetric explicit padding (HWIO kernel)."""
+  """Bias-free conv with torch's symmetric explicit padding (HWIO kernel); `kernel` is readable
+  by the parent (`Mixed` merges the kernels of 1x1 convs that read the same input)."""
   spec: ConvSpec
 
-  @nn.compact
+  def setup(self):
+    s = self.spec
+    self.kernel = self.param('kernel', nn.initializers.lecun_normal(), (*s.kernel, s.cin, s.cout))
+
   def __call__(self, x: jax.Array) -> jax.Array:
     s = self.spec
-    kernel = self.param('kernel', nn.initializers.lecun_normal(), (*s.kernel, s.cin, s.cout))
-    ph, pw = s.padding
-    return jax.lax.conv_general_dilated(
-        x, kernel.astype(x.dtype), (s.stride, s.stride), ((ph, ph), (pw, pw)),
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'), precision=_HIGHEST)
+    return layers.inference_conv(x, self.kernel.astype(x.dtype), s.stride, s.padding)
 
 
 class FrozenBatchNorm(nn.Module):
@@ -109,10 +115,16 @@ class BasicConv2d(nn.Module):
   """torchvision's BasicConv2d: conv (no bias) -> BatchNorm(eps=0.001) -> ReLU."""
   spec: ConvSpec
 
-  @nn.compact
+  def setup(self):
+    self.conv = Conv(self.spec)
+    self.bn = FrozenBatchNorm(self.spec.cout)
+
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = Conv(self.spec, name='conv')(x)
-    return nn.relu(FrozenBatchNorm(self.spec.cout, name='bn')(x))
+    return self.activate(self.conv(x))
+
+  def activate(self, y: jax.Array) -> jax.Array:
+    """BatchNorm and ReLU of this layer's conv output `y` (computed elsewhere, e.g. merged)."""
+    return nn.relu(self.bn(y))
 
 
 def max_pool(x: jax.Array, stride: int, pad: int = 0) -> jax.Array:
@@ -146,30 +158,46 @@ class Mixed(nn.Module):
         y = convs[n](y)
       return y
 
+    # Every 1x1 conv reading x runs as one GEMM (a wider one is faster on CPU); the avg-pool
+    # branch pools its conv's output instead of the input (pool and 1x1 conv are both linear and
+    # commute exactly; the pool then runs on 192 channels, not 768): same sums, other order.
+    avg_pool_branch = self.kind in ('A', 'C', 'E_1')
+    heads = [n for n, s in specs.items() if s.cin == self.cin and s.kernel == (1, 1)
+             and (n != 'branch_pool' or avg_pool_branch)]
+    kernels = jnp.concatenate([convs[n].conv.kernel for n in heads], -1)
+    merged = layers.pointwise(x, kernels.astype(x.dtype))
+    bounds = np.cumsum([0] + [specs[n].cout for n in heads])
+    head = {n: merged[..., a:b] for n, a, b in zip(heads, bounds[:-1], bounds[1:])}
+    if avg_pool_branch:
+      head['branch_pool'] = avg_pool_exclude_pad(head['branch_pool'])
+    head = {n: convs[n].activate(y) for n, y in head.items()}
+
+    def branch(first: str, *rest: str) -> jax.Array:
+      return chain(head[first] if first in head else convs[first](x), *rest)
+
     if self.kind == 'A':
-      outs = [chain(x, 'branch1x1'), chain(x, 'branch5x5_1', 'branch5x5_2'),
-              chain(x, 'branch3x3dbl_1', 'branch3x3dbl_2', 'branch3x3dbl_3'),
-              chain(avg_pool_exclude_pad(x), 'branch_pool')]
+      outs = [head['branch1x1'], branch('branch5x5_1', 'branch5x5_2'),
+              branch('branch3x3dbl_1', 'branch3x3dbl_2', 'branch3x3dbl_3'), head['branch_pool']]
     elif self.kind == 'B':
-      outs = [chain(x, 'branch3x3'),
-              chain(x, 'branch3x3dbl_1', 'branch3x3dbl_2', 'branch3x3dbl_3'),
+      outs = [branch('branch3x3'),
+              branch('branch3x3dbl_1', 'branch3x3dbl_2', 'branch3x3dbl_3'),
               max_pool(x, stride=2)]
     elif self.kind == 'C':
-      outs = [chain(x, 'branch1x1'), chain(x, 'branch7x7_1', 'branch7x7_2', 'branch7x7_3'),
-              chain(x, *(f'branch7x7dbl_{i}' for i in range(1, 6))),
-              chain(avg_pool_exclude_pad(x), 'branch_pool')]
+      outs = [head['branch1x1'], branch('branch7x7_1', 'branch7x7_2', 'branch7x7_3'),
+              branch(*(f'branch7x7dbl_{i}' for i in range(1, 6))), head['branch_pool']]
     elif self.kind == 'D':
-      outs = [chain(x, 'branch3x3_1', 'branch3x3_2'),
-              chain(x, *(f'branch7x7x3_{i}' for i in range(1, 5))),
+      outs = [branch('branch3x3_1', 'branch3x3_2'),
+              branch(*(f'branch7x7x3_{i}' for i in range(1, 5))),
               max_pool(x, stride=2)]
     else:  # E_1 / E_2: identical but for the pool (pytorch-fid: E_2's max pool is the TF graph's)
-      b3 = chain(x, 'branch3x3_1')
-      d3 = chain(x, 'branch3x3dbl_1', 'branch3x3dbl_2')
-      pooled = avg_pool_exclude_pad(x) if self.kind == 'E_1' else max_pool(x, stride=1, pad=1)
-      outs = [chain(x, 'branch1x1'),
+      b3 = head['branch3x3_1']
+      d3 = branch('branch3x3dbl_1', 'branch3x3dbl_2')
+      pool = (head['branch_pool'] if avg_pool_branch
+              else convs['branch_pool'](max_pool(x, stride=1, pad=1)))
+      outs = [head['branch1x1'],
               jnp.concatenate([convs['branch3x3_2a'](b3), convs['branch3x3_2b'](b3)], -1),
               jnp.concatenate([convs['branch3x3dbl_3a'](d3), convs['branch3x3dbl_3b'](d3)], -1),
-              chain(pooled, 'branch_pool')]
+              pool]
     return jnp.concatenate(outs, axis=-1)
 
 

@@ -62,6 +62,9 @@ upsample_nearest2x = dispatch.upsample_nearest2x  # Keras `UpSampling2D` as broa
 # kernel once per run for `frozen_conv3x3` (see kernels/frozen.py).
 frozen_kernels = dispatch.frozen_kernels
 frozen_conv3x3 = dispatch.frozen_conv3x3
+# Convs of the frozen FID Inception (HIGHEST precision; GEMM 1x1s and aligned inputs on CPU).
+inference_conv = dispatch.inference_conv2d
+pointwise = dispatch.pointwise_conv
 
 
 def kernel_init(init: str, gain: float = 0.02) -> Callable[..., jax.Array]:

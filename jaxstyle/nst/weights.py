@@ -10,25 +10,27 @@ The file's content, not the configured source, decides the format (HDF5 -> Keras
 torchvision) and so the preprocessing. Files under an official name (the cached downloads, or a user's
 copy) are checked against the published checksum: size first, then the hash once per file, remembered
 in `<file>.verified.json` next to it (size, mtime_ns, digest) so later runs skip the 80-550 MB read.
+That machinery (cache folder, downloads, sidecars) is `ports.weight_files`, shared with the FID
+Inception weights; this module keeps the VGG19 specifics and re-exports its names.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
+import tempfile  # noqa: F401  (tests patch weights.tempfile.mkstemp to make the sidecar unwritable)
 from typing import Any
 
 import jax.numpy as jnp
-from tqdm import tqdm
 
-from jaxstyle.errors import ConfigError, UserError
+from jaxstyle.errors import ConfigError
 from jaxstyle.models.vgg import WeightFileError
-from jaxstyle.ports import keras_h5, torchvision_vgg
+from jaxstyle.ports import keras_h5, torchvision_vgg, weight_files
+from jaxstyle.ports.weight_files import Checksum as Checksum
+from jaxstyle.ports.weight_files import WeightDownloadError as WeightDownloadError
+from jaxstyle.ports.weight_files import cache_dir as cache_dir
+from jaxstyle.ports.weight_files import file_digest as file_digest
+from jaxstyle.ports.weight_files import sidecar_path as sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +44,11 @@ TORCHVISION_FILE = 'vgg19-dcbb9e9d.pth'
 TORCHVISION_SHA256_PREFIX = 'dcbb9e9d'
 
 
-class WeightDownloadError(UserError, RuntimeError):
-  """The weight file could not be fetched or failed its checksum."""
-
-
-class WeightChecksumError(WeightFileError):
+class WeightChecksumError(WeightFileError, weight_files.WeightChecksumError):
   """A weight file under an official name does not match the published size or hash."""
+
+
+HINT = weight_files.Hint('VGG19', '--vgg19', logger=__name__, checksum_error=WeightChecksumError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,58 +91,11 @@ PREPROCESSING: dict[str, Preprocessing] = {
 }
 
 
-def cache_dir(override: str | os.PathLike | None = None) -> str:
-  """`override`, else `$JAXSTYLE_CACHE`, else `~/.cache/jaxstyle`."""
-  if override is not None:
-    return os.fspath(override)
-  return os.environ.get('JAXSTYLE_CACHE') or os.path.join(os.path.expanduser('~'), '.cache', 'jaxstyle')
-
-
-def _offline_message(url: str, dest: str, reason: Any) -> str:
-  return (f'could not download VGG19 weights from {url} ({reason}). Download that file by hand and '
-          f'either place it at {dest} or pass its path with --vgg19 PATH.')
-
-
 def download(url: str, dest: str, *, md5: str | None = None, sha256_prefix: str | None = None,
              progress: bool = True) -> str:
-  """Downloads `url` to `dest` through a temp file in the same folder, checking the hash before rename.
-
-  A partial or corrupt download therefore never appears under the final name, and a checksum mismatch
-  deletes the temp file.
-
-  Raises:
-    WeightDownloadError: offline / HTTP errors (the message gives the URL, `dest` and the --vgg19 flag)
-      or a checksum mismatch.
-  """
-  folder = os.path.dirname(os.path.abspath(dest))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(dest) + '.', suffix='.part')
-  hasher = hashlib.md5() if md5 else hashlib.sha256()
-  try:
-    try:
-      with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=60) as resp:
-        total = resp.headers.get('Content-Length') if getattr(resp, 'headers', None) else None
-        with tqdm(total=int(total) if total else None, unit='B', unit_scale=True,
-                  desc=os.path.basename(dest), disable=not progress) as bar:
-          while chunk := resp.read(1 << 20):
-            out.write(chunk)
-            hasher.update(chunk)
-            bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-      raise WeightDownloadError(_offline_message(url, dest, e)) from e
-    digest = hasher.hexdigest()
-    expected = md5 or sha256_prefix
-    if expected and not digest.startswith(expected):
-      kind = 'MD5' if md5 else 'SHA-256'
-      raise WeightDownloadError(
-          f'{kind} mismatch for {url}: got {digest}, expected {expected}; the partial file was deleted. '
-          f'Retry, or place a verified copy at {dest} or pass --vgg19 PATH.')
-    os.replace(tmp, dest)
-    _write_sidecar(dest, hasher.name, digest)  # hashed while downloading: no re-hash on first use
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-  return dest
+  """`weight_files.download` with the VGG19 messages (they name the --vgg19 flag)."""
+  return weight_files.download(url, dest, HINT, md5=md5, sha256_prefix=sha256_prefix,
+                               progress=progress)
 
 
 def locate(source: str, path: str | os.PathLike | None = None,
@@ -157,23 +111,10 @@ def locate(source: str, path: str | os.PathLike | None = None,
   else:
     raise ConfigError(f"unknown VGG19 weight source {source!r}; use 'keras' or 'torchvision'")
   dest = os.path.join(cache_dir(cache), name)
-  if os.path.exists(dest):
-    return dest
-  if not download_missing:
-    raise WeightDownloadError(_offline_message(url, dest, 'downloads disabled'))
-  return download(url, dest, **checks)
+  return weight_files.fetch(url, dest, HINT, allow_download=download_missing, **checks)
 
 
 #### Verification: size, then the hash once per file (remembered in a sidecar)
-
-@dataclasses.dataclass(frozen=True)
-class Checksum:
-  """The published identity of an official weight file; `digest` may be a prefix (torchvision's)."""
-  algo: str
-  digest: str
-  size: int | None
-  url: str
-
 
 def known_checksum(path: str | os.PathLike) -> Checksum | None:
   """The checksum of an official file name (read at call time, so tests can patch the constants)."""
@@ -185,55 +126,6 @@ def known_checksum(path: str | os.PathLike) -> Checksum | None:
   return None
 
 
-def sidecar_path(path: str) -> str:
-  """Where `verify` remembers a file's hash: next to it, so it travels and is deleted with it."""
-  return path + '.verified.json'
-
-
-def file_digest(path: str, algo: str) -> str:
-  """Hex digest of the whole file, read in 1 MiB chunks."""
-  h = hashlib.new(algo)
-  with open(path, 'rb') as f:
-    while chunk := f.read(1 << 20):
-      h.update(chunk)
-  return h.hexdigest()
-
-
-def _read_sidecar(path: str) -> dict[str, Any] | None:
-  try:
-    with open(sidecar_path(path)) as f:
-      record = json.load(f)
-  except (OSError, ValueError):
-    return None
-  return record if isinstance(record, dict) else None
-
-
-def _write_sidecar(path: str, algo: str, digest: str) -> None:
-  """Best effort: a read-only folder only means the file is hashed again next time."""
-  st = os.stat(path)
-  record = {'size': st.st_size, 'mtime_ns': st.st_mtime_ns, 'algo': algo, 'digest': digest}
-  side, tmp = sidecar_path(path), None
-  try:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(side)),
-                               prefix=os.path.basename(side) + '.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-      json.dump(record, f)
-    os.replace(tmp, side)
-  except OSError as e:
-    log.info('could not record the checksum of %s in %s (%s); it will be hashed again next run',
-             path, side, e)
-    if tmp and os.path.exists(tmp):
-      os.remove(tmp)
-
-
-def _mismatch(path: str, what: str, got: Any, want: Any, url: str) -> WeightChecksumError:
-  return WeightChecksumError(
-      f'{path}: {what} is {got}, expected {want} for the official {os.path.basename(path)}; the '
-      f'file is truncated, corrupt or a different file under the official name. Delete it and '
-      f're-download (from {url}, or let jaxstyle fetch it by omitting --vgg19), or pass another '
-      'VGG19 file with --vgg19 PATH.')
-
-
 def verify(path: str | os.PathLike) -> bool:
   """Checks a file under an official name against its published size and hash.
 
@@ -243,22 +135,7 @@ def verify(path: str | os.PathLike) -> bool:
   Raises:
     WeightChecksumError: naming the file, the expected and the actual size or digest.
   """
-  path = os.fspath(path)
-  want = known_checksum(path)
-  if want is None:
-    return False
-  st = os.stat(path)
-  if want.size is not None and st.st_size != want.size:
-    raise _mismatch(path, 'the size', f'{st.st_size:,} bytes', f'{want.size:,} bytes', want.url)
-  record = _read_sidecar(path)
-  if (record and record.get('size') == st.st_size and record.get('mtime_ns') == st.st_mtime_ns
-      and record.get('algo') == want.algo and str(record.get('digest', '')).startswith(want.digest)):
-    return True
-  digest = file_digest(path, want.algo)
-  if not digest.startswith(want.digest):
-    raise _mismatch(path, f'the {want.algo.upper()}', digest, want.digest, want.url)
-  _write_sidecar(path, want.algo, digest)
-  return True
+  return weight_files.verify(path, known_checksum(path), HINT, digest=file_digest)
 
 
 #### Format: from the file's content

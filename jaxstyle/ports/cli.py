@@ -13,7 +13,7 @@ from typing import Any
 from jaxstyle import errors
 from jaxstyle.errors import UserError
 
-KINDS = ("junyanz-G", "junyanz-D", "vgg19-keras", "vgg19-torchvision")
+KINDS = ("junyanz-G", "junyanz-D", "vgg19-keras", "vgg19-torchvision", "inception-fid")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,13 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _guess_kind(src: str) -> str:
-  """Extension first (.h5 is Keras); for .pth, the keys tell G, D and torchvision VGG apart."""
+  """Extension first (.h5 is Keras); for .pth, the keys tell G, D, VGG and Inception apart."""
   if src.lower().endswith((".h5", ".hdf5", ".keras")):
     return "vgg19-keras"
-  from jaxstyle.ports import torch_pth
+  from jaxstyle.ports import inception_fid, torch_pth
 
   keys = torch_pth.load_state_dict(src).keys()
   keys = {k[len("module."):] if k.startswith("module.") else k for k in keys}
+  if inception_fid.is_inception_fid(keys):
+    return "inception-fid"
   if any(k.startswith("features.") for k in keys):
     return "vgg19-torchvision"
   if any(".conv_block." in k for k in keys):
@@ -61,6 +63,11 @@ def convert(src: str, kind: str) -> tuple[Any, dict]:
 
     params = torchvision_vgg.load_vgg19(src)
     meta["model_cfg"] = {"net": "vgg19", "weights": "torchvision"}
+  elif kind == "inception-fid":
+    from jaxstyle.ports import inception_fid
+
+    params = inception_fid.load_inception_fid(src)["params"]
+    meta["model_cfg"] = {"net": "inception_fid"}
   else:
     raise ValueError(f"unknown --kind {kind!r}; choose from {', '.join(KINDS)}")
   return params, meta

@@ -4,6 +4,7 @@
   jaxstyle bench translate --arch unet128 --batch N            generator forward, images/s
   jaxstyle bench nst-eval --size 256                           one NST loss+gradient (bench_nst.py)
   jaxstyle bench nst-run --size 256 --outer 3                  a full L-BFGS NST run
+  jaxstyle bench fid --size 299 --batch 50                     Inception features, images/s (bench_fid.py)
   ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
   ... --conv-impl xla|subpixel|cpu_fast|cpu_winograd            A/B of the conv implementation
 
@@ -30,7 +31,7 @@ from jaxstyle.cyclegan import presets
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
-from jaxstyle.tools import bench_nst, bench_peers
+from jaxstyle.tools import bench_fid, bench_nst, bench_peers
 
 BOOK = dict(norm_eps=1e-3, eps_mode='std')
 # name -> (image side, overrides of presets.reference_model)
@@ -43,14 +44,16 @@ ARCHS: dict[str, tuple[int, dict[str, Any]]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle bench`."""
-  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm'])
+  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm', 'fid'])
   parser.add_argument('--arch', choices=list(ARCHS), default='unet128')
-  parser.add_argument('--batch', type=positive_int, default=1, help='per-device batch')
+  parser.add_argument('--batch', type=positive_int, default=None,
+                      help='per-device batch (default 1); fid: over all devices (default 50)')
   parser.add_argument('--devices', type=nonnegative_int, default=1, help='data-parallel devices (0 = all)')
   parser.add_argument('--size', type=nonnegative_int, default=0, help='override the image side')
   parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
   parser.add_argument('--lambda-id', type=float, default=5.0, help='0 skips the identity passes')
-  parser.add_argument('--steps', type=positive_int, default=20, help='timed steps')
+  parser.add_argument('--steps', type=positive_int, default=None,
+                      help=f'timed steps (default 20; fid {bench_fid.DEFAULT_STEPS})')
   parser.add_argument('--warmup', type=nonnegative_int, default=2)
   parser.add_argument('--outer', type=positive_int, default=3, help='nst-run: L-BFGS segments of 20')
   parser.add_argument('--conv-impl', default='auto', choices=('auto', *dispatch.CONV_IMPLS),
@@ -72,7 +75,12 @@ def bench_config(arch: str, dtype: str, lambda_id: float,
 
 def run(args: argparse.Namespace) -> int:
   """Dispatches to one bench and prints its JSON line."""
-  if args.task in ('nst-eval', 'nst-run'):
+  fid = args.task == 'fid'
+  args.batch = args.batch or (bench_fid.DEFAULT_BATCH if fid else 1)
+  args.steps = args.steps or (bench_fid.DEFAULT_STEPS if fid else 20)
+  if fid:
+    result = bench_fid.bench(args)
+  elif args.task in ('nst-eval', 'nst-run'):
     args.size = args.size or 256
     result = (bench_nst.bench_eval if args.task == 'nst-eval' else bench_nst.bench_run)(args)
   elif args.task == 'gemm':

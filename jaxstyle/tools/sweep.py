@@ -171,10 +171,31 @@ def collect(base: str) -> list[tuple[str, dict[str, Any]]]:
         values.update(record)
     if os.path.exists(eval_path):
       with open(eval_path) as f:
-        values.update({k: v for k, v in json.load(f).items() if not isinstance(v, (dict, list))})
+        values.update({k: v for k, v in json.load(f).items()
+                       if not isinstance(v, (dict, list)) and not k.endswith("_note")})
     if values:
       rows.append((name, values))
   return rows
+
+
+def evaluate_runs(base: str, workdirs: list[str] | None = None) -> None:
+  """`jaxstyle evaluate` on each run (default: every run folder with a checkpoint), in-process.
+
+  A run that cannot be scored is reported and skipped; the table then shows '-' for it.
+  """
+  from jaxstyle import cli
+  from jaxstyle.cyclegan import evaluate
+
+  if workdirs is None:
+    workdirs = [os.path.join(base, n) for n in sorted(os.listdir(base))
+                if os.path.isdir(os.path.join(base, n, "ckpt"))] if os.path.isdir(base) else []
+  for workdir in workdirs:
+    print(f"[sweep] evaluating {workdir}", flush=True)
+    args = cli.make_parser("evaluate", evaluate).parse_args(["--workdir", workdir])
+    try:
+      evaluate.run(args)
+    except errors.UserError as err:
+      print(f"[sweep] could not evaluate {workdir}: {err}", flush=True)
 
 
 def _cell(value: Any) -> str:
@@ -188,8 +209,9 @@ def summarize(base: str, keys: list[str] | None = None) -> str:
   rows = collect(base)
   if not rows:
     return f"no runs with metrics.jsonl or eval.json under {base}"
-  if keys is None:
-    keys = sorted({k for _, values in rows for k in values if k != "step"})
+  if keys is None:  # step, then the scores runs are compared by (FID, KID), then the rest
+    keys = sorted({k for _, values in rows for k in values if k != "step"},
+                  key=lambda k: (not k.startswith(("eval/fid_", "eval/kid_")), k))
     keys = ["step"] * any("step" in v for _, v in rows) + keys
   table = [["run", *keys]] + [[name, *(_cell(v.get(k, "-")) for k in keys)] for name, v in rows]
   widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
@@ -214,12 +236,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--zone", default=None, help="TPU zone")
   parser.add_argument("--summarize", action="store_true", help="only print the results table")
   parser.add_argument("--keys", default=None, help="comma-separated metric keys for the table")
+  parser.add_argument("--evaluate", action="store_true",
+                      help="run `jaxstyle evaluate` (FID/KID included) on every finished run "
+                           "before the table")
 
 
 def run(args: argparse.Namespace) -> int:
   """Dry run, local or TPU execution, or summary, depending on the flags."""
   keys = args.keys.split(",") if args.keys else None
   if args.summarize:
+    if args.evaluate:
+      evaluate_runs(args.workdir)
     print(summarize(args.workdir, keys))
     return 0
   if not args.config:
@@ -248,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
     raise errors.UserError("--execute local needs a local --workdir")
   workdirs = [run_workdir(args.workdir, name) for _, name in runs]
   codes = execute_local(cmds, workdirs, parallel=args.parallel, timeout=args.timeout)
+  if args.evaluate:
+    evaluate_runs(args.workdir, [w for w, code in zip(workdirs, codes) if code == 0])
   print(summarize(args.workdir, keys))
   return max(codes, default=0)
 

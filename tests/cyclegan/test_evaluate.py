@@ -1,6 +1,10 @@
 """`evaluate` metrics (oracle, identity, random generators) and the `jaxstyle evaluate` CLI."""
 import json
+import os
+import pathlib
+import sys
 
+import jax
 import numpy as np
 import pytest
 import tiny_run
@@ -8,7 +12,14 @@ from PIL import Image
 from tiny_run import as_uint8
 
 from jaxstyle import cli, image_io
-from jaxstyle.cyclegan import data, evaluate, presets, synthetic, translate
+from jaxstyle.cyclegan import data, evaluate, presets, report, synthetic, translate
+from jaxstyle.fid import metrics as fid_metrics
+from jaxstyle.fid import weights as fid_weights
+from jaxstyle.models import inception
+from jaxstyle.tools import sweep
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "fixtures"))
+from inception_random import random_state_dict  # noqa: E402
 
 
 def data_config(**overrides):
@@ -94,6 +105,45 @@ def test_evaluate_cli(small_run, tmp_path, capsys):
   assert record["split"] == "test" and record["eval/n_images_A"] == 4.0 and record["step"] == 3
   assert set(record) >= {f"eval/{k}" for k in ("transfer_A2B", "transfer_B2A", "iou_A2B",
                                                "iou_B2A", "cycle_l1_A", "cycle_l1_B")}
+  # No Inception weights in the (test) cache and downloads off: said plainly, the rest still runs.
+  assert "FID/KID not computed" in table and "JAXSTYLE_OFFLINE" in record["fid_note"]
+  page = run / "eval" / "index.html"
+  assert f"results page: {page}" in table and "FID/KID not computed" in page.read_text()
+  assert all(os.path.exists(f) for f in report.referenced_files(str(page)))
+
+
+@pytest.mark.slow
+def test_evaluate_cli_fid_kid_and_page(small_run, tmp_path, capsys, monkeypatch):
+  """FID/KID of A->B translations against the real test B (and B->A vs A), with seeded random
+  Inception weights; the FID formula itself (a 1-minute sqrtm per call) is tested in
+  tests/fid, so here it is replaced by a recorder that checks what it is given."""
+  config, g, params = small_run
+  (tmp_path / "sweep").mkdir()
+  run = tiny_run.write_run(tmp_path / "sweep" / "run1", config, params)
+  inception_params = inception.params_from_state_dict(
+      random_state_dict(list(inception.torch_shapes().items()), 3))
+  monkeypatch.setattr(fid_weights, "load_params", lambda path=None, **_: inception_params)
+  seen = []
+  monkeypatch.setattr(fid_metrics, "fid_from_features",
+                      lambda a, b: seen.append((a, b)) or float(len(seen)))
+  assert cli.main(["evaluate", "--workdir", str(run), "--max-images", "4", "--batch-size", "4",
+                   "--page-images", "3"]) == 0
+  record = json.loads((run / "eval.json").read_text())
+  assert record["eval/fid_A2B"] == 1.0 and record["eval/fid_B2A"] == 2.0
+  assert "fid_note" not in record and record["eval/kid_std_B2A"] >= 0
+  # The second set of each FID is the target domain's real test images, through the Inception.
+  sources = data.make_sources(data_config(image_size=16, synthetic_size=24, seed=4), "test")
+  apply = jax.jit(inception.FIDInceptionV3().apply)
+  for (fake, real), dst in zip(seen, "BA"):
+    want = np.asarray(apply(inception_params, sources[dst].images[:4] / np.float32(255)))
+    np.testing.assert_allclose(real, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+    assert fake.shape == real.shape == (4, 2048) and np.abs(fake - real).max() > 0
+  page = run / "eval" / "index.html"
+  files = report.referenced_files(str(page))
+  assert len([f for f in files if f.endswith(".png")]) >= 2 * 3 * 4  # 3 rows x 4 columns x 2
+  assert all(os.path.exists(f) for f in files) and "FID" in page.read_text()
+  table = sweep.summarize(str(tmp_path / "sweep"))
+  assert table.splitlines()[0].split()[:3] == ["run", "step", "eval/fid_A2B"]
 
 
 @pytest.mark.parametrize("setup, message", [

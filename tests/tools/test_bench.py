@@ -1,4 +1,6 @@
-"""Benchmark bookkeeping: the FLOP counts behind the GFLOP/s figures the README reports."""
+"""Benchmark bookkeeping: the FLOP counts behind the GFLOP/s figures the README reports, the JSON lines."""
+import json
+
 import jax
 
 from jaxstyle.tools import bench_nst
@@ -17,3 +19,15 @@ def test_nst_analytic_flops_match_xla_cost_analysis(monkeypatch):
   cost = value_and_grad.lower(x, targets, params).cost_analysis()
   xla_flops = float(cost['flops'])
   assert abs(bench_nst.analytic_flops(size) - xla_flops) < 0.03 * xla_flops
+
+
+def test_fid_bench_prints_images_per_s_and_survives_a_missing_peer(tmp_path, capsys):
+  """`jaxstyle bench fid` on a tiny input: one JSON line; an absent peer venv is reported, not raised."""
+  from jaxstyle import cli
+  rc = cli.main(['bench', 'fid', '--size', '75', '--batch', '2', '--steps', '1', '--warmup', '0',
+                 '--no-peak', '--with-peer', '--peer-python', str(tmp_path / 'no-python')])
+  line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert rc == 0 and line['bench'] == 'fid'
+  assert line['batch'] == 2 and line['size'] == 75 and line['images_per_s'] > 0
+  assert line['gflop_per_step'] > 0  # XLA's count: ~11.4 GFLOP per image (resized to 299)
+  assert 'no-python' in line['peer_error'] and 'ratio' not in line
