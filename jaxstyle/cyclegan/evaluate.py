@@ -166,6 +166,8 @@ def fid_kid(extract: Callable[[np.ndarray], np.ndarray], outputs: Outputs) -> di
     scores[f"eval/fid_{key}"] = fid_metrics.fid_from_features(fake, real)
     kid = fid_metrics.kid_from_features(fake, real)
     scores[f"eval/kid_{key}"], scores[f"eval/kid_std_{key}"] = kid["kid_mean"], kid["kid_std"]
+    # Capped at the set size: a subset of the whole set every time gives a std of 0.
+    scores[f"eval/kid_subset_size_{key}"] = float(kid["kid_subset_size"])
   return scores
 
 

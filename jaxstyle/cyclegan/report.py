@@ -26,6 +26,7 @@ _STEP_RE = re.compile(r"^step_(\d+)\.png$")
 _COLUMNS = ("real", "translated", "reconstructed", "identity")
 _METRICS = {  # key stem -> (label, which way is better); order is the table's order
   "fid": ("FID", "lower"), "kid": ("KID", "lower"), "kid_std": ("KID std. dev.", ""),
+  "kid_subset_size": ("KID subset size", ""),
   "transfer": ("Domain transfer rate", "higher"), "iou": ("Content IoU", "higher"),
   "cycle_l1": ("Cycle L1", "lower"),
 }

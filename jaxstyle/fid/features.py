@@ -81,9 +81,14 @@ class FeatureExtractor:
     if images.ndim != 4 or images.shape[-1] != 3:
       raise BadInputError(f'expected (N, H, W, 3) images, got an array of shape {images.shape}')
     n = len(images)
-    chunks = (images[i:i + self.batch_size] for i in range(0, n, self.batch_size))
     with tqdm(total=n, desc=desc, unit='img', disable=desc is None) as bar:
-      return self.features_of_chunks((bar.update(len(c)) or c for c in chunks), n)
+
+      def chunks() -> Iterator[np.ndarray]:
+        for i in range(0, n, self.batch_size):
+          bar.update(min(self.batch_size, n - i))
+          yield images[i:i + self.batch_size]
+
+      return self.features_of_chunks(chunks(), n)
 
   def features_of_chunks(self, chunks: Iterator[np.ndarray], n: int) -> np.ndarray:
     """Features of `n` same-sized images arriving in chunks of at most `batch_size`.

@@ -59,7 +59,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
   out = bench_peers.report(
       args, 'fid', times, compile_s, flops * n_dev if flops else None,
       ('peer_torch_fid.py', [str(size), str(args.peer_steps or args.steps), str(batch)]),
-      devices=n_dev, batch=batch, size=size, conv_impl='inception_blocks (--conv-impl n/a)',
+      devices=n_dev, batch=batch, size=size, conv_impl="kernels/inference_conv.py (--conv-impl does not apply)",
       flops_source='XLA cost analysis of the per-device program x devices',
       unit='seconds per batch')
   out['images_per_s'] = round(batch / out['median_s'], 2)

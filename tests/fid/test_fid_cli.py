@@ -118,6 +118,9 @@ def test_eight_devices_equal_one(params, folders):
   for n in (8, 1):
     ex = features.FeatureExtractor(params, parallel.make_mesh(jax.devices()[:n]), batch_size=4)
     got[n] = features.files_features(files, ex, progress=False)
+  # An array through __call__ with a progress bar, in 2 batches of 4: the same features.
+  a = np.stack([np.asarray(Image.open(f)) for f in files[3:]])
+  np.testing.assert_array_equal(ex(a, desc="a"), got[1][3:])
   assert got[8].shape == (8, 2048)
   np.testing.assert_allclose(got[8], got[1], rtol=1e-5, atol=1e-7)
   assert np.abs(got[8][3:] - got[8][2]).max() > 0  # rows are per image, not a broadcast
