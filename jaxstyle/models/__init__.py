@@ -1,5 +1,8 @@
 """CycleGAN networks, built from a `model_cfg` (its fields and defaults: `cyclegan/presets.py`).
 
+Also exports `JohnsonNet`, the fast-style transformation net (`models/johnson.py`): it is not a
+CycleGAN generator, so it is deliberately absent from `GENERATORS`.
+
 The registries are plain dicts of builders `model_cfg -> nn.Module` (no dynamic imports), so a
 config names a network by string and every field it reads is visible here.
 """
@@ -14,13 +17,14 @@ import jax.numpy as jnp
 from jaxstyle import jax_setup  # noqa: F401  (process-wide RNG setting; see its docstring)
 from jaxstyle.cyclegan.presets import GENERATOR_MULTIPLE
 from jaxstyle.errors import ConfigError
+from jaxstyle.models.johnson import JohnsonNet
 from jaxstyle.models.patchgan import PatchDiscriminator
 from jaxstyle.models.resnet_gen import ResnetGenerator
 from jaxstyle.models.unet import UnetBookGenerator
 
 __all__ = [
-    'DISCRIMINATORS', 'GENERATORS', 'PatchDiscriminator', 'ResnetGenerator', 'UnetBookGenerator',
-    'generator_multiple', 'make_discriminator', 'make_generator',
+    'DISCRIMINATORS', 'GENERATORS', 'JohnsonNet', 'PatchDiscriminator', 'ResnetGenerator',
+    'UnetBookGenerator', 'generator_multiple', 'make_discriminator', 'make_generator',
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxstyle.kernels import dispatch
 
@@ -34,21 +35,67 @@ class InstanceNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.eps_mode not in ('var', 'std'):
-      raise ValueError(f"eps_mode must be 'var' or 'std', got {self.eps_mode!r}")
-    x32 = x.astype(jnp.float32)
-    mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
-    centred = x32 - mean
-    var = jnp.mean(jnp.square(centred), axis=(1, 2), keepdims=True)
-    if self.eps_mode == 'var':
-      y = centred * jax.lax.rsqrt(var + self.epsilon)
-    else:
-      y = centred / (jnp.sqrt(var) + self.epsilon)
+    y = _normalize(x, self.epsilon, self.eps_mode)
     if self.affine:
       c = x.shape[-1]
       y = y * self.param('scale', nn.initializers.ones, (c,), jnp.float32)
       y = y + self.param('bias', nn.initializers.zeros, (c,), jnp.float32)
     return y.astype(x.dtype)
+
+
+def _normalize(x: jax.Array, epsilon: float, eps_mode: str) -> jax.Array:
+  """The float32 (x-μ)/√(σ²+eps) or (x-μ)/(σ+eps) over H, W shared by both instance norms."""
+  if eps_mode not in ('var', 'std'):
+    raise ValueError(f"eps_mode must be 'var' or 'std', got {eps_mode!r}")
+  x32 = x.astype(jnp.float32)
+  centred = x32 - jnp.mean(x32, axis=(1, 2), keepdims=True)
+  var = jnp.mean(jnp.square(centred), axis=(1, 2), keepdims=True)
+  if eps_mode == 'var':
+    return centred * jax.lax.rsqrt(var + epsilon)
+  return centred / (jnp.sqrt(var) + epsilon)
+
+
+class ConditionalInstanceNorm(nn.Module):
+  """Instance norm with one (γ, β) row per style (Dumoulin et al. 2017, "A learned representation
+  for artistic style"): params `scale` (n_styles, C), init ones, and `bias` (n_styles, C), zeros.
+
+  `style` is either integer ids, a scalar or (N,), which pick rows, or float weights, (n_styles,)
+  for the whole batch or (N, n_styles), which blend them: γ = w·scale, β = w·bias. The blend is an
+  elementwise product and sum in float32, not a matmul, so a one-hot weight gives its row exactly
+  on every backend (TPU matmuls round to bf16 by default). Ids outside [0, n_styles) raise when
+  given as Python/NumPy values; as device or traced arrays they give NaN outputs (a silent clamp,
+  jnp's default, would hide the bug).
+  Normalisation is `InstanceNorm`'s, so the row of a one-hot weight reproduces
+  `InstanceNorm(affine=True)` with that row as its (C,) `scale` and `bias`.
+  """
+  n_styles: int
+  epsilon: float = 1e-5
+  eps_mode: str = 'var'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, style: jax.Array | int) -> jax.Array:
+    c, s = x.shape[-1], self.n_styles
+    scale = self.param('scale', nn.initializers.ones, (s, c), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (s, c), jnp.float32)
+    if isinstance(style, (int, np.integer, np.ndarray)):  # host values: check without a transfer
+      host = np.asarray(style)
+      if np.issubdtype(host.dtype, np.integer) and not np.all((host >= 0) & (host < s)):
+        raise ValueError(f'style ids must lie in [0, {s}), got {host.tolist()}')
+    style = jnp.asarray(style)
+    if jnp.issubdtype(style.dtype, jnp.integer):
+      ids = jnp.broadcast_to(style, x.shape[:1]) if style.ndim == 0 else style
+      if ids.shape != x.shape[:1]:
+        raise ValueError(f'style ids must be a scalar or ({x.shape[0]},), got {ids.shape}')
+      ids = jnp.where((ids >= 0) & (ids < s), ids, s)  # out of range -> the NaN fill
+      gamma = jnp.take(scale, ids, axis=0, mode='fill', fill_value=jnp.nan)
+      beta = jnp.take(bias, ids, axis=0, mode='fill', fill_value=jnp.nan)
+    else:
+      if style.shape not in ((s,), (x.shape[0], s)):
+        raise ValueError(f'style weights must be ({s},) or ({x.shape[0]}, {s}), got {style.shape}')
+      w = jnp.broadcast_to(style.astype(jnp.float32), (x.shape[0], s))[:, :, None]
+      gamma, beta = jnp.sum(w * scale, axis=1), jnp.sum(w * bias, axis=1)
+    y = _normalize(x, self.epsilon, self.eps_mode)
+    return (y * gamma[:, None, None, :] + beta[:, None, None, :]).astype(x.dtype)
 
 
 def reflect_pad(x: jax.Array, n: int) -> jax.Array:
