@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle.errors import UserError
+from jaxstyle.models import state_dicts
 from jaxstyle.models.inception_blocks import BasicConv2d, ConvSpec, Mixed, block_convs, max_pool
 from jaxstyle.models.inception_blocks import conv_spec as _c
 from jaxstyle.models.inception_blocks import resize_bilinear as resize_bilinear
@@ -105,23 +106,9 @@ def params_from_state_dict(sd: Mapping[str, Any]) -> dict[str, Any]:
   Every needed key must be present with its exact shape and no unknown key may appear (errors name
   the key), so a torchvision Inception3 or a truncated file fails here, not as wrong FID numbers.
   """
-  expected = torch_shapes()
-  unknown = sorted(k for k in sd if k not in expected
-                   and not k.startswith(_SKIPPED_PREFIXES) and not k.endswith(_SKIPPED_SUFFIXES))
-  if unknown:
-    raise InceptionWeightError(
-        f'unknown key {unknown[0]!r} in the Inception state dict ({len(unknown)} unknown); '
-        'expected pytorch-fid pt_inception-2015-12-05 keys')
-  missing = [k for k in expected if k not in sd]
-  if missing:
-    raise InceptionWeightError(
-        f'missing key {missing[0]!r} in the Inception state dict ({len(missing)} missing)')
-  arrays = {}
-  for key, shape in expected.items():
-    a = np.asarray(sd[key], dtype=np.float32)
-    if a.shape != shape:
-      raise InceptionWeightError(f'key {key!r} has shape {a.shape}, expected {shape}')
-    arrays[key] = a
+  arrays = state_dicts.checked_arrays(
+      sd, torch_shapes(), error=InceptionWeightError, network='pytorch-fid pt_inception-2015-12-05',
+      skip=lambda k: k.startswith(_SKIPPED_PREFIXES) or k.endswith(_SKIPPED_SUFFIXES))
   params: dict[str, Any] = {}
   for prefix in conv_specs():
     node = params

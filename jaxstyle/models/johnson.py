@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle.errors import UserError
-from jaxstyle.models import layers
+from jaxstyle.models import layers, state_dicts
 
 UPSAMPLES = ('resize', 'transpose')
 OUTPUTS = ('linear', 'tanh')
@@ -183,26 +183,14 @@ def params_from_state_dict(sd: Mapping[str, Any], upsample: str = 'resize') -> d
   """
   if upsample not in UPSAMPLES:
     raise ValueError(f'upsample must be one of {UPSAMPLES}, got {upsample!r}')
-  expected = torch_shapes(upsample)
   _, norms = layer_specs()
   norm_prefixes = tuple(f'{p}.' for _, p, _ in norms)
-  unknown = sorted(k for k in sd if k not in expected
-                   and not (k.startswith(norm_prefixes) and k.endswith(_SKIPPED_SUFFIXES)))
-  if unknown:
-    raise JohnsonWeightError(
-        f'unknown key {unknown[0]!r} in the fast-style state dict ({len(unknown)} unknown); '
-        'expected the keys of pytorch/examples fast_neural_style TransformerNet')
-  missing = [k for k in expected if k not in sd]
-  if missing:
-    raise JohnsonWeightError(
-        f'missing key {missing[0]!r} in the fast-style state dict ({len(missing)} missing)')
-  arrays = {}
-  for key, shape in expected.items():
-    a = np.asarray(sd[key], dtype=np.float32)
-    if a.shape != shape:
-      hint = " (upsample='transpose' expects ConvTranspose2d (I, O, k, k))" if 'deconv' in key else ''
-      raise JohnsonWeightError(f'key {key!r} has shape {a.shape}, expected {shape}{hint}')
-    arrays[key] = a
+  arrays = state_dicts.checked_arrays(
+      sd, torch_shapes(upsample), error=JohnsonWeightError,
+      network='pytorch/examples fast_neural_style TransformerNet',
+      skip=lambda k: k.startswith(norm_prefixes) and k.endswith(_SKIPPED_SUFFIXES),
+      shape_hint=lambda k: (" (upsample='transpose' expects ConvTranspose2d (I, O, k, k))"
+                            if 'deconv' in k else ''))
 
   params: dict[str, Any] = {}
 

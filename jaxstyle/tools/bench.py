@@ -5,6 +5,7 @@
   jaxstyle bench nst-eval --size 256                           one NST loss+gradient (bench_nst.py)
   jaxstyle bench nst-run --size 256 --outer 3                  a full L-BFGS NST run
   jaxstyle bench fid --size 299 --batch 50                     Inception features, images/s (bench_fid.py)
+  jaxstyle bench data --source both --workers 1,2,4            input pipeline, images/s (bench_data.py)
   ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
   ... --conv-impl xla|subpixel|cpu_fast|cpu_winograd            A/B of the conv implementation
 
@@ -31,7 +32,7 @@ from jaxstyle.cyclegan import presets
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
-from jaxstyle.tools import bench_fid, bench_nst, bench_peers
+from jaxstyle.tools import bench_data, bench_fid, bench_nst, bench_peers
 
 BOOK = dict(norm_eps=1e-3, eps_mode='std')
 # name -> (image side, overrides of presets.reference_model)
@@ -44,7 +45,7 @@ ARCHS: dict[str, tuple[int, dict[str, Any]]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle bench`."""
-  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm', 'fid'])
+  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm', 'fid', 'data'])
   parser.add_argument('--arch', choices=list(ARCHS), default='unet128')
   parser.add_argument('--batch', type=positive_int, default=None,
                       help='per-device batch (default 1); fid: over all devices (default 50)')
@@ -61,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--profile', default='', help='cyclegan: write a jax.profiler trace of the '
                       'timed steps to this directory (open with xprof / TensorBoard)')
   bench_peers.add_common_arguments(parser)
+  bench_data.add_arguments(parser)
 
 
 def bench_config(arch: str, dtype: str, lambda_id: float,
@@ -80,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
   args.steps = args.steps or (bench_fid.DEFAULT_STEPS if fid else 20)
   if fid:
     result = bench_fid.bench(args)
+  elif args.task == 'data':
+    result = bench_data.bench(args)
   elif args.task in ('nst-eval', 'nst-run'):
     args.size = args.size or 256
     result = (bench_nst.bench_eval if args.task == 'nst-eval' else bench_nst.bench_run)(args)

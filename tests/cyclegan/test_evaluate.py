@@ -19,7 +19,7 @@ from jaxstyle.models import inception
 from jaxstyle.tools import sweep
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "fixtures"))
-from inception_random import random_state_dict  # noqa: E402
+from random_weights import random_state_dict  # noqa: E402
 
 
 def data_config(**overrides):

@@ -49,6 +49,10 @@ def test_two_steps_write_everything(run):
   assert os.path.isdir(os.path.join(workdir, 'ckpt', '2'))
   sample = Image.open(os.path.join(workdir, 'samples', 'step_000002.png'))
   assert _steps(workdir) == [1, 2]
+  # The data-wait share (host time blocked on the input pipeline) is logged at each log step.
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    waits = [r['train/data_wait_frac'] for r in map(json.loads, f) if 'train/data_wait_frac' in r]
+  assert len(waits) == 2 and all(0.0 <= w <= 1.0 for w in waits)
   # TensorBoard: the scalars of both steps and the same sample grid as an image at step 2.
   scalars, images = read_events(workdir)
   assert [s for s, _ in scalars['train/loss_G']] == [1, 2]

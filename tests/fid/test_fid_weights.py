@@ -22,8 +22,8 @@ from jaxstyle.models import inception
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
-from inception_random import random_images  # noqa: E402
 from make_inception_pth import assert_params_equal, write_pth  # noqa: E402
+from random_weights import random_images  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from jaxstyle.models import inception
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / 'fixtures'
 sys.path.insert(0, str(FIXTURES))
-from inception_random import random_images, random_state_dict  # noqa: E402
+from random_weights import random_images, random_state_dict  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

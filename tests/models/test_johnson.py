@@ -20,7 +20,7 @@ from jaxstyle.models import johnson, layers
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / 'fixtures'
 sys.path.insert(0, str(FIXTURES))
-from johnson_random import random_images, random_state_dict  # noqa: E402
+from random_weights import random_images, random_state_dict  # noqa: E402
 
 KEY = jax.random.key(0)
 
@@ -67,12 +67,12 @@ def test_output_matches_torch(ref, variant):
   assert johnson.count_params(params) == meta['variants'][variant]['torch_parameters']
   net = johnson.JohnsonNet(upsample=variant, output='linear')
   assert jax.tree.map(jnp.shape, params['params']) == shapes(net, (1, 32, 40, 3))
-  got = np.asarray(jax.jit(net.apply)(params, jnp.asarray(random_images(*meta['image']))))
+  got = np.asarray(jax.jit(net.apply)(params, jnp.asarray(random_images(*meta['image'], high=255.0))))
   rel = np.abs(got - want[variant]).max() / np.abs(want[variant]).max()
   print(f'{variant}: max relative diff {rel:.2e}')
   assert got.shape == want[variant].shape and rel <= 1e-4
   if variant == 'resize':  # the default output: Johnson's scaled tanh, re-centred on 127.5
-    tanh = jax.jit(johnson.JohnsonNet().apply)(params, jnp.asarray(random_images(*meta['image'])))
+    tanh = jax.jit(johnson.JohnsonNet().apply)(params, jnp.asarray(random_images(*meta['image'], high=255.0)))
     np.testing.assert_allclose(tanh, 127.5 + 150.0 * np.tanh(want[variant]), rtol=0, atol=1e-2)
 
 
@@ -214,7 +214,7 @@ def _row(tree, s):
 @pytest.fixture(scope='module')
 def cond_net():
   net = johnson.JohnsonNet(n_styles=3, **SMALL)
-  x = jnp.asarray(random_images((3, 16, 12, 3), 5))
+  x = jnp.asarray(random_images((3, 16, 12, 3), 5, high=255.0))
   params = jax.jit(net.init)(KEY, x, jnp.zeros((3,), jnp.int32))['params']
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(1), len(leaves))
