@@ -210,7 +210,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--batch-size", type=positive_int, default=16)
   parser.add_argument("--data-dir", default=None, help="override the run's TFDS data_dir")
   parser.add_argument("--root", default=None, help="override the run's image-folder root")
-  parser.add_argument("--no-fid", action="store_true", help="skip FID/KID")
+  parser.add_argument("--fid", choices=("auto", "on", "off"), default="auto",
+                      help="FID/KID: auto = on for real data (folders, TFDS) or when --inception "
+                           "is given, off on the synthetic dataset (its own criteria are exact, and "
+                           "the README's first command stays short)")
   parser.add_argument("--inception", metavar="PATH", default=None,
                       help="FID Inception weights (.pth or a port-weights folder); default: the "
                            "cache ($JAXSTYLE_CACHE), downloaded on first use")
@@ -218,10 +221,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="test images per direction shown on eval/index.html")
 
 
-def _fid_extractor(args: argparse.Namespace) -> tuple[Any, list[str]]:
+def _fid_extractor(args: argparse.Namespace, source: str) -> tuple[Any, list[str]]:
   """(feature extractor or None, notes for the record and the page: why no FID, which weights)."""
-  if args.no_fid:
-    return None, ["FID/KID not computed (--no-fid)"]
+  if args.fid == "off":
+    return None, ["FID/KID not computed (--fid off)"]
+  if args.fid == "auto" and source == "synthetic" and not args.inception:
+    return None, ["FID/KID not computed on the synthetic dataset (--fid on to compute them)"]
   from jaxstyle.errors import UserError
   from jaxstyle.fid import features, weights
 
@@ -243,14 +248,15 @@ def run(args: argparse.Namespace) -> int:
   is of an older step than the run's last, and the record must say so.
   """
   from jaxstyle import checkpoint
-  from jaxstyle.cyclegan import report
+  from jaxstyle.cyclegan import presets, report
 
   config, params, step = checkpoint.load_run_with_step(args.workdir)  # UserError if not a run
   config.setdefault("data", {})
   for key in ("data_dir", "root"):
     if getattr(args, key) is not None:
       config["data"][key] = getattr(args, key)
-  extract, notes = _fid_extractor(args)  # before the long part: a bad --inception fails fast
+  source = config["data"].get("source", presets.data_config().source)
+  extract, notes = _fid_extractor(args, source)  # before the long part: bad weights fail fast
   outputs = Outputs(page_images=args.page_images)
   metrics = evaluate(config, params, args.split, args.max_images, args.batch_size, outputs)
   if extract is not None:

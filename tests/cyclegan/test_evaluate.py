@@ -97,7 +97,8 @@ def test_evaluate_cli(small_run, tmp_path, capsys):
   config, _, params = small_run
   run = tiny_run.write_run(tmp_path / "run", config, params)
   capsys.readouterr()
-  assert cli.main(["evaluate", "--workdir", str(run), "--max-images", "4", "--batch-size", "4"]) == 0
+  assert cli.main(["evaluate", "--workdir", str(run), "--max-images", "4", "--batch-size", "4",
+                   "--fid", "on"]) == 0
   table = capsys.readouterr().out
   assert f"scored step 3 of {run}" in table  # the step tiny_run.write_run saved
   assert "eval/transfer_A2B" in table and "eval/iou_B2A" in table
@@ -126,8 +127,11 @@ def test_evaluate_cli_fid_kid_and_page(small_run, tmp_path, capsys, monkeypatch)
   seen = []
   monkeypatch.setattr(fid_metrics, "fid_from_features",
                       lambda a, b: seen.append((a, b)) or float(len(seen)))
-  assert cli.main(["evaluate", "--workdir", str(run), "--max-images", "4", "--batch-size", "4",
-                   "--page-images", "3"]) == 0
+  argv = ["evaluate", "--workdir", str(run), "--max-images", "4", "--batch-size", "4",
+          "--page-images", "3"]
+  assert cli.main(argv) == 0  # auto: not on the synthetic dataset, and the record says so
+  assert "synthetic" in json.loads((run / "eval.json").read_text())["fid_note"] and not seen
+  assert cli.main([*argv, "--fid", "on"]) == 0
   record = json.loads((run / "eval.json").read_text())
   assert record["eval/fid_A2B"] == 1.0 and record["eval/fid_B2A"] == 2.0
   assert "fid_note" not in record and record["eval/kid_std_B2A"] >= 0
