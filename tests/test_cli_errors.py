@@ -91,6 +91,7 @@ def _cases(d):
       (["port-weights", str(d / "missing.pth"), "-o", w], "does not exist"),
       (["port-weights", str(d / "junk.pth"), "-o", w], "junk.pth"),
       (["fid", str(d / "empty_dir"), str(d / "two_images")], "no images"),
+      (["fid", str(d / "two_images"), str(d / "empty_dir")], "no images"),  # before the weights
       (["fid", str(d / "text_only"), str(d / "two_images")], "cannot read"),
       (["fid", str(d / "one_image"), str(d / "two_images")], "at least 2 images"),
       (["fid", str(d / "nope"), str(d / "two_images")], "not a folder of images"),
@@ -117,7 +118,7 @@ def _cases(d):
   ]
 
 
-N_CASES = 55
+N_CASES = 56
 
 
 def test_case_count(files):

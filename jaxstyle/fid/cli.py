@@ -44,6 +44,7 @@ class _Sets:
 
   def __init__(self, args: argparse.Namespace):
     self.args, self._extractor = args, None
+    self._checked: dict[str, Any] = {}
 
   def extractor(self) -> Any:
     if self._extractor is None:
@@ -61,17 +62,27 @@ class _Sets:
       self._extractor = features.FeatureExtractor(params, mesh, self.args.batch_size)
     return self._extractor
 
-  def load(self, path: str) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
-    """(features or None, (mu, sigma))."""
-    if _is_stats(path):
-      if not os.path.isfile(path):
-        raise BadInputError(f"{path}: no such statistics file")
-      stats = metrics.load_statistics(path)  # checks the file and its keys first
-      return load_features(path), stats
+  def check(self, paths: list[str]) -> None:
+    """Reads every .npz and every image header up front: a bad second PATH fails in seconds,
+    before the weights load or the first folder's minutes of features."""
     from jaxstyle.fid import features
 
-    files = features.list_images(path)  # the folder is checked before the weights load
-    sizes = features.read_sizes(files)
+    for path in paths:
+      if _is_stats(path):
+        if not os.path.isfile(path):
+          raise BadInputError(f"{path}: no such statistics file")
+        self._checked[path] = (load_features(path), metrics.load_statistics(path))
+      else:
+        files = features.list_images(path)
+        self._checked[path] = (files, features.read_sizes(files))
+
+  def load(self, path: str) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
+    """(features or None, (mu, sigma)) of a path `check` has seen."""
+    if _is_stats(path):
+      return self._checked[path]
+    from jaxstyle.fid import features
+
+    files, sizes = self._checked[path]
     feats = features.files_features(files, self.extractor(), sizes=sizes,
                                     desc=os.path.basename(os.path.normpath(path)))
     return feats, metrics.statistics(feats)
@@ -83,6 +94,7 @@ def _is_stats(path: str) -> bool:
 
 def load_features(path: str) -> np.ndarray | None:
   """The `features` array of a jaxstyle statistics file (None in pytorch-fid's own files)."""
+  metrics.load_statistics(path)  # a file that is not FID statistics fails with its one line
   with np.load(path, allow_pickle=False) as f:
     if "features" not in f.files:
       return None
@@ -104,8 +116,9 @@ def save_stats(path: str, feats: np.ndarray, out: str) -> None:
 def score(args: argparse.Namespace) -> dict[str, Any]:
   """FID (and KID) of the two paths."""
   sets = _Sets(args)
+  sets.check(args.paths)
   for path in args.paths:  # before any feature extraction or FID's minute of sqrtm
-    if args.kid and _is_stats(path) and os.path.isfile(path) and load_features(path) is None:
+    if args.kid and _is_stats(path) and sets.load(path)[0] is None:
       raise BadInputError(
           f"{path}: KID needs the Inception features, and this .npz holds only mu and sigma "
           "(pytorch-fid statistics); pass the image folder, or a file written by "
@@ -122,9 +135,11 @@ def run(args: argparse.Namespace) -> int:
   if args.save_stats:
     if len(args.paths) != 1:
       raise UserError(f"--save-stats takes exactly one PATH (a folder), got {len(args.paths)}")
-    feats, _ = _Sets(args).load(args.paths[0])
-    if feats is None:
+    if _is_stats(args.paths[0]):
       raise UserError(f"{args.paths[0]}: already a statistics file; --save-stats needs a folder")
+    sets = _Sets(args)
+    sets.check(args.paths)
+    feats, _ = sets.load(args.paths[0])
     save_stats(args.paths[0], feats, args.save_stats)
     return 0
   if len(args.paths) != 2:
