@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tempfile  # noqa: F401  (tests patch weights.tempfile.mkstemp to make the sidecar unwritable)
 from typing import Any
 
 import jax.numpy as jnp

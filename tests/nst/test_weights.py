@@ -17,7 +17,7 @@ import pytest
 from jaxstyle.errors import UserError
 from jaxstyle.models.vgg import WeightFileError
 from jaxstyle.nst import weights
-from jaxstyle.ports import keras_h5, torchvision_vgg
+from jaxstyle.ports import keras_h5, torchvision_vgg, weight_files
 
 FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures"
 FAKE = {"block1_conv1": {"kernel": np.ones((3, 3, 3, 2), np.float32)}}
@@ -108,7 +108,7 @@ def test_changed_file_is_hashed_again(official_keras, hashes):
 def test_unwritable_sidecar_still_verifies(official_keras, monkeypatch, hashes, caplog):
   def read_only(*a, **k):
     raise PermissionError(13, "Permission denied")
-  monkeypatch.setattr(weights.tempfile, "mkstemp", read_only)
+  monkeypatch.setattr(weight_files.tempfile, "mkstemp", read_only)  # where the sidecar is written
   with caplog.at_level(logging.INFO, logger=weights.__name__):
     assert weights.verify(official_keras) and weights.verify(official_keras)
   assert len(hashes) == 2 and "hashed again" in caplog.text
