@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -83,26 +83,30 @@ class FeatureExtractor:
     n = len(images)
     with tqdm(total=n, desc=desc, unit='img', disable=desc is None) as bar:
 
-      def chunks() -> Iterator[np.ndarray]:
-        for i in range(0, n, self.batch_size):
-          bar.update(min(self.batch_size, n - i))
-          yield images[i:i + self.batch_size]
+      chunks = (images[i:i + self.batch_size] for i in range(0, n, self.batch_size))
+      return self.features_of_chunks(chunks, n, done=bar.update)
 
-      return self.features_of_chunks(chunks(), n)
-
-  def features_of_chunks(self, chunks: Iterator[np.ndarray], n: int) -> np.ndarray:
+  def features_of_chunks(self, chunks: Iterator[np.ndarray], n: int,
+                         done: Callable[[int], Any] = lambda k: None) -> np.ndarray:
     """Features of `n` same-sized images arriving in chunks of at most `batch_size`.
 
     Each chunk is dispatched before the previous result is fetched, so the host prepares the next
-    batch while the devices compute.
+    batch while the devices compute; `done(k)` is called as each chunk's k features arrive (a
+    progress bar then counts finished images, not dispatched ones).
     """
     batch = self.batch_for(n)
     pending, out = [], []
+
+    def fetch() -> None:
+      out.append(_to_host(*pending.pop(0)))
+      done(len(out[-1]))
+
     for chunk in chunks:
       pending.append((self._run(chunk, batch), len(chunk)))
       if len(pending) > 1:
-        out.append(_to_host(*pending.pop(0)))
-    out += [_to_host(*p) for p in pending]
+        fetch()
+    while pending:
+      fetch()
     return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM), np.float32)
 
 
@@ -179,13 +183,12 @@ def files_features(files: Sequence[str], extractor: FeatureExtractor, progress: 
         images = future.result()
         if k + 1 < len(parts):  # decode the next batch while this one runs
           future = prefetch.submit(load_batch, parts[k + 1])
-        bar.update(len(images))
         yield images
 
     for idx in groups.values():
       step = extractor.batch_for(len(idx))
       parts = [idx[i:i + step] for i in range(0, len(idx), step)]
-      out[idx] = extractor.features_of_chunks(chunks(parts), len(idx))
+      out[idx] = extractor.features_of_chunks(chunks(parts), len(idx), done=bar.update)
   return out
 
 

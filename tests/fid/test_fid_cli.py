@@ -130,6 +130,9 @@ def test_eight_devices_equal_one(params, folders):
   # An array through __call__ with a progress bar, in 2 batches of 4: the same features.
   a = np.stack([np.asarray(Image.open(f)) for f in files[3:]])
   np.testing.assert_array_equal(ex(a, desc="a"), got[1][3:])
+  arrived = []  # progress counts features that reached the host, chunk by chunk
+  ex.features_of_chunks(iter([a[:4], a[4:]]), 5, done=arrived.append)
+  assert arrived == [4, 1]
   assert got[8].shape == (8, 2048)
   np.testing.assert_allclose(got[8], got[1], rtol=1e-5, atol=1e-7)
   assert np.abs(got[8][3:] - got[8][2]).max() > 0  # rows are per image, not a broadcast
