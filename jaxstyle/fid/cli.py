@@ -71,7 +71,8 @@ class _Sets:
       if _is_stats(path):
         if not os.path.isfile(path):
           raise BadInputError(f"{path}: no such statistics file")
-        self._checked[path] = (load_features(path), metrics.load_statistics(path))
+        stats = metrics.load_statistics(path)  # checks the file and its keys first
+        self._checked[path] = (load_features(path), stats)
       else:
         files = features.list_images(path)
         self._checked[path] = (files, features.read_sizes(files))
@@ -93,8 +94,8 @@ def _is_stats(path: str) -> bool:
 
 
 def load_features(path: str) -> np.ndarray | None:
-  """The `features` array of a jaxstyle statistics file (None in pytorch-fid's own files)."""
-  metrics.load_statistics(path)  # a file that is not FID statistics fails with its one line
+  """The `features` array of a jaxstyle statistics file (None in pytorch-fid's own files); call
+  after `metrics.load_statistics` has checked the file."""
   with np.load(path, allow_pickle=False) as f:
     if "features" not in f.files:
       return None
