@@ -22,7 +22,7 @@ from jaxstyle.errors import UserError
 # a module with `ACCEPTS_CONFIG_OVERRIDES = True` gets the `--config.a.b=v` extras in
 # `args.unknown`; every other command rejects unknown flags.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("jaxstyle.main", "train a model from a config file (CycleGAN or NST)"),
+    "train": ("jaxstyle.main", "train a model from a config file (CycleGAN, NST or fast style)"),
     "translate": ("jaxstyle.cyclegan.translate", "translate images with a trained CycleGAN generator"),
     "evaluate": ("jaxstyle.cyclegan.evaluate", "evaluate a CycleGAN run on a test split"),
     "fid": ("jaxstyle.fid.cli", "FID (and KID) of two image folders or statistics files"),

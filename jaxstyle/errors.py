@@ -12,6 +12,7 @@ what to do. Kept free of jax and of other jaxstyle imports so every layer can us
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 
@@ -25,6 +26,20 @@ class ConfigError(UserError, ValueError):
 
 class BadInputError(UserError, ValueError):
   """An input file that cannot be used (unreadable, empty, not an image, wrong layout)."""
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+  """Raised when a training loss is NaN or inf; the bad state is never checkpointed."""
+
+
+def check_finite(step: int, metrics: dict) -> None:
+  """Raises NonFiniteLossError if any `*loss*` metric (fetched to the host) is NaN or inf."""
+  bad = {k: float(v) for k, v in metrics.items() if 'loss' in k and not math.isfinite(float(v))}
+  if bad:
+    raise NonFiniteLossError(
+        f'non-finite loss at step {step}: {bad}; all metrics: '
+        f'{ {k: float(v) for k, v in metrics.items()} }. The state of this step was not saved; '
+        'the last good checkpoint is intact (lower optim.lr or check the data).')
 
 
 def _int_at_least(text: str, low: int) -> int:

@@ -1,4 +1,5 @@
-"""`jaxstyle train`: load a config file, apply `--config.*` overrides, dispatch on `config.task`.
+"""`jaxstyle train`: load a config file, apply `--config.*` overrides, dispatch on `config.task`
+(cyclegan, nst or fast_style).
 
 Kept thin on purpose (as the Flax examples' main.py): everything else lives in importable
 `train(config, workdir)` functions that tests and notebooks call directly.
@@ -15,7 +16,7 @@ import ml_collections
 from jaxstyle import config_lib, errors
 
 ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
-TASKS = ('cyclegan', 'nst')
+TASKS = ('cyclegan', 'nst', 'fast_style')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +40,10 @@ def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.Config
     raise errors.ConfigError(f'config.task={task!r} is not one of {", ".join(TASKS)}')
   if task == 'cyclegan':
     from jaxstyle.cyclegan import presets
-  else:
+  elif task == 'nst':
     from jaxstyle.nst import presets  # type: ignore[no-redef]
+  else:
+    from jaxstyle.fast_style import presets  # type: ignore[no-redef]
   presets.validate(config)
   config.lock()
   return config
@@ -49,8 +52,11 @@ def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.Config
 def run(args: argparse.Namespace) -> int:
   """Runs the job `config.task` names; bad configs and workdirs fail before JAX starts."""
   config = build_config(args.config, list(getattr(args, 'unknown', None) or []))
-  if config.task == 'nst':
-    from jaxstyle.nst import presets
+  if config.task in ('nst', 'fast_style'):
+    if config.task == 'nst':
+      from jaxstyle.nst import presets
+    else:
+      from jaxstyle.fast_style import presets  # type: ignore[no-redef]
     presets.check_inputs(config)
   if '://' not in args.workdir:
     errors.writable_dir(args.workdir, 'workdir')
@@ -70,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
   if task == 'nst':
     from jaxstyle.nst import stylize
     stylize.run_config(config, args.workdir)
+    return 0
+  if task == 'fast_style':
+    from jaxstyle.fast_style import train as train_fast_style
+    result = train_fast_style.train(config, args.workdir)
+    logging.info('Done: %s', result)
     return 0
   raise AssertionError(f'build_config accepted config.task={task!r}')
 

@@ -52,8 +52,12 @@ def shardings(mesh: jax.sharding.Mesh, specs: Any) -> Any:
                       is_leaf=lambda x: isinstance(x, P))
 
 
-def compile_step(per_device_step: Callable, mesh: jax.sharding.Mesh, specs: Any) -> Callable:
-  """Wraps `per_device_step(state, batch) -> (state, metrics)` as a jitted SPMD step.
+def compile_step(per_device_step: Callable, mesh: jax.sharding.Mesh, specs: Any,
+                 n_frozen: int = 0) -> Callable:
+  """Wraps `per_device_step(state, batch, *frozen) -> (state, metrics)` as a jitted SPMD step.
+
+  `frozen` (n_frozen replicated pytrees, e.g. VGG19 weights and style targets) are arguments,
+  never closures: closed-over arrays would be baked into the program as constants.
 
   `per_device_step` is written as for pmap: it sees its own slice of the batch and of the pools
   and must `pmean` gradients and metrics over `data` itself. `check_vma=False` is mandatory:
@@ -63,7 +67,7 @@ def compile_step(per_device_step: Callable, mesh: jax.sharding.Mesh, specs: Any)
   """
   step = jax.shard_map(
       per_device_step, mesh=mesh,
-      in_specs=(specs, P(DATA_AXIS)), out_specs=(specs, P()),
+      in_specs=(specs, P(DATA_AXIS), *([P()] * n_frozen)), out_specs=(specs, P()),
       check_vma=False)
   return jax.jit(step, donate_argnums=0)
 

@@ -10,11 +10,14 @@ import pytest
 
 from jaxstyle import config_lib, errors, models
 from jaxstyle.cyclegan import presets as cyclegan_presets
+from jaxstyle.fast_style import presets as fast_style_presets
 from jaxstyle.kernels import dispatch
-from jaxstyle.models import vgg
+from jaxstyle.models import johnson, vgg
 from jaxstyle.nst import image as nst_image
+from jaxstyle.nst import losses as nst_losses
 from jaxstyle.nst import optim as nst_optim
 from jaxstyle.nst import presets as nst_presets
+from jaxstyle.nst import weights as nst_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
@@ -24,7 +27,8 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
                          ids=lambda s: os.path.basename(s))
 def test_every_shipped_config_and_its_sweep_validates(spec):
   config = config_lib.load_config(spec)
-  presets = cyclegan_presets if config.task == "cyclegan" else nst_presets
+  presets = {"cyclegan": cyclegan_presets, "nst": nst_presets,
+             "fast_style": fast_style_presets}[config.task]
   presets.validate(config)
   module = config_lib.load_config_module(spec)
   for overrides in getattr(module, "get_sweep", lambda: [])():
@@ -35,6 +39,7 @@ def test_presets_validate():
   cyclegan_presets.validate(cyclegan_presets.cyclegan_base())
   nst_presets.validate(nst_presets.nst_base("c.png", "s.png"))
   nst_presets.validate(nst_presets.jcjohnson("c.png", "s.png"))
+  fast_style_presets.validate(fast_style_presets.fast_style_base())
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -101,6 +106,11 @@ def test_lists_match_the_runtime_registries():
   assert cyclegan_presets.CONV_IMPLS == ("auto", *dispatch.CONV_IMPLS)
   assert nst_presets.CONV_IMPLS == ("auto", *dispatch.CONV_IMPLS)
   assert nst_optim.OPTIMIZERS is nst_presets.OPTIMIZERS
+  assert nst_presets.NORMALISATIONS == fast_style_presets.NORMALISATIONS == nst_losses.NORMALISATIONS
+  assert fast_style_presets.CONV_IMPLS == ("auto", *dispatch.CONV_IMPLS)
+  assert fast_style_presets.UPSAMPLES == johnson.UPSAMPLES
+  assert set(fast_style_presets.OUTPUTS) == set(johnson.OUTPUTS)
+  assert set(fast_style_presets.VGG_SOURCES) == {*nst_weights.PREPROCESSING, "random"}
   assert set(nst_presets.RESIZE) == set(nst_image._RESAMPLE)
 
 

@@ -110,7 +110,7 @@ class FolderSource:
 
 
 class TfdsSource:
-  """One split of TFDS `cycle_gan/<name>` via `tfds.data_source` (random access, no TensorFlow).
+  """One split of TFDS `cycle_gan/<name>` (or any dataset with an 'image' feature) via `tfds.data_source` (random access, no TensorFlow).
 
   `tfds.data_source` needs the dataset prepared in the ArrayRecord format; a TFRecord build or a
   missing build raises a RuntimeError that says how to prepare it.
@@ -119,7 +119,8 @@ class TfdsSource:
   def __init__(self, name: str, split: str, data_dir: str = "", download: bool = False):
     import tensorflow_datasets as tfds  # imported here: ~1 s, and only TFDS runs need it
 
-    full = name if name.startswith("cycle_gan/") else f"cycle_gan/{name}"
+    # "apple2orange" -> cycle_gan/apple2orange; a full name ("coco/2017") is used as it is.
+    full = name if "/" in name else f"cycle_gan/{name}"
     kwargs: dict[str, Any] = dict(split=split, data_dir=data_dir or None, download=download)
     if download:
       kwargs["builder_kwargs"] = {"file_format": "array_record"}
@@ -268,9 +269,12 @@ class TrainStream:
   `close()`; `step` is the step of the batch the next `next()` returns.
   """
 
-  def __init__(self, data_cfg: Any, sources: dict[str, Any], start_step: int, global_batch: int,
+  def __init__(self, data_cfg: Any, sources: Any, start_step: int, global_batch: int,
                process_index: int = 0, process_count: int = 1, prefetch: int = 2,
-               num_workers: int | None = None):
+               num_workers: int | None = None, batch_fn: Any = None):
+    # `batch_fn(data_cfg, sources, step, global_batch, process_index, process_count)`: this
+    # module's `batch_at` by default; the fast-style task passes its own.
+    self._fn = batch_fn or batch_at
     self._args = (data_cfg, sources)
     self._batch = (global_batch, process_index, process_count)
     self.step = int(start_step)
@@ -286,7 +290,7 @@ class TrainStream:
 
   def _submit(self) -> None:
     gb, pi, pc = self._batch
-    fut = self._pool.submit(batch_at, *self._args, self._next_submit, gb, pi, pc)
+    fut = self._pool.submit(self._fn, *self._args, self._next_submit, gb, pi, pc)
     self._pending.append(fut)
     self._next_submit += 1
 

@@ -10,7 +10,6 @@ and evaluation when re-run.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from typing import Any
@@ -21,24 +20,12 @@ import numpy as np
 from jaxstyle import checkpoint, config_lib, image_io, parallel
 from jaxstyle.cyclegan import data, samples
 from jaxstyle.cyclegan import step as train_state
-from jaxstyle.errors import UserError
+from jaxstyle.errors import NonFiniteLossError as NonFiniteLossError
+from jaxstyle.errors import check_finite
 from jaxstyle.kernels import dispatch
 from jaxstyle.metrics import METRICS_FILE, MetricWriter, read_metrics, write_config
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(UserError, FloatingPointError):
-  """Raised when a training loss is NaN or inf; the bad state is never checkpointed."""
-
-
-def _check_finite(step: int, metrics: dict[str, Any]) -> None:
-  bad = {k: float(v) for k, v in metrics.items() if 'loss' in k and not math.isfinite(float(v))}
-  if bad:
-    raise NonFiniteLossError(
-        f'non-finite loss at step {step}: {bad}; all metrics: '
-        f'{ {k: float(v) for k, v in metrics.items()} }. The state of this step was not saved; '
-        'the last good checkpoint is intact (lower optim.lr or check the data).')
 
 
 def _sample_fn(config: Any):
@@ -180,7 +167,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
         bar.update(1)
         in_flight = None
-        _check_finite(step, metrics)
+        check_finite(step, metrics)
         last = {k: float(v) for k, v in metrics.items()}
         elapsed = max(time.time() - t0, 1e-9)
         last['train/steps_per_sec'] = t_steps / elapsed

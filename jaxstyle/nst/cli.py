@@ -1,4 +1,5 @@
-"""`jaxstyle stylize CONTENT STYLE [STYLE2 ...] -o OUT [--config PRESET] [options]`.
+"""`jaxstyle stylize CONTENT STYLE [STYLE2 ...] -o OUT [--config PRESET] [options]`, and with
+`--model RUN` a trained fast-style network over images, folders or a video (`fast_style/cli.py`).
 
 Flags mirror jcjohnson/neural-style's option set; each one overrides a field of the preset
 (the named preset `jaxstyle.nst.presets.jcjohnson`, = configs/nst_jcjohnson.py, when no --config is
@@ -46,9 +47,12 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the stylize flags (the jcjohnson/neural-style set, plus sweeps and multi-scale)."""
-  parser.add_argument("content", help="content image (PNG/JPEG)")
-  parser.add_argument("styles", nargs="+", help="one or more style images")
-  parser.add_argument("-o", "--output", default="stylized.png", help="output image path")
+  parser.add_argument("images", nargs="*", metavar="IMAGE",
+                      help="CONTENT STYLE [STYLE ...] (optimisation NST); with --model: image "
+                           "files or folders to stylise")
+  parser.add_argument("-o", "--output", default=None,
+                      help="output image path (default stylized.png); with --model and several "
+                           "inputs: a folder")
   parser.add_argument("--config", default=None,
                       help="preset file, e.g. configs/nst_book.py or "
                            "configs/nst_quality.py:runlocal (default: the jcjohnson preset, "
@@ -65,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--content-layers", type=_names, help="e.g. block4_conv2 or relu4_2")
   g.add_argument("--style-layers", type=_names, help="comma list, e.g. relu1_1,relu2_1")
   g.add_argument("--layer-weights", type=_floats, help="one weight per style layer")
-  g.add_argument("--normalisation", choices=("book", "gatys"))
+  g.add_argument("--normalisation", choices=presets.NORMALISATIONS)
   g.add_argument("--style-weights", type=_floats,
                  help="sweep: comma list of style weights, one output each, one vmapped program")
   g.add_argument("--style-blend", type=_floats, help="blend weights of several style images")
@@ -96,6 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--strip-iters", type=_ints, help="segments shown in the progress strip")
   g.add_argument("--no-snapshots", action="store_true", help="skip per-segment PNGs")
   g.add_argument("--no-progress", action="store_true", help="no progress bar")
+  from jaxstyle.fast_style import cli as fast_cli
+  fast_cli.add_arguments(parser.add_argument_group(
+      "fast style (a trained feed-forward network instead of the optimisation)"))
 
 
 def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
@@ -107,7 +114,13 @@ def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
     overrides["image.max_side"] = 0
   if args.max_side is not None and args.height is None:
     overrides["image.height"] = 0
-  overrides.update(content=args.content, styles=tuple(args.styles), output=args.output)
+  images = list(args.images)
+  if len(images) < 2:
+    raise errors.UserError(
+        "stylize needs a content image and at least one style image (jaxstyle stylize CONTENT "
+        "STYLE -o OUT), or --model RUN with images to stylise with a trained fast-style network")
+  overrides.update(content=images[0], styles=tuple(images[1:]),
+                   output=args.output or "stylized.png")
   if args.original_colors:
     overrides["colors"] = "preserve"
   if args.no_snapshots:
@@ -131,6 +144,17 @@ def config_from_argv(argv: list[str]) -> ml_collections.ConfigDict:
 def run(args: argparse.Namespace) -> int:
   """Runs the stylisation; the config, images and output folders are checked before VGG19 loads
   (bad ones are one error line from jaxstyle.cli, exit code 2)."""
+  if args.model:
+    nst_only = [f"--{dest.replace('_', '-')}" for dest in _FIELDS if getattr(args, dest) is not None]
+    nst_only += ["--config"] * bool(args.config) + ["--config.*"] * bool(getattr(args, "unknown", None))
+    if nst_only:
+      raise errors.UserError(f"{', '.join(nst_only)} set the optimisation NST; a --model run "
+                             "has its styles and weights built in")
+    from jaxstyle.fast_style import cli as fast_cli
+    return fast_cli.run(args)
+  if args.video or args.style is not None or args.style_mix is not None:
+    raise errors.UserError("--video, --style and --style-mix need --model RUN (a trained "
+                           "fast-style network)")
   config = presets.check_inputs(presets.validate(build_config(args)))
   errors.writable_dir(os.path.dirname(os.path.abspath(config.output)), "output folder (-o)")
   if args.workdir:

@@ -1,6 +1,9 @@
-"""Neural style transfer losses: the book's Keras formulas (nst.md §1.3) and Gatys et al.'s (§1.6).
+"""Neural style transfer losses: the book's Keras formulas (nst.md §1.3), Gatys et al.'s (§1.6) and
+Johnson et al.'s (the `johnson` normalisation, as jcjohnson/fast-neural-style and pytorch/examples
+compute it: MSE of features, MSE of Grams normalised by C·h·w).
 
-All functions are pure and compute in float32. Normalisers are built from static shapes in Python floats,
+One implementation serves both the pixel optimisation (`make_objective`) and the fast-style trainer
+(`make_terms`, on a batch of outputs with per-image targets). All functions are pure and compute in float32. Normalisers are built from static shapes in Python floats,
 because (H*W)^2 overflows int32 already at 216x216 and int64-free code must not depend on x64 mode.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from jaxstyle.models.vgg import LAYER_NAMES, block_losses, canonical_name, froze
 
 BOOK_CONTENT_LAYERS = ('block5_conv2',)
 BOOK_STYLE_LAYERS = ('block1_conv1', 'block2_conv1', 'block3_conv1', 'block4_conv1', 'block5_conv1')
+NORMALISATIONS = ('book', 'gatys', 'johnson')
 
 
 def gram(f: jax.Array) -> jax.Array:
@@ -72,6 +76,33 @@ def style_loss_gatys(f: jax.Array, target_gram: jax.Array) -> jax.Array:
   return jnp.sum(d * d) / (4.0 * n * n * m * m)
 
 
+def _layer_size(f: jax.Array) -> float:
+  """C·h·w of one image's feature map (N, h, w, C) or (h, w, C), as a Python float."""
+  return float(f.shape[-1]) * float(f.shape[-2]) * float(f.shape[-3])
+
+
+def gram_johnson(f: jax.Array) -> jax.Array:
+  """Johnson et al.'s Gram FᵀF / (C·h·w): comparable across image sizes (style images differ)."""
+  return gram(f) / _layer_size(f)
+
+
+def content_loss_johnson(f: jax.Array, target: jax.Array) -> jax.Array:
+  """Mean of (F − P)² over one image's C·h·w values (summed over a batch's images)."""
+  return content_loss(f, target) / _layer_size(f)
+
+
+def style_loss_johnson(f: jax.Array, target_gram: jax.Array) -> jax.Array:
+  """Mean over the C² entries of (G(F) − T)², G and T normalised Grams (summed over a batch)."""
+  c = float(f.shape[-1])
+  d = gram_johnson(f) - jnp.asarray(target_gram, jnp.float32)
+  return jnp.sum(d * d) / (c * c)
+
+
+def style_target(f: jax.Array, normalisation: str) -> jax.Array:
+  """The Gram a style image contributes to the target: normalised for `johnson`, else raw."""
+  return gram_johnson(f) if normalisation == 'johnson' else gram(f)
+
+
 def tv_loss(x: jax.Array, exponent: float = 1.25) -> jax.Array:
   """Keras example total variation Σ(a + b)^exponent over the (H−1)×(W−1) crop, per channel.
 
@@ -111,7 +142,7 @@ def _layer_weights(layer_weights: Any, layers: Sequence[str]) -> dict[str, float
 
 def _targets(net: Any, vgg_params: Any, content_img: Any, style_imgs: Any,
              style_blend: Sequence[float] | None, content_layers: Sequence[str],
-             style_layers: Sequence[str], conv_impl: str) -> dict[str, Any]:
+             style_layers: Sequence[str], conv_impl: str, normalisation: str) -> dict[str, Any]:
   """Content features, blended style Grams and the frozen kernels: everything fixed during a run."""
   feature_fn = jax.jit(lambda p, x: net.apply({'params': p}, x))
   styles = _as_images(style_imgs)
@@ -123,7 +154,7 @@ def _targets(net: Any, vgg_params: Any, content_img: Any, style_imgs: Any,
   for w, img in zip(blend, styles):
     feats = feature_fn(vgg_params, img)
     for name in style_layers:
-      style_grams[name] = style_grams[name] + float(w) * gram(feats[name])
+      style_grams[name] = style_grams[name] + float(w) * style_target(feats[name], normalisation)
   content = _as_images(content_img)[0]
   content_feats = feature_fn(vgg_params, content)
   # The input-gradient kernels (and the Winograd transforms of wide layers on CPU) depend only on
@@ -132,6 +163,50 @@ def _targets(net: Any, vgg_params: Any, content_img: Any, style_imgs: Any,
   kernels_t = frozen_kernels({n: vgg_params[n] for n in upto}, tuple(content.shape[1:3]), conv_impl)
   return {'content': {name: content_feats[name] for name in content_layers},
           'style': style_grams, 'kernels_t': kernels_t}
+
+
+def term_fns(normalisation: str) -> tuple[Callable[..., jax.Array], Callable[..., jax.Array]]:
+  """(content(f, target), style(f, target_gram, height, width)) of one normalisation.
+
+  Each sums over a batch's images, so a batch's loss is the sum of its images' losses.
+  """
+  if normalisation == 'book':
+    return content_loss, style_loss_book
+  if normalisation == 'gatys':
+    return content_loss_gatys, lambda f, t, h, w: style_loss_gatys(f, t)
+  if normalisation == 'johnson':
+    return content_loss_johnson, lambda f, t, h, w: style_loss_johnson(f, t)
+  raise ValueError(f'normalisation must be one of {NORMALISATIONS}, got {normalisation!r}')
+
+
+def make_terms(
+    content_layers: Sequence[str], style_layers: Sequence[str], *, layer_weights: Any = None,
+    content_weight: float = 1.0, style_weight: float = 100.0, tv_weight: float = 20.0,
+    normalisation: str = 'book', tv_exponent: float = 1.25,
+) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:
+  """`terms(feats, x, content_targets, style_targets) -> (total, {'loss_content', ...})`.
+
+  The weighted content, style and TV terms of images `x` (N, H, W, C) from their VGG `feats`,
+  summed over the N images. Targets broadcast: one content map per image, and a style Gram
+  (C, C) for all images or (N, C, C), one per image (the fast-style trainer's per-image styles).
+  """
+  content_layers = [canonical_name(n) for n in content_layers]
+  style_layers = [canonical_name(n) for n in style_layers]
+  weights = _layer_weights(layer_weights, style_layers)
+  c_fn, style_fn = term_fns(normalisation)
+
+  def terms(feats: Mapping[str, jax.Array], x: jax.Array, content_targets: Mapping[str, Any],
+            style_targets: Mapping[str, Any]) -> tuple[jax.Array, dict[str, jax.Array]]:
+    height, width = x.shape[1], x.shape[2]
+    loss_content = content_weight * sum(
+        c_fn(feats[name], content_targets[name]) for name in content_layers)
+    loss_style = style_weight * sum(
+        weights[n] * style_fn(feats[n], style_targets[n], height, width) for n in style_layers)
+    loss_tv = tv_weight * tv_loss(x, tv_exponent)
+    total = loss_content + loss_style + loss_tv
+    return total, {'loss_content': loss_content, 'loss_style': loss_style, 'loss_tv': loss_tv}
+
+  return terms
 
 
 def make_objective(
@@ -154,7 +229,8 @@ def make_objective(
     layer_weights: per style layer weights w_l (sequence or dict); default 1/n_layers, i.e. the book's
       style_weight / 5 per layer.
     content_weight, style_weight, tv_weight: term weights (book figures: 1 / 100 / 20).
-    normalisation: 'book' (Keras example: Σ content, 4·9·(H·W)² style) or 'gatys' (½Σ, 4N²M²).
+    normalisation: 'book' (Keras example: Σ content, 4·9·(H·W)² style), 'gatys' (½Σ, 4N²M²) or
+      'johnson' (MSE of features, MSE of Grams normalised by C·h·w: fast-neural-style's).
     tv_exponent: the Keras TV exponent (1.25).
     remat: compute each loss inside its VGG block and recompute the block in the backward pass
       (`vgg.block_losses`): only block inputs are kept, which is what fits 4K in 24 GB.
@@ -166,19 +242,19 @@ def make_objective(
     `loss_fn(x, targets, vgg_params) -> (total, {'loss_content', 'loss_style', 'loss_tv'})` where x is
     the NHWC image in network input space and the three terms are already weighted (they sum to total).
   """
-  if normalisation not in ('book', 'gatys'):
-    raise ValueError(f"normalisation must be 'book' or 'gatys', got {normalisation!r}")
+  if normalisation not in NORMALISATIONS:
+    raise ValueError(f'normalisation must be one of {NORMALISATIONS}, got {normalisation!r}')
   content_layers = [canonical_name(n) for n in content_layers]
   style_layers = [canonical_name(n) for n in style_layers]
   weights = _layer_weights(layer_weights, style_layers)
   needed = sorted(set(content_layers) | set(style_layers), key=LAYER_NAMES.index)
   net = vgg.clone(outputs=tuple(needed))
   targets = _targets(net, vgg_params, content_img, style_imgs, style_blend, content_layers,
-                     style_layers, conv_impl)
-
-  book = normalisation == 'book'
-  c_fn = content_loss if book else content_loss_gatys
-  style_fn = style_loss_book if book else (lambda f, target_gram, h, w: style_loss_gatys(f, target_gram))
+                     style_layers, conv_impl, normalisation)
+  c_fn, style_fn = term_fns(normalisation)
+  terms_fn = make_terms(content_layers, style_layers, layer_weights=weights,
+                        content_weight=content_weight, style_weight=style_weight,
+                        tv_weight=tv_weight, normalisation=normalisation, tv_exponent=tv_exponent)
 
   def layer_losses(height: int, width: int) -> dict[str, Callable[..., dict[str, jax.Array]]]:
     """Per-layer `(features, targets) -> {'content', 'style'}` terms, for `vgg.block_losses`."""
@@ -195,18 +271,15 @@ def make_objective(
 
   def loss_fn(x: jax.Array, targets: Any, vgg_params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
     height, width = x.shape[1], x.shape[2]
-    if remat:  # losses inside the checkpointed blocks: only block inputs are kept
-      args = {name: {k: targets[k][name] for k in ('content', 'style') if name in targets[k]}
-              for name in needed}
-      terms = block_losses(vgg_params, x, layer_losses(height, width), args, pool=net.pool,
-                           dtype=net.dtype, kernels_t=targets.get('kernels_t'))
-      loss_content, loss_style = terms['content'], terms['style']
-    else:
+    if not remat:
       feats = net.apply({'params': vgg_params}, x, targets.get('kernels_t'))
-      loss_content = content_weight * sum(
-          c_fn(feats[name], targets['content'][name]) for name in content_layers)
-      loss_style = style_weight * sum(
-          weights[n] * style_fn(feats[n], targets['style'][n], height, width) for n in style_layers)
+      return terms_fn(feats, x, targets['content'], targets['style'])
+    # Losses inside the checkpointed blocks: only block inputs are kept.
+    args = {name: {k: targets[k][name] for k in ('content', 'style') if name in targets[k]}
+            for name in needed}
+    terms = block_losses(vgg_params, x, layer_losses(height, width), args, pool=net.pool,
+                         dtype=net.dtype, kernels_t=targets.get('kernels_t'))
+    loss_content, loss_style = terms['content'], terms['style']
     loss_tv = tv_weight * tv_loss(x, tv_exponent)
     total = loss_content + loss_style + loss_tv
     return total, {'loss_content': loss_content, 'loss_style': loss_style, 'loss_tv': loss_tv}

@@ -17,6 +17,7 @@ from jaxstyle import config_lib
 OPTIMIZERS = ('lbfgs', 'adam', 'lbfgs_scipy')
 RESIZE = ('nearest', 'bilinear', 'bicubic', 'lanczos')
 CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
+NORMALISATIONS = ('book', 'gatys', 'johnson')
 VGG19_CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
 _LAYER = re.compile(r'^(?:block(\d)_conv(\d)|(?:conv|relu)(\d)_(\d))$')
 
@@ -48,7 +49,7 @@ def nst_base(content: str, style: str) -> ml_collections.ConfigDict:
       dtype='float32',
       conv_impl='auto'))      # auto | xla | subpixel | cpu_fast | cpu_winograd (kernels/dispatch.py)
   c.loss = ml_collections.ConfigDict(dict(
-      normalisation='book',   # book | gatys
+      normalisation='book',   # book | gatys | johnson (nst.losses.NORMALISATIONS)
       content_layers=('block5_conv2',),
       style_layers=tuple(f'block{b}_conv1' for b in range(1, 6)),
       layer_weights=(),       # per style layer; () = the normalisation's (book: style_weight / 5)
@@ -121,7 +122,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ck.choice('vgg.dtype', ('float32', 'bfloat16'))
   ck.choice('vgg.conv_impl', CONV_IMPLS)
   lc = c.loss
-  ck.choice('loss.normalisation', ('book', 'gatys'))
+  ck.choice('loss.normalisation', NORMALISATIONS)
   ck.require(len(lc.content_layers) > 0, 'loss.content_layers is empty; name at least one layer')
   bad = [n for n in (*lc.content_layers, *lc.style_layers) if not vgg_layer_ok(n)]
   ck.require(not bad, f'unknown VGG19 layers {bad}; use blockB_convI, convB_I or reluB_I '

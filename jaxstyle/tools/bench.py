@@ -6,6 +6,7 @@
   jaxstyle bench nst-run --size 256 --outer 3                  a full L-BFGS NST run
   jaxstyle bench fid --size 299 --batch 50                     Inception features, images/s (bench_fid.py)
   jaxstyle bench data --source both --workers 1,2,4            input pipeline, images/s (bench_data.py)
+  jaxstyle bench fast-style --size 512 --train-size 256 --batch 4  net forward + train step (bench_fast_style.py)
   ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
   ... --conv-impl xla|subpixel|cpu_fast|cpu_winograd            A/B of the conv implementation
 
@@ -32,7 +33,7 @@ from jaxstyle.cyclegan import presets
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
-from jaxstyle.tools import bench_data, bench_fid, bench_nst, bench_peers
+from jaxstyle.tools import bench_data, bench_fast_style, bench_fid, bench_nst, bench_peers
 
 BOOK = dict(norm_eps=1e-3, eps_mode='std')
 # name -> (image side, overrides of presets.reference_model)
@@ -45,16 +46,19 @@ ARCHS: dict[str, tuple[int, dict[str, Any]]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle bench`."""
-  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm', 'fid', 'data'])
+  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm', 'fid', 'data',
+                                      'fast-style'])
   parser.add_argument('--arch', choices=list(ARCHS), default='unet128')
   parser.add_argument('--batch', type=positive_int, default=None,
-                      help='per-device batch (default 1); fid: over all devices (default 50)')
+                      help='per-device batch (default 1); fid: over all devices (default 50); '
+                           'fast-style: train step (default 4)')
   parser.add_argument('--devices', type=nonnegative_int, default=1, help='data-parallel devices (0 = all)')
   parser.add_argument('--size', type=nonnegative_int, default=0, help='override the image side')
   parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
   parser.add_argument('--lambda-id', type=float, default=5.0, help='0 skips the identity passes')
   parser.add_argument('--steps', type=positive_int, default=None,
-                      help=f'timed steps (default 20; fid {bench_fid.DEFAULT_STEPS})')
+                      help=f'timed steps (default 20; fid {bench_fid.DEFAULT_STEPS}; '
+                           f'fast-style {bench_fast_style.DEFAULT_STEPS})')
   parser.add_argument('--warmup', type=nonnegative_int, default=2)
   parser.add_argument('--outer', type=positive_int, default=3, help='nst-run: L-BFGS segments of 20')
   parser.add_argument('--conv-impl', default='auto', choices=('auto', *dispatch.CONV_IMPLS),
@@ -63,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       'timed steps to this directory (open with xprof / TensorBoard)')
   bench_peers.add_common_arguments(parser)
   bench_data.add_arguments(parser)
+  bench_fast_style.add_arguments(parser)
 
 
 def bench_config(arch: str, dtype: str, lambda_id: float,
@@ -78,10 +83,15 @@ def bench_config(arch: str, dtype: str, lambda_id: float,
 def run(args: argparse.Namespace) -> int:
   """Dispatches to one bench and prints its JSON line."""
   fid = args.task == 'fid'
-  args.batch = args.batch or (bench_fid.DEFAULT_BATCH if fid else 1)
-  args.steps = args.steps or (bench_fid.DEFAULT_STEPS if fid else 20)
+  batch, steps = {'fid': (bench_fid.DEFAULT_BATCH, bench_fid.DEFAULT_STEPS),
+                  'fast-style': (bench_fast_style.DEFAULT_BATCH, bench_fast_style.DEFAULT_STEPS),
+                  }.get(args.task, (1, 20))
+  args.batch = args.batch or batch
+  args.steps = args.steps or steps
   if fid:
     result = bench_fid.bench(args)
+  elif args.task == 'fast-style':
+    result = bench_fast_style.bench(args)  # a list: one line per case (forward, train step)
   elif args.task == 'data':
     result = bench_data.bench(args)
   elif args.task in ('nst-eval', 'nst-run'):
@@ -93,10 +103,12 @@ def run(args: argparse.Namespace) -> int:
     result = bench_translate(args)
   else:
     result = bench_cyclegan(args)
-  for key, value in dispatch.runtime_record(args.conv_impl).items():
-    result.setdefault(key, value)  # a bench's own `devices` (those it used) wins
-  print(json.dumps(result))
-  return 0 if np.isfinite(result.get('loss_G', 0.0)) else 1
+  lines = result if isinstance(result, list) else [result]
+  for line in lines:
+    for key, value in dispatch.runtime_record(args.conv_impl).items():
+      line.setdefault(key, value)  # a bench's own `devices` (those it used) wins
+    print(json.dumps(line))
+  return 0 if all(np.isfinite(line.get('loss_G', line.get('loss', 0.0))) for line in lines) else 1
 
 
 def bench_translate(args: argparse.Namespace) -> dict[str, Any]:

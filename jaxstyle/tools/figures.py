@@ -9,6 +9,8 @@ fetched workdir (`launch/tpu.py fetch`).
   jaxstyle figure 5-12 --workdir runs/monet --steps 1000,5000,20000 -o fig5_12.png
   jaxstyle figure 5-18 --workdir runs/nst --iterations 0,4,9 -o fig5_18.png
   jaxstyle figure loss --workdir runs/5_1 [--workdirs runs/b ...] -o loss.png
+  jaxstyle figure style-grid --workdir runs/multi --images a.jpg b.jpg    # figures_fast_style
+  jaxstyle figure style-mix  --workdir runs/multi --image a.jpg --styles 0,1 --steps 5
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ from PIL import Image
 
 from jaxstyle import errors, image_io, metrics
 from jaxstyle.errors import UserError
+from jaxstyle.tools import figures_fast_style
 
-FIGURES = ("5-8", "5-9", "5-12", "5-13", "5-18", "loss")
+FIGURES = ("5-8", "5-9", "5-12", "5-13", "5-18", "loss", *figures_fast_style.FIGURES)
 DPI = 100
 MAX_WIDTH_PX = 3000  # keeps side-by-side figures of many large grids at a sane size
 _STEP_RE = re.compile(r"step_(\d+)\.png$")
@@ -224,19 +227,28 @@ def _runs(args: argparse.Namespace) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Flags of `jaxstyle figure`."""
-  parser.add_argument("figure", choices=FIGURES, help="book figure number, or `loss`")
+  parser.add_argument("figure", choices=FIGURES,
+                      help="book figure number, `loss`, or a fast-style net's style-grid/style-mix")
   parser.add_argument("--workdir", default=None, help="run workdir (or sweep base, or NST dir)")
   parser.add_argument("--workdirs", nargs="+", default=None, help="more runs (5-9, loss)")
-  parser.add_argument("--steps", default=None, help="comma-separated training steps")
+  parser.add_argument("--steps", default=None,
+                      help="comma-separated training steps (style-mix: number of blends)")
   parser.add_argument("--iterations", default=None, help="comma-separated NST snapshot indices")
   parser.add_argument("--prefix", default=None, help="NST snapshot prefix if there are several")
-  parser.add_argument("--images", nargs="+", default=(), help="5-18: content/style images first")
+  parser.add_argument("--images", nargs="+", default=(),
+                      help="5-18: content/style images first; style-grid: the content images")
   parser.add_argument("--keys", default=None, help="loss: comma-separated metric keys")
-  parser.add_argument("-o", "--output", required=True, help="output PNG")
+  parser.add_argument("-o", "--output", default=None,
+                      help="output PNG (required, except style-grid/style-mix: RUN/figures/)")
+  figures_fast_style.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
   """Draws one figure and prints where it went."""
+  if args.figure in figures_fast_style.FIGURES:
+    return figures_fast_style.run(args)
+  if not args.output:
+    raise UserError(f"figure {args.figure} needs -o OUT.png (the output PNG)")
   errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), "output folder (-o)")
   steps = _ints(args.steps)
   if args.figure == "5-18":

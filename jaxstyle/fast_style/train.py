@@ -1,0 +1,180 @@
+"""Fast-style trainer: one linear `train(config, workdir)` (big_vision style), CycleGAN's machinery.
+
+Same contract as `cyclegan/train.py`: the workdir is the run's identity (re-running resumes from
+its newest checkpoint, bit-identical, because the batch stream is a pure function of (seed, step)
+and the whole state is saved), `config.resume` starts from another run, a data-parallel
+`shard_map` step with explicit `pmean`, metrics.jsonl + TensorBoard, sample grids, and a save on
+Ctrl-C. The VGG19 weights and the style Grams are computed once and passed to the step.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxstyle import checkpoint, image_io, parallel
+from jaxstyle.errors import check_finite
+from jaxstyle.fast_style import data, presets
+from jaxstyle.fast_style import step as fs_step
+from jaxstyle.kernels import dispatch
+from jaxstyle.metrics import MetricWriter, write_config
+
+log = logging.getLogger(__name__)
+
+
+def sample_path(workdir: str, step: int) -> str:
+  return os.path.join(workdir, 'samples', f'step_{step:06d}.png')
+
+
+def sample_grid(contents: np.ndarray, outputs: np.ndarray, styles: list[np.ndarray],
+                labels: list[str]) -> np.ndarray:
+  """Row 0: the style images; then per content image: content | its output in each style.
+
+  `outputs` is (n_styles, n_images, H, W, 3) in [0, 255].
+  """
+  size = contents.shape[1]
+  thumbs = [data.content_view(s, size) for s in styles]
+  blank = np.full_like(thumbs[0], 255)
+  rows = [[blank, *thumbs]]
+  for i, content in enumerate(contents):
+    rows.append([image_io.clip_uint8(content),
+                 *[image_io.clip_uint8(outputs[k, i]) for k in range(len(styles))]])
+  return image_io.grid(rows, labels=[['content', *labels]], min_cell=128)
+
+
+def _held_out(config: Any) -> np.ndarray:
+  """The first `num_samples` held-out content images (float32 [0, 255])."""
+  source = data.make_source(config.data, 'test')
+  n = min(max(config.num_samples, 1), len(source))
+  return np.stack([data.content_view(source.image(i), config.data.image_size)
+                   for i in range(n)]).astype(np.float32)
+
+
+def evaluate(eval_fn: Any, params: Any, frozen: Any, contents: np.ndarray,
+             n_styles: int) -> tuple[np.ndarray, dict[str, float]]:
+  """Every held-out image in every style: (outputs (n_styles, N, H, W, 3), mean eval metrics)."""
+  outs, records = [], []
+  for k in range(n_styles):
+    ids = np.full((len(contents),), k, np.int32)
+    y, metrics = jax.device_get(eval_fn(params, frozen, contents, ids))
+    outs.append(y)
+    records.append(metrics)
+  means = {key: float(np.mean([r[key] for r in records])) for key in records[0]}
+  return np.stack(outs), means
+
+
+def train(config: Any, workdir: str) -> dict[str, float]:
+  """Trains a fast-style network as `config` says, checkpointing into `workdir`; last metrics.
+
+  Linear on purpose (house style): the loop reads top to bottom, like the CycleGAN trainer's.
+  """
+  is_main = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+
+  #### Input
+  mesh = parallel.make_mesh()
+  n_dev = jax.device_count()
+  global_batch = config.per_device_batch * n_dev
+  n_styles = presets.n_styles(config)
+  source = data.make_source(config.data, 'train')
+  contents = _held_out(config)
+  styles = data.load_styles(config.styles, config.style_size)
+  labels = data.style_labels(config.styles)
+  total = int(config.total_steps)
+  log.info('Content %s: %d training images at %d²; %d style(s) %s; global batch %d on %d '
+           'devices; %d steps', config.data.source, len(source), config.data.image_size,
+           len(styles), labels, global_batch, n_dev, total)
+  if is_main:
+    write_config(workdir, config, dispatch.runtime_record(config.model.get('conv_impl', 'auto')))
+
+  #### Model and frozen inputs (VGG19 + the style Grams)
+  vgg_params, prep = fs_step.load_vgg(config)
+  frozen = jax.device_get(fs_step.frozen_inputs(config, vgg_params, prep, styles))
+  frozen = parallel.place(frozen, parallel.shardings(mesh, parallel.state_specs(frozen, ())))
+  state = jax.device_get(fs_step.init_state(config, jax.random.PRNGKey(config.seed)))
+  specs = parallel.state_specs(state, sharded_keys=())
+  state = parallel.place(state, parallel.shardings(mesh, specs))
+
+  #### Checkpoint: auto-resume from this workdir, else from config.resume, else from scratch.
+  mngr = checkpoint.make_manager(workdir, config)
+  abstract = checkpoint.abstract_of(state)
+  restored = checkpoint.restore_latest(mngr, abstract)
+  if restored is None and config.resume:
+    other = checkpoint.make_manager(config.resume, None)
+    restored = checkpoint.restore_latest(other, abstract, move_aside=False)  # not our run
+    checkpoint.close(other)
+    if restored is None:
+      raise FileNotFoundError(f'config.resume={config.resume!r} holds no checkpoint')
+  if restored is not None:
+    state = restored
+  start = int(jax.device_get(state['step']))
+  if restored is not None:
+    log.info('Restored step %d', start)
+
+  #### Step
+  step_fn = parallel.compile_step(fs_step.make_train_step(config, prep), mesh, specs,
+                                  n_frozen=1)
+  eval_fn = fs_step.make_eval_fn(config, prep)
+  writer = MetricWriter(workdir, enabled=is_main)
+  stream = data.make_stream(config.data, source, n_styles, start, global_batch,
+                            jax.process_index(), jax.process_count())
+  extra = lambda s: {'model': config.model.to_dict(), 'styles': list(config.styles),
+                     'labels': labels, 'step': s}
+
+  def write_samples(step: int) -> dict[str, float]:
+    params = jax.device_get(state['params']['net'])
+    outputs, scores = evaluate(eval_fn, params, frozen, contents, n_styles)
+    grid = sample_grid(contents, outputs, styles, labels)
+    image_io.save(sample_path(workdir, step), grid)
+    writer.write_image(step, 'samples', grid)
+    return scores
+
+  #### Loop
+  from tqdm import tqdm
+  bar = tqdm(total=total, initial=start, disable=not is_main or not config.progress,
+             dynamic_ncols=True, unit='step')
+  last: dict[str, float] = {}
+  step, t0, t_steps, t_wait = start, time.time(), 0, 0.0
+  try:
+    for step in range(start + 1, total + 1):
+      t_ask = time.perf_counter()
+      batch = parallel.global_batch_from_local(mesh, next(stream))
+      t_wait += time.perf_counter() - t_ask
+      with jax.transfer_guard('disallow'):
+        state, metrics = step_fn(state, batch, frozen)
+      t_steps += 1
+      bar.update(1)
+      is_save = step % config.ckpt.every_steps == 0 or step == total
+      if step % config.log_every == 0 or is_save:
+        metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
+        check_finite(step, metrics)
+        last = {k: float(v) for k, v in metrics.items()}
+        elapsed = max(time.time() - t0, 1e-9)
+        last['train/steps_per_sec'] = t_steps / elapsed
+        last['train/data_wait_frac'] = min(t_wait / elapsed, 1.0)
+        t0, t_steps, t_wait = time.time(), 0, 0.0
+        writer.write(step, last)
+        bar.set_postfix(loss=f"{last['train/loss']:.4g}")
+      if is_main and (step % config.sample_every == 0 or step == total):
+        scores = write_samples(step)  # held-out perceptual loss, every style
+        writer.write(step, scores)
+        last.update(scores)
+      if is_save:
+        checkpoint.save(mngr, step, state, force=step == total, extra=extra(step))
+  except KeyboardInterrupt:
+    if not any(x.is_deleted() for x in jax.tree.leaves(state)):
+      done = int(jax.device_get(state['step']))
+      log.warning('Interrupted: saving step %d before exiting', done)
+      checkpoint.save(mngr, done, state, force=True, extra=extra(done))
+    raise
+  finally:
+    bar.close()
+    stream.close()
+    writer.close()
+    checkpoint.close(mngr)
+  last['step'] = step
+  return last

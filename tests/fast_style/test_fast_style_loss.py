@@ -1,0 +1,118 @@
+"""The fast-style perceptual loss: PyTorch parity, and one implementation with the pixel NST.
+
+Parity: tests/fixtures/make_fast_style_loss_fixture.py (torch, float64) stores the loss terms and
+two gradients of a seeded random TransformerNet + VGG19 on seeded images; both sides rebuild the
+weights with random_weights.py. "Relative" is |ours − ref| / |ref| (norms for arrays).
+"""
+import json
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle.fast_style import presets
+from jaxstyle.fast_style import step as fs_step
+from jaxstyle.models import johnson
+from jaxstyle.models.vgg import VGG19
+from jaxstyle.nst import losses
+from jaxstyle.nst.weights import PREPROCESSING
+from jaxstyle.ports import torchvision_vgg
+
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / 'fixtures'
+sys.path.insert(0, str(FIXTURES))
+from random_weights import random_images, random_state_dict  # noqa: E402
+
+PREP = PREPROCESSING['keras']
+
+
+def rel(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope='module')
+def case():
+  """The fixture's weights, images and references, and our config / loss for them."""
+  data = np.load(FIXTURES / 'fast_style_loss_ref.npz')
+  meta = json.loads(str(data['meta']))
+  net_sd = random_state_dict([(k, tuple(s)) for k, s in meta['net']['layout']], meta['net']['seed'])
+  vgg_sd = random_state_dict([(k, tuple(s)) for k, s in meta['vgg']['layout']], meta['vgg']['seed'])
+  for sd, m in ((net_sd, meta['net']), (vgg_sd, meta['vgg'])):  # the same arrays as torch used
+    for key, total in m['checksums'].items():
+      assert float(sd[key].astype(np.float64).sum()) == pytest.approx(total, rel=1e-12, abs=1e-9)
+  ci, si = meta['content_image'], meta['style_image']
+  x = random_images(tuple(ci['shape_nhwc']), ci['seed'], high=255.0)
+  style = random_images(tuple(si['shape_nhwc']), si['seed'], high=255.0)[0]
+  config = presets.fast_style_base()
+  config.vgg.conv_impl = 'xla'
+  assert config.loss.content_layers == (meta['content_layer'],)
+  assert config.loss.normalisation == meta['normalisation']
+  params = johnson.params_from_state_dict(net_sd, 'resize')['params']
+  vgg_params = torchvision_vgg.from_state_dict(vgg_sd)
+  frozen = fs_step.frozen_inputs(config, vgg_params, PREP, [style], image_hw=x.shape[1:3])
+  return data, config, params, vgg_params, frozen, x, style
+
+
+def test_matches_the_torch_reference(case):
+  data, config, params, _, frozen, x, _ = case
+  net = fs_step.make_net(config)
+  loss_fn = fs_step.make_perceptual_loss(config, PREP)
+  ids = jnp.zeros((len(x),), jnp.int32)
+
+  def objective(p):
+    y = net.apply({'params': p}, x)
+    loss, aux = loss_fn(y, x, ids, frozen)
+    return loss, (y, aux)
+
+  (total, (y, aux)), grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(params)
+  assert rel(y, data['y']) < 1e-5
+  assert float(total) == pytest.approx(float(data['total']), rel=1e-5)
+  for ours, theirs in (('loss_content', 'content'), ('loss_style', 'style'), ('loss_tv', 'tv')):
+    assert float(aux[ours]) == pytest.approx(float(data[theirs]), rel=1e-5), ours
+  # torch OIHW -> our HWIO; float32 vs float64 gradients (the fixture measured ~1e-4 and ~2e-3).
+  assert rel(np.transpose(grads['head']['kernel'], (3, 2, 0, 1)), data['grad_deconv3_weight']) < 1e-3
+  assert rel(np.transpose(grads['stem']['kernel'], (3, 2, 0, 1)), data['grad_conv1_weight']) < 1e-2
+
+
+def test_style_targets_match_the_torch_reference(case):
+  data, _, _, _, frozen, _, _ = case
+  for layer, gram in frozen['grams'].items():
+    t = np.asarray(gram[0], np.float64)
+    assert rel(np.diag(t), data[f'target_{layer}_diag']) < 1e-5, layer
+    assert rel(t.sum(1), data[f'target_{layer}_rowsum']) < 1e-5, layer
+    assert rel(t[:32, :32], data[f'target_{layer}_corner']) < 1e-5, layer
+
+
+def test_same_numbers_as_the_optimisation_objective(case):
+  """One image: the trainer's loss == `nst.losses.make_objective`'s, the pixel NST's function."""
+  _, config, params, vgg_params, frozen, x, style = case
+  lc = config.loss
+  y = fs_step.make_net(config).apply({'params': params}, x[:1])
+  ours, ours_aux = fs_step.make_perceptual_loss(config, PREP)(
+      y, x[:1], jnp.zeros((1,), jnp.int32), frozen)
+  vgg = VGG19(pool=config.vgg.pool)
+  targets, objective = losses.make_objective(
+      vgg, vgg_params, PREP.preprocess(x[:1]), [PREP.preprocess(style[None])],
+      content_layers=lc.content_layers, style_layers=lc.style_layers,
+      layer_weights=lc.layer_weights, content_weight=lc.content_weight,
+      style_weight=lc.style_weight, tv_weight=lc.tv_weight, normalisation=lc.normalisation,
+      tv_exponent=lc.tv_exponent, conv_impl='xla')
+  # The objective works in VGG input space: Keras preprocessing shifts and reorders channels,
+  # which leaves the TV differences unchanged.
+  theirs, theirs_aux = objective(PREP.preprocess(y), targets, vgg_params)
+  assert float(ours) == pytest.approx(float(theirs), rel=2e-6)
+  for key in ('loss_content', 'loss_style', 'loss_tv'):
+    assert float(ours_aux[key]) == pytest.approx(float(theirs_aux[key]), rel=2e-6), key
+
+
+def test_batch_loss_is_the_mean_of_per_image_losses(case):
+  _, config, params, _, frozen, x, _ = case
+  y = fs_step.make_net(config).apply({'params': params}, x)
+  loss_fn = fs_step.make_perceptual_loss(config, PREP)
+  both, _ = loss_fn(y, x, jnp.zeros((2,), jnp.int32), frozen)
+  each = [loss_fn(y[i:i + 1], x[i:i + 1], jnp.zeros((1,), jnp.int32), frozen)[0] for i in range(2)]
+  assert float(both) == pytest.approx(float(np.mean(each)), rel=1e-6)
+  assert abs(float(each[0]) - float(each[1])) > 1e-3 * float(both)  # two different images
