@@ -111,6 +111,15 @@ def upsample_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Ar
   return subpixel.upsample_conv(x, kernel, _stride1(impl))
 
 
+def upsample_conv_reflect(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
+  """Nearest ×2, reflect-pad 1, then a 3×3 VALID conv with HWIO `kernel` (the Johnson net's ups)."""
+  impl = resolve(impl)
+  if impl == 'xla':
+    up = jnp.pad(subpixel.upsample_nearest2x(x), ((0, 0), (1, 1), (1, 1), (0, 0)), mode='reflect')
+    return conv2d(up, kernel.astype(x.dtype), (1, 1), 'VALID', impl)
+  return subpixel.upsample_conv_reflect(x, kernel, _stride1(impl))
+
+
 #### Frozen convs (NST's VGG19): input-gradient kernels prepared once per run
 
 @functools.partial(jax.jit, static_argnums=1)

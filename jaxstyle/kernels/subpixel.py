@@ -144,3 +144,26 @@ def upsample_conv(x: jax.Array, kernel: jax.Array, conv: ConvFn) -> jax.Array:
   blocks, n_off, lo = _upsample_blocks(kernel.shape[0])
   kernel4 = phase_kernel(kernel, blocks, (n_off, n_off)).astype(x.dtype)
   return _phase_conv(x, kernel4, ((lo, n_off - 1 - lo),) * 2, conv)
+
+
+def upsample_conv_reflect(x: jax.Array, kernel: jax.Array, conv: ConvFn) -> jax.Array:
+  """A 3×3 VALID conv of `reflect_pad(upsample_nearest2x(x), 1)` (pytorch/examples'
+  `UpsampleConvLayer`, the Johnson net's ups), computed on `x`: 4/9 of the products.
+
+  Reflecting the ×2 image by one pixel repeats the low-res edge, so the padded upsampled image is
+  the upsampled edge-padded `x`. Output row 2m+a then reads low-res rows (m-1, m, m) for a = 0
+  (taps k0 | k1+k2) and (m, m, m+1) for a = 1 (k0+k1 | k2): each phase is a 2×2 conv of the
+  edge-padded x with summed taps, the four interleaved by a reshape.
+  """
+  n, h, w, _ = x.shape
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='edge')
+  k = kernel.astype(jnp.float32)
+  rows = (jnp.stack([k[0], k[1] + k[2]]), jnp.stack([k[0] + k[1], k[2]]))  # per a: (2, 3, I, O)
+  phases = []
+  for a in (0, 1):
+    r = rows[a]
+    cols = (jnp.stack([r[:, 0], r[:, 1] + r[:, 2]], 1), jnp.stack([r[:, 0] + r[:, 1], r[:, 2]], 1))
+    phases.append(jnp.stack([conv(xp[:, a:a + h + 1, b:b + w + 1], cols[b].astype(x.dtype),
+                                  ((0, 0), (0, 0))) for b in (0, 1)], axis=3))  # (N, H, W, 2, C)
+  y = jnp.stack(phases, axis=2)  # (N, H, 2, W, 2, C)
+  return y.reshape(n, 2 * h, 2 * w, y.shape[-1])

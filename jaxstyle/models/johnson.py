@@ -136,8 +136,7 @@ class JohnsonNet(nn.Module):
       if self.upsample == 'transpose':
         y = layers.conv_transpose(features, layers.TORCH_CONVT_PADDING, f'up_{i}', **ck)(y)
       else:
-        y = layers.reflect_pad(layers.upsample_nearest2x(y), 1)
-        y = layers.conv(features, 3, 1, 'VALID', f'up_{i}', **ck)(y)
+        y = layers.upsample_conv_reflect(features, f'up_{i}', **ck)(y)  # sub-pixel unless xla
       y = norm(y, f'up_{i}_norm')
 
     y = layers.conv(3, 9, 1, 'VALID', 'head', **ck)(layers.reflect_pad(y, 4)).astype(jnp.float32)

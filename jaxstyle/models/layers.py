@@ -128,7 +128,8 @@ class Conv(nn.Module):
 
   `op='conv'` is the `nn.Conv` subset (kernel HWIO); `op='transpose'` a 3×3 stride-2 transposed conv
   (`nn.ConvTranspose(transpose_kernel=True)`, kernel (3, 3, Cout, Cin)); `op='upsample'` nearest ×2
-  then a stride-1 'SAME' conv (kernel HWIO). Variables (`kernel`, then `bias`) are those of the Flax
+  then a stride-1 'SAME' conv (kernel HWIO); `op='upsample_reflect'` nearest ×2, reflect pad 1, a
+  3×3 VALID conv. Variables (`kernel`, then `bias`) are those of the Flax
   layer each replaces, for every impl, so checkpoints and weight ports do not depend on the choice.
   """
   features: int
@@ -155,8 +156,11 @@ class Conv(nn.Module):
       y = dispatch.conv_transpose(x, kernel, self.padding, self.impl)
     elif self.op == 'upsample':
       y = dispatch.upsample_conv(x, kernel, self.impl)
+    elif self.op == 'upsample_reflect':
+      y = dispatch.upsample_conv_reflect(x, kernel, self.impl)
     else:
-      raise ValueError(f"op must be 'conv', 'transpose' or 'upsample', got {self.op!r}")
+      raise ValueError("op must be 'conv', 'transpose', 'upsample' or 'upsample_reflect', got "
+                       f'{self.op!r}')
     return y + bias.astype(self.dtype)
 
 
@@ -187,6 +191,15 @@ def upsample_conv(features: int, kernel: int, name: str, *, init: str = 'normal'
                   gain: float = 0.02, dtype: Any = jnp.float32, impl: str = 'auto') -> nn.Module:
   """`conv(features, kernel, 1, 'SAME', name)` applied to `upsample_nearest2x(x)`, same variables."""
   return Conv(features, (kernel, kernel), op='upsample', kernel_init=kernel_init(init, gain),
+              bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32, impl=impl,
+              name=name)
+
+
+def upsample_conv_reflect(features: int, name: str, *, init: str = 'normal', gain: float = 0.02,
+                          dtype: Any = jnp.float32, impl: str = 'auto') -> nn.Module:
+  """`conv(features, 3, 1, 'VALID', name)` of `reflect_pad(upsample_nearest2x(x), 1)`, same
+  variables; computed on the low-res x (kernels/subpixel.py) unless `impl` is 'xla'."""
+  return Conv(features, (3, 3), op='upsample_reflect', kernel_init=kernel_init(init, gain),
               bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32, impl=impl,
               name=name)
 

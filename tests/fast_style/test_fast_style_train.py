@@ -87,7 +87,11 @@ def test_metrics_samples_and_config_are_written(runs):
 
 
 def test_eight_devices_equal_one():
-  """The same global batch of 8 on 8 devices (1 each) and on 1 device: same params after 2 steps."""
+  """The same global batch of 8 on 8 devices (1 each) and on 1 device: the same loss and update.
+
+  One step: Adam's first update is ±lr wherever the gradient is noise, so later steps compare
+  noise (under the suite's -O0 XLA flags a second step already differs by ~2e-4 in the loss).
+  """
   config = tiny_config()
   vgg_params, prep = fs_step.load_vgg(config)
   frozen = jax.device_get(fs_step.frozen_inputs(
@@ -101,27 +105,30 @@ def test_eight_devices_equal_one():
     state = parallel.place(init, parallel.shardings(mesh, specs))
     frozen_d = parallel.place(frozen, parallel.shardings(mesh, parallel.state_specs(frozen, ())))
     step_fn = parallel.compile_step(fs_step.make_train_step(config, prep), mesh, specs, n_frozen=1)
-    for s in range(2):
-      batch = data.batch_at(config.data, (source, 2), s, 8)
-      state, metrics = step_fn(state, parallel.global_batch_from_local(mesh, batch), frozen_d)
+    batch = data.batch_at(config.data, (source, 2), 3, 8)
+    state, metrics = step_fn(state, parallel.global_batch_from_local(mesh, batch), frozen_d)
     results.append((jax.device_get(state['params']), float(metrics['train/loss']),
                     jax.device_get(state['opt']['net'][0].mu)))
-  (p8, loss8, _), (p1, loss1, mu1) = results
+  (p8, loss8, mu8), (p1, loss1, mu1) = results
   assert len(jax.devices()) == 8
   assert loss8 == pytest.approx(loss1, rel=1e-5)
   # Some parameters have an exactly zero gradient: conv biases followed by instance norm, and the
   # residual stream's norm shifts (every later layer that sees them normalises them away). Their
   # float noise depends on the summation order, and Adam turns any sign into a ±lr step, so they
-  # are skipped: those whose Adam first moment is below 1e-5 of the largest.
+  # are left out of the parameter check (elements whose Adam first moment, (1 - b1)·gradient, is
+  # below 1e-2 of the largest). The first moments are compared everywhere, to 1e-3 of the largest:
+  # batch 1 and batch 8 take different conv-gradient algorithms (fast_conv), and the suite's -O0
+  # XLA leaves ~1e-4 between them; a missing or doubled pmean is off by O(1).
   scale = max(float(np.abs(m).max()) for m in jax.tree.leaves(mu1))
+  for a, b in zip(jax.tree.leaves(mu8), jax.tree.leaves(mu1)):  # the pmean-ed gradients agree
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * scale)
   checked = 0
   for path, x in jax.tree_util.tree_leaves_with_path(p8):
-    if float(np.abs(_at(mu1, path[1:])).max()) < 1e-5 * scale:  # mu has no 'net' level
-      continue
-    np.testing.assert_allclose(x, _at(p1, path), rtol=1e-3, atol=1e-5,  # 1 % of an Adam step
+    real = np.abs(_at(mu1, path[1:])) >= 1e-2 * scale  # mu has no 'net' level
+    np.testing.assert_allclose(x[real], _at(p1, path)[real], rtol=1e-3, atol=1e-5,  # 1 % of a step
                                err_msg=jax.tree_util.keystr(path))
-    checked += 1
-  assert checked >= 10
+    checked += int(real.sum())
+  assert checked > 0.1 * sum(m.size for m in jax.tree.leaves(mu1))
 
 
 def _at(tree, path):
@@ -202,3 +209,29 @@ def test_train_rejects_bad_configs(tmp_path, capsys):
   assert 'unknown embedded styles' in capsys.readouterr().err
   assert cli.main([*base, '--config.data.image_size=30']) == 2
   assert 'multiple of 4' in capsys.readouterr().err
+
+
+def test_stylize_video_round_trip(runs, tmp_path, capsys):
+  """`--video`: every frame of a clip the test writes goes through the net, at the clip's fps."""
+  from jaxstyle.fast_style import video
+  yy, xx = np.mgrid[0:24, 0:32]
+  frames = [np.stack([(xx * 8 + 20 * t) % 256, yy * 10, 0 * xx + 128], -1).astype(np.uint8)
+            for t in range(5)]
+  clip, out = str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4')
+  video.write_video(clip, frames, fps=10)
+  assert cli.main(['stylize', '--model', runs['straight'], '--video', clip, '-o', out,
+                   '--style', '1', '--no-progress']) == 0
+  assert '5 frames of 32x24' in capsys.readouterr().out
+  info = video.probe(out)
+  assert (info.n_frames, info.width, info.height, info.fps) == (5, 32, 24, 10.0)
+  model = FastStyleModel.from_workdir(runs['straight'])
+  decoded = list(video.iter_frames(clip))
+  got = list(video.iter_frames(out))
+
+  expected = [model.stylize(f, model.style_weights(style=1)) for f in decoded]
+  error = lambda pairs: np.mean([np.abs(g.astype(float) - e).mean() for g, e in pairs])
+  # H.264 4:2:0 is lossy, more so on these noisy random-VGG outputs; frames out of order are far.
+  in_order, reversed_order = error(zip(got, expected)), error(zip(got, expected[::-1]))
+  assert in_order < 0.5 * reversed_order, (in_order, reversed_order)
+  assert cli.main(['stylize', '--model', runs['straight'], '--video', clip]) == 2
+  assert 'needs -o OUT.mp4' in capsys.readouterr().err
