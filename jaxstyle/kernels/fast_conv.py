@@ -61,7 +61,13 @@ def _is_narrow(w: jax.Array, strides: tuple[int, int]) -> bool:
 
 
 def _conv_narrow(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ...]) -> jax.Array:
-  """Stride-1 conv with few outputs: z = x · W[all taps] (one GEMM), y = Σ_taps shifted z slices."""
+  """Stride-1 conv with few outputs, space-to-depth (a 5×5 kernel for a 9×9: 12 outputs) around
+  `_gemm_shift_conv`: 4× fewer shifted slices and a 4×-smaller tap tensor."""
+  return _space_to_depth_conv(x, w, pads, _gemm_shift_conv)
+
+
+def _gemm_shift_conv(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ...]) -> jax.Array:
+  """z = x · W[all taps] (one GEMM), y = Σ_taps shifted z slices: few outputs, large kernels."""
   kh, kw, _, cout = w.shape
   x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
   n, h, w_, _ = x.shape
@@ -102,6 +108,13 @@ def _s2d_kernel_index(kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _conv_thin_input(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ...]) -> jax.Array:
   """Stride-1 conv of a few-channel input as a space-to-depth conv (see S2D_MAX_CIN)."""
+  return _space_to_depth_conv(x, w, pads, lambda xs, ks, p: _conv(xs, ks, (1, 1), p))
+
+
+def _space_to_depth_conv(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ...],
+                         inner: object) -> jax.Array:
+  """A stride-1 K×K conv as `inner`, a ⌈K/2⌉×⌈K/2⌉ conv of the 2×2 space-to-depth input with the
+  four output phases as channels, then depth-to-space."""
   kh, kw, cin, cout = w.shape
   x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
   n, h, w_, _ = x.shape
@@ -116,7 +129,7 @@ def _conv_thin_input(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ..
   # ks[d_h, d_w, e_h, e_w, c, a, b, o] = wz[ih[d_h, e_h, a], iw[d_w, e_w, b], c, o]
   ks = wz[ih[:, None, :, None, :, None], iw[None, :, None, :, None, :]]  # (dh, dw, 2, 2, 2, 2, I, O)
   ks = ks.transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(dh, dw, 4 * cin, 4 * cout).astype(x.dtype)
-  y = _conv(xs, ks, (1, 1), ((0, 0), (0, 0)))  # (n, mh, mw, 4·cout): phases (a, b, o)
+  y = inner(xs, ks, ((0, 0), (0, 0)))  # (n, mh, mw, 4·cout): phases (a, b, o)
   y = y.reshape(n, mh, mw, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * mh, 2 * mw, cout)
   return y[:, :ho, :wo]
 
