@@ -120,6 +120,22 @@ class MetricWriter:
     self.close()
 
 
+def train_record(step: int, fetched: Mapping[str, Any], steps: int, wait_s: float,
+                 elapsed_s: float) -> dict[str, float]:
+  """A trainer's log record: the fetched step metrics (checked finite) plus throughput.
+
+  `train/data_wait_frac` is the share of wall time the loop waited for data: near 0 when the
+  workers keep up, near 1 when input-bound (raise data.num_workers / prefetch). Host clocks only.
+  """
+  from jaxstyle.errors import check_finite
+  check_finite(step, fetched)
+  record = {k: float(v) for k, v in fetched.items()}
+  elapsed_s = max(elapsed_s, 1e-9)
+  record['train/steps_per_sec'] = steps / elapsed_s
+  record['train/data_wait_frac'] = min(wait_s / elapsed_s, 1.0)
+  return record
+
+
 def read_metrics(workdir: str) -> list[dict]:
   """Records of `{workdir}/metrics.jsonl` in order: the history the final state went through.
 

@@ -9,6 +9,7 @@ import pytest
 
 from jaxstyle import cli, config_lib, main
 from jaxstyle.cyclegan import presets as cyclegan_presets
+from jaxstyle.fast_style import presets as fast_style_presets
 from jaxstyle.nst import cli as nst_cli
 from jaxstyle.nst import presets as nst_presets
 from jaxstyle.tools import sweep
@@ -16,6 +17,7 @@ from jaxstyle.tools import sweep
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 PRESET_MODULES = {os.path.join("jaxstyle", "cyclegan", "presets.py"),
+                  os.path.join("jaxstyle", "fast_style", "presets.py"),
                   os.path.join("jaxstyle", "nst", "presets.py")}
 NST_BOOK = os.path.join(ROOT, "configs", "nst_book.py") + ":runlocal"
 
@@ -171,12 +173,14 @@ def _preset_builds():
 
 def test_no_preset_invents_or_drops_a_field():
   bases = {"cyclegan": set(flat(cyclegan_presets.cyclegan_base())),
-           "nst": set(flat(nst_presets.nst_base("", "")))}
+           "nst": set(flat(nst_presets.nst_base("", ""))),
+           "fast_style": set(flat(fast_style_presets.fast_style_base()))}
   names = []
   for name, config in _preset_builds():
     names.append(name)
     assert set(flat(config)) == bases[config.task], name
-  assert {"nst_jcjohnson.py", "nst_book.py:runlocal", "cyclegan_reference.py"} <= set(names)
+  assert {"nst_jcjohnson.py", "nst_book.py:runlocal", "cyclegan_reference.py",
+          "fast_style_multi.py:runlocal"} <= set(names)
   base = cyclegan_presets.cyclegan_base()
   for section, built in (("model", cyclegan_presets.model_config()),
                          ("model", cyclegan_presets.reference_model(gen_filters=4)),
@@ -225,7 +229,8 @@ def test_only_the_presets_construct_configs_with_values():
 
 def test_config_files_import_only_config_lib_and_their_presets():
   for path in CONFIGS:
-    task = os.path.basename(path).split("_")[0]
+    task = "fast_style" if os.path.basename(path).startswith("fast_style") else \
+        os.path.basename(path).split("_")[0]
     allowed = {"ml_collections", "jaxstyle.config_lib", f"jaxstyle.{task}.presets"}
     for node in ast.walk(ast.parse(open(path).read(), path)):
       if isinstance(node, ast.Import):
@@ -241,7 +246,7 @@ def test_config_files_import_only_config_lib_and_their_presets():
 def test_presets_and_config_files_do_not_import_jax():
   code = ("import glob, sys\n"
           "from jaxstyle import config_lib\n"
-          "import jaxstyle.cyclegan.presets, jaxstyle.nst.presets\n"
+          "import jaxstyle.cyclegan.presets, jaxstyle.nst.presets, jaxstyle.fast_style.presets\n"
           "for p in sorted(glob.glob('configs/*.py')):\n"
           "  config_lib.load_config(p + ':runlocal')\n"
           "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax'))\n"

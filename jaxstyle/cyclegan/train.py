@@ -21,9 +21,8 @@ from jaxstyle import checkpoint, config_lib, image_io, parallel
 from jaxstyle.cyclegan import data, samples
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import NonFiniteLossError as NonFiniteLossError
-from jaxstyle.errors import check_finite
 from jaxstyle.kernels import dispatch
-from jaxstyle.metrics import METRICS_FILE, MetricWriter, read_metrics, write_config
+from jaxstyle.metrics import METRICS_FILE, MetricWriter, read_metrics, train_record, write_config
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +166,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
         bar.update(1)
         in_flight = None
-        check_finite(step, metrics)
-        last = {k: float(v) for k, v in metrics.items()}
-        elapsed = max(time.time() - t0, 1e-9)
-        last['train/steps_per_sec'] = t_steps / elapsed
-        # Share of wall time the loop waited for data: near 0 when the workers keep up; near 1
-        # when input-bound (raise data.num_workers / prefetch). Host clocks only, no device sync.
-        last['train/data_wait_frac'] = min(t_wait / elapsed, 1.0)
+        last = train_record(step, metrics, t_steps, t_wait, time.time() - t0)
         t0, t_steps, t_wait = time.time(), 0, 0.0
         writer.write(step, last)
         bar.set_postfix(G=f"{last['train/loss_G']:.3f}", D_A=f"{last['train/loss_D_A']:.3f}",

@@ -17,11 +17,10 @@ import jax
 import numpy as np
 
 from jaxstyle import checkpoint, image_io, parallel
-from jaxstyle.errors import check_finite
 from jaxstyle.fast_style import data, presets
 from jaxstyle.fast_style import step as fs_step
 from jaxstyle.kernels import dispatch
-from jaxstyle.metrics import MetricWriter, write_config
+from jaxstyle.metrics import MetricWriter, train_record, write_config
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +150,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
       is_save = step % config.ckpt.every_steps == 0 or step == total
       if step % config.log_every == 0 or is_save:
         metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
-        check_finite(step, metrics)
-        last = {k: float(v) for k, v in metrics.items()}
-        elapsed = max(time.time() - t0, 1e-9)
-        last['train/steps_per_sec'] = t_steps / elapsed
-        last['train/data_wait_frac'] = min(t_wait / elapsed, 1.0)
+        last = train_record(step, metrics, t_steps, t_wait, time.time() - t0)
         t0, t_steps, t_wait = time.time(), 0, 0.0
         writer.write(step, last)
         bar.set_postfix(loss=f"{last['train/loss']:.4g}")
