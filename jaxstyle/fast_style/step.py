@@ -61,7 +61,13 @@ def load_vgg(config: Any) -> tuple[Any, Any]:
   if config.vgg.source == 'random':
     from jaxstyle.models.vgg import init_params
     return jax.device_get(init_params(jax.random.PRNGKey(config.seed))), weights.PREPROCESSING['keras']
-  return weights.get_vgg19(config.vgg.source, path=config.vgg.path or None)
+  try:
+    return weights.get_vgg19(config.vgg.source, path=config.vgg.path or None)
+  except weights.WeightDownloadError as e:  # name the trainer's settings, not stylize's flag
+    raise weights.WeightDownloadError(
+        str(e).replace('--vgg19 PATH', '--config.vgg.path=PATH')
+        + ' For a smoke run without them: --config.vgg.source=random (random weights: the '
+        'pictures mean nothing).') from e
 
 
 def _vgg(config: Any, layers: Sequence[str]) -> Any:

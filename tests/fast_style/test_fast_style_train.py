@@ -209,6 +209,10 @@ def test_train_rejects_bad_configs(tmp_path, capsys):
   assert 'unknown embedded styles' in capsys.readouterr().err
   assert cli.main([*base, '--config.data.image_size=30']) == 2
   assert 'multiple of 4' in capsys.readouterr().err
+  # Offline (conftest) without VGG19 weights: what to do, in the trainer's terms.
+  assert cli.main([*base, '--config.data.synthetic_size=4', '--config.num_samples=1']) == 2
+  err = capsys.readouterr().err
+  assert '--config.vgg.path=PATH' in err and '--config.vgg.source=random' in err
 
 
 def test_stylize_video_round_trip(runs, tmp_path, capsys):
