@@ -120,34 +120,62 @@ def tpu_commands(config_spec: str, base: str, runs: list[tuple[dict, str]], tpu:
   return cmds
 
 
+_PIN = ("import os, sys; os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(',')]); "
+        "os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def core_slots(parallel: int, cores: Sequence[int] | None = None) -> list[list[int]]:
+  """Disjoint CPU sets, one per concurrent run: `parallel` runs share the machine's cores.
+
+  XLA:CPU and the data threads size their pools from the CPUs a process may run on, so pinning
+  each run to its own set keeps threads per run × runs ≤ cores (no oversubscription). More runs
+  than cores are capped at one core each.
+  """
+  cores = sorted(os.sched_getaffinity(0)) if cores is None else list(cores)
+  n = max(1, min(parallel, len(cores)))
+  return [cores[k * len(cores) // n:(k + 1) * len(cores) // n] for k in range(n)]
+
+
 def execute_local(commands: list[list[str]], workdirs: list[str], parallel: int = 1,
                   timeout: float | None = None) -> list[int]:
   """Runs `jaxstyle train` commands, `parallel` at a time; each logs to `{workdir}/train.log`.
 
   The console name `jaxstyle` is replaced by this interpreter's `-m jaxstyle.cli`, so the runs
-  use the same environment as the sweep even when the venv is not activated.
+  use the same environment as the sweep even when the venv is not activated. With `parallel` > 1
+  each run is pinned to its own share of the cores (`core_slots`).
   """
   pending = list(zip(commands, workdirs))
-  running: list[tuple[subprocess.Popen, Any, str, float]] = []
+  slots = core_slots(parallel) if parallel > 1 else [None]
+  if parallel > len(slots):
+    print(f"[sweep] --parallel {parallel} > {len(slots)} cores: running {len(slots)} at a time",
+          flush=True)
+  free = list(range(len(slots)))
+  running: list[tuple[subprocess.Popen, Any, str, float, int]] = []
   codes: dict[str, int] = {}
   while pending or running:
-    while pending and len(running) < max(1, parallel):
+    while pending and free:
       cmd, workdir = pending.pop(0)
+      slot = free.pop(0)
       os.makedirs(workdir, exist_ok=True)
       log = open(os.path.join(workdir, "train.log"), "ab")
       argv = [sys.executable, "-m", "jaxstyle.cli", *cmd[1:]] if cmd[0] == "jaxstyle" else cmd
-      print(f"[sweep] start {workdir}", flush=True)
+      cores = slots[slot]
+      where = f" on cores {','.join(map(str, cores))}" if cores is not None else ""
+      print(f"[sweep] start {workdir}{where}", flush=True)
+      if cores is not None:  # pin, then exec the command: no preexec_fn in a threaded parent
+        argv = [sys.executable, "-c", _PIN, ",".join(map(str, cores)), *argv]
       proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-      running.append((proc, log, workdir, time.monotonic()))
+      running.append((proc, log, workdir, time.monotonic(), slot))
     time.sleep(0.2)
     for item in list(running):
-      proc, log, workdir, start = item
+      proc, log, workdir, start, slot = item
       if proc.poll() is None and timeout is not None and time.monotonic() - start > timeout:
         proc.kill()
         proc.wait()
       if proc.poll() is not None:
         log.close()
         running.remove(item)
+        free.append(slot)
         codes[workdir] = proc.returncode
         status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
         print(f"[sweep] {status} {workdir} ({time.monotonic() - start:.1f} s, "

@@ -129,6 +129,22 @@ def test_execute_local_parallel_with_fake_command(tmp_path):
   assert sweep.execute_local(slow, [str(tmp_path / "slow")], timeout=0.5) != [0]
 
 
+def test_parallel_runs_get_disjoint_cores(tmp_path, capsys):
+  """`--parallel N` pins each run to its own share of the cores: no oversubscription."""
+  assert sweep.core_slots(3, [0, 1, 2, 3, 4, 5]) == [[0, 1], [2, 3], [4, 5]]
+  assert sweep.core_slots(4, [0, 1]) == [[0], [1]]
+  assert sweep.core_slots(2, [0, 1, 2]) == [[0], [1, 2]]
+  script = "import os, sys, time; time.sleep(0.5); print(sorted(os.sched_getaffinity(0)))"
+  dirs = [str(tmp_path / n) for n in ("a", "b")]
+  assert sweep.execute_local([[sys.executable, "-c", script]] * 2, dirs, parallel=2) == [0, 0]
+  seen = [set(eval(open(os.path.join(d, "train.log")).read())) for d in dirs]  # noqa: S307
+  available = set(os.sched_getaffinity(0))
+  assert all(seen) and all(s <= available for s in seen)
+  if len(available) >= 2:  # both ran at once, each on its own cores
+    assert not seen[0] & seen[1]
+  assert "on cores" in capsys.readouterr().out
+
+
 TRAINER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "configs", "cyclegan_synthetic.py")
 
