@@ -31,8 +31,7 @@ class FastStyleModel:
     self.net = fs_step.make_net(config)
     self.params = jax.device_put(params)
     self.n_styles = presets.n_styles(config)
-    self.labels = data.style_labels(config.styles)[:self.n_styles] if self.n_styles > 1 else \
-        ['+'.join(data.style_labels(config.styles))]
+    self.labels = data.style_labels(config.styles)  # one per style (validate: 1 unless conditional)
     self.step = step
     self._apply = jax.jit(self._forward)
 

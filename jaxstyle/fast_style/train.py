@@ -29,20 +29,24 @@ def sample_path(workdir: str, step: int) -> str:
   return os.path.join(workdir, 'samples', f'step_{step:06d}.png')
 
 
+def grid_panels(contents: list[np.ndarray], outputs: list[list[np.ndarray]],
+                thumbs: list[np.ndarray], labels: list[str]) -> tuple[list, list]:
+  """The style-grid layout (`image_io.grid` rows and column captions), shared by the trainer's
+  sample grids and `jaxstyle figure style-grid`: row 0 a blank corner and the style images, then
+  per content image i the content and `outputs[i]` (its output in each style)."""
+  rows = [[np.full_like(thumbs[0], 255), *thumbs]]
+  rows += [[image_io.clip_uint8(c), *map(image_io.clip_uint8, out)]
+           for c, out in zip(contents, outputs)]
+  return rows, [['content', *labels]]
+
+
 def sample_grid(contents: np.ndarray, outputs: np.ndarray, styles: list[np.ndarray],
                 labels: list[str]) -> np.ndarray:
-  """Row 0: the style images; then per content image: content | its output in each style.
-
-  `outputs` is (n_styles, n_images, H, W, 3) in [0, 255].
-  """
+  """The grid of held-out images in every style; `outputs` is (n_styles, N, H, W, 3) in [0, 255]."""
   size = contents.shape[1]
-  thumbs = [data.content_view(s, size) for s in styles]
-  blank = np.full_like(thumbs[0], 255)
-  rows = [[blank, *thumbs]]
-  for i, content in enumerate(contents):
-    rows.append([image_io.clip_uint8(content),
-                 *[image_io.clip_uint8(outputs[k, i]) for k in range(len(styles))]])
-  return image_io.grid(rows, labels=[['content', *labels]], min_cell=128)
+  rows, captions = grid_panels(list(contents), [list(outputs[:, i]) for i in range(len(contents))],
+                               [data.content_view(s, size) for s in styles], labels)
+  return image_io.grid(rows, labels=captions, min_cell=128)
 
 
 def _held_out(config: Any) -> np.ndarray:

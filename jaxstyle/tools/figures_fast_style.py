@@ -61,8 +61,7 @@ def _check_images(paths: list[str]) -> None:
 def style_thumbnails(model: Any, size: int) -> list[np.ndarray]:
   """The style image of each style the net holds, as a size×size centre crop (uint8).
 
-  A one-style net trained on several images gets them side by side in one thumbnail. A style file
-  that is gone (a workdir fetched without its style images) becomes a grey square.
+  A style file that is gone (a workdir fetched without its style images) becomes a grey square.
   """
   from jaxstyle.fast_style import data
   thumbs = []
@@ -72,10 +71,7 @@ def style_thumbnails(model: Any, size: int) -> list[np.ndarray]:
       thumbs.append(data.content_view(img, size))
     except (UserError, OSError, ValueError):
       thumbs.append(np.full((size, size, 3), 200, np.uint8))
-  if model.n_styles == 1:
-    strip = np.concatenate(thumbs, axis=1)
-    return [image_io.scale_to_height(strip, size) if len(thumbs) > 1 else strip]
-  return thumbs[:model.n_styles]
+  return thumbs
 
 
 def _contents(paths: list[str], size: int) -> list[np.ndarray]:
@@ -136,13 +132,12 @@ def style_grid_panels(model: Any, contents: list[np.ndarray],
                       names: list[str] | None = None) -> Panels:
   """Row 0: a blank corner, then the style thumbnails; then per content image: the content and
   its output in each style. Captions on row 0 only (column titles); row labels: `names`."""
-  size = contents[0].shape[0]
-  thumbs = style_thumbnails(model, size)
-  rows = [[np.full((size, size, 3), 255, np.uint8), *thumbs]]
+  from jaxstyle.fast_style.train import grid_panels  # the trainer's sample-grid layout
   styles = [model.style_weights(style=k) for k in range(model.n_styles)]
-  for img in contents:
-    rows.append([img, *[model.stylize(img, w) for w in styles]])
-  return rows, [["content", *model.labels]], ["", *(names or [""] * len(contents))]
+  outputs = [[model.stylize(img, w) for w in styles] for img in contents]
+  rows, captions = grid_panels(contents, outputs, style_thumbnails(model, contents[0].shape[0]),
+                               model.labels)
+  return rows, captions, ["", *(names or [""] * len(contents))]
 
 
 def style_mix_panels(model: Any, content: np.ndarray, styles: tuple[int, int] = (0, 1),
