@@ -13,13 +13,14 @@ import os
 import ml_collections
 
 from jaxstyle import config_lib
+from jaxstyle.nst.presets import NORMALISATIONS as NORMALISATIONS  # one list for both tasks
+from jaxstyle.nst.presets import VGG_SOURCES as VGG_SOURCES
+from jaxstyle.nst.presets import vgg_layer_ok
 
 # What `validate` accepts (kept equal to the runtime code by tests/test_config_validation.py).
 SOURCES = ('synthetic', 'folder', 'tfds')
-VGG_SOURCES = ('keras', 'torchvision', 'random')
 UPSAMPLES = ('resize', 'transpose')
 OUTPUTS = ('tanh', 'linear')
-NORMALISATIONS = ('book', 'gatys', 'johnson')
 CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
 SYNTHETIC_STYLES = ('stripes', 'checks', 'dots', 'waves')
 SYNTHETIC_PREFIX = 'synthetic:'
@@ -138,7 +139,6 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def _check_loss(ck: config_lib.Checks, c: ml_collections.ConfigDict) -> None:
-  from jaxstyle.nst.presets import vgg_layer_ok  # ml_collections only, like this module
   lc = c.loss
   ck.choice('loss.normalisation', NORMALISATIONS)
   ck.require(len(lc.content_layers) > 0, 'loss.content_layers is empty; name at least one layer')

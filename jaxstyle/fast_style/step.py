@@ -59,8 +59,7 @@ def load_vgg(config: Any) -> tuple[Any, Any]:
   """(VGG19 params, their preprocessing): the weight file, or seeded random weights."""
   from jaxstyle.nst import weights
   if config.vgg.source == 'random':
-    from jaxstyle.models.vgg import init_params
-    return jax.device_get(init_params(jax.random.PRNGKey(config.seed))), weights.PREPROCESSING['keras']
+    return weights.random_vgg19(config.seed)
   try:
     return weights.get_vgg19(config.vgg.source, path=config.vgg.path or None)
   except weights.WeightDownloadError as e:  # name the trainer's settings, not stylize's flag

@@ -29,7 +29,7 @@ _FIELDS = {
     "pool": "vgg.pool", "vgg19": "vgg.path", "weights_source": "vgg.source", "remat": "vgg.remat",
     "seed": "seed", "init": "init", "init_image": "init_image", "scales": "scales",
     "optimizer": "optim.name", "lr": "optim.lr", "iterations": "optim.segments",
-    "segment_iters": "optim.segment_iters", "strip_iters": "strip_iters",
+    "segment_iters": "optim.segment_iters", "strip_iters": "strip_iters", "sweep": "optim.sweep",
 }
 
 
@@ -71,7 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--layer-weights", type=_floats, help="one weight per style layer")
   g.add_argument("--normalisation", choices=presets.NORMALISATIONS)
   g.add_argument("--style-weights", type=_floats,
-                 help="sweep: comma list of style weights, one output each, one vmapped program")
+                 help="sweep: comma list of style weights, one output each (see --sweep)")
+  g.add_argument("--sweep", choices=presets.SWEEP_STRATEGIES,
+                 help="how a --style-weights sweep runs: sequential (one compiled single-image "
+                      "program reused; each image equals a separate run's), batched (one vmapped "
+                      "program), auto (sequential; see stylize.sweep_plan)")
   g.add_argument("--style-blend", type=_floats, help="blend weights of several style images")
   g = parser.add_argument_group("image")
   g.add_argument("--height", type=int, help="output height (book: 400); width keeps the aspect")
@@ -85,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--scales", type=int, help="coarse-to-fine levels (3 = 1/4, 1/2, full size)")
   g = parser.add_argument_group("network")
   g.add_argument("--vgg19", help="VGG19 weight file (Keras notop .h5 or torchvision .pth)")
-  g.add_argument("--weights-source", choices=("keras", "torchvision"))
+  g.add_argument("--weights-source", choices=presets.VGG_SOURCES,
+                 help="random: seeded random weights for smoke runs and benches (meaningless images)")
   g.add_argument("--pool", choices=("max", "avg"))
   g.add_argument("--remat", choices=("auto", "on", "off"),
                  help="recompute VGG activations in the backward pass (high resolution)")

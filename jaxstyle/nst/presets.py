@@ -18,6 +18,10 @@ OPTIMIZERS = ('lbfgs', 'adam', 'lbfgs_scipy')
 RESIZE = ('nearest', 'bilinear', 'bicubic', 'lanczos')
 CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
 NORMALISATIONS = ('book', 'gatys', 'johnson')
+VGG_SOURCES = ('keras', 'torchvision', 'random')
+# How a style-weight sweep runs its members (nst/stylize.py, sweep_plan): 'sequential' reuses one
+# single-image executable member after member; 'batched' vmaps them into one program.
+SWEEP_STRATEGIES = ('auto', 'sequential', 'batched')
 VGG19_CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
 _LAYER = re.compile(r'^(?:block(\d)_conv(\d)|(?:conv|relu)(\d)_(\d))$')
 
@@ -43,7 +47,7 @@ def nst_base(content: str, style: str) -> ml_collections.ConfigDict:
       style_mode='match',     # match: style stretched to the output's (400, W); scale: keep aspect
       style_scale=1.0))       # style size relative to the output's (both modes)
   c.vgg = ml_collections.ConfigDict(dict(
-      source='keras',         # keras | torchvision
+      source='keras',         # keras | torchvision | random (seeded He init: benches, smoke runs)
       path='',                # local weight file; empty = cached download
       pool='max', remat='auto',  # remat: auto | on | off
       dtype='float32',
@@ -54,7 +58,7 @@ def nst_base(content: str, style: str) -> ml_collections.ConfigDict:
       style_layers=tuple(f'block{b}_conv1' for b in range(1, 6)),
       layer_weights=(),       # per style layer; () = the normalisation's (book: style_weight / 5)
       content_weight=1.0, style_weight=100.0, tv_weight=20.0,
-      style_weights=()))      # sweep: one output per style weight, one vmapped program
+      style_weights=()))      # sweep: one output per style weight (optim.sweep says how)
   c.optim = ml_collections.ConfigDict(dict(
       name='lbfgs',           # lbfgs | adam | lbfgs_scipy
       segments=10,            # outer iterations (snapshots between them)
@@ -62,7 +66,8 @@ def nst_base(content: str, style: str) -> ml_collections.ConfigDict:
       restart=True,           # rebuild the L-BFGS state every segment (the book's restarts)
       lr=10.0,                # Adam, in preprocessed units (0-255 for Keras weights)
       memory_size=10,         # scipy's m
-      linesearch_steps=20))   # scipy's maxls
+      linesearch_steps=20,    # scipy's maxls
+      sweep='auto'))          # style-weight sweeps: auto | sequential | batched (stylize.sweep_plan)
   c.snapshots = True             # <prefix>_at_iteration_<i>.png after every segment
   c.strip_iters = (0, 1, 2, 4, 9)  # segments shown in the progress strip; () = about 4, evenly
   c.progress = True
@@ -116,7 +121,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ck.choice('image.resize', RESIZE)
   ck.choice('image.style_mode', ('match', 'scale'))
   ck.number('image.style_scale', strict=True)
-  ck.choice('vgg.source', ('keras', 'torchvision'))
+  ck.choice('vgg.source', VGG_SOURCES)
   ck.choice('vgg.pool', ('max', 'avg'))
   ck.choice('vgg.remat', ('auto', 'on', 'off'))
   ck.choice('vgg.dtype', ('float32', 'bfloat16'))
@@ -140,6 +145,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
              f'({len(c.styles)})')
   o = 'optim.'
   ck.choice(o + 'name', OPTIMIZERS)
+  ck.choice(o + 'sweep', SWEEP_STRATEGIES)
   ck.require(c.optim.name != 'lbfgs_scipy' or not lc.style_weights,
              "optim.name='lbfgs_scipy' runs one image at a time; drop loss.style_weights")
   for key in ('segments', 'segment_iters', 'memory_size', 'linesearch_steps'):

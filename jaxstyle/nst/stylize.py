@@ -29,9 +29,31 @@ REMAT_AUTO_PIXELS = 1024 * 1024
 
 
 def _vgg_setup(config: ml_collections.ConfigDict):
-  from jaxstyle.nst.weights import get_vgg19
-  params, prep = get_vgg19(config.vgg.source, path=config.vgg.path or None)
+  from jaxstyle.nst.weights import get_vgg19, random_vgg19
+  if config.vgg.source == 'random':
+    params, prep = random_vgg19(config.seed)
+  else:
+    params, prep = get_vgg19(config.vgg.source, path=config.vgg.path or None)
   return jax.device_put(params), prep
+
+
+def sweep_plan(config: ml_collections.ConfigDict) -> tuple[str, str]:
+  """(strategy, why) for a style-weight sweep: how its members share the machine.
+
+  'sequential' runs the members one after another through the single-image executable, compiled
+  once: each image is bit-identical to a separate run's, and the sweep saves the N-1 process starts,
+  weight loads, target computations and compiles. 'batched' vmaps the members into one program; its
+  L-BFGS zoom line search runs until the slowest member is done and vmap turns its branches into
+  selects that evaluate both sides. On CPU (2 cores, 128², 2 members, 2 x 20 iterations) the
+  batched program took 7.7x the time of the sequential one, and even a bare vmapped VGG19
+  loss+gradient of 2 images gains nothing over two single ones at 256²
+  (docs/performance.md, "Style-weight sweeps"), so 'auto' is 'sequential'. No GPU was measured:
+  'auto' stays 'sequential' there too until one is.
+  """
+  chosen = str(config.optim.sweep)
+  if chosen != 'auto':
+    return chosen, 'set by optim.sweep'
+  return 'sequential', f'auto on {jax.default_backend()}: one compiled single-image program reused'
 
 
 def _remat(config: ml_collections.ConfigDict, size: tuple[int, int]) -> bool:
@@ -104,13 +126,39 @@ def _init_image(config, content_x: jax.Array, prep: Any, size: tuple[int, int]) 
   raise ValueError(f"unknown init {config.init!r}; choose content, noise or image")
 
 
-def _segment_fn(config: ml_collections.ConfigDict, loss_fn: Any, batch: int) -> Any:
-  """One outer iteration `(x, targets, vgg_params, weights) -> (x, stats)` of `optim.name`."""
+def _runner(config: ml_collections.ConfigDict, loss_fn: Any, batched: bool) -> Any:
+  o = config.optim
+  return nst_optim.SegmentRunner(
+      loss_fn, o.name, o.segment_iters, lr=o.lr, memory_size=o.memory_size,
+      linesearch_steps=o.linesearch_steps, restart=o.restart, batched=batched)
+
+
+def _sequential(runners: list[Any]) -> Any:
+  """A sweep segment over stacked members, each through its own single-image runner.
+
+  The runners share one compiled executable (SegmentRunner caches it per problem) and keep their
+  own optimiser state, so member k follows exactly the trajectory of a separate run with its weight.
+  """
+
+  def segment(xs, targets, vgg_params, weights):
+    outs = [run(xs[k], targets, vgg_params, jax.tree.map(lambda w, k=k: w[k], weights))
+            for k, run in enumerate(runners)]
+    return (jnp.stack([x for x, _ in outs]),
+            jax.tree.map(lambda *v: np.stack(v), *[stats for _, stats in outs]))
+  return segment
+
+
+def _segment_fn(config: ml_collections.ConfigDict, loss_fn: Any, batch: int,
+                strategy: str = 'sequential') -> Any:
+  """One outer iteration `(x, targets, vgg_params, weights) -> (x, stats)` of `optim.name`.
+
+  With a sweep (`batch` members) x and weights are stacked along a leading axis either way.
+  """
   o = config.optim
   if o.name != "lbfgs_scipy":
-    return nst_optim.SegmentRunner(
-        loss_fn, o.name, o.segment_iters, lr=o.lr, memory_size=o.memory_size,
-        linesearch_steps=o.linesearch_steps, restart=o.restart, batched=bool(batch))
+    if batch and strategy == 'sequential':
+      return _sequential([_runner(config, loss_fn, False) for _ in range(batch)])
+    return _runner(config, loss_fn, bool(batch))
   if batch:
     raise ValueError("optim.name='lbfgs_scipy' runs one image at a time; drop style_weights")
   vg = nst_optim.make_value_and_grad(loss_fn)
@@ -147,7 +195,7 @@ def _write_snapshot(writer: MetricWriter, config: ml_collections.ConfigDict,
 
 def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
             vgg: tuple[Any, Any] | None = None) -> dict[str, Any]:
-  """Runs one (or, with `loss.style_weights`, a vmapped sweep of) stylisation(s).
+  """Runs one (or, with `loss.style_weights`, a sweep of) stylisation(s); `sweep_plan` says how.
 
   Returns `{'images': [RGB float arrays], 'snapshots': {segment: [images]}, 'history': [...]}`
   and writes the output PNG(s), snapshots and progress strip as configured. With a `workdir`,
@@ -174,6 +222,10 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
   writer = MetricWriter(workdir or ".", enabled=bool(workdir))
   bar = tqdm(total=config.optim.segments * len(sizes), desc="stylize", unit="seg",
              disable=not config.progress)
+  strategy, why = sweep_plan(config) if batch else ('single', '')
+  if batch:
+    bar.write(f"sweep of {batch} style weights {', '.join(f'{w:g}' for w in sweep)}: "
+              f"{strategy} ({why})")
   x = None
   try:
     for size in sizes:
@@ -186,7 +238,7 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
           x = jnp.repeat(x[None], batch, axis=0)
       else:  # preprocessing is per-channel affine, so resizing in its space equals resizing RGB
         x = jax.image.resize(x, (*x.shape[:-3], *size, 3), "bilinear")
-      segment = _segment_fn(config, loss_fn, batch)
+      segment = _segment_fn(config, loss_fn, batch, strategy)
       ################ Segments: jitted K-iteration loops, snapshots in between ################
       for _ in range(config.optim.segments):
         start = time.perf_counter()
@@ -208,7 +260,7 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
   outputs = _write_outputs(config, images, sweep, prefix, workdir)
   strip = _write_strip(config, content_rgb, style_rgbs, snapshots, prefix)
   return {"images": images, "snapshots": snapshots, "history": history,
-          "outputs": outputs, "strip": strip}
+          "outputs": outputs, "strip": strip, "sweep_strategy": strategy}
 
 
 def _to_rgb(x, prep, batch, config, content_rgb, size) -> list[np.ndarray]:
@@ -254,6 +306,9 @@ def run_config(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
   from jaxstyle import metrics
   from jaxstyle.kernels import dispatch
 
-  metrics.write_config(workdir, config, dispatch.runtime_record(config.vgg.get("conv_impl", "auto")))
+  runtime = dispatch.runtime_record(config.vgg.get("conv_impl", "auto"))
+  if config.loss.style_weights:
+    runtime["sweep_strategy"] = sweep_plan(config)[0]
+  metrics.write_config(workdir, config, runtime)
   result = stylize(config, workdir=workdir)
   return result["history"][-1] if result["history"] else {}

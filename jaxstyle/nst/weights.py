@@ -166,6 +166,18 @@ def detect_format(path: str | os.PathLike) -> str:
       'pickle); pass one of those with --vgg19 PATH')
 
 
+def random_vgg19(seed: int = 0) -> tuple[dict[str, Any], Preprocessing]:
+  """Seeded He-initialised VGG19 params with the Keras preprocessing (vgg.source='random').
+
+  For benchmarks and smoke runs where no weight file can be downloaded: the speed and the code paths
+  are those of the real network, the pictures mean nothing.
+  """
+  import jax
+
+  from jaxstyle.models.vgg import init_params
+  return jax.device_get(init_params(jax.random.PRNGKey(seed))), PREPROCESSING['keras']
+
+
 def get_vgg19(source: str = 'keras', path: str | os.PathLike | None = None,
               cache_dir: str | os.PathLike | None = None,
               download: bool = True) -> tuple[dict[str, Any], Preprocessing]:

@@ -4,6 +4,7 @@
   jaxstyle bench translate --arch unet128 --batch N            generator forward, images/s
   jaxstyle bench nst-eval --size 256                           one NST loss+gradient (bench_nst.py)
   jaxstyle bench nst-run --size 256 --outer 3                  a full L-BFGS NST run
+  jaxstyle bench nst-sweep --size 256 --style-weights 10,100,1000  sweep vs N runs (bench_nst_sweep.py)
   jaxstyle bench fid --size 299 --batch 50                     Inception features, images/s (bench_fid.py)
   jaxstyle bench data --source both --workers 1,2,4            input pipeline, images/s (bench_data.py)
   jaxstyle bench fast-style --size 512 --train-size 256 --batch 4  net forward + train step (bench_fast_style.py)
@@ -33,7 +34,14 @@ from jaxstyle.cyclegan import presets
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
-from jaxstyle.tools import bench_data, bench_fast_style, bench_fid, bench_nst, bench_peers
+from jaxstyle.tools import (
+  bench_data,
+  bench_fast_style,
+  bench_fid,
+  bench_nst,
+  bench_nst_sweep,
+  bench_peers,
+)
 
 BOOK = dict(norm_eps=1e-3, eps_mode='std')
 # name -> (image side, overrides of presets.reference_model)
@@ -46,8 +54,8 @@ ARCHS: dict[str, tuple[int, dict[str, Any]]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle bench`."""
-  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'gemm', 'fid', 'data',
-                                      'fast-style'])
+  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'nst-sweep',
+                                      'gemm', 'fid', 'data', 'fast-style'])
   parser.add_argument('--arch', choices=list(ARCHS), default='unet128')
   parser.add_argument('--batch', type=positive_int, default=None,
                       help='per-device batch (default 1); fid: over all devices (default 50); '
@@ -68,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   bench_peers.add_common_arguments(parser)
   bench_data.add_arguments(parser)
   bench_fast_style.add_arguments(parser)
+  bench_nst_sweep.add_arguments(parser)
 
 
 def bench_config(arch: str, dtype: str, lambda_id: float,
@@ -94,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     result = bench_fast_style.bench(args)  # a list: one line per case (forward, train step)
   elif args.task == 'data':
     result = bench_data.bench(args)
+  elif args.task == 'nst-sweep':
+    result = bench_nst_sweep.bench(args)
   elif args.task in ('nst-eval', 'nst-run'):
     args.size = args.size or 256
     result = (bench_nst.bench_eval if args.task == 'nst-eval' else bench_nst.bench_run)(args)

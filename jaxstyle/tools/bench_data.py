@@ -1,16 +1,22 @@
 """`jaxstyle bench data`: input-pipeline throughput, images/s, of the trainer's own `TrainStream`.
 
-Writes mock data once into a temp dir (photo-like 400×300 JPEGs in trainA/ trainB/ testA/ testB/;
-the same files as a TFDS ArrayRecord build when tensorflow_datasets can write one offline), then
-times `data.TrainStream` with the reference augmentation (decode, bicubic resize to load_size 286,
-random crop 256, flip) for each worker count, with nothing consuming the batches: the most the
-pipeline can feed a device. An image is one decoded + augmented view (a batch of B has 2B: A and B).
+Writes mock data once into a temp dir: photo-like 400×300 JPEGs in trainA/ trainB/ testA/ testB/,
+and the same files as TFDS `cycle_gan/jaxstyle_mock` in ArrayRecord, written by a small
+`GeneratorBasedBuilder` (no TensorFlow needed; `store_as_tfds_dataset` would need it). Then times
+`data.TrainStream` with the reference augmentation (decode, bicubic resize to load_size 286,
+random crop 256, flip) for each source × worker count, with nothing consuming the batches: the
+most the pipeline can feed a device. An image is one decoded + augmented view (a batch of B has
+2B: A and B). The JSON line's `sources_timed` lists the sources timed; where the TFDS build cannot
+be written or read, `tfds` says "skipped: <why>" instead.
+
 Whether a real run is input-bound is the trainer's `train/data_wait_frac` metric (metrics.jsonl):
-the share of wall time the loop blocked on `next(stream)` between log steps.
+the share of wall time the loop blocked on `next(stream)` between log steps. `--train-steps N`
+measures it here: N trainer steps per timed source (`bench_data_train.py`), reported under `train`.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
@@ -21,7 +27,8 @@ import PIL
 from PIL import Image
 
 from jaxstyle.cyclegan import data, presets
-from jaxstyle.errors import positive_int
+from jaxstyle.errors import nonnegative_int, positive_int
+from jaxstyle.tools import bench_data_train
 
 PHOTO_WH = (400, 300)  # a typical photo's aspect, not square: the resize to load_size does work
 DEFAULT_IMAGES = 256   # per training domain: one pass is 2 × 256 augmented views per worker count
@@ -30,13 +37,16 @@ MOCK_NAME = 'jaxstyle_mock'  # TFDS config written as cycle_gan/jaxstyle_mock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-  """Options of `jaxstyle bench data` (the rest, --size and --batch, are bench.py's)."""
+  """Options of `jaxstyle bench data` (the rest, --size, --batch, --arch, are bench.py's)."""
   parser.add_argument('--source', choices=('folder', 'tfds', 'both'), default='both',
                       help='data: which mock source to time')
   parser.add_argument('--images', type=positive_int, default=DEFAULT_IMAGES,
                       help=f'data: mock images per training domain (default {DEFAULT_IMAGES})')
   parser.add_argument('--workers', default='1,2,4',
                       help='data: comma-separated TrainStream worker counts (default 1,2,4)')
+  parser.add_argument('--train-steps', type=nonnegative_int, default=0,
+                      help='data: then train this many CycleGAN steps (--arch, --batch, --size) '
+                           'per source and report the mean train/data_wait_frac (default 0: off)')
 
 
 def _photo(rng: np.random.Generator) -> np.ndarray:
@@ -61,17 +71,52 @@ def write_folder(root: str, n: int, seed: int = 0) -> dict[str, list[str]]:
   return paths
 
 
+@functools.cache
+def _mock_builder_class() -> type:
+  """A `GeneratorBasedBuilder` for `cycle_gan/jaxstyle_mock`, made on first use.
+
+  Not `tfds.dataset_builders.store_as_tfds_dataset`: its adhoc builder checks
+  `isinstance(dataset, tf.data.Dataset)`, so it needs TensorFlow. A builder class needs none, but
+  tfds must be imported lazily (the module imports without it) and tfds's `code_path` resolves the
+  class's package, so it is built here, in a package module, not in `__main__` or a test.
+  """
+  import tensorflow_datasets as tfds  # ~1 s, and only `--source tfds|both` needs it
+
+  class MockCycleGan(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """The mock JPEGs as cycle_gan/<MOCK_NAME>: {'image', 'label'} like TFDS's cycle_gan."""
+
+    name = 'cycle_gan'  # read back as cycle_gan/<MOCK_NAME> by `data.TfdsSource`
+    VERSION = tfds.core.Version('3.0.0')
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=MOCK_NAME)]
+
+    def __init__(self, *, paths: dict[str, list[str]], **kwargs: Any):
+      self._paths = paths  # {split: JPEG paths}: a kwarg, so no module-level mutable state
+      super().__init__(**kwargs)
+
+    def _info(self) -> Any:
+      return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+          'image': tfds.features.Image(encoding_format='jpeg'),
+          'label': tfds.features.ClassLabel(num_classes=2)}))
+
+    def _split_generators(self, dl_manager: Any) -> dict[str, Any]:
+      return {s: self._generate_examples(s, ps) for s, ps in self._paths.items()}
+
+    def _generate_examples(self, split: str, paths: list[str]) -> Any:
+      for i, p in enumerate(paths):
+        yield i, {'image': p, 'label': int(split.endswith('B'))}
+
+  return MockCycleGan
+
+
 def write_tfds(data_dir: str, paths: dict[str, list[str]]) -> str:
   """The JPEGs as TFDS `cycle_gan/jaxstyle_mock` in ArrayRecord; '' on success, else why not."""
   try:
     import tensorflow_datasets as tfds
 
-    features = tfds.features.FeaturesDict({'image': tfds.features.Image(encoding_format='jpeg'),
-                                           'label': tfds.features.ClassLabel(num_classes=2)})
-    splits = {s: [{'image': p, 'label': int(s.endswith('B'))} for p in ps] for s, ps in paths.items()}
-    tfds.dataset_builders.store_as_tfds_dataset(
-        name='cycle_gan', version='3.0.0', config=MOCK_NAME, features=features,
-        split_datasets=splits, data_dir=data_dir, file_format='array_record')
+    builder = _mock_builder_class()(paths=paths, data_dir=data_dir, config=MOCK_NAME,
+                                    file_format='array_record')
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        compute_stats=tfds.download.ComputeStatsMode.SKIP))
     data.TfdsSource(MOCK_NAME, 'trainA', data_dir).image(0)  # readable the way the trainer reads
   except Exception as e:  # noqa: BLE001 -- any failure is reported in the JSON line, not raised
     return f'skipped: cannot write/read a TFDS ArrayRecord build offline here: {type(e).__name__}: {e}'
@@ -119,6 +164,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
       else:
         configs['tfds'] = dict(source='tfds', name=MOCK_NAME, data_dir=os.path.join(tmp, 'tfds'))
     summary: dict[str, dict[str, float]] = {}
+    out['sources_timed'] = list(sources)  # 'tfds' is absent when its build was skipped
     for name in sources:
       cfg = presets.data_config(**configs[name], image_size=size, load_size=0, augment='reference',
                                 epoch_rule='max')
@@ -129,5 +175,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
       out[name] = runs
       summary[name] = {str(r['workers']): r['images_per_s'] for r in runs}
     out['images_per_s'] = summary
+    if getattr(args, 'train_steps', 0):
+      out['train'] = {name: bench_data_train.time_training(args, configs[name], size)
+                      for name in sources}
   out['load_avg_1m'] = round(os.getloadavg()[0], 2)  # other processes on the cores skew the rates
   return out

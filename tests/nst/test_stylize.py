@@ -158,20 +158,49 @@ def test_multiscale_and_original_colors(files, preserved):
   assert images == {"nst/snapshot": [(2, (16, 21)), (4, (16, 21)), (6, (24, 32)), (8, (24, 32))]}
 
 
-@pytest.mark.slow  # a vmapped sweep plus single runs (~12 s)
-def test_style_weight_sweep_matches_single_runs(files, vgg):
+@pytest.fixture(scope="module")
+def separate_runs(files, vgg):
+  """The images of two separate runs, style weight 10 and 1000 (what a sweep must reproduce)."""
+  return [stylize.stylize(_config(files, **{"loss.style_weight": w}), vgg=vgg,
+                          workdir=str(files["root"] / f"single{w:g}"))["images"][0]
+          for w in (10.0, 1000.0)]
+
+
+def test_style_weight_sweep_equals_separate_runs(files, vgg, separate_runs):
   c = _config(files)
-  c.loss.style_weights = (10.0, 1000.0)  # one vmapped program, one image per weight
+  c.loss.style_weights = (10.0, 1000.0)  # optim.sweep 'auto': sequential, one compiled program
   workdir = str(files["root"] / "sweep")
-  batch = stylize.stylize(c, workdir=workdir, vgg=vgg)
-  assert [os.path.basename(p) for p in batch["outputs"]] == ["stylized_sw10.png",
+  sweep = stylize.stylize(c, workdir=workdir, vgg=vgg)
+  assert sweep["sweep_strategy"] == "sequential"
+  assert [os.path.basename(p) for p in sweep["outputs"]] == ["stylized_sw10.png",
                                                              "stylized_sw1000.png"]
   _, images = read_events(workdir)
   assert sorted(images) == ["nst/snapshot_sw10", "nst/snapshot_sw1000"]
-  single = stylize.stylize(_config(files, **{"loss.style_weight": 1000.0}), vgg=vgg,
-                           workdir=str(files["root"] / "single"))
-  np.testing.assert_allclose(batch["images"][1], single["images"][0], atol=1.0)
-  assert np.abs(batch["images"][0] - batch["images"][1]).max() > 1.0
+  for got, want in zip(sweep["images"], separate_runs):  # the same executable: bit for bit
+    np.testing.assert_array_equal(got, want)
+  assert np.abs(sweep["images"][0] - sweep["images"][1]).max() > 1.0
+
+
+@pytest.mark.slow  # the vmapped program compiles separately (~10 s)
+def test_batched_sweep_matches_separate_runs(files, vgg, separate_runs):
+  c = _config(files, **{"optim.sweep": "batched"})
+  c.loss.style_weights = (10.0, 1000.0)
+  batch = stylize.stylize(c, vgg=vgg, workdir=str(files["root"] / "batched"))
+  assert batch["sweep_strategy"] == "batched"
+  for got, want in zip(batch["images"], separate_runs):  # vmapped convs sum in another order
+    np.testing.assert_allclose(got, want, atol=1.0)
+
+
+def test_random_vgg_source_and_sweep_flag(files, capsys):
+  out = str(files["root"] / "rnd" / "out.png")
+  rc = cli.main(["stylize", files["content"], files["style"], "-o", out, "--weights-source",
+                 "random", "--max-side", "16", "--iterations", "1", "--segment-iters", "1",
+                 "--style-weights", "1,10", "--sweep", "sequential", "--no-progress",
+                 "--no-snapshots", *SHALLOW])
+  captured = capsys.readouterr()
+  assert rc == 0, captured.err
+  assert "sweep of 2 style weights 1, 10: sequential (set by optim.sweep)" in captured.out + captured.err
+  assert os.path.exists(str(files["root"] / "rnd" / "out_sw10.png"))
 
 
 def test_cli_end_to_end(files, capsys):
