@@ -24,10 +24,26 @@ MEANING: dict[str, str] = {
            '(the plain reference formulation)',
     'subpixel': 'XLA convs, up-convs in the sub-pixel form (kernels/subpixel.py): the GPU/TPU default',
     'cpu_fast': 'subpixel + fast_conv: aligned YNNPACK inputs, shifted-GEMM kernel gradients, '
-                'per-phase input gradients',
+                'per-phase input gradients; up-convs below UPSAMPLE_MIN_PIXELS as in xla',
     'cpu_winograd': 'cpu_fast + Winograd for the wide 3x3 layers winograd.choose picks: the CPU default',
 }
 ENV = 'JAXSTYLE_CONV_IMPL'  # when set, overrides the config (A/B timing without editing configs)
+# Under 'cpu_fast'/'cpu_winograd', a nearest ×2 + K×K 'SAME' up-conv (`upsample_conv`) whose output
+# has fewer than this many pixels (N·2H·2W) runs in XLA's plain form (upsample, then one lax conv),
+# as 'xla' does. The sub-pixel form's 3×3 conv with 4·Cout channels on the low-res input has 2.25×
+# the weights of the 4×4 conv and does weight-sized work (phase kernel and its gradient, per-tap GEMMs)
+# that few pixels cannot pay for; on a 2×2 input XLA:CPU also runs that conv outside YNNPACK.
+# Measured (value + both gradients, ms, plain xla / sub-pixel cpu_winograd, 2-core EPYC, jaxlib 0.10.2):
+# 256→128 at N·2H·2W = 64: 3.3 / 24 (b4, 2² in; the main job's up_0) and 3.5 / 7.7 (b1, 4²);
+# at 256: 10 / 15 (256→128 b1 8², U-Net 128 b1 up_0), 4.4 / 5.7 (256→64 b4 4²), 21 / 35 (256→256);
+# at 512 a tie (256→128 b2 8²: 16.8 / 16.2); from 1024 on the sub-pixel form wins (128→32 b4 8²:
+# 3.8 / 3.7, 256→64 b1 16²: 17 / 11, 256→128 b4 8²: 34 / 29). Narrow heads (Cout 3) are faster
+# sub-pixel at every size (64→3 at 256: 0.8 / 0.35), but reach 256 pixels only at ≤ 16² images.
+# Not applied to `conv_transpose` (lax.conv_transpose lost 1.0-10× at every size measured, 64 to
+# 1024 pixels), `upsample_conv_reflect` (a 2×2 conv per phase: the sub-pixel form won from 256 on)
+# nor `conv2d` (stride-2 k4 convs: XLA ahead by ≤ 0.5 ms at 64-1024 pixels but 7× behind at 16,
+# a 4×4 → 2×2 conv whose input gradient XLA:CPU runs outside YNNPACK: no pixel threshold separates).
+UPSAMPLE_MIN_PIXELS = 512
 Padding = str | Sequence[tuple[int, int]]
 _DN = ('NHWC', 'HWIO', 'NHWC')
 upsample_nearest2x = subpixel.upsample_nearest2x
@@ -55,12 +71,26 @@ def resolve(requested: str = 'auto') -> str:
 
 def runtime_record(requested: str = 'auto') -> dict[str, Any]:
   """What a run actually executed with, for config.json and bench lines (the config says 'auto')."""
-  return {'conv_impl': resolve(requested), 'conv_impl_requested': str(requested),
-          'conv_impl_env': os.environ.get(ENV) or None, 'backend': jax.default_backend(),
+  impl = resolve(requested)
+  return {'conv_impl': impl, 'conv_impl_requested': str(requested),
+          'conv_impl_env': os.environ.get(ENV) or None,
+          # the shape rule in force: up-convs with fewer output pixels run as 'xla' (None: no rule)
+          'upsample_xla_below_pixels': UPSAMPLE_MIN_PIXELS if impl in _CPU_IMPLS else None,
+          'backend': jax.default_backend(),
           'jax': jax.__version__, 'jaxlib': jaxlib.__version__, 'devices': jax.device_count()}
 
 
 #### Trainable convs (CycleGAN generators and discriminators)
+
+_CPU_IMPLS = ('cpu_fast', 'cpu_winograd')
+
+
+def upsample_impl(x_shape: Sequence[int], impl: str) -> str:
+  """The impl `upsample_conv` runs for an NHWC input of `x_shape`: 'xla' for the custom CPU impls
+  below `UPSAMPLE_MIN_PIXELS` output pixels, else `impl` (already resolved)."""
+  n, h, w = x_shape[:3]
+  return 'xla' if impl in _CPU_IMPLS and n * 4 * h * w < UPSAMPLE_MIN_PIXELS else impl
+
 
 def _winograd_variant(x: jax.Array, w: jax.Array, strides: tuple[int, int],
                       pads: tuple[tuple[int, int], ...]) -> str | None:
@@ -104,8 +134,12 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, padding: Padding,
 
 
 def upsample_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
-  """Nearest ×2 upsampling then a stride-1 'SAME' conv with HWIO `kernel` (K, K, Cin, Cout)."""
-  impl = resolve(impl)
+  """Nearest ×2 upsampling then a stride-1 'SAME' conv with HWIO `kernel` (K, K, Cin, Cout).
+
+  Sub-pixel form (kernels/subpixel.py) unless `impl` is 'xla' or the output is too small for it
+  to pay off under the CPU impls (`UPSAMPLE_MIN_PIXELS`).
+  """
+  impl = upsample_impl(x.shape, resolve(impl))
   if impl == 'xla':
     return conv2d(subpixel.upsample_nearest2x(x), kernel.astype(x.dtype), (1, 1), 'SAME', impl)
   return subpixel.upsample_conv(x, kernel, _stride1(impl))

@@ -44,10 +44,15 @@ def test_runtime_record(monkeypatch):
   assert record['conv_impl_requested'] == 'auto' and record['conv_impl_env'] is None
   assert record['backend'] == jax.default_backend() and record['jax'] == jax.__version__
   assert record['devices'] == jax.device_count() and record['jaxlib']
+  # The shape rule in force is recorded with the CPU impls it applies to, None otherwise.
+  for impl in dispatch.CONV_IMPLS:
+    want = dispatch.UPSAMPLE_MIN_PIXELS if impl in ('cpu_fast', 'cpu_winograd') else None
+    assert dispatch.runtime_record(impl)['upsample_xla_below_pixels'] == want, impl
   monkeypatch.setenv(dispatch.ENV, 'subpixel')
   record = dispatch.runtime_record('cpu_fast')
   assert (record['conv_impl'], record['conv_impl_requested'], record['conv_impl_env']) == (
       'subpixel', 'cpu_fast', 'subpixel')
+  assert record['upsample_xla_below_pixels'] is None
 
 
 def _rel_err(a, b):
@@ -96,9 +101,12 @@ def test_conv_transpose_every_impl_matches_xla(no_env, padding):
       assert a.shape == b.shape and _rel_err(a, b) < 1e-5, impl
 
 
-def test_upsample_conv_every_impl_matches_upsample_then_conv(no_env):
+# (2, 4, 6): 192 output pixels, below UPSAMPLE_MIN_PIXELS (the CPU impls run the plain form);
+# (2, 8, 16): 1024, above (they run the sub-pixel form on fast_conv / Winograd's conv2d).
+@pytest.mark.parametrize('n, h, w', [(2, 4, 6), (2, 8, 16)])
+def test_upsample_conv_every_impl_matches_upsample_then_conv(no_env, n, h, w):
   rng = np.random.default_rng(4)
-  x = jnp.asarray(rng.normal(size=(2, 4, 6, 5)), jnp.float32)
+  x = jnp.asarray(rng.normal(size=(n, h, w, 5)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(4, 4, 5, 3)), jnp.float32)
   ref = _value_and_grads(lambda x, w: jax.lax.conv_general_dilated(
       jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2), w, (1, 1), 'SAME',
@@ -108,6 +116,75 @@ def test_upsample_conv_every_impl_matches_upsample_then_conv(no_env):
                            x, kernel, seed=3)
     for a, b in zip(got, ref):
       assert a.shape == b.shape and _rel_err(a, b) < 1e-5, impl
+
+
+def test_upsample_impl_threshold(no_env):
+  """Output pixels N·2H·2W below UPSAMPLE_MIN_PIXELS: 'xla' for the CPU impls; others unchanged."""
+  edge = dispatch.UPSAMPLE_MIN_PIXELS // 4  # N·H·W of the input at the threshold
+  for impl in dispatch.CONV_IMPLS:
+    cpu = impl in ('cpu_fast', 'cpu_winograd')
+    assert dispatch.upsample_impl((1, edge, 1, 8), impl) == impl
+    assert dispatch.upsample_impl((2, 1, edge // 2 - 1, 8), impl) == ('xla' if cpu else impl)
+    assert dispatch.upsample_impl((2, 1, edge, 8), impl) == impl
+
+
+@pytest.fixture(scope='module')
+def upsample_sides():
+  """{side: (x, kernel, dy)}: a 4×4 up-conv 6→5 whose output is below ('small', 2·4·4·4 = 128
+  pixels) and above ('large', 2·16·16·4 = 2048) UPSAMPLE_MIN_PIXELS."""
+  rng = np.random.default_rng(7)
+  kernel = jnp.asarray(rng.normal(size=(4, 4, 6, 5)) / np.sqrt(96), jnp.float32)
+  out = {}
+  for side, hw in (('small', 4), ('large', 16)):
+    x = jnp.asarray(rng.normal(size=(2, hw, hw, 6)), jnp.float32)
+    dy = jnp.asarray(rng.normal(size=(2, 2 * hw, 2 * hw, 5)), jnp.float32)
+    out[side] = (x, kernel, dy)
+  assert 2 * 4 * 4 * 4 < dispatch.UPSAMPLE_MIN_PIXELS <= 2 * 16 * 16 * 4
+  return out
+
+
+def _upsample_vjp(impl, x, kernel, dy):
+  y, vjp = jax.vjp(lambda x, w: dispatch.upsample_conv(x, w, impl), x, kernel)
+  return (y, *vjp(dy))
+
+
+def _conv_input_shapes(jaxpr):
+  """The lhs shapes of every conv_general_dilated in `jaxpr`, custom-VJP bodies included."""
+  shapes = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == 'conv_general_dilated':
+      shapes.append(tuple(eqn.invars[0].aval.shape))
+    for param in eqn.params.values():
+      inner = getattr(param, 'jaxpr', param)  # ClosedJaxpr -> Jaxpr
+      if hasattr(inner, 'eqns'):
+        shapes += _conv_input_shapes(inner)
+  return shapes
+
+
+def _uses_subpixel(impl, x, kernel):
+  """Whether the traced up-conv is the sub-pixel form: its one conv reads the low-res input (the
+  plain form convolves the ×2 upsampled one)."""
+  jaxpr = jax.make_jaxpr(lambda x, w: dispatch.upsample_conv(x, w, impl))(x, kernel).jaxpr
+  (shape,) = _conv_input_shapes(jaxpr)
+  assert shape[1] in (x.shape[1], 2 * x.shape[1], x.shape[1] + 1, x.shape[1] + 2, x.shape[1] + 3)
+  return shape[1] < 2 * x.shape[1]
+
+
+@pytest.mark.parametrize('impl', ['cpu_fast', 'cpu_winograd'])
+def test_upsample_rule_routes_small_to_xla_and_large_to_subpixel(no_env, upsample_sides, impl):
+  for side, (x, kernel, dy) in upsample_sides.items():
+    assert _uses_subpixel(impl, x, kernel) == (side == 'large'), side
+    assert not _uses_subpixel('xla', x, kernel)
+    y, vjp = jax.vjp(lambda x, w: jax.lax.conv_general_dilated(
+        jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2), w, (1, 1), 'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC')), x, kernel)
+    ref = (y, *vjp(dy))
+    got = _upsample_vjp(impl, x, kernel, dy)
+    for a, b in zip(got, ref):
+      assert a.shape == b.shape and _rel_err(a, b) < 1e-5, side
+    if side == 'small':  # the very same computation as the 'xla' impl
+      for a, b in zip(got, _upsample_vjp('xla', x, kernel, dy)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_frozen_kernels_winograd_only_where_chosen(no_env):
