@@ -9,11 +9,15 @@ Command:
 Preset: book U-Net g32, 70x70 PatchGAN d16 with 2 layers, 32 px, batch 4, lr 5e-4 (linear schedule),
   3 epochs = 750 steps; identity weight 5 (reference 0.5 x 10).
 Hardware: 2 CPU cores (1 JAX CPU device), otherwise quiet.
-Wall time: 7 min 9 s for 750 steps incl. compile (jaxlib 0.10.2, 2026-12-02 at f3308c6; 7 min 29 s at 5bbcc2e).
-Expected (measured 2026-11-26, again twice 2026-12-02 on fresh clones: identical, seed 0, full 1000-image test split, `jaxstyle evaluate`;
-  bit-reproducible on the same CPU type and core count, README "Reproducibility"):
-  transfer A2B 1.000, B2A 1.000; content IoU A2B 0.879, B2A 0.884; cycle L1 0.123 / 0.122
-  (0.856 / 0.856 before the sub-pixel U-Net change: same maths, sums in another order).
+Wall time: 2 min 30 s for 750 steps incl. compile and the end-of-run evaluation (jaxlib 0.10.2,
+  2026-12-02 at c3d9298, fresh clone, quiet machine; 0.14 s per step; 7 min 9 s at f3308c6 before
+  the small up-convs went back to XLA's plain form, kernels/dispatch.py UPSAMPLE_MIN_PIXELS).
+Expected (measured 2026-12-02 on a fresh clone at c3d9298 and in a separate run at the same code:
+  identical; seed 0, full 1000-image test split, `jaxstyle evaluate`; bit-reproducible on the same
+  CPU type and core count, README "Reproducibility"):
+  transfer A2B 1.000, B2A 1.000; content IoU A2B 0.881, B2A 0.879; cycle L1 0.123 / 0.124
+  (0.879 / 0.884 and 0.123 / 0.122 before the up-conv rule, 0.856 / 0.856 before the sub-pixel
+  U-Net change: same maths, sums in another order).
   (The first preset, ResNet g16 for 2 epochs, reached only IoU 0.777 / 0.765.)
 """
 import ml_collections

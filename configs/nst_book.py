@@ -34,5 +34,5 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
 
 def get_sweep():
   """Style-weight ablation around the book's 100 (one run each; `loss.style_weights` runs all three
-  as one vmapped program instead)."""
+  in one process instead, `optim.sweep` saying how)."""
   return [{"loss.style_weight": w} for w in (10.0, 100.0, 1000.0)]

@@ -30,5 +30,5 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
 
 
 def get_sweep():
-  """Style-weight ablation around the default 1e3 (one vmapped program via --style-weights)."""
+  """Style-weight ablation around the default 1e3 (all in one process via --style-weights)."""
   return [{"loss.style_weight": w} for w in (1e2, 1e3, 1e4)]

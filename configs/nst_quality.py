@@ -41,5 +41,5 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
 
 
 def get_sweep():
-  """Style-weight ablation (one vmapped program via `--style-weights 1e3,1e4,1e5`)."""
+  """Style-weight ablation (all in one process via `--style-weights 1e3,1e4,1e5`)."""
   return [{"loss.style_weight": w} for w in (1e3, 1e4, 1e5)]

@@ -74,8 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                  help="sweep: comma list of style weights, one output each (see --sweep)")
   g.add_argument("--sweep", choices=presets.SWEEP_STRATEGIES,
                  help="how a --style-weights sweep runs: sequential (one compiled single-image "
-                      "program reused; each image equals a separate run's), batched (one vmapped "
-                      "program), auto (sequential; see stylize.sweep_plan)")
+                      "program reused; each image equals a separate run's), concurrent (the same, "
+                      "one member per core at once), batched (one vmapped program), auto "
+                      "(concurrent on a multi-core CPU, else sequential; stylize.sweep_plan)")
   g.add_argument("--style-blend", type=_floats, help="blend weights of several style images")
   g = parser.add_argument_group("image")
   g.add_argument("--height", type=int, help="output height (book: 400); width keeps the aspect")

@@ -20,8 +20,9 @@ CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
 NORMALISATIONS = ('book', 'gatys', 'johnson')
 VGG_SOURCES = ('keras', 'torchvision', 'random')
 # How a style-weight sweep runs its members (nst/stylize.py, sweep_plan): 'sequential' reuses one
-# single-image executable member after member; 'batched' vmaps them into one program.
-SWEEP_STRATEGIES = ('auto', 'sequential', 'batched')
+# single-image executable member after member, 'concurrent' runs up to one member per core at once
+# through it, 'batched' vmaps them into one program.
+SWEEP_STRATEGIES = ('auto', 'sequential', 'concurrent', 'batched')
 VGG19_CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
 _LAYER = re.compile(r'^(?:block(\d)_conv(\d)|(?:conv|relu)(\d)_(\d))$')
 
@@ -67,7 +68,7 @@ def nst_base(content: str, style: str) -> ml_collections.ConfigDict:
       lr=10.0,                # Adam, in preprocessed units (0-255 for Keras weights)
       memory_size=10,         # scipy's m
       linesearch_steps=20,    # scipy's maxls
-      sweep='auto'))          # style-weight sweeps: auto | sequential | batched (stylize.sweep_plan)
+      sweep='auto'))          # style-weight sweeps: auto | sequential | concurrent | batched
   c.snapshots = True             # <prefix>_at_iteration_<i>.png after every segment
   c.strip_iters = (0, 1, 2, 4, 9)  # segments shown in the progress strip; () = about 4, evenly
   c.progress = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -37,23 +38,36 @@ def _vgg_setup(config: ml_collections.ConfigDict):
   return jax.device_put(params), prep
 
 
+def _cores() -> int:
+  """Cores this process may run on (a `taskset` or `sweep --parallel` pinning counts)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # macOS
+    return os.cpu_count() or 1
+
+
 def sweep_plan(config: ml_collections.ConfigDict) -> tuple[str, str]:
   """(strategy, why) for a style-weight sweep: how its members share the machine.
 
-  'sequential' runs the members one after another through the single-image executable, compiled
-  once: each image is bit-identical to a separate run's, and the sweep saves the N-1 process starts,
-  weight loads, target computations and compiles. 'batched' vmaps the members into one program; its
-  L-BFGS zoom line search runs until the slowest member is done and vmap turns its branches into
-  selects that evaluate both sides. On CPU (2 cores, 128², 2 members, 2 x 20 iterations) the
-  batched program took 7.7x the time of the sequential one, and even a bare vmapped VGG19
-  loss+gradient of 2 images gains nothing over two single ones at 256²
-  (docs/performance.md, "Style-weight sweeps"), so 'auto' is 'sequential'. No GPU was measured:
-  'auto' stays 'sequential' there too until one is.
+  Every strategy but 'batched' runs each member through the single-image executable, compiled once,
+  so each image is bit-identical to a separate run's and the sweep pays imports, weights, targets
+  and the compile once. 'sequential' runs the members one after another; 'concurrent' runs up to
+  one member per core at once, in threads. 'batched' vmaps the members into one program: its L-BFGS
+  zoom line search then runs until the slowest member is done and vmap turns its branches into
+  selects that evaluate both sides (2 cores, 128², 2 members × 40 iterations: 7.7× the sequential
+  time). 'auto' is 'concurrent' on a CPU with >= 2 cores: one member's evaluation scales 1.68× from
+  1 to 2 cores, so members side by side use the cores better (`jaxstyle bench nst-sweep`, 256 px, 3
+  weights × 40 iterations: steady segments 0.85× of sequential, the whole sweep 0.72× of three
+  separate commands; docs/performance.md "Style-weight sweeps"). Elsewhere 'auto' is 'sequential':
+  no accelerator was measured, and one accelerator runs one program at a time anyway.
   """
   chosen = str(config.optim.sweep)
   if chosen != 'auto':
     return chosen, 'set by optim.sweep'
-  return 'sequential', f'auto on {jax.default_backend()}: one compiled single-image program reused'
+  backend, cores = jax.default_backend(), _cores()
+  if backend == 'cpu' and cores >= 2:
+    return 'concurrent', f'auto on cpu with {cores} cores: members side by side, one executable'
+  return 'sequential', f'auto on {backend}: one compiled single-image program reused'
 
 
 def _remat(config: ml_collections.ConfigDict, size: tuple[int, int]) -> bool:
@@ -133,16 +147,22 @@ def _runner(config: ml_collections.ConfigDict, loss_fn: Any, batched: bool) -> A
       linesearch_steps=o.linesearch_steps, restart=o.restart, batched=batched)
 
 
-def _sequential(runners: list[Any]) -> Any:
+def _members(runners: list[Any], workers: int = 1) -> Any:
   """A sweep segment over stacked members, each through its own single-image runner.
 
   The runners share one compiled executable (SegmentRunner caches it per problem) and keep their
   own optimiser state, so member k follows exactly the trajectory of a separate run with its weight.
+  With `workers` > 1 that many members run at once, in threads (XLA releases the GIL).
   """
 
   def segment(xs, targets, vgg_params, weights):
-    outs = [run(xs[k], targets, vgg_params, jax.tree.map(lambda w, k=k: w[k], weights))
-            for k, run in enumerate(runners)]
+    def one(k):
+      return runners[k](xs[k], targets, vgg_params, jax.tree.map(lambda w: w[k], weights))
+    if workers > 1:
+      with ThreadPoolExecutor(workers) as pool:
+        outs = list(pool.map(one, range(len(runners))))
+    else:
+      outs = [one(k) for k in range(len(runners))]
     return (jnp.stack([x for x, _ in outs]),
             jax.tree.map(lambda *v: np.stack(v), *[stats for _, stats in outs]))
   return segment
@@ -156,8 +176,9 @@ def _segment_fn(config: ml_collections.ConfigDict, loss_fn: Any, batch: int,
   """
   o = config.optim
   if o.name != "lbfgs_scipy":
-    if batch and strategy == 'sequential':
-      return _sequential([_runner(config, loss_fn, False) for _ in range(batch)])
+    if batch and strategy in ('sequential', 'concurrent'):
+      workers = min(batch, _cores()) if strategy == 'concurrent' else 1
+      return _members([_runner(config, loss_fn, False) for _ in range(batch)], workers)
     return _runner(config, loss_fn, bool(batch))
   if batch:
     raise ValueError("optim.name='lbfgs_scipy' runs one image at a time; drop style_weights")

@@ -176,7 +176,7 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
       times = bench_peers.time_calls(one_step, args.steps, 0)
   else:
     times = bench_peers.time_calls(one_step, args.steps, args.warmup)
-  peer_args = [args.arch, str(args.peer_steps or args.steps), str(args.batch * n_dev)]
+  peer_args = [args.arch, str(args.peer_steps or args.steps), str(args.batch * n_dev), str(size)]
   out = bench_peers.report(
       args, 'cyclegan', times, compile_s, bench_peers.xla_flops(compiled),
       ('peer_torch_cyclegan.py', peer_args), arch=args.arch, devices=n_dev,

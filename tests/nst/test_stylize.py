@@ -168,10 +168,10 @@ def separate_runs(files, vgg):
 
 def test_style_weight_sweep_equals_separate_runs(files, vgg, separate_runs):
   c = _config(files)
-  c.loss.style_weights = (10.0, 1000.0)  # optim.sweep 'auto': sequential, one compiled program
+  c.loss.style_weights = (10.0, 1000.0)  # optim.sweep 'auto': concurrent on >= 2 cores
   workdir = str(files["root"] / "sweep")
   sweep = stylize.stylize(c, workdir=workdir, vgg=vgg)
-  assert sweep["sweep_strategy"] == "sequential"
+  assert sweep["sweep_strategy"] == stylize.sweep_plan(c)[0] in ("concurrent", "sequential")
   assert [os.path.basename(p) for p in sweep["outputs"]] == ["stylized_sw10.png",
                                                              "stylized_sw1000.png"]
   _, images = read_events(workdir)
@@ -179,6 +179,16 @@ def test_style_weight_sweep_equals_separate_runs(files, vgg, separate_runs):
   for got, want in zip(sweep["images"], separate_runs):  # the same executable: bit for bit
     np.testing.assert_array_equal(got, want)
   assert np.abs(sweep["images"][0] - sweep["images"][1]).max() > 1.0
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+def test_sweep_strategies_equal_separate_runs(files, vgg, separate_runs, strategy):
+  c = _config(files, **{"optim.sweep": strategy})  # one executable, members in turn or in threads
+  c.loss.style_weights = (10.0, 1000.0)
+  sweep = stylize.stylize(c, vgg=vgg, workdir=str(files["root"] / strategy))
+  assert sweep["sweep_strategy"] == strategy
+  for got, want in zip(sweep["images"], separate_runs):
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.slow  # the vmapped program compiles separately (~10 s)
@@ -189,6 +199,16 @@ def test_batched_sweep_matches_separate_runs(files, vgg, separate_runs):
   assert batch["sweep_strategy"] == "batched"
   for got, want in zip(batch["images"], separate_runs):  # vmapped convs sum in another order
     np.testing.assert_allclose(got, want, atol=1.0)
+
+
+def test_sweep_plan_auto(monkeypatch):
+  c = presets.nst_base("", "")
+  monkeypatch.setattr(stylize, "_cores", lambda: 2)
+  assert stylize.sweep_plan(c)[0] == "concurrent"  # the test backend is the CPU
+  monkeypatch.setattr(stylize, "_cores", lambda: 1)
+  assert stylize.sweep_plan(c)[0] == "sequential"
+  c.optim.sweep = "batched"
+  assert stylize.sweep_plan(c) == ("batched", "set by optim.sweep")
 
 
 def test_random_vgg_source_and_sweep_flag(files, capsys):
