@@ -13,7 +13,8 @@ import os
 import ml_collections
 
 from jaxstyle import config_lib
-from jaxstyle.nst.presets import NORMALISATIONS as NORMALISATIONS  # one list for both tasks
+from jaxstyle.nst.presets import CONV_IMPLS as CONV_IMPLS  # one list each for both tasks
+from jaxstyle.nst.presets import NORMALISATIONS as NORMALISATIONS
 from jaxstyle.nst.presets import VGG_SOURCES as VGG_SOURCES
 from jaxstyle.nst.presets import vgg_layer_ok
 
@@ -21,7 +22,6 @@ from jaxstyle.nst.presets import vgg_layer_ok
 SOURCES = ('synthetic', 'folder', 'tfds')
 UPSAMPLES = ('resize', 'transpose')
 OUTPUTS = ('tanh', 'linear')
-CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
 SYNTHETIC_STYLES = ('stripes', 'checks', 'dots', 'waves')
 SYNTHETIC_PREFIX = 'synthetic:'
 

@@ -26,11 +26,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from jaxstyle import models, parallel
-from jaxstyle.cyclegan import presets
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
@@ -42,14 +40,8 @@ from jaxstyle.tools import (
   bench_nst_sweep,
   bench_peers,
 )
-
-BOOK = dict(norm_eps=1e-3, eps_mode='std')
-# name -> (image side, overrides of presets.reference_model)
-ARCHS: dict[str, tuple[int, dict[str, Any]]] = {
-    'unet128': (128, dict(generator='unet_book', gen_filters=32, discriminator='patchgan_book',
-                          disc_filters=32, init='keras', **BOOK)),          # book Example 5-1
-    'resnet256': (256, dict(generator='resnet', n_blocks=9, discriminator='patchgan')),  # reference
-}
+from jaxstyle.tools.bench_archs import ARCHS as ARCHS
+from jaxstyle.tools.bench_archs import bench_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,16 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   bench_data.add_arguments(parser)
   bench_fast_style.add_arguments(parser)
   bench_nst_sweep.add_arguments(parser)
-
-
-def bench_config(arch: str, dtype: str, lambda_id: float,
-                 conv_impl: str = 'auto') -> ml_collections.ConfigDict:
-  """The book's CycleGAN config (the fields `train_state` reads) with the arch's networks."""
-  _, overrides = ARCHS[arch]
-  config = presets.cyclegan_base()
-  config.model = presets.reference_model(**overrides, dtype=dtype, conv_impl=conv_impl)
-  config.loss.lambda_id = lambda_id
-  return config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,9 +32,9 @@ def train_config(args: argparse.Namespace, data_fields: dict[str, Any],
   Data: the reference augmentation (bicubic to 286/256 of `size`, random crop, flip) with the
   trainer's default prefetch and num_workers, so the wait is what a default run would see.
   """
-  from jaxstyle.tools import bench  # here: bench imports bench_data, which imports this module
+  from jaxstyle.tools.bench_archs import bench_config
 
-  config = bench.bench_config(args.arch, args.dtype, args.lambda_id, args.conv_impl)
+  config = bench_config(args.arch, args.dtype, args.lambda_id, args.conv_impl)
   config.data = presets.data_config(**data_fields, image_size=size, load_size=0,
                                     augment='reference', epoch_rule='max')
   config.per_device_batch = args.batch
