@@ -1,7 +1,7 @@
 """`jaxstyle bench nst-sweep`: one style-weight sweep command vs N separate commands, end to end.
 
 Both sides are real `jaxstyle stylize` processes with the book config (configs/nst_book.py) at
-`--size` px high on random VGG19 weights (`--weights-source random`: the speed of the real network,
+`--size` px high (`--segments` of `--segment-iters` L-BFGS iterations) on random VGG19 weights (`--weights-source random`: the speed of the real network,
 no download): process start and imports, weights, targets, compile, the L-BFGS segments and the PNGs.
 That is what a researcher waits for when sweeping the style weight by hand or with `--style-weights`.
 Each process writes metrics.jsonl, so the line also splits the wall time into the segments (the
@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--segments', type=int, default=DEFAULT_SEGMENTS,
                       help=f'nst-sweep: book segments of 20 L-BFGS iterations (default '
                            f'{DEFAULT_SEGMENTS})')
+  parser.add_argument('--segment-iters', type=int, default=20,
+                      help='nst-sweep: L-BFGS iterations per segment (default 20, the book\'s)')
   parser.add_argument('--sweep', choices=presets.SWEEP_STRATEGIES, default='auto',
                       help='nst-sweep: the strategy of the one-command sweep (default auto)')
 
@@ -61,7 +63,8 @@ def _stylize(args: argparse.Namespace, images: tuple[str, str], workdir: str,
   """One `jaxstyle stylize` process: its wall time and the segment seconds it logged."""
   cmd = [sys.executable, '-m', 'jaxstyle.cli', 'stylize', *images, '-o', 'out.png',
          '--config', BOOK_CONFIG, '--weights-source', 'random', '--height', str(args.size),
-         '--iterations', str(args.segments), '--no-progress', '--no-snapshots',
+         '--iterations', str(args.segments), '--segment-iters', str(args.segment_iters),
+         '--no-progress', '--no-snapshots',
          '--workdir', workdir, *flags]
   t0 = time.perf_counter()
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -85,12 +88,14 @@ def _pixels(path: str) -> np.ndarray:
 def bench(args: argparse.Namespace) -> dict[str, Any]:
   """N separate stylize processes, then the sweep in one; the JSON line's fields."""
   weights = [float(w) for w in str(args.style_weights).split(',') if w.strip()]
-  if len(weights) < 2 or min(weights) <= 0 or args.segments < 1:
-    raise ValueError('--style-weights needs >= 2 positive weights and --segments >= 1')
+  if len(weights) < 2 or min(weights) <= 0 or args.segments < 1 or args.segment_iters < 1:
+    raise ValueError('--style-weights needs >= 2 positive weights, --segments and '
+                     '--segment-iters >= 1')
   args.size = args.size or 256
   out: dict[str, Any] = dict(bench='nst-sweep', config='configs/nst_book.py',
                              height=args.size, style_weights=weights, segments=args.segments,
-                             iterations_per_member=20 * args.segments, vgg='random',
+                             segment_iters=args.segment_iters,
+                             iterations_per_member=args.segment_iters * args.segments, vgg='random',
                              cpu_count=os.cpu_count())
   with tempfile.TemporaryDirectory(prefix='jaxstyle-bench-sweep-') as tmp:
     images = _write_images(tmp)
