@@ -58,10 +58,8 @@ def init_state(config: Any, rng: jax.Array) -> dict:
 def load_vgg(config: Any) -> tuple[Any, Any]:
   """(VGG19 params, their preprocessing): the weight file, or seeded random weights."""
   from jaxstyle.nst import weights
-  if config.vgg.source == 'random':
-    return weights.random_vgg19(config.seed)
   try:
-    return weights.get_vgg19(config.vgg.source, path=config.vgg.path or None)
+    return weights.get_vgg19(config.vgg.source, path=config.vgg.path or None, seed=config.seed)
   except weights.WeightDownloadError as e:  # name the trainer's settings, not stylize's flag
     raise weights.WeightDownloadError(
         str(e).replace('--vgg19 PATH', '--config.vgg.path=PATH')

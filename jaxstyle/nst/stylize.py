@@ -30,11 +30,8 @@ REMAT_AUTO_PIXELS = 1024 * 1024
 
 
 def _vgg_setup(config: ml_collections.ConfigDict):
-  from jaxstyle.nst.weights import get_vgg19, random_vgg19
-  if config.vgg.source == 'random':
-    params, prep = random_vgg19(config.seed)
-  else:
-    params, prep = get_vgg19(config.vgg.source, path=config.vgg.path or None)
+  from jaxstyle.nst.weights import get_vgg19
+  params, prep = get_vgg19(config.vgg.source, path=config.vgg.path or None, seed=config.seed)
   return jax.device_put(params), prep
 
 

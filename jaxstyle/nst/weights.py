@@ -179,8 +179,8 @@ def random_vgg19(seed: int = 0) -> tuple[dict[str, Any], Preprocessing]:
 
 
 def get_vgg19(source: str = 'keras', path: str | os.PathLike | None = None,
-              cache_dir: str | os.PathLike | None = None,
-              download: bool = True) -> tuple[dict[str, Any], Preprocessing]:
+              cache_dir: str | os.PathLike | None = None, download: bool = True,
+              seed: int = 0) -> tuple[dict[str, Any], Preprocessing]:
   """Loads VGG19 conv params for `models.vgg.VGG19` plus the preprocessing those weights expect.
 
   The file's content decides the loader and the preprocessing; `prep.source` says which was used.
@@ -194,6 +194,7 @@ def get_vgg19(source: str = 'keras', path: str | os.PathLike | None = None,
       the file is downloaded with a checksum check on first use.
     cache_dir: overrides the cache folder.
     download: allow the first-use download.
+    seed: for source 'random' only (`random_vgg19`: no file is read).
 
   Returns:
     (params, prep): float32 numpy params tree and the matching `Preprocessing`.
@@ -202,8 +203,11 @@ def get_vgg19(source: str = 'keras', path: str | os.PathLike | None = None,
     WeightChecksumError: an officially named file fails its size or hash.
     WeightFileError: the file is missing, empty, of neither format, or not VGG19.
   """
+  if source == 'random':
+    return random_vgg19(seed)
   if source not in PREPROCESSING:
-    raise ConfigError(f"unknown VGG19 weight source {source!r}; use 'keras' or 'torchvision'")
+    raise ConfigError(f"unknown VGG19 weight source {source!r}; use 'keras', 'torchvision' or "
+                      "'random'")
   file = _check_file(locate(source, path, cache_dir, download))
   verify(file)  # first: a damaged official file gets "delete it and re-download", not "wrong format"
   fmt = detect_format(file)
