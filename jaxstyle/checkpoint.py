@@ -1,7 +1,7 @@
 """Orbax checkpoints: the only module in jaxstyle that imports orbax.
 
 Orbax's API moves between releases (a v1 API already exists), so everything that touches it lives
-here behind a small surface (house style §6). Checked against orbax-checkpoint 0.12.8.
+here behind a small surface (docs/design/house_style.md, "Checkpoints"). Checked against orbax-checkpoint 0.12.8.
 
 Layout of a training run:
 

@@ -1,6 +1,6 @@
 """Process-0 metrics: `metrics.jsonl` (what the figure scripts read) plus optional TensorBoard.
 
-No external services (house style §8). Every line is flushed as it is written, so a killed run
+No external services (docs/design/house_style.md). Every line is flushed as it is written, so a killed run
 loses at most the line being written; `read_metrics` skips such a fragment and the lines a resume
 rolled back.
 """

@@ -1,6 +1,6 @@
 """`jaxstyle evaluate`: score a CycleGAN run's generators on a split without FID or a human.
 
-Metrics (keys follow house style §8):
+Metrics (keys follow docs/design/house_style.md, "Metrics and output"):
 - `eval/transfer_A2B`, `eval/transfer_B2A`: the fraction of translations that a domain criterion
   assigns to the target domain. On the synthetic dataset this is the fixed criterion of
   `synthetic.domain_probability`. On real data it is a *crude proxy*: a linear discriminant over

@@ -1,7 +1,8 @@
-"""CycleGAN train state, optimizer, LR schedules and the per-device train step (spec §5).
+"""CycleGAN train state, optimizer, LR schedules and the per-device train step
+(docs/design/cyclegan.md, "The reference training step").
 
 The state is a plain dict (ARCHITECTURE.md): `{'step', 'rng', 'params': {G_A, G_B, D_A, D_B},
-'opt': {G, D}, 'pool': {A, B}}`. Naming follows junyanz (spec §5.1): G_A maps A→B, G_B maps
+'opt': {G, D}, 'pool': {A, B}}`. Naming follows junyanz: G_A maps A→B, G_B maps
 B→A, **D_A judges domain B** and D_B judges domain A.
 """
 from __future__ import annotations
@@ -90,7 +91,7 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
   Written as for pmap: the batch and the pools are this device's slices; gradients and metrics
   are `pmean`-ed over `data`. No host syncs. The G block, D block and pool update stay in one
   function (longer than ~80 lines) so the order of the two `value_and_grad`s and their pmeans is
-  visible in one place, as in the reference training loop (spec §5).
+  visible in one place, as in the reference training loop (docs/design/cyclegan.md).
   """
   G, D = make_nets(config)
   lam = config.loss

@@ -142,8 +142,8 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   # The bar counts steps the device has finished, not steps dispatched ahead of it (whose rate
   # swings): after dispatching step s, wait for step s-1. One step stays queued, so the device
   # never idles. Waiting for step s itself would serialise the host work of the next step (data +
-  # dispatch) with the device: measured 8.5 ms of an 850 ms step (1 %) on 2 CPU cores for the
-  # synthetic main job, and a larger share on an accelerator's shorter steps.
+  # dispatch) with the device, a larger share of an accelerator's shorter steps (figures in
+  # docs/performance.md, "Notes moved out of the code").
   bar = tqdm(total=total, initial=start, disable=not is_main or not config.progress,
              dynamic_ncols=True, unit='step')
   last: dict[str, float] = {}

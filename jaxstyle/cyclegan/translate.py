@@ -74,8 +74,8 @@ def auto_batch(n: int, cap: int = MAX_AUTO_BATCH) -> int:
   """Batch size for `n` images of one size: at most `cap`, in equal batches (9 -> 5 + 5).
 
   One batch shape per size means one compile per size, and the padding with copies is at most
-  one image per batch instead of up to cap - 1 (one 128x128 image in a batch of 8 took 17.9 s
-  on CPU against 10.4 s alone).
+  one image per batch instead of up to cap - 1 (each copy costs a full image's compute:
+  docs/performance.md, "Notes moved out of the code").
   """
   n_batches = math.ceil(max(1, n) / cap)
   return math.ceil(max(1, n) / n_batches)

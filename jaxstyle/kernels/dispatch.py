@@ -29,20 +29,9 @@ MEANING: dict[str, str] = {
 }
 ENV = 'JAXSTYLE_CONV_IMPL'  # when set, overrides the config (A/B timing without editing configs)
 # Under 'cpu_fast'/'cpu_winograd', a nearest ×2 + K×K 'SAME' up-conv (`upsample_conv`) whose output
-# has fewer than this many pixels (N·2H·2W) runs in XLA's plain form (upsample, then one lax conv),
-# as 'xla' does. The sub-pixel form's 3×3 conv with 4·Cout channels on the low-res input has 2.25×
-# the weights of the 4×4 conv and does weight-sized work (phase kernel and its gradient, per-tap GEMMs)
-# that few pixels cannot pay for; on a 2×2 input XLA:CPU also runs that conv outside YNNPACK.
-# Measured (value + both gradients, ms, plain xla / sub-pixel cpu_winograd, 2-core EPYC, jaxlib 0.10.2):
-# 256→128 at N·2H·2W = 64: 3.3 / 24 (b4, 2² in; the main job's up_0) and 3.5 / 7.7 (b1, 4²);
-# at 256: 10 / 15 (256→128 b1 8², U-Net 128 b1 up_0), 4.4 / 5.7 (256→64 b4 4²), 21 / 35 (256→256);
-# at 512 a tie (256→128 b2 8²: 16.8 / 16.2); from 1024 on the sub-pixel form wins (128→32 b4 8²:
-# 3.8 / 3.7, 256→64 b1 16²: 17 / 11, 256→128 b4 8²: 34 / 29). Narrow heads (Cout 3) are faster
-# sub-pixel at every size (64→3 at 256: 0.8 / 0.35), but reach 256 pixels only at ≤ 16² images.
-# Not applied to `conv_transpose` (lax.conv_transpose lost 1.0-10× at every size measured, 64 to
-# 1024 pixels), `upsample_conv_reflect` (a 2×2 conv per phase: the sub-pixel form won from 256 on)
-# nor `conv2d` (stride-2 k4 convs: XLA ahead by ≤ 0.5 ms at 64-1024 pixels but 7× behind at 16,
-# a 4×4 → 2×2 conv whose input gradient XLA:CPU runs outside YNNPACK: no pixel threshold separates).
+# has fewer than this many pixels (N·2H·2W) runs in XLA's plain form, as 'xla' does: the sub-pixel
+# form's weight-sized work is not paid back by so few pixels. The measurements behind the threshold,
+# and why the other up-conv kinds get no such rule: docs/performance.md, "Small up-convs".
 UPSAMPLE_MIN_PIXELS = 512
 Padding = str | Sequence[tuple[int, int]]
 _DN = ('NHWC', 'HWIO', 'NHWC')

@@ -51,8 +51,8 @@ def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, int],
 
 
 # A large kernel with this few output channels (the Johnson net's 9×9 32→3 head) runs as one GEMM
-# to every tap's outputs plus shifted sums: XLA:CPU's own conv ran that head at 3 GFLOP/s
-# (1.43 s at 512², 0.20 s this way). Narrower kernels (CycleGAN's 7×7 and 4×4 heads) not measured.
+# to every tap's outputs plus shifted sums: XLA:CPU's own conv runs such a head far below its GEMM
+# speed (docs/performance.md, "Fast-style net on CPU"). Not applied to narrower kernels.
 NARROW_COUT, NARROW_MIN_TAPS = 4, 64
 
 

@@ -2,12 +2,11 @@
 
 FID features must be reproducible, so every product runs at HIGHEST precision (no TF32/bf16
 passes on accelerators). On XLA:CPU two shapes of conv are much slower than their arithmetic
-(measured at every Inception shape, batch 16, 2 cores; docs/performance.md):
-- a 1x1 stride-1 conv: `pointwise` runs it as the (N*H*W, Cin) x (Cin, Cout) GEMM it is, ~2x faster;
+(docs/performance.md, "FID Inception on CPU"):
+- a 1x1 stride-1 conv: `pointwise` runs it as the (N*H*W, Cin) x (Cin, Cout) GEMM it is;
 - a conv whose padded input side is not a multiple of 4 (YNNPACK's fast path): `conv` pads
-  explicitly and zero-extends to a multiple of 4, then slices the extra outputs off (the stem at
-  299/149/147/73 and Mixed_6a at 35 ran 1.5-4x faster; padded convs at 35 and all convs at 17 or 8
-  were no faster, so `_align_pays` leaves them alone).
+  explicitly and zero-extends to a multiple of 4, then slices the extra outputs off, where that
+  pays (big inputs: the stem and Mixed_6a; `_align_pays` leaves the small maps alone).
 Both keep the same sums in another order (~1e-7 relative, tests/models/test_inception.py).
 """
 from __future__ import annotations

@@ -6,8 +6,8 @@ Names are pytorch-fid's state-dict names; a BasicConv2d's params are `conv/kerne
 plain params because the network is inference-only (no `batch_stats` collection to thread).
 
 `Conv` and `BasicConv2d` use `setup` rather than the house style's single `@nn.compact`, so that
-`Mixed` can read its 1x1 convs' kernels and run those reading the same input as one GEMM (on 2 CPU
-cores, batch 16: 2.84 -> 2.52 s per batch; the param tree is unchanged).
+`Mixed` can read its 1x1 convs' kernels and run those reading the same input as one GEMM (faster on
+CPU: docs/performance.md, "FID Inception on CPU"; the param tree is unchanged).
 """
 from __future__ import annotations
 

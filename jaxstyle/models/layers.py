@@ -1,4 +1,4 @@
-"""Shared building blocks for the CycleGAN networks (spec cyclegan.md §3, §4).
+"""Shared building blocks for the CycleGAN networks (docs/design/cyclegan.md, "Parity").
 
 Everything here is chosen for exact parity with PyTorch (junyanz) or Keras (GDL book), not for
 Flax defaults: Flax's own `InstanceNorm` uses eps 1e-6 with scale/bias on, which is neither.

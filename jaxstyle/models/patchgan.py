@@ -1,4 +1,5 @@
-"""PatchGAN discriminators: junyanz `NLayerDiscriminator` (spec §2.3) and the book's D (§2.4).
+"""PatchGAN discriminators: junyanz `NLayerDiscriminator` and the book's D
+(docs/design/cyclegan.md, "Architectures").
 
 Both are conv4 stacks C(f)-C(2f)-...-C(min(2^n,8)·f) with LeakyReLU 0.2, IN on all but the first
 conv, then a conv to 1 channel with no activation (LSGAN scores, no sigmoid). The reference pads

@@ -1,4 +1,5 @@
-"""ResNet generators: junyanz `ResnetGenerator` (spec §2.1) and the book's variant (§2.2).
+"""ResNet generators: junyanz `ResnetGenerator` and the book's variant
+(docs/design/cyclegan.md, "Architectures").
 
 c7s1-g, d2g, d4g, R4g×N, u2g, ug, c7s1-out. The two differ only at the stride-2 layers: the
 reference uses explicit zero padding 1 and a PyTorch-aligned ConvTranspose; the book uses Keras

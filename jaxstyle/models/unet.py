@@ -1,4 +1,4 @@
-"""Book U-Net generator (GDL `build_generator_unet`, spec §2.5).
+"""Book U-Net generator (GDL `build_generator_unet`; docs/design/cyclegan.md).
 
 4 stride-2 downs, 3 ups with skip concatenation, then ×2 → conv → tanh. Kernel 4 everywhere
 with Keras 'same' padding (stride-1 k4 pads 1 before, 2 after; Flax 'SAME' is the same XLA rule).

@@ -1,4 +1,4 @@
-"""Neural style transfer losses: the book's Keras formulas (nst.md §1.3), Gatys et al.'s (§1.6) and
+"""Neural style transfer losses: the book's Keras formulas, Gatys et al.'s and
 Johnson et al.'s (the `johnson` normalisation, as jcjohnson/fast-neural-style and pytorch/examples
 compute it: MSE of features, MSE of Grams normalised by C·h·w).
 
@@ -61,7 +61,7 @@ def style_loss_book(f: jax.Array, target_gram: jax.Array, height: int, width: in
   """Keras example style loss Σ(G_target − G)² / (4·3²·(H·W)²).
 
   H, W are the INPUT image size and the 3 is the example's hard-coded `channels = 3`, not N_l / M_l;
-  this is what makes the book weight shallow layers 1024:256:64:16:1 (nst.md §1.3).
+  this is what makes the book weight shallow layers 1024:256:64:16:1 (docs/design/nst.md).
   """
   d = jnp.asarray(target_gram, jnp.float32) - gram(f)
   area = float(height) * float(width)

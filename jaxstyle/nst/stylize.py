@@ -1,6 +1,6 @@
 """Neural style transfer driver: `stylize(config)` (one image or a style-weight sweep), `run_config`.
 
-Gatys-style optimisation over pixels against a frozen VGG19 (spec nst.md). The book preset is the
+Gatys-style optimisation over pixels against a frozen VGG19 (docs/design/nst.md). The book preset is the
 Keras example with its targets computed once and the L-BFGS loop on device. Configs come from
 `jaxstyle/nst/presets.py`; the `jaxstyle stylize` command is `jaxstyle/nst/cli.py`, which imports
 this module (never the reverse).
@@ -51,12 +51,10 @@ def sweep_plan(config: ml_collections.ConfigDict) -> tuple[str, str]:
   and the compile once. 'sequential' runs the members one after another; 'concurrent' runs up to
   one member per core at once, in threads. 'batched' vmaps the members into one program: its L-BFGS
   zoom line search then runs until the slowest member is done and vmap turns its branches into
-  selects that evaluate both sides (2 cores, 128², 2 members × 40 iterations: 7.7× the sequential
-  time). 'auto' is 'concurrent' on a CPU with >= 2 cores: one member's evaluation scales 1.68× from
-  1 to 2 cores, so members side by side use the cores better (`jaxstyle bench nst-sweep`, 256 px, 3
-  weights × 40 iterations: steady segments 0.85× of sequential, the whole sweep 0.72× of three
-  separate commands; docs/performance.md "Style-weight sweeps"). Elsewhere 'auto' is 'sequential':
-  no accelerator was measured, and one accelerator runs one program at a time anyway.
+  selects that evaluate both sides (several times slower than sequential on CPU). 'auto' is
+  'concurrent' on a CPU with >= 2 cores: one member's evaluation does not scale linearly with the
+  cores, so members side by side use them better (docs/performance.md, "Style-weight sweeps").
+  Elsewhere 'auto' is 'sequential': one accelerator runs one program at a time anyway.
   """
   chosen = str(config.optim.sweep)
   if chosen != 'auto':
@@ -192,7 +190,7 @@ def _segment_fn(config: ml_collections.ConfigDict, loss_fn: Any, batch: int,
 
 
 def _record(stats: dict[str, Any], wall: float, iters: int, batch: int) -> dict[str, float]:
-  """The `nst/*` metrics of one segment (house style §8), averaged over a sweep's images."""
+  """The `nst/*` metrics of one segment (docs/design/house_style.md), averaged over a sweep's images."""
   rec = {"nst/loss": np.mean(stats["total"]), "nst/loss_content": np.mean(stats["content"]),
          "nst/loss_style": np.mean(stats["style"]), "nst/loss_tv": np.mean(stats["tv"]),
          "nst/sec_per_iter": wall / iters, "nst/evals": np.sum(stats["evals"]) / max(batch, 1),

@@ -1,7 +1,7 @@
 """VGG19 weights for NST: locate / download / verify the file, load it, and pair it with its preprocessing.
 
 Each weight source was trained on differently prepared input, and feeding one the other's preprocessing
-silently degrades NST (nst.md §4), so the loader always returns the preprocessing that matches the weights:
+silently degrades NST (docs/design/nst.md), so the loader always returns the preprocessing that matches the weights:
   keras:       RGB -> BGR, minus the Caffe means [103.939, 116.779, 123.68] (B, G, R), 0-255 scale;
   torchvision: RGB, /255, minus (0.485, 0.456, 0.406), divided by (0.229, 0.224, 0.225).
 The mean is never folded into conv1_1: zero padding in normalised space is not zero in raw space.

@@ -1,4 +1,4 @@
-"""junyanz/pytorch-CycleGAN-and-pix2pix state_dicts → jaxstyle params (spec cyclegan.md §7).
+"""junyanz/pytorch-CycleGAN-and-pix2pix state_dicts → jaxstyle params (docs/design/cyclegan.md).
 
 The reference nets are `nn.Sequential`s, so their keys are layer indices (`model.4.weight`). We
 derive the architecture (blocks, filters, channels, depth) from the keys and shapes, check that the

@@ -15,7 +15,7 @@
 `parallel.compile_step`, pool included) on random images: what training pays per iteration minus
 input I/O. Each line has the conv implementation and versions it ran with, the median time, compile time, peak RSS, GFLOP/s and its fraction of an
 f32 GEMM peak measured in the same process (bench_peers.py). CycleGAN at batch 1 is latency-bound:
-expect far from peak FLOP/s (spec §10).
+expect far from peak FLOP/s.
 """
 from __future__ import annotations
 

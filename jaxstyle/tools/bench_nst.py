@@ -1,4 +1,4 @@
-"""`jaxstyle bench nst-eval` / `nst-run`: NST speed on random VGG19 weights (spec nst.md).
+"""`jaxstyle bench nst-eval` / `nst-run`: NST speed on random VGG19 weights (docs/design/nst.md).
 
 `nst-eval` times one loss+gradient evaluation of the book objective (content block5_conv2, Gram
 style on block1..5_conv1, TV^1.25), the unit `peer_torch_nst.py` reports. `nst-run` times a full

@@ -1,7 +1,7 @@
 """`jaxstyle demo`: build every CycleGAN network, run a jitted forward on random input, print a table.
 
 A smoke test of the installation and the accelerator before any data or training is involved:
-parameter counts should match the spec (11,378,179 for the reference ResNet-9, and so on).
+parameter counts should match docs/design/cyclegan.md (11,378,179 for the reference ResNet-9, and so on).
 
   jaxstyle demo --size 128 --batch 1 [--dtype bfloat16] [--fast-init]
 """

@@ -1,6 +1,6 @@
 """`jaxstyle sweep`: expand a config's `get_sweep()` into one training run per override dict.
 
-The sweep is data next to its config (house style §5); this module only names, launches and
+The sweep is data next to its config (docs/design/house_style.md); this module only names, launches and
 summarises the runs. Each run's workdir is `BASE/<name>`, where the name is derived from the
 overrides (`loss.lambda_id=0.0`), so re-running the sweep resumes every run from its workdir.
 

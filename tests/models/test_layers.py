@@ -1,4 +1,4 @@
-"""layers.py against NumPy re-implementations of the PyTorch / Keras ops (spec §3, §4)."""
+"""layers.py against NumPy re-implementations of the PyTorch / Keras ops (docs/design/cyclegan.md)."""
 import math
 
 import jax

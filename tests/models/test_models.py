@@ -1,4 +1,4 @@
-"""Network shapes, exact parameter counts (spec §2), pinned names, init, bf16 and the registry."""
+"""Network shapes, exact parameter counts (docs/design/), pinned names, init, bf16 and the registry."""
 import math
 
 import jax

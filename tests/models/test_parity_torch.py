@@ -22,7 +22,7 @@ NETS = ['resnet', 'patchgan', 'resnet_book', 'unet_book', 'patchgan_book']
 
 
 def junyanz_name(key: str, cfg: dict) -> tuple[str, ...]:
-  """junyanz state_dict module prefix → our submodule path (spec §7 table)."""
+  """junyanz state_dict module prefix → our submodule path (docs/design/cyclegan.md table)."""
   m = re.fullmatch(r'model\.(\d+)(?:\.conv_block\.(\d+))?', key)
   assert m, key
   idx = int(m.group(1))
@@ -100,4 +100,4 @@ def test_resnet9_key_layout(fixture):
   net = build(cfg)
   expected = jax.eval_shape(net.init, jax.random.key(0), jnp.zeros((1, 16, 16, 3)))['params']
   assert shapes(params) == shapes(expected)
-  assert 'model.19.weight' in layout and 'model.26.bias' in layout  # ups / head at N=9 (spec §7)
+  assert 'model.19.weight' in layout and 'model.26.bias' in layout  # ups / head at N=9

@@ -1,5 +1,5 @@
 """NST losses: hand-computed values, large-size normalisers, and the book / Gatys objectives against an
-independent NumPy re-implementation of the Keras example (nst.md §1.3, including its 3-image batch)."""
+independent NumPy re-implementation of the Keras example (docs/design/nst.md, including its 3-image batch)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -295,7 +295,7 @@ def test_published_generator_layout_loads(full_size_keys, arch, n_blocks, count)
   """Keys/shapes of the published pretrained G files (e.g. horse2zebra.pth) map onto our ResNet."""
   params, cfg = junyanz.generator_from_state_dict(_random_sd(full_size_keys[arch]))
   assert (cfg.gen_filters, cfg.n_blocks, cfg.out_channels) == (64, n_blocks, 3)
-  assert sum(a.size for a in jax.tree.leaves(params)) == count  # spec §2.1
+  assert sum(a.size for a in jax.tree.leaves(params)) == count  # docs/design/cyclegan.md
   net = models.make_generator(cfg)
   x = np.linspace(-1, 1, 8 * 8 * 3, dtype=np.float32).reshape(1, 8, 8, 3)
   assert _shapes(params) == _init_shapes(net, x)
@@ -307,7 +307,7 @@ def test_published_generator_layout_loads(full_size_keys, arch, n_blocks, count)
 def test_published_discriminator_layout_loads(full_size_keys):
   params, cfg = junyanz.discriminator_from_state_dict(_random_sd(full_size_keys["basic_D"]))
   assert (cfg.disc_filters, cfg.n_layers) == (64, 3)
-  assert sum(a.size for a in jax.tree.leaves(params)) == 2_764_737  # spec §2.3
+  assert sum(a.size for a in jax.tree.leaves(params)) == 2_764_737  # docs/design/cyclegan.md
   x = np.zeros((1, 64, 64, 3), np.float32)
   assert _shapes(params) == _init_shapes(models.make_discriminator(cfg), x)
 
