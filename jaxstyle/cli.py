@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stylize": ("jaxstyle.nst.cli",
                 "neural style transfer of one content image (default preset: jcjohnson)"),
     "port-weights": ("jaxstyle.ports.cli", "convert public weights into jaxstyle's format"),
-    "bench": ("jaxstyle.tools.bench", "speed benchmarks (see README performance table)"),
+    "bench": ("jaxstyle.tools.bench", "speed benchmarks (see docs/performance.md)"),
     "sweep": ("jaxstyle.tools.sweep", "expand and run a config's get_sweep() ablation"),
     "figure": ("jaxstyle.tools.figures", "re-draw a book figure from a workdir"),
     "demo": ("jaxstyle.tools.demo", "forward pass of every network on random input (smoke test)"),

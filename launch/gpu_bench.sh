@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of issue #6, as one script for a lent CUDA machine (README "Performance").
+# The GPU measurements of issue #6, as one script for a lent CUDA machine (docs/performance.md, GPU table).
 #   bash launch/gpu_bench.sh            # on the GPU machine; results in $OUT (default runs/gpu_bench)
 #   SMOKE=1 bash launch/gpu_bench.sh    # tiny sizes on any machine, jaxstyle side only (checks the script)
 # jaxstyle runs through `python -m jaxstyle.tools.bench`; the PyTorch peers in jaxstyle/tools/peers run unchanged

@@ -2,7 +2,8 @@
 
 `python -m jaxstyle.nst.memory --sizes 1024,2048 --iters 1` runs each (size, remat) case in a fresh
 subprocess (ru_maxrss is a per-process high-water mark) with random VGG19 weights and the book's
-layers/losses, and prints a table for the README. On CPU the backend allocates from host RAM, so
+layers/losses, and prints the table of docs/performance.md ("NST memory"). On CPU the backend allocates from
+host RAM, so
 peak RSS is the whole footprint: weights, targets, activations kept for the backward pass, and the
 optimiser state (L-BFGS keeps 2*m image-sized vectors on top of Adam's 2). "remat on" is the
 objective built on `vgg.block_losses` (each block recomputed in the backward pass, losses inside it).

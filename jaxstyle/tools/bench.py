@@ -1,4 +1,4 @@
-"""`jaxstyle bench`: speed benchmarks, each printing one JSON line (README performance table).
+"""`jaxstyle bench`: speed benchmarks, each printing one JSON line (docs/performance.md).
 
   jaxstyle bench cyclegan --arch unet128|resnet256 --batch N   one training iteration (G then D)
   jaxstyle bench translate --arch unet128 --batch N            generator forward, images/s

@@ -3,8 +3,8 @@ one of them while another process keeps a core busy.
 
 Each process compiles afresh (no compilation cache) on one CPU device, as the README's main job
 runs, with the suite's cheaper LLVM level (TEST_XLA_FLAGS, ~25 % less compile time; the default
-level was checked the same way by hand: README "Reproducibility"). Not covered, and the README
-says so: another number of cores, another CPU instruction set or another device count.
+level was checked the same way by hand: docs/reproducibility.md). Not covered, and
+docs/reproducibility.md says so: another number of cores, another CPU instruction set or another device count.
 """
 import hashlib
 import json
