@@ -1,24 +1,20 @@
-"""CycleGAN on the embedded synthetic dataset (red-orange shaded shapes <-> blue striped shapes).
+"""CycleGAN on the embedded synthetic dataset (red-orange shaded shapes ↔ blue striped shapes).
 
-The README's offline main job: no download, and success is measurable (`jaxstyle evaluate`
-reports transfer and content IoU from the ground-truth masks).
+The offline main job: no download, and success is measurable (`jaxstyle evaluate` reports transfer
+and content IoU from the ground-truth masks). Book U-Net g32, 70x70 PatchGAN d16 with 2 layers,
+32 px, batch 4, lr 5e-4 (linear schedule), 3 epochs = 750 steps; identity weight 5 (0.5 x 10).
 
 Command:
   jaxstyle train --config configs/cyclegan_synthetic.py --workdir runs/synthetic
   jaxstyle evaluate --workdir runs/synthetic
-Preset: book U-Net g32, 70x70 PatchGAN d16 with 2 layers, 32 px, batch 4, lr 5e-4 (linear schedule),
-  3 epochs = 750 steps; identity weight 5 (reference 0.5 x 10).
-Hardware: 2 CPU cores (1 JAX CPU device), otherwise quiet.
-Wall time: 2 min 30 s for 750 steps incl. compile and the end-of-run evaluation (jaxlib 0.10.2,
-  2026-12-02 at c3d9298, fresh clone, quiet machine; 0.14 s per step; 7 min 9 s at f3308c6 before
-  the small up-convs went back to XLA's plain form, kernels/dispatch.py UPSAMPLE_MIN_PIXELS).
-Expected (measured 2026-12-02 on a fresh clone at c3d9298 and in a separate run at the same code:
-  identical; seed 0, full 1000-image test split, `jaxstyle evaluate`; bit-reproducible on the same
-  CPU type and core count, README "Reproducibility"):
-  transfer A2B 1.000, B2A 1.000; content IoU A2B 0.881, B2A 0.879; cycle L1 0.123 / 0.124
-  (0.879 / 0.884 and 0.123 / 0.122 before the up-conv rule, 0.856 / 0.856 before the sub-pixel
-  U-Net change: same maths, sums in another order).
-  (The first preset, ResNet g16 for 2 epochs, reached only IoU 0.777 / 0.765.)
+  jaxstyle train --config configs/cyclegan_synthetic.py:runlocal --workdir runs/synthetic_local
+Hardware: a quiet 2-core AMD EPYC CPU (AVX2), one JAX CPU device, jaxlib 0.10.2.
+Wall time: measured on a fresh clone: 2 min 30 s for the 750 steps (0.14 s per step) with the
+  end-of-run evaluation, then 16 s for `jaxstyle evaluate`; :runlocal (32 steps of 1 x 16²) RUNLOCAL.
+  Dates and history: docs/performance.md "Presets at their real shapes".
+Expected: measured, seed 0, the 1000-image test split (runs/synthetic/eval.json): transfer A2B / B2A
+  1.000 / 1.000, content IoU 0.881 / 0.879, cycle L1 0.123 / 0.124; the same figures to the bit on
+  the same CPU type and core count (docs/reproducibility.md).
 """
 import ml_collections
 
