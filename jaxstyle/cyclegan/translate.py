@@ -223,7 +223,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   src.add_argument("--weights", help="junyanz .pth generator or a `port-weights` directory")
   parser.add_argument("--direction", choices=list(DIRECTIONS), default="AtoB",
                       help="AtoB uses G_A, BtoA uses G_B (ignored for a single-generator --weights)")
-  parser.add_argument("--out", required=True, help="output directory (PNG files)")
+  parser.add_argument("--out", required=True,
+                      help="output folder, created if missing: one input folder's images land "
+                           "in it directly, several inputs each get a sub-folder")
   parser.add_argument("--batch-size", type=errors.positive_int, default=None,
                       help=f"images per generator call (default: per image size, the image count "
                            f"up to {MAX_AUTO_BATCH}, in equal batches)")
@@ -231,12 +233,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def collect_inputs(inputs: Sequence[str]) -> list[tuple[str, str]]:
-  """(path, output name) for every image under `inputs`; folders keep their relative layout."""
+  """(path, output name) for every image under `inputs`; folders keep their relative layout.
+
+  One folder alone maps onto the output folder itself (`--out O photos/` writes `O/a.png`);
+  among several inputs each folder gets its own sub-folder (`O/photos/a.png`), so names from
+  different inputs cannot collide.
+  """
   exts = {e.lower() for e in Image.registered_extensions()}
   found = []
   for item in inputs:
     if os.path.isdir(item):
-      base = os.path.basename(os.path.normpath(item))
+      base = "" if len(inputs) == 1 else os.path.basename(os.path.normpath(item))
       for d, dirs, files in os.walk(item):
         dirs[:] = sorted(x for x in dirs if not x.startswith("."))
         for f in sorted(files):

@@ -1,9 +1,10 @@
 """`jaxstyle stylize --model RUN IN... -o OUT`: a trained fast-style network over files, folders, video.
 
 The flags are registered by `jaxstyle/nst/cli.py` (one `stylize` command); with `--model` it
-hands the parsed arguments to `run`. One input file: `-o` is the output file (a folder if it is
-one). Several inputs or a folder: `-o` is a folder, and folders keep their relative layout, as in
-`jaxstyle translate`. `--video IN -o OUT.mp4` stylises every frame (needs `jaxstyle[video]`).
+hands the parsed arguments to `run`. `-o` is the exact path of the result, its folders created:
+one input file: the output file (a folder if it is one); one folder: the output folder, mirroring
+it; several inputs: the folder that holds their outputs (each input folder a sub-folder), as in
+`jaxstyle translate`. There is no workdir: `--workdir` is refused. `--video IN -o OUT.mp4` stylises every frame (needs `jaxstyle[video]`).
 Unreadable images are skipped with a warning; the command fails only if nothing was stylised.
 """
 from __future__ import annotations
@@ -64,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
   if not os.path.isdir(args.model):
     raise UserError(f"--model {args.model!r} is not a folder; pass the --workdir of a "
                     "fast-style training run")
+  if getattr(args, "workdir", None):
+    raise UserError("--workdir holds an optimisation run's snapshots and metrics; a --model run "
+                    "writes only its result, at -o")
   if args.video and args.images:
     raise UserError("give --video IN or image inputs, not both")
   if not args.video and not args.images:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle.errors import BadInputError, UserError, nonnegative_int, positive_int
+from jaxstyle.errors import BadInputError, UserError, nonnegative_int, positive_int, writable_dir
 from jaxstyle.fid import metrics
 
 
@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--kid", action="store_true",
                       help="also KID (needs features: folders, or .npz written by --save-stats)")
   parser.add_argument("--save-stats", metavar="OUT.npz", default=None,
-                      help="write mu, sigma (pytorch-fid layout) and features of the one PATH")
+                      help="write mu, sigma (pytorch-fid layout) and features of the one PATH to "
+                           "this file (folders created)")
   parser.add_argument("--inception", metavar="PATH", default=None,
                       help="pt_inception-2015-12-05-6726825d.pth or a `port-weights --kind "
                            "inception-fid` folder (default: the cache, downloaded on first use)")
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="devices to shard over (0 = all)")
   parser.add_argument("--kid-subsets", type=positive_int, default=metrics.KID_SUBSETS)
   parser.add_argument("--kid-subset-size", type=positive_int, default=metrics.KID_SUBSET_SIZE)
-  parser.add_argument("--json", metavar="OUT.json", default=None, help="also write the scores here")
+  parser.add_argument("--json", metavar="OUT.json", default=None, help="also write the scores to this file (folders created)")
 
 
 class _Sets:
@@ -110,7 +111,8 @@ def save_stats(path: str, feats: np.ndarray, out: str) -> None:
   mu, sigma = metrics.statistics(feats)
   folder = os.path.dirname(os.path.abspath(out))
   os.makedirs(folder, exist_ok=True)
-  np.savez_compressed(out, mu=mu, sigma=sigma, features=feats.astype(np.float32))
+  with open(out, "wb") as f:  # a file object: numpy would append .npz to a path without it
+    np.savez_compressed(f, mu=mu, sigma=sigma, features=feats.astype(np.float32))
   print(f"wrote statistics of {len(feats)} images of {path} to {out}")
 
 
@@ -132,7 +134,10 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-  """Scores two paths, or saves one path's statistics."""
+  """Scores two paths, or saves one path's statistics (at exactly --save-stats / --json)."""
+  for out, flag in ((args.save_stats, "--save-stats"), (args.json, "--json")):
+    if out:  # folders created, and an unwritable one fails before any feature extraction
+      writable_dir(os.path.dirname(os.path.abspath(out)), f"{flag} folder")
   if args.save_stats:
     if len(args.paths) != 1:
       raise UserError(f"--save-stats takes exactly one PATH (a folder), got {len(args.paths)}")

@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="CONTENT STYLE [STYLE ...] (optimisation NST); with --model: image "
                            "files or folders to stylise")
   parser.add_argument("-o", "--output", default=None,
-                      help="output image path (default stylized.png); with --model and several "
-                           "inputs: a folder")
+                      help="the result's exact path (folders are created; default stylized.png, "
+                           "inside --workdir when one is given); with --model and a folder or "
+                           "several inputs: the output folder (default stylized/)")
   parser.add_argument("--config", default=None,
                       help="preset file, e.g. configs/nst_book.py or "
                            "configs/nst_quality.py:runlocal (default: the jcjohnson preset, "
@@ -61,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "512 px longest side, relu4_2 content, Gatys normalisation). Any field can "
                    "also be set with --config.a.b=value, typed like the field (as in `jaxstyle "
                    "train`).")
-  parser.add_argument("--workdir", default=None, help="folder for snapshots, strip, metrics.jsonl")
+  parser.add_argument("--workdir", default=None,
+                      help="folder for snapshots, strip, metrics.jsonl (the result goes to -o)")
   g = parser.add_argument_group("loss")
   g.add_argument("--content-weight", type=float)
   g.add_argument("--style-weight", type=float)
@@ -162,11 +164,14 @@ def run(args: argparse.Namespace) -> int:
     raise errors.UserError("--video, --style and --style-mix need --model RUN (a trained "
                            "fast-style network)")
   config = presets.check_inputs(presets.validate(build_config(args)))
-  errors.writable_dir(os.path.dirname(os.path.abspath(config.output)), "output folder (-o)")
-  if args.workdir:
-    errors.writable_dir(args.workdir, "--workdir")
   from jaxstyle.nst import stylize
 
+  if args.output:  # -o is the result's exact path; --workdir holds snapshots, strip and metrics
+    config.output = os.path.abspath(args.output)
+  output = stylize.output_path(config.output, args.workdir)
+  errors.writable_dir(os.path.dirname(os.path.abspath(output)), "output folder (-o)")
+  if args.workdir:
+    errors.writable_dir(args.workdir, "--workdir")
   result = stylize.stylize(config, workdir=args.workdir)
   for path in result["outputs"]:
     print(f"wrote {path}")

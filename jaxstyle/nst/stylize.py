@@ -214,8 +214,11 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
   """Runs one (or, with `loss.style_weights`, a sweep of) stylisation(s); `sweep_plan` says how.
 
   Returns `{'images': [RGB float arrays], 'snapshots': {segment: [images]}, 'history': [...]}`
-  and writes the output PNG(s), snapshots and progress strip as configured. With a `workdir`,
-  the metrics go to metrics.jsonl and TensorBoard, with each segment's image.
+  and writes the output PNG(s), snapshots and progress strip as configured. `config.output` is
+  the result's path; a relative one is taken inside `workdir` when one is given (a run's files
+  live in its workdir; the CLI passes `-o` as an absolute path, so it is used exactly). With a
+  `workdir`, the snapshots and strip go there and the metrics to metrics.jsonl and TensorBoard,
+  with each segment's image; without one they go next to the output.
   """
   from tqdm import tqdm
 
@@ -228,7 +231,8 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
   batch = len(sweep)
   weights = (jax.tree.map(lambda *w: jnp.stack(w), *[weights_of(config, s) for s in sweep])
              if batch else weights_of(config))
-  prefix = os.path.splitext(config.output)[0]
+  output = output_path(config.output, workdir)
+  prefix = os.path.splitext(output)[0]
   if workdir:
     prefix = os.path.join(workdir, os.path.basename(prefix))
   iters = config.optim.segment_iters
@@ -273,7 +277,7 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
     bar.close()
     writer.close()
   images = snapshots[len(snapshots) - 1]
-  outputs = _write_outputs(config, images, sweep, prefix, workdir)
+  outputs = _write_outputs(output, images, sweep)
   strip = _write_strip(config, content_rgb, style_rgbs, snapshots, prefix)
   return {"images": images, "snapshots": snapshots, "history": history,
           "outputs": outputs, "strip": strip, "sweep_strategy": strategy}
@@ -291,10 +295,14 @@ def _to_rgb(x, prep, batch, config, content_rgb, size) -> list[np.ndarray]:
   return out
 
 
-def _write_outputs(config, images, sweep, prefix, workdir) -> list[str]:
-  base, ext = os.path.splitext(config.output)
-  if workdir:
-    base = os.path.join(workdir, os.path.basename(base))
+def output_path(output: str, workdir: str | None) -> str:
+  """Where the result goes: `output` itself, a relative one inside `workdir` when one is given."""
+  return os.path.join(workdir, output) if workdir else output
+
+
+def _write_outputs(output, images, sweep) -> list[str]:
+  """The result at `output`; a sweep's members at `<stem>_sw<weight><ext>` beside it."""
+  base, ext = os.path.splitext(output)
   paths = [f"{base}_sw{s:g}{ext or '.png'}" for s in sweep] if sweep else [base + (ext or ".png")]
   for path, img in zip(paths, images):
     image_io.save(path, img)

@@ -61,7 +61,8 @@ def _write_images(root: str) -> tuple[str, str]:
 def _stylize(args: argparse.Namespace, images: tuple[str, str], workdir: str,
              flags: list[str]) -> dict[str, Any]:
   """One `jaxstyle stylize` process: its wall time and the segment seconds it logged."""
-  cmd = [sys.executable, '-m', 'jaxstyle.cli', 'stylize', *images, '-o', 'out.png',
+  cmd = [sys.executable, '-m', 'jaxstyle.cli', 'stylize', *images,
+         '-o', os.path.join(workdir, 'out.png'),
          '--config', BOOK_CONFIG, '--weights-source', 'random', '--height', str(args.size),
          '--iterations', str(args.segments), '--segment-iters', str(args.segment_iters),
          '--no-progress', '--no-snapshots',

@@ -174,7 +174,7 @@ def test_stylize_model_command(runs, tmp_path, capsys):
   assert np.asarray(Image.open(out)).shape == (20, 28, 3)
   assert cli.main(['stylize', '--model', runs['straight'], str(images), '-o',
                    str(tmp_path / 'folder'), '--style', '1', '--no-progress']) == 0
-  written = sorted(p.name for p in (tmp_path / 'folder' / 'in').iterdir())
+  written = sorted(p.name for p in (tmp_path / 'folder').iterdir())  # -o mirrors the one folder
   assert written == ['a.png', 'b.png']
   assert 'stylized 2, skipped 1' in capsys.readouterr().out
 
