@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from jaxstyle.errors import UserError
 
-# name -> (module, one-line help). Each module defines `add_arguments(parser)` and `run(args)`;
+# name -> (module[:object], one-line help). Each defines `add_arguments(parser)` and `run(args)`;
 # a module with `ACCEPTS_CONFIG_OVERRIDES = True` gets the `--config.a.b=v` extras in
 # `args.unknown`; every other command rejects unknown flags.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("jaxstyle.cyclegan.translate", "translate images with a trained CycleGAN generator"),
     "evaluate": ("jaxstyle.cyclegan.evaluate", "evaluate a CycleGAN run on a test split"),
     "fid": ("jaxstyle.fid.cli", "FID (and KID) of two image folders or statistics files"),
-    "stylize": ("jaxstyle.nst.cli",
+    "stylize": ("jaxstyle.cli:Stylize",
                 "neural style transfer of one content image (default preset: jcjohnson)"),
     "port-weights": ("jaxstyle.ports.cli", "convert public weights into jaxstyle's format"),
     "bench": ("jaxstyle.tools.bench", "speed benchmarks (see docs/performance.md)"),
@@ -34,6 +35,58 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "figure": ("jaxstyle.tools.figures", "re-draw a book figure from a workdir"),
     "demo": ("jaxstyle.tools.demo", "forward pass of every network on random input (smoke test)"),
 }
+
+# `stylize` is one command in two modes: CONTENT STYLE... optimises the pixels (nst/cli.py);
+# --model RUN applies a trained network, the module picked by the run's task (config.json).
+STYLIZE_OPTIMISE = "jaxstyle.nst.cli"
+STYLIZE_MODELS: dict[str, str] = {"fast_style": "jaxstyle.fast_style.cli"}
+_DEFAULT_MODEL_KIND = "fast_style"  # a run without a readable task: its module explains what is wrong
+
+
+class Stylize:
+  """`jaxstyle stylize`'s two modes behind one command, dispatched here so that no task imports
+  another for it. Each mode's module has `add_arguments`, `given_flags(args)` (its own flags the
+  user set, refused in the other mode) and `run`."""
+
+  ACCEPTS_CONFIG_OVERRIDES = True  # the optimisation's `--config.a.b=v`
+
+  @staticmethod
+  def add_arguments(parser: argparse.ArgumentParser) -> None:
+    importlib.import_module(STYLIZE_OPTIMISE).add_arguments(parser)
+    group = parser.add_argument_group("a trained network instead of the optimisation (--model)")
+    group.add_argument("--model", metavar="RUN",
+                       help="a fast-style training run (jaxstyle train --config "
+                            "configs/fast_style_*.py): stylise the inputs with its network")
+    for module in dict.fromkeys(STYLIZE_MODELS.values()):
+      importlib.import_module(module).add_arguments(group)
+
+  @staticmethod
+  def run(args: argparse.Namespace) -> int:
+    optimise = importlib.import_module(STYLIZE_OPTIMISE)
+    models = [importlib.import_module(m) for m in dict.fromkeys(STYLIZE_MODELS.values())]
+    if not args.model:
+      flags = [flag for module in models for flag in module.given_flags(args)]
+      if flags:
+        raise UserError(f"{', '.join(flags)} need --model RUN (a trained network)")
+      return optimise.run(args)
+    flags = optimise.given_flags(args)
+    if flags:
+      raise UserError(f"{', '.join(flags)} set the optimisation NST; a --model run has its "
+                      "styles and weights built in")
+    try:
+      with open(os.path.join(args.model, "config.json")) as f:
+        kind = json.load(f).get("task")
+    except (OSError, ValueError, AttributeError):
+      kind = None
+    return importlib.import_module(STYLIZE_MODELS.get(kind, STYLIZE_MODELS[_DEFAULT_MODEL_KIND])).run(args)
+
+
+def command(name: str) -> Any:
+  """The object that implements command `name` (a module, or `module:attribute`), imported now."""
+  module, _, attribute = COMMANDS[name][0].partition(":")
+  loaded = importlib.import_module(module)
+  return getattr(loaded, attribute) if attribute else loaded
+
 
 # File-system errors that mean "the path you gave is wrong", not "jaxstyle has a bug".
 _PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
@@ -95,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
           "(see jaxstyle --help)", file=sys.stderr)
     return 2
   name, rest = argv[0], argv[1:]
-  module = importlib.import_module(COMMANDS[name][0])
+  module = command(name)
   cmd_parser = make_parser(name, module)
   args, unknown = cmd_parser.parse_known_args(rest)
   if unknown and not getattr(module, "ACCEPTS_CONFIG_OVERRIDES", False):

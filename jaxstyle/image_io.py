@@ -16,8 +16,52 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from jaxstyle.errors import BadInputError, UserError
+
 _BG = 255
 _TEXT = (0, 0, 0)
+
+
+#### Inputs
+
+def collect_inputs(inputs: Sequence[str]) -> list[tuple[str, str]]:
+  """(path, output name) for every image under `inputs`; folders keep their relative layout.
+
+  Shared by `translate` and `stylize --model`. One folder alone maps onto the output folder itself
+  (`photos/a.jpg` -> `a.png`); among several inputs each folder gets its own sub-folder
+  (`photos/a.png`), so names from different inputs cannot collide.
+  """
+  exts = {e.lower() for e in Image.registered_extensions()}
+  found = []
+  for item in inputs:
+    if os.path.isdir(item):
+      base = "" if len(inputs) == 1 else os.path.basename(os.path.normpath(item))
+      for d, dirs, files in os.walk(item):
+        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        for f in sorted(files):
+          if os.path.splitext(f)[1].lower() in exts and not f.startswith("."):
+            rel = os.path.relpath(os.path.join(d, f), item)
+            found.append((os.path.join(d, f), os.path.join(base, os.path.splitext(rel)[0] + ".png")))
+    elif os.path.isfile(item):
+      found.append((item, os.path.splitext(os.path.basename(item))[0] + ".png"))
+    else:
+      raise UserError(f"input {item!r} does not exist; give image files or folders of images")
+  if not found:
+    raise BadInputError(f"no image files (by extension) under {', '.join(map(repr, inputs))}")
+  return found
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+  """Reflect-pads (N, H, W, C) on the bottom/right so H and W divide `multiple`; returns (x, (H, W)).
+
+  Padding only the far sides keeps pixel (0, 0) aligned with the unpadded image, so the crop back
+  is a plain slice.
+  """
+  h, w = x.shape[1:3]
+  ph, pw = (-h) % multiple, (-w) % multiple
+  if ph or pw:
+    x = np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+  return x, (h, w)
 
 
 #### Decoding

@@ -2,8 +2,8 @@
 
 Like config_lib, this imports only ml_collections, so configs stay cheap to load (no jax).
 The base values are the book's Example 5-1 settings. Code that needs one section (a model for a
-benchmark, a weight port, a test) takes it from here too (`model_config`, `reference_model`,
-`data_config`), so a default never has a second, drifting copy.
+benchmark, a test) takes it from here too (`data_config`; the `model` section's `model_config` and
+`reference_model` are jaxstyle/networks.py's, re-exported), so a default never has a second copy.
 """
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ from typing import Any
 import ml_collections
 
 from jaxstyle import config_lib
-
-# junyanz/pytorch-CycleGAN-and-pix2pix's networks (= the paper): what the reference preset
-# changes in the book's model section. ResNet-9 ngf 64, 70x70 PatchGAN ndf 64, instance norm
-# eps 1e-5 on the variance, N(0, 0.02) init.
-REFERENCE_MODEL = dict(generator='resnet', discriminator='patchgan', gen_filters=64,
-                       disc_filters=64, norm_eps=1e-5, eps_mode='var', init='normal')
+from jaxstyle.networks import GENERATOR_MULTIPLE as GENERATOR_MULTIPLE
+from jaxstyle.networks import REFERENCE_MODEL as REFERENCE_MODEL
+from jaxstyle.networks import model_config as model_config
+from jaxstyle.networks import reference_model as reference_model
 
 # What `validate` accepts (kept equal to the runtime registries by tests/test_config_validation.py).
-# Generator -> the multiple its input sides must be (2 stride-2 downs for ResNets, 4 for the U-Net).
-GENERATOR_MULTIPLE = {'resnet': 4, 'resnet_book': 4, 'unet_book': 16}
+# The model section and GENERATOR_MULTIPLE live in jaxstyle/networks.py (models/ and ports/ use them).
 DISCRIMINATORS = ('patchgan', 'patchgan_book')
 SCHEDULES = ('constant', 'junyanz', 'paper', 'linear')
 CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
@@ -37,11 +34,7 @@ def cyclegan_base() -> ml_collections.ConfigDict:
       image_size=128, load_size=0, augment='book', book_exact_flip=False, epoch_rule='min',
       serial_batches=False, on_bad_file='skip', seed=0, synthetic_size=1000,
       synthetic_resolution=0, prefetch=2, num_workers=2))
-  c.model = ml_collections.ConfigDict(dict(
-      generator='unet_book', discriminator='patchgan_book', gen_filters=32, disc_filters=32,
-      n_blocks=9, n_layers=3, norm_eps=1e-3, eps_mode='std', init='keras', init_gain=0.02,
-      upsample='deconv', dtype='float32', in_channels=3, out_channels=3,
-      conv_impl='auto'))      # auto | xla | subpixel | cpu_fast | cpu_winograd (kernels/dispatch.py)
+  c.model = model_config()
   c.loss = ml_collections.ConfigDict(dict(lambda_gan=1.0, lambda_cycle=10.0, lambda_id=2.0))
   c.optim = ml_collections.ConfigDict(dict(
       lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, schedule='constant', n_epochs=100,
@@ -88,16 +81,6 @@ def _section(name: str, overrides: dict[str, Any]) -> ml_collections.ConfigDict:
   section = cyclegan_base()[name]
   config_lib.apply_overrides(section, overrides)
   return section
-
-
-def model_config(**overrides: Any) -> ml_collections.ConfigDict:
-  """The book's `model` section (Example 5-1) with `overrides`."""
-  return _section('model', overrides)
-
-
-def reference_model(**overrides: Any) -> ml_collections.ConfigDict:
-  """junyanz's networks (`REFERENCE_MODEL` over the book's section) with `overrides`."""
-  return model_config(**{**REFERENCE_MODEL, **overrides})
 
 
 def data_config(**overrides: Any) -> ml_collections.ConfigDict:

@@ -28,10 +28,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
 
 from jaxstyle import errors, image_io
 from jaxstyle.errors import BadInputError, ConfigError, UserError
+from jaxstyle.image_io import collect_inputs, pad_to_multiple
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,6 @@ def _apply(generator: Any, params: Any, x: jax.Array) -> jax.Array:
 
 
 _apply_jit = jax.jit(_apply, static_argnums=0)
-
-
-def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-  """Reflect-pads (N, H, W, C) on the bottom/right so H and W divide `multiple`; returns (x, (H, W)).
-
-  Padding only the far sides keeps pixel (0, 0) aligned with the unpadded image, so the crop back
-  is a plain slice.
-  """
-  h, w = x.shape[1:3]
-  ph, pw = (-h) % multiple, (-w) % multiple
-  if ph or pw:
-    x = np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
-  return x, (h, w)
 
 
 def translate_float(fn: Callable[[np.ndarray], Any], x: np.ndarray, multiple: int) -> np.ndarray:
@@ -230,33 +217,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"images per generator call (default: per image size, the image count "
                            f"up to {MAX_AUTO_BATCH}, in equal batches)")
   parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-
-
-def collect_inputs(inputs: Sequence[str]) -> list[tuple[str, str]]:
-  """(path, output name) for every image under `inputs`; folders keep their relative layout.
-
-  One folder alone maps onto the output folder itself (`--out O photos/` writes `O/a.png`);
-  among several inputs each folder gets its own sub-folder (`O/photos/a.png`), so names from
-  different inputs cannot collide.
-  """
-  exts = {e.lower() for e in Image.registered_extensions()}
-  found = []
-  for item in inputs:
-    if os.path.isdir(item):
-      base = "" if len(inputs) == 1 else os.path.basename(os.path.normpath(item))
-      for d, dirs, files in os.walk(item):
-        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
-        for f in sorted(files):
-          if os.path.splitext(f)[1].lower() in exts and not f.startswith("."):
-            rel = os.path.relpath(os.path.join(d, f), item)
-            found.append((os.path.join(d, f), os.path.join(base, os.path.splitext(rel)[0] + ".png")))
-    elif os.path.isfile(item):
-      found.append((item, os.path.splitext(os.path.basename(item))[0] + ".png"))
-    else:
-      raise UserError(f"input {item!r} does not exist; give image files or folders of images")
-  if not found:
-    raise BadInputError(f"no image files (by extension) under {', '.join(map(repr, inputs))}")
-  return found
 
 
 def plan_batches(sized: Sequence[tuple[str, str, tuple[int, int]]], multiple: int,

@@ -1,7 +1,7 @@
 """`jaxstyle stylize --model RUN IN... -o OUT`: a trained fast-style network over files, folders, video.
 
-The flags are registered by `jaxstyle/nst/cli.py` (one `stylize` command); with `--model` it
-hands the parsed arguments to `run`. `-o` is the exact path of the result, its folders created:
+One `stylize` command (jaxstyle.cli's `Stylize`) registers these flags beside the optimisation's
+and hands `--model` runs of task fast_style to `run`. `-o` is the exact path of the result, its folders created:
 one input file: the output file (a folder if it is one); one folder: the output folder, mirroring
 it; several inputs: the folder that holds their outputs (each input folder a sub-folder), as in
 `jaxstyle translate`. There is no workdir: `--workdir` is refused. `--video IN -o OUT.mp4` stylises every frame (needs `jaxstyle[video]`).
@@ -21,16 +21,19 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-  """The fast-style flags (a group of the `stylize` parser)."""
-  group.add_argument("--model", metavar="RUN",
-                     help="a fast-style training run (jaxstyle train --config "
-                          "configs/fast_style_*.py): stylise the inputs with its network")
+  """The fast-style flags (a group of the `stylize` parser, after jaxstyle.cli's `--model`)."""
   group.add_argument("--style", type=errors.nonnegative_int, default=None,
                      help="which style of a multi-style network (0-based; default 0)")
   group.add_argument("--style-mix", default=None,
                      help="blend of a multi-style network's styles, one weight per style, "
                           "e.g. 0.3,0.7 (normalised to sum 1)")
   group.add_argument("--video", metavar="IN", help="stylise a video file frame by frame")
+
+
+def given_flags(args: argparse.Namespace) -> list[str]:
+  """This mode's flags the user set (without --model, `jaxstyle.cli` refuses them)."""
+  return (["--video"] * bool(args.video) + ["--style"] * (args.style is not None)
+          + ["--style-mix"] * (args.style_mix is not None))
 
 
 def _mix(text: str | None) -> tuple[float, ...] | None:
@@ -45,9 +48,7 @@ def _mix(text: str | None) -> tuple[float, ...] | None:
 
 def _outputs(inputs: list[str], output: str | None) -> list[tuple[str, str]]:
   """(input path, output path) for every image under `inputs`."""
-  from jaxstyle.cyclegan.translate import collect_inputs
-
-  items = collect_inputs(inputs)
+  items = image_io.collect_inputs(inputs)
   single = len(inputs) == 1 and os.path.isfile(inputs[0])
   if single and output and not os.path.isdir(output) and not output.endswith(os.sep):
     return [(items[0][0], output)]

@@ -15,10 +15,10 @@ import ml_collections
 import numpy as np
 
 from jaxstyle import checkpoint, image_io
-from jaxstyle.cyclegan.translate import pad_to_multiple
 from jaxstyle.errors import ConfigError, UserError
 from jaxstyle.fast_style import data, presets
 from jaxstyle.fast_style import step as fs_step
+from jaxstyle.image_io import pad_to_multiple
 
 MULTIPLE = 4  # two stride-2 downs
 

@@ -1,4 +1,4 @@
-"""CycleGAN networks, built from a `model_cfg` (its fields and defaults: `cyclegan/presets.py`).
+"""CycleGAN networks, built from a `model_cfg` (its fields and defaults: `jaxstyle/networks.py`).
 
 Also exports `JohnsonNet`, the fast-style transformation net (`models/johnson.py`): it is not a
 CycleGAN generator, so it is deliberately absent from `GENERATORS`.
@@ -15,12 +15,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxstyle import jax_setup  # noqa: F401  (process-wide RNG setting; see its docstring)
-from jaxstyle.cyclegan.presets import GENERATOR_MULTIPLE
 from jaxstyle.errors import ConfigError
 from jaxstyle.models.johnson import JohnsonNet
 from jaxstyle.models.patchgan import PatchDiscriminator
 from jaxstyle.models.resnet_gen import ResnetGenerator
 from jaxstyle.models.unet import UnetBookGenerator
+from jaxstyle.networks import GENERATOR_MULTIPLE
 
 __all__ = [
     'DISCRIMINATORS', 'GENERATORS', 'JohnsonNet', 'PatchDiscriminator', 'ResnetGenerator',

@@ -1,5 +1,6 @@
-"""`jaxstyle stylize CONTENT STYLE [STYLE2 ...] -o OUT [--config PRESET] [options]`, and with
-`--model RUN` a trained fast-style network over images, folders or a video (`fast_style/cli.py`).
+"""`jaxstyle stylize CONTENT STYLE [STYLE2 ...] -o OUT [--config PRESET] [options]`: the pixel
+optimisation. `--model RUN` (a trained network) is the command's other mode, which `jaxstyle.cli`
+dispatches to the run's task (`fast_style/cli.py`); this module never imports it.
 
 Flags mirror jcjohnson/neural-style's option set; each one overrides a field of the preset
 (the named preset `jaxstyle.nst.presets.jcjohnson`, = configs/nst_jcjohnson.py, when no --config is
@@ -108,9 +109,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--strip-iters", type=_ints, help="segments shown in the progress strip")
   g.add_argument("--no-snapshots", action="store_true", help="skip per-segment PNGs")
   g.add_argument("--no-progress", action="store_true", help="no progress bar")
-  from jaxstyle.fast_style import cli as fast_cli
-  fast_cli.add_arguments(parser.add_argument_group(
-      "fast style (a trained feed-forward network instead of the optimisation)"))
 
 
 def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
@@ -149,20 +147,15 @@ def config_from_argv(argv: list[str]) -> ml_collections.ConfigDict:
   return build_config(args)
 
 
+def given_flags(args: argparse.Namespace) -> list[str]:
+  """The optimisation's flags the user set (`jaxstyle stylize --model` refuses them: jaxstyle.cli)."""
+  flags = [f"--{dest.replace('_', '-')}" for dest in _FIELDS if getattr(args, dest) is not None]
+  return flags + ["--config"] * bool(args.config) + ["--config.*"] * bool(getattr(args, "unknown", None))
+
+
 def run(args: argparse.Namespace) -> int:
   """Runs the stylisation; the config, images and output folders are checked before VGG19 loads
   (bad ones are one error line from jaxstyle.cli, exit code 2)."""
-  if args.model:
-    nst_only = [f"--{dest.replace('_', '-')}" for dest in _FIELDS if getattr(args, dest) is not None]
-    nst_only += ["--config"] * bool(args.config) + ["--config.*"] * bool(getattr(args, "unknown", None))
-    if nst_only:
-      raise errors.UserError(f"{', '.join(nst_only)} set the optimisation NST; a --model run "
-                             "has its styles and weights built in")
-    from jaxstyle.fast_style import cli as fast_cli
-    return fast_cli.run(args)
-  if args.video or args.style is not None or args.style_mix is not None:
-    raise errors.UserError("--video, --style and --style-mix need --model RUN (a trained "
-                           "fast-style network)")
   config = presets.check_inputs(presets.validate(build_config(args)))
   from jaxstyle.nst import stylize
 

@@ -15,7 +15,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxstyle.cyclegan import presets
+from jaxstyle.networks import reference_model
 from jaxstyle.ports import torch_pth
 from jaxstyle.ports.torch_pickle import CheckpointFormatError
 
@@ -114,7 +114,7 @@ def generator_from_state_dict(sd: dict[str, Any]) -> tuple[dict, ml_collections.
   params["up_0"] = _conv(sd, f"model.{10 + n_blocks}")
   params["up_1"] = _conv(sd, f"model.{13 + n_blocks}")
   params["head"] = _conv(sd, f"model.{17 + n_blocks}")
-  cfg = presets.reference_model(
+  cfg = reference_model(
       generator="resnet", gen_filters=int(g), n_blocks=n_blocks, in_channels=int(in_ch),
       out_channels=int(out_ch), upsample="deconv", norm_eps=1e-5, eps_mode="var")
   return params, cfg
@@ -143,7 +143,7 @@ def discriminator_from_state_dict(sd: dict[str, Any]) -> tuple[dict, ml_collecti
 
   params = {f"conv_{k}": _conv(sd, f"model.{i}") for k, i in enumerate(index)}
   params["head"] = _conv(sd, head)
-  cfg = presets.reference_model(
+  cfg = reference_model(
       discriminator="patchgan", disc_filters=int(ndf), n_layers=n_layers, in_channels=int(in_ch),
       norm_eps=1e-5, eps_mode="var")
   return params, cfg

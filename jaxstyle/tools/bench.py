@@ -8,8 +8,11 @@
   jaxstyle bench fid --size 299 --batch 50                     Inception features, images/s (bench_fid.py)
   jaxstyle bench data --source both --workers 1,2,4            input pipeline, images/s (bench_data.py)
   jaxstyle bench fast-style --size 512 --train-size 256 --batch 4  net forward + train step (bench_fast_style.py)
+  jaxstyle bench gemm                                          this machine's f32 GEMM peak
   ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
   ... --conv-impl xla|subpixel|cpu_fast|cpu_winograd            A/B of the conv implementation
+
+Each benchmark is a sub-command with only the flags it reads (`jaxstyle bench BENCH --help`).
 
 `cyclegan` runs the trainer's own step (`train_state.make_train_step` under
 `parallel.compile_step`, pool included) on random images: what training pays per iteration minus
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -44,64 +48,82 @@ from jaxstyle.tools.bench_archs import ARCHS as ARCHS
 from jaxstyle.tools.bench_archs import bench_config
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-  """Options of `jaxstyle bench`."""
-  parser.add_argument('task', choices=['cyclegan', 'translate', 'nst-eval', 'nst-run', 'nst-sweep',
-                                      'gemm', 'fid', 'data', 'fast-style'])
-  parser.add_argument('--arch', choices=list(ARCHS), default='unet128')
-  parser.add_argument('--batch', type=positive_int, default=None,
-                      help='per-device batch (default 1); fid: over all devices (default 50); '
-                           'fast-style: train step (default 4)')
-  parser.add_argument('--devices', type=nonnegative_int, default=1, help='data-parallel devices (0 = all)')
-  parser.add_argument('--size', type=nonnegative_int, default=0, help='override the image side')
-  parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
-  parser.add_argument('--lambda-id', type=float, default=5.0, help='0 skips the identity passes')
-  parser.add_argument('--steps', type=positive_int, default=None,
-                      help=f'timed steps (default 20; fid {bench_fid.DEFAULT_STEPS}; '
-                           f'fast-style {bench_fast_style.DEFAULT_STEPS})')
-  parser.add_argument('--warmup', type=nonnegative_int, default=2)
-  parser.add_argument('--outer', type=positive_int, default=3, help='nst-run: L-BFGS segments of 20')
-  parser.add_argument('--conv-impl', default='auto', choices=('auto', *dispatch.CONV_IMPLS),
-                      help='conv implementation (kernels/dispatch.py); auto: by backend')
-  parser.add_argument('--profile', default='', help='cyclegan: write a jax.profiler trace of the '
-                      'timed steps to this directory (open with xprof / TensorBoard)')
-  bench_peers.add_common_arguments(parser)
-  bench_data.add_arguments(parser)
-  bench_fast_style.add_arguments(parser)
-  bench_nst_sweep.add_arguments(parser)
+def _timing(p: argparse.ArgumentParser, steps: int, peer: bool = True) -> None:
+  """--steps/--warmup and the report's GEMM peak and PyTorch peer flags (bench_peers.report)."""
+  p.add_argument('--steps', type=positive_int, default=steps, help=f'timed steps (default {steps})')
+  p.add_argument('--warmup', type=nonnegative_int, default=2)
+  bench_peers.add_common_arguments(p, peer=peer)
 
 
-def run(args: argparse.Namespace) -> int:
-  """Dispatches to one bench and prints its JSON line."""
-  fid = args.task == 'fid'
-  batch, steps = {'fid': (bench_fid.DEFAULT_BATCH, bench_fid.DEFAULT_STEPS),
-                  'fast-style': (bench_fast_style.DEFAULT_BATCH, bench_fast_style.DEFAULT_STEPS),
-                  }.get(args.task, (1, 20))
-  args.batch = args.batch or batch
-  args.steps = args.steps or steps
-  if fid:
-    result = bench_fid.bench(args)
-  elif args.task == 'fast-style':
-    result = bench_fast_style.bench(args)  # a list: one line per case (forward, train step)
-  elif args.task == 'data':
-    result = bench_data.bench(args)
-  elif args.task == 'nst-sweep':
-    result = bench_nst_sweep.bench(args)
-  elif args.task in ('nst-eval', 'nst-run'):
-    args.size = args.size or 256
-    result = (bench_nst.bench_eval if args.task == 'nst-eval' else bench_nst.bench_run)(args)
-  elif args.task == 'gemm':
-    result = {'bench': 'gemm', 'gemm_peak_gflops': round(bench_peers.gemm_peak_gflops(), 2)}
-  elif args.task == 'translate':
-    result = bench_translate(args)
-  else:
-    result = bench_cyclegan(args)
-  lines = result if isinstance(result, list) else [result]
-  for line in lines:
-    for key, value in dispatch.runtime_record(args.conv_impl).items():
-      line.setdefault(key, value)  # a bench's own `devices` (those it used) wins
-    print(json.dumps(line))
-  return 0 if all(np.isfinite(line.get('loss_G', line.get('loss', 0.0))) for line in lines) else 1
+def _precision(p: argparse.ArgumentParser) -> None:
+  p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
+  p.add_argument('--conv-impl', default='auto', choices=('auto', *dispatch.CONV_IMPLS),
+                 help='conv implementation (kernels/dispatch.py); auto: by backend')
+
+
+def _model(p: argparse.ArgumentParser, batch: int = 1, batch_help: str = 'per-device batch',
+           arch: bool = True, size_help: str = 'override the image side') -> None:
+  """The network flags: --size, --batch, --dtype, --conv-impl (and the CycleGAN --arch, --lambda-id)."""
+  if arch:
+    p.add_argument('--arch', choices=list(ARCHS), default='unet128')
+    p.add_argument('--lambda-id', type=float, default=5.0, help='0 skips the identity passes')
+  p.add_argument('--size', type=nonnegative_int, default=0, help=size_help)
+  p.add_argument('--batch', type=positive_int, default=batch, help=f'{batch_help} (default {batch})')
+  _precision(p)
+
+
+def _add_cyclegan(p: argparse.ArgumentParser) -> None:
+  _model(p)
+  p.add_argument('--devices', type=nonnegative_int, default=1, help='data-parallel devices (0 = all)')
+  p.add_argument('--profile', default='', help='write a jax.profiler trace of the timed steps to '
+                 'this directory (open with xprof / TensorBoard)')
+  _timing(p, 20)
+
+
+def _add_translate(p: argparse.ArgumentParser) -> None:
+  _model(p, batch_help='images per generator call')
+  _timing(p, 20, peer=False)
+
+
+def _add_nst(outer: bool) -> Callable[[argparse.ArgumentParser], None]:
+  def add(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--size', type=positive_int, default=256, help='image side (default 256)')
+    _precision(p)
+    if outer:
+      p.add_argument('--outer', type=positive_int, default=3, help='L-BFGS segments of 20')
+    _timing(p, 20)
+  return add
+
+
+def _add_nst_sweep(p: argparse.ArgumentParser) -> None:
+  p.add_argument('--size', type=nonnegative_int, default=0,
+                 help='output height (default 256)')
+  bench_nst_sweep.add_arguments(p)
+
+
+def _add_fid(p: argparse.ArgumentParser) -> None:
+  p.add_argument('--size', type=nonnegative_int, default=0, help='image side (default 299)')
+  p.add_argument('--batch', type=positive_int, default=bench_fid.DEFAULT_BATCH,
+                 help=f'images per step over all devices (default {bench_fid.DEFAULT_BATCH})')
+  p.add_argument('--devices', type=nonnegative_int, default=1, help='devices (0 = all)')
+  _timing(p, bench_fid.DEFAULT_STEPS)
+
+
+def _add_fast_style(p: argparse.ArgumentParser) -> None:
+  _model(p, batch=bench_fast_style.DEFAULT_BATCH, batch_help='train-step batch (the forward uses 1)',
+         arch=False, size_help=f'forward frame side (default {bench_fast_style.DEFAULT_SIZE})')
+  bench_fast_style.add_arguments(p)
+  _timing(p, bench_fast_style.DEFAULT_STEPS)
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+  _model(p, batch_help='batch of the streams (and of --train-steps)',
+         size_help='crop side (default 256)')
+  bench_data.add_arguments(p)
+
+
+def _gemm(args: argparse.Namespace) -> dict[str, Any]:
+  return {'bench': 'gemm', 'gemm_peak_gflops': round(bench_peers.gemm_peak_gflops(), 2)}
 
 
 def bench_translate(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,6 +191,47 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
   out['images_per_s'] = round(args.batch * n_dev / out['median_s'], 2)
   out['loss_G'] = round(box['loss'], 4)
   return out
+
+
+# name -> (help, add its flags, run: args -> one JSON line's dict, or a list of them).
+BENCHES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
+                         Callable[[argparse.Namespace], Any]]] = {
+    'cyclegan': ('one CycleGAN training iteration (G then D), the trainer\'s step',
+                 _add_cyclegan, bench_cyclegan),
+    'translate': ('generator forward, images/s', _add_translate, bench_translate),
+    'nst-eval': ('one NST loss + gradient (bench_nst.py)', _add_nst(False), bench_nst.bench_eval),
+    'nst-run': ('a full L-BFGS NST run', _add_nst(True), bench_nst.bench_run),
+    'nst-sweep': ('a style-weight sweep vs N separate runs (bench_nst_sweep.py)', _add_nst_sweep,
+                  bench_nst_sweep.bench),
+    'fid': ('Inception features, images/s (bench_fid.py)', _add_fid, bench_fid.bench),
+    'fast-style': ('fast-style net forward + train step (bench_fast_style.py)', _add_fast_style,
+                   bench_fast_style.bench),
+    'data': ('input pipeline, images/s (bench_data.py)', _add_data, bench_data.bench),
+    'gemm': ('this machine\'s f32 GEMM peak, GFLOP/s', lambda p: None, _gemm),
+    # 'preset': a named preset's bench (tools/bench_preset.py) goes here when that module lands.
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """One sub-command per benchmark, each with only the flags it reads (`jaxstyle bench B --help`)."""
+  sub = parser.add_subparsers(dest='task', metavar='BENCH', required=True)
+  for name, (help_text, add, run_bench) in BENCHES.items():
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    add(p)
+    p.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
+                   help='show the full traceback of errors (also JAXSTYLE_DEBUG=1)')
+    p.set_defaults(run_bench=run_bench)
+
+
+def run(args: argparse.Namespace) -> int:
+  """Runs the chosen bench and prints its JSON line(s), each with the conv implementation it ran."""
+  result = args.run_bench(args)
+  lines = result if isinstance(result, list) else [result]
+  for line in lines:
+    for key, value in dispatch.runtime_record(getattr(args, 'conv_impl', 'auto')).items():
+      line.setdefault(key, value)  # a bench's own `devices` (those it used) wins
+    print(json.dumps(line))
+  return 0 if all(np.isfinite(line.get('loss_G', line.get('loss', 0.0))) for line in lines) else 1
 
 
 if __name__ == '__main__':  # `python -m jaxstyle.tools.bench cyclegan ...` == `jaxstyle bench cyclegan ...`

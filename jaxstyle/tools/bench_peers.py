@@ -26,14 +26,17 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))  # the repository root (where peer-venv/ lives)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-  """Options every bench shares (peer comparison, matmul peak)."""
+def add_common_arguments(parser: argparse.ArgumentParser, peer: bool = True) -> None:
+  """The options `report` reads: the matmul peak and, for a bench with a peer, its comparison."""
+  parser.add_argument('--no-peak', action='store_true', help='skip the GEMM peak measurement')
+  if not peer:
+    parser.set_defaults(with_peer=False)
+    return
   parser.add_argument('--with-peer', action='store_true',
                       help='run the PyTorch peer right after and print the ratio')
   parser.add_argument('--peer-python', default=os.path.join(_REPO, 'peer-venv', 'bin', 'python'))
   parser.add_argument('--peer-dir', default=os.path.join(_HERE, 'peers'))
   parser.add_argument('--peer-steps', type=nonnegative_int, default=0, help='0 = as many as --steps')
-  parser.add_argument('--no-peak', action='store_true', help='skip the GEMM peak measurement')
 
 
 def gemm_peak_gflops(n: int = 0, reps: int = 5, dtype: str = 'float32') -> float:
