@@ -8,6 +8,7 @@ workdir holds only a run's snapshots, metrics and progress strip.
 """
 import json
 import os
+import shlex
 import sys
 
 import jax
@@ -282,3 +283,35 @@ def test_port_weights(cwd, capsys):
   assert all(f.startswith("sub/dir/G/") for f in _files(cwd))
   _, meta = checkpoint.load_params(str(cwd / "sub/dir/G"))
   assert meta["kind"] == "junyanz-G"
+
+
+#### Commands without an output flag: results in their workdir, or nothing written
+
+def test_evaluate_writes_only_into_its_run(cyclegan_run, cwd, capsys):
+  """`evaluate` has no -o: eval.json and the results page eval/ live in the run's --workdir."""
+  before = _files(cyclegan_run)
+  _run(["evaluate", "--workdir", cyclegan_run, "--max-images", "2", "--batch-size", "2",
+        "--fid", "off"], capsys)
+  new = _files(cyclegan_run) - before
+  assert {"eval.json", "eval/index.html"} <= new and all(
+      f == "eval.json" or f.startswith("eval/") for f in new)
+  assert _files(cwd) == set()
+
+
+def test_sweep_runs_go_under_the_base_workdir(tmp_path, cwd, capsys):
+  """`sweep --workdir BASE`: each run's --workdir is BASE/<name>; the dry run writes nothing."""
+  config = tmp_path / "toy.py"
+  config.write_text("from jaxstyle.cyclegan import presets\n"
+                    "def get_config(arg=None):\n  return presets.cyclegan_base()\n"
+                    "def get_sweep():\n  return [{'loss.lambda_id': w} for w in (0.0, 2.5)]\n")
+  out = _run(["sweep", "--config", str(config), "--workdir", "sub/dir/base"], capsys)
+  argvs = [shlex.split(line) for line in out.splitlines() if "--workdir" in line]
+  workdirs = sorted(a[a.index("--workdir") + 1] for a in argvs)
+  assert workdirs == ["sub/dir/base/loss.lambda_id=0.0", "sub/dir/base/loss.lambda_id=2.5"]
+  assert _files(cwd) == set()
+
+
+def test_demo_writes_nothing(cwd, capsys):
+  out = _run(["demo", "--only", "D patchgan_book f32", "--size", "32", "--fast-init",
+              "--repeats", "1"], capsys)
+  assert "D patchgan_book f32" in out and _files(cwd) == set()
