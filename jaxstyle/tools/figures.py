@@ -253,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
   steps = _ints(args.steps)
   if args.figure == "5-18":
     if not args.workdir:
-      raise UserError("figure 5-18 needs --workdir (the stylize output directory)")
+      raise UserError("figure 5-18 needs --workdir (the folder of stylize's snapshots: its "
+                      "--workdir, else the -o result's folder)")
     out = figure_nst(args.workdir, args.output, _ints(args.iterations), args.prefix, args.images)
   elif args.figure == "loss":
     keys = args.keys.split(",") if args.keys else None
