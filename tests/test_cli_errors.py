@@ -10,14 +10,12 @@ import sys
 
 import numpy as np
 import pytest
+import tiny_run
+from helpers import CYCLEGAN_SYNTHETIC as SYNTH
+from helpers import NST_BOOK, ROOT
 from PIL import Image
 
 from jaxstyle import checkpoint, cli
-from tests.cyclegan import tiny_run
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYNTH = os.path.join(ROOT, "configs", "cyclegan_synthetic.py")
-NST_BOOK = os.path.join(ROOT, "configs", "nst_book.py")
 
 
 @pytest.fixture(scope="module")

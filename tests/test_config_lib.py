@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import CYCLEGAN_SYNTHETIC, NST_BOOK, ROOT
 
 from jaxstyle import cli, config_lib, main
 from jaxstyle.cyclegan import presets as cyclegan_presets
@@ -14,12 +15,10 @@ from jaxstyle.nst import cli as nst_cli
 from jaxstyle.nst import presets as nst_presets
 from jaxstyle.tools import sweep
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 PRESET_MODULES = {os.path.join("jaxstyle", "cyclegan", "presets.py"),
                   os.path.join("jaxstyle", "fast_style", "presets.py"),
                   os.path.join("jaxstyle", "nst", "presets.py")}
-NST_BOOK = os.path.join(ROOT, "configs", "nst_book.py") + ":runlocal"
 
 
 def flat(node, prefix=""):
@@ -114,7 +113,7 @@ def test_same_override_same_value_in_every_command():
 
 
 def test_cyclegan_overrides_in_train_and_sweep():
-  spec = os.path.join(ROOT, "configs", "cyclegan_synthetic.py") + ":runlocal"
+  spec = CYCLEGAN_SYNTHETIC + ":runlocal"
   extras = ["--config.optim.lr=1e-3", "--config.seed", "3", "--config.book_exact_d=true",
             "--config.model.generator=unet_book", "--config.data.image_size=32"]
   want = {"optim.lr": 1e-3, "seed": 3, "book_exact_d": True, "model.generator": "unet_book",

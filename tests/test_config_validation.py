@@ -7,6 +7,7 @@ import os
 import jax
 import jax.numpy as jnp
 import pytest
+from helpers import ROOT
 
 from jaxstyle import config_lib, errors, models
 from jaxstyle.cyclegan import presets as cyclegan_presets
@@ -19,7 +20,6 @@ from jaxstyle.nst import optim as nst_optim
 from jaxstyle.nst import presets as nst_presets
 from jaxstyle.nst import weights as nst_weights
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 
 

@@ -3,10 +3,10 @@ import glob
 import os
 
 import pytest
+from helpers import ROOT
 
 from jaxstyle import config_lib, main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CYCLEGAN = sorted(glob.glob(os.path.join(ROOT, 'configs', 'cyclegan_*.py')))
 
 
@@ -61,3 +61,23 @@ def test_cli_overrides_are_typed_and_checked():
     main.build_config(CYCLEGAN[0], ['--config.optim.lrr=1'])
   with pytest.raises(config_lib.OverrideError, match='expected int'):
     main.build_config(CYCLEGAN[0], ['--config.seed=abc'])
+
+
+ALL_CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*.py')))
+PLACEHOLDERS = ('not yet measured', 'to be measured', 'tbd', 'todo', 'result to record', '<')
+RECORD_FIELDS = ('Command:', 'Hardware:', 'Wall time:', 'Expected:')
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS, ids=os.path.basename)
+def test_docstring_is_a_filled_in_experiment_record(path):
+  """House style §5: the docstring says the command, hardware, wall time and expected result."""
+  doc = config_lib.load_config_module(path).__doc__ or ''
+  found = [p for p in PLACEHOLDERS if p in doc.lower()]
+  assert not found, f'{os.path.basename(path)}: placeholder(s) {found} in the docstring'
+  starts = [line.split(':')[0] + ':' for line in doc.splitlines() if not line.startswith(' ')]
+  for field in RECORD_FIELDS:
+    assert starts.count(field) == 1, f'{os.path.basename(path)}: needs one {field!r} line'
+  command = doc.split('Command:')[1].split('\n', 2)[1]
+  assert command.startswith('  ') and ('jaxstyle ' in command or 'python -m' in command)
+  wall = doc.split('Wall time:')[1].split('Expected:')[0]
+  assert 'measured' in wall or 'projected' in wall, 'say whether the wall time was run or projected'

@@ -2,9 +2,9 @@
 import ast
 import os
 
-from jaxstyle import cli
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from jaxstyle import cli
 
 
 def _modules() -> dict[str, str]:

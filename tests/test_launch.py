@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TPU_PY = os.path.join(ROOT, "launch", "tpu.py")
 RUN_TPU = os.path.join(ROOT, "launch", "run_tpu.sh")
 VM = ["gcloud", "compute", "tpus", "tpu-vm"]

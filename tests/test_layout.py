@@ -3,8 +3,8 @@ import ast
 import pathlib
 
 import pytest
+from helpers import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "jaxstyle"
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "peers" not in p.parts)
 

@@ -7,13 +7,13 @@ also watch the progress bar: it may count only steps the device has finished.
 """
 import json
 import logging
-import os
 import re
 import shutil
 
-import numpy as np
 import pytest
 import tqdm
+from helpers import CYCLEGAN_SYNTHETIC as CONFIG
+from helpers import assert_trees_equal
 
 from jaxstyle import checkpoint, cli, config_lib, parallel
 from jaxstyle.cyclegan import train as train_cyclegan
@@ -21,8 +21,6 @@ from jaxstyle.metrics import read_metrics
 
 pytestmark = pytest.mark.slow  # real (tiny) train runs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(ROOT, 'configs', 'cyclegan_synthetic.py')
 TOTAL = 6
 # Orbax's other in-flight reads fail too after one bad file; their asyncio noise is expected here.
 _ASYNC_NOISE = pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
@@ -69,19 +67,6 @@ def _moved(workdir):
   return sorted(p.name for p in (workdir / 'ckpt').iterdir() if '.corrupt-' in p.name)
 
 
-def _assert_same_params(a, b):
-  flat_a, flat_b = _flat(a), _flat(b)
-  assert sorted(flat_a) == sorted(flat_b) and flat_a
-  for key in flat_a:
-    assert np.array_equal(flat_a[key], flat_b[key]), key
-
-
-def _flat(tree, prefix=''):
-  if isinstance(tree, dict):
-    return {k: v for key in tree for k, v in _flat(tree[key], f'{prefix}/{key}').items()}
-  return {prefix: np.asarray(tree)}
-
-
 # Each damage kind alone, and a middle step, are covered in tests/test_checkpoint.py (no training);
 # here two re-runs (~15 s each, mostly tracing) show the trainer completes after them.
 @_ASYNC_NOISE
@@ -115,7 +100,7 @@ def test_rerun_moves_damaged_steps_aside_and_completes(reference, tmp_path, capl
     _, params, step = checkpoint.load_run_with_step(str(workdir))
   assert step == TOTAL
   assert not [r for r in caplog.records if r.name == 'jaxstyle.checkpoint']  # no fallback
-  _assert_same_params(params, reference[1])
+  assert_trees_equal(params, reference[1])
   # The history has each logged step once (the retrained ones replace the rolled-back records),
   # with the uninterrupted run's losses.
   assert _losses(workdir) == _losses(reference[0])
@@ -185,7 +170,7 @@ def test_rerun_after_final_save_writes_samples_and_eval(reference, tmp_path):
   assert last['train/loss_G'] == final_train[-1]['train/loss_G']
   _, params, step = checkpoint.load_run_with_step(str(workdir))
   assert step == TOTAL
-  _assert_same_params(params, reference[1])  # nothing was trained
+  assert_trees_equal(params, reference[1])  # nothing was trained
   # A second re-run finds everything written: no new record (only a resume marker).
   lines = (workdir / 'metrics.jsonl').read_text().splitlines()
   mtime = sample.stat().st_mtime_ns

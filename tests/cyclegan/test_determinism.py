@@ -16,11 +16,11 @@ import jax
 import numpy as np
 import pytest
 from conftest import TEST_XLA_FLAGS
+from helpers import CYCLEGAN_SYNTHETIC, ROOT
 
 from jaxstyle import checkpoint
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(ROOT, "configs", "cyclegan_synthetic.py") + ":runlocal"
+CONFIG = CYCLEGAN_SYNTHETIC + ":runlocal"
 STEPS = 24
 
 

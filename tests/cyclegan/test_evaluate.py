@@ -1,14 +1,13 @@
 """`evaluate` metrics (oracle, identity, random generators) and the `jaxstyle evaluate` CLI."""
 import json
 import os
-import pathlib
-import sys
 
 import jax
 import numpy as np
 import pytest
 import tiny_run
 from PIL import Image
+from random_weights import random_state_dict
 from tiny_run import as_uint8
 
 from jaxstyle import cli, image_io
@@ -17,9 +16,6 @@ from jaxstyle.fid import metrics as fid_metrics
 from jaxstyle.fid import weights as fid_weights
 from jaxstyle.models import inception
 from jaxstyle.tools import sweep
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "fixtures"))
-from random_weights import random_state_dict  # noqa: E402
 
 
 def data_config(**overrides):

@@ -15,9 +15,9 @@ import sys
 import numpy as np
 import pytest
 from conftest import TEST_XLA_FLAGS
+from helpers import CYCLEGAN_SYNTHETIC as CONFIG
+from helpers import ROOT, flat
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(ROOT, "configs", "cyclegan_synthetic.py")
 TIMEOUT_S = 600  # a hung collective must fail the test, not stall CI
 STEPS = 3
 
@@ -110,21 +110,12 @@ def runs(tmp_path_factory):
   return single, multi
 
 
-def _flat(tree, prefix=""):
-  if isinstance(tree, dict):
-    out = {}
-    for k, v in tree.items():
-      out.update(_flat(v, f"{prefix}/{k}"))
-    return out
-  return {prefix: np.asarray(tree)}
-
-
 def test_two_processes_match_one(runs):
   from jaxstyle import checkpoint
   single, multi = runs
   _, p1 = checkpoint.load_run(str(single / "work"))
   _, p2 = checkpoint.load_run(str(multi / "work"))
-  a, b = _flat(p1), _flat(p2)
+  a, b = flat(p1), flat(p2)
   assert sorted(a) == sorted(b) and any(k.startswith("/G_A") for k in a)
   diff = np.concatenate([np.abs(a[k] - b[k]).ravel() for k in a])
   print(f"2x4 vs 1x8 devices after {STEPS} steps: max abs param diff {diff.max():.3g}, "

@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 from conftest import TEST_XLA_FLAGS
+from helpers import CYCLEGAN_SYNTHETIC as CONFIG
+from helpers import ROOT, assert_trees_equal
 from PIL import Image
 from tb_events import read_events
 
@@ -17,9 +19,6 @@ from jaxstyle import checkpoint, config_lib
 from jaxstyle.cyclegan import train as train_cyclegan
 
 pytestmark = pytest.mark.slow  # real train runs, resumes and a kill -9 (~170 s)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(ROOT, 'configs', 'cyclegan_synthetic.py')
 
 
 def _config(**overrides):
@@ -74,15 +73,7 @@ def test_resume_then_nan_guard(run):
     train_cyclegan.train(_config(total_steps=8, **{'optim.lr': float('nan')}), workdir)
   assert _committed(workdir)[-1] == 4
   _, after = checkpoint.load_run(workdir)
-  for name in good:
-    for a, b in zip(_leaves(good[name]), _leaves(after[name])):
-      np.testing.assert_array_equal(a, b)
-
-
-def _leaves(tree):
-  if isinstance(tree, dict):
-    return [leaf for k in sorted(tree) for leaf in _leaves(tree[k])]
-  return [np.asarray(tree)]
+  assert_trees_equal(after, good)
 
 
 def _launch(workdir, total):
@@ -131,7 +122,4 @@ def test_kill_9_and_resume_is_bit_identical(tmp_path):
         proc.kill()
   _, want = checkpoint.load_run(ref_dir)
   _, got = checkpoint.load_run(kill_dir)
-  assert sorted(want) == sorted(got)
-  for name in want:
-    for a, b in zip(_leaves(want[name]), _leaves(got[name])):
-      assert np.array_equal(a, b), name
+  assert_trees_equal(got, want)

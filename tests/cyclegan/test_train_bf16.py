@@ -1,18 +1,14 @@
 """bf16 compute with float32 params: the real train step runs, stays finite and keeps fp32 params."""
-import os
 
 import jax
 import numpy as np
 import pytest
+from helpers import CYCLEGAN_SYNTHETIC as CONFIG
 
 from jaxstyle import checkpoint, config_lib
 from jaxstyle.cyclegan import train as train_cyclegan
 
 pytestmark = pytest.mark.slow  # a bf16 train step compile (~50 s)
-
-CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs',
-                      'cyclegan_synthetic.py')
-
 
 def test_bf16_compute_keeps_fp32_params(tmp_path):
   cfg = config_lib.load_config(CONFIG + ':runlocal')

@@ -5,13 +5,13 @@ two gradients of a seeded random TransformerNet + VGG19 on seeded images; both s
 weights with random_weights.py. "Relative" is |ours − ref| / |ref| (norms for arrays).
 """
 import json
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import FIXTURES
+from random_weights import random_images, random_state_dict
 
 from jaxstyle.fast_style import presets
 from jaxstyle.fast_style import step as fs_step
@@ -20,10 +20,6 @@ from jaxstyle.models.vgg import VGG19
 from jaxstyle.nst import losses
 from jaxstyle.nst.weights import PREPROCESSING
 from jaxstyle.ports import torchvision_vgg
-
-FIXTURES = pathlib.Path(__file__).resolve().parent.parent / 'fixtures'
-sys.path.insert(0, str(FIXTURES))
-from random_weights import random_images, random_state_dict  # noqa: E402
 
 PREP = PREPROCESSING['keras']
 

@@ -6,21 +6,17 @@ checked against features computed here without the extractor (plain `FIDInceptio
 images decoded with PIL) and FID/KID from `jaxstyle.fid.metrics`.
 """
 import json
-import pathlib
-import sys
 
 import jax
 import numpy as np
 import pytest
 from PIL import Image
+from random_weights import random_state_dict
 
 from jaxstyle import cli, parallel
 from jaxstyle.fid import features, metrics
 from jaxstyle.fid import weights as fid_weights
 from jaxstyle.models import inception
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "fixtures"))
-from random_weights import random_state_dict  # noqa: E402
 
 pytestmark = pytest.mark.slow  # compiles the Inception trunk (~10 s per input size on 2 cores)
 

@@ -8,22 +8,19 @@ import hashlib
 import json
 import pathlib
 import shutil
-import sys
 import urllib.request
 
 import jax
 import numpy as np
 import pytest
+from helpers import FIXTURES
+from make_inception_pth import assert_params_equal, write_pth
+from random_weights import random_images
 
 from jaxstyle import checkpoint, cli
 from jaxstyle.errors import UserError
 from jaxstyle.fid import weights
 from jaxstyle.models import inception
-
-FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
-sys.path.insert(0, str(FIXTURES))
-from make_inception_pth import assert_params_equal, write_pth  # noqa: E402
-from random_weights import random_images  # noqa: E402
 
 
 @pytest.fixture(scope="module")

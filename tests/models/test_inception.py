@@ -5,19 +5,15 @@ and reference pool3 features; the ~22M weights are regenerated here by the same 
 "Relative difference" below is max|ours - ref| / max|ref|, per image.
 """
 import json
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import FIXTURES
+from random_weights import random_images, random_state_dict
 
 from jaxstyle.models import inception
-
-FIXTURES = pathlib.Path(__file__).resolve().parent.parent / 'fixtures'
-sys.path.insert(0, str(FIXTURES))
-from random_weights import random_images, random_state_dict  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -7,20 +7,16 @@ the conditional-norm checks use a narrow net (filters=8, 1 block), since the pro
 depend on the width.
 """
 import json
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import FIXTURES
+from random_weights import random_images, random_state_dict
 
 from jaxstyle import models
 from jaxstyle.models import johnson, layers
-
-FIXTURES = pathlib.Path(__file__).resolve().parent.parent / 'fixtures'
-sys.path.insert(0, str(FIXTURES))
-from random_weights import random_images, random_state_dict  # noqa: E402
 
 KEY = jax.random.key(0)
 

@@ -15,13 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import FIXTURES
 from np_vgg_reference import np_vgg, random_vgg_params
 
 from jaxstyle.models import vgg
 from jaxstyle.nst import weights as vgg_weights
 from jaxstyle.ports import keras_h5, torch_pth, torchvision_vgg
 
-FIXTURES = pathlib.Path(__file__).parent.parent / 'fixtures'
 WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
 

@@ -13,13 +13,13 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+from helpers import FIXTURES
 
 from jaxstyle.errors import UserError
 from jaxstyle.models.vgg import WeightFileError
 from jaxstyle.nst import weights
 from jaxstyle.ports import keras_h5, torchvision_vgg, weight_files
 
-FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures"
 FAKE = {"block1_conv1": {"kernel": np.ones((3, 3, 3, 2), np.float32)}}
 
 

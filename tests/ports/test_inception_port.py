@@ -5,23 +5,19 @@ The .pth files are written once per module from tests/fixtures/make_inception_pt
 checked against real torch by running that script). Nothing here needs torch or the network.
 """
 import os
-import pathlib
-import sys
 import zipfile
 
 import numpy as np
 import pytest
+from helpers import FIXTURES
+from make_inception_pth import assert_params_equal, state_dict
+from torch_save_writer import write_state_dict
 
 from jaxstyle import checkpoint, cli
 from jaxstyle.fid import weights as fid_weights
 from jaxstyle.models.inception import InceptionWeightError
 from jaxstyle.ports import inception_fid, torch_pth
 from jaxstyle.ports.torch_pth import UnsafeCheckpointError
-
-FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
-sys.path.insert(0, str(FIXTURES))
-from make_inception_pth import assert_params_equal, state_dict  # noqa: E402
-from torch_save_writer import write_state_dict  # noqa: E402
 
 
 @pytest.fixture(scope="module")

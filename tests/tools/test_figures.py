@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import CYCLEGAN_SYNTHETIC as TRAINER
 from PIL import Image
 
 from jaxstyle import cli
@@ -113,10 +114,6 @@ def test_loss_curves(runs, tmp_path):
   _figure(["loss", "--workdir", runs["base"], "--keys", "train/loss_G"], tmp_path / "l3.png")
   with pytest.raises(UserError):
     figures.figure_losses(runs["dirs"][:1], str(tmp_path / "x.png"), keys=[])
-
-
-TRAINER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                       "configs", "cyclegan_synthetic.py")
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from helpers import CYCLEGAN_SYNTHETIC as TRAINER
 
 from jaxstyle import cli, config_lib
 from jaxstyle.tools import sweep
@@ -143,10 +144,6 @@ def test_parallel_runs_get_disjoint_cores(tmp_path, capsys):
   if len(available) >= 2:  # both ran at once, each on its own cores
     assert not seen[0] & seen[1]
   assert "on cores" in capsys.readouterr().out
-
-
-TRAINER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                       "configs", "cyclegan_synthetic.py")
 
 
 @pytest.mark.skipif(not os.path.exists(TRAINER), reason="trainer config not present")

@@ -1,0 +1,31 @@
+"""What several test files share: where the repository's files are, and pytree comparisons.
+
+Importable as `helpers` (pyproject's pytest `pythonpath` holds tests/ and tests/fixtures/).
+"""
+import pathlib
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / 'tests' / 'fixtures'
+CONFIG_DIR = ROOT / 'configs'
+# The trainer's synthetic CycleGAN config (a str: tests append ':runlocal' to it).
+CYCLEGAN_SYNTHETIC = str(CONFIG_DIR / 'cyclegan_synthetic.py')
+NST_BOOK = str(CONFIG_DIR / 'nst_book.py')
+
+
+def flat(tree, prefix: str = '') -> dict[str, np.ndarray]:
+  """A nested dict of arrays as {'/a/b': array}, so two trees compare key by key."""
+  if isinstance(tree, dict):
+    return {k: v for key in tree for k, v in flat(tree[key], f'{prefix}/{key}').items()}
+  return {prefix: np.asarray(tree)}
+
+
+def assert_trees_equal(a, b) -> None:
+  """Same keys (at least one), dtypes and bit-identical leaves (a NaN equals nothing), naming
+  the first leaf that differs."""
+  flat_a, flat_b = flat(a), flat(b)
+  assert sorted(flat_a) == sorted(flat_b) and flat_a
+  for key in flat_a:
+    x, y = flat_a[key], flat_b[key]
+    assert x.dtype == y.dtype and np.array_equal(x, y), key
