@@ -9,6 +9,7 @@
   jaxstyle bench data --source both --workers 1,2,4            input pipeline, images/s (bench_data.py)
   jaxstyle bench fast-style --size 512 --train-size 256 --batch 4  net forward + train step (bench_fast_style.py)
   jaxstyle bench gemm                                          this machine's f32 GEMM peak
+  jaxstyle bench preset --config configs/X.py                  a preset's step, projected wall time
   ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
   ... --conv-impl xla|subpixel|cpu_fast|cpu_winograd            A/B of the conv implementation
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from jaxstyle import models, parallel
 from jaxstyle.cyclegan import step as train_state
-from jaxstyle.errors import nonnegative_int, positive_int
+from jaxstyle.errors import UserError, nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
 from jaxstyle.tools import (
   bench_data,
@@ -43,6 +44,7 @@ from jaxstyle.tools import (
   bench_nst,
   bench_nst_sweep,
   bench_peers,
+  bench_preset,
 )
 from jaxstyle.tools.bench_archs import ARCHS as ARCHS
 from jaxstyle.tools.bench_archs import bench_config
@@ -208,23 +210,33 @@ BENCHES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                    bench_fast_style.bench),
     'data': ('input pipeline, images/s (bench_data.py)', _add_data, bench_data.bench),
     'gemm': ('this machine\'s f32 GEMM peak, GFLOP/s', lambda p: None, _gemm),
-    # 'preset': a named preset's bench (tools/bench_preset.py) goes here when that module lands.
 }
+# Sub-commands that print their own line: `preset` (bench_preset.py) also takes --config.* extras.
+COMMANDS = {'preset': ("a config's real step at its real shapes, and its projected wall time "
+                       '(bench_preset.py)', bench_preset)}
+ACCEPTS_CONFIG_OVERRIDES = True  # for `preset`; `run` refuses extras for every other bench
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """One sub-command per benchmark, each with only the flags it reads (`jaxstyle bench B --help`)."""
   sub = parser.add_subparsers(dest='task', metavar='BENCH', required=True)
-  for name, (help_text, add, run_bench) in BENCHES.items():
+  entries = [(name, text, add, {'run_bench': fn}) for name, (text, add, fn) in BENCHES.items()]
+  entries += [(name, text, module.add_arguments, {'run_command': module.run})
+              for name, (text, module) in COMMANDS.items()]
+  for name, help_text, add, defaults in entries:
     p = sub.add_parser(name, help=help_text, description=help_text)
     add(p)
     p.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
                    help='show the full traceback of errors (also JAXSTYLE_DEBUG=1)')
-    p.set_defaults(run_bench=run_bench)
+    p.set_defaults(**defaults)
 
 
 def run(args: argparse.Namespace) -> int:
   """Runs the chosen bench and prints its JSON line(s), each with the conv implementation it ran."""
+  if hasattr(args, 'run_command'):
+    return args.run_command(args)
+  if getattr(args, 'unknown', None):
+    raise UserError(f"unrecognized arguments: {' '.join(args.unknown)}")
   result = args.run_bench(args)
   lines = result if isinstance(result, list) else [result]
   for line in lines:
