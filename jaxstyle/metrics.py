@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxstyle.errors import check_finite
+
 METRICS_FILE = 'metrics.jsonl'
 TB_DIR = 'tb'
 RESUME_MARKER = {'event': 'resume'}  # the only kind of line without a 'step'
@@ -127,7 +129,6 @@ def train_record(step: int, fetched: Mapping[str, Any], steps: int, wait_s: floa
   `train/data_wait_frac` is the share of wall time the loop waited for data: near 0 when the
   workers keep up, near 1 when input-bound (raise data.num_workers / prefetch). Host clocks only.
   """
-  from jaxstyle.errors import check_finite
   check_finite(step, fetched)
   record = {k: float(v) for k, v in fetched.items()}
   elapsed_s = max(elapsed_s, 1e-9)

@@ -30,8 +30,8 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle import image_io
-from jaxstyle.cyclegan import data, synthetic
-from jaxstyle.errors import nonnegative_int, positive_int
+from jaxstyle.cyclegan import data, presets, report, synthetic
+from jaxstyle.errors import UserError, nonnegative_int, positive_int
 
 TranslateFn = Callable[[np.ndarray], np.ndarray]  # float [-1, 1] NHWC -> same shape
 
@@ -174,8 +174,8 @@ def fid_kid(extract: Callable[[np.ndarray], np.ndarray], outputs: Outputs) -> di
 def evaluate(config: Any, params: Any, split: str = "test", max_images: int | None = None,
              batch_size: int = 16, outputs: Outputs | None = None) -> dict[str, float]:
   """Scores params {'G_A', 'G_B', ...} of a run whose config has `model` and `data` sections."""
-  from jaxstyle import models
-  from jaxstyle.cyclegan import presets, translate
+  from jaxstyle import models  # the jax stack: `jaxstyle evaluate --help` stays instant
+  from jaxstyle.cyclegan import translate
 
   cfg = dict(config.to_dict() if hasattr(config, "to_dict") else config)
   data_cfg = presets.data_config()  # fields an older config.json lacks keep their defaults
@@ -227,7 +227,6 @@ def _fid_extractor(args: argparse.Namespace, source: str) -> tuple[Any, list[str
     return None, ["FID/KID not computed (--fid off)"]
   if args.fid == "auto" and source == "synthetic" and not args.inception:
     return None, ["FID/KID not computed on the synthetic dataset (--fid on to compute them)"]
-  from jaxstyle.errors import UserError
   from jaxstyle.fid import features, weights
 
   try:
@@ -248,7 +247,6 @@ def run(args: argparse.Namespace) -> int:
   is of an older step than the run's last, and the record must say so.
   """
   from jaxstyle import checkpoint
-  from jaxstyle.cyclegan import presets, report
 
   config, params, step = checkpoint.load_run_with_step(args.workdir)  # UserError if not a run
   config.setdefault("data", {})

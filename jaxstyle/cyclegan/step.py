@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxstyle import models
 from jaxstyle.cyclegan import losses, pool
 from jaxstyle.cyclegan.presets import SCHEDULES
 from jaxstyle.parallel import DATA_AXIS
@@ -62,7 +63,6 @@ def _apply(tx: optax.GradientTransformation, grads, opt_state, params, lr):
 
 def make_nets(config: Any) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) modules from `config.model`; both directions share the design."""
-  from jaxstyle import models
   return models.make_generator(config.model), models.make_discriminator(config.model)
 
 

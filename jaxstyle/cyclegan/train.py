@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jaxstyle import checkpoint, config_lib, image_io, parallel
-from jaxstyle.cyclegan import data, samples
+from jaxstyle.cyclegan import data, evaluate, samples
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import NonFiniteLossError as NonFiniteLossError
 from jaxstyle.kernels import dispatch
@@ -209,7 +209,6 @@ def train(config: Any, workdir: str) -> dict[str, float]:
       for record in final:
         writer.write(total, {k: v for k, v in record.items() if k != 'step'})
   if eval_due:
-    from jaxstyle.cyclegan import evaluate
     scores = evaluate.evaluate(config, jax.device_get(state['params']),
                                max_images=config.eval_max_images or None)
     log.info('Evaluation at step %d:\n%s', step, evaluate.format_table(scores))

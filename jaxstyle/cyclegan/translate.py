@@ -29,9 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import errors, image_io
+from jaxstyle import errors, image_io, models
+from jaxstyle.cyclegan import presets
 from jaxstyle.errors import BadInputError, ConfigError, UserError
 from jaxstyle.image_io import collect_inputs, pad_to_multiple
+from jaxstyle.ports import junyanz
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +117,6 @@ def model_config(fields: dict[str, Any]) -> Any:
   Missing fields take junyanz's reference values: weight files without a model config are
   junyanz generators, and run configs always hold every field they were trained with.
   """
-  from jaxstyle.cyclegan import presets
-
   known = presets.reference_model()
   extra = sorted(set(fields) - set(known.keys()))
   if extra:
@@ -130,8 +130,6 @@ def check_params(generator: Any, params: Any, cfg: Any, source: str) -> None:
   Checked on shapes only (`jax.eval_shape`, nothing compiled), so a weight directory whose
   params and model config disagree fails here with the differences listed, not deep in flax.
   """
-  from jaxstyle import models
-
   side = 4 * models.generator_multiple(cfg)
   x = jax.ShapeDtypeStruct((1, side, side, int(cfg.get("in_channels", 3))), jnp.float32)
   want = jax.eval_shape(lambda x: generator.init(jax.random.key(0), x), x)["params"]
@@ -162,8 +160,6 @@ def load_generator(workdir: str | None = None, weights: str | None = None,
     UserError: a missing or unreadable source, a file that is not a generator (including an
       unsafe `.pth`), or params that do not match their model config.
   """
-  from jaxstyle import models
-
   if direction not in DIRECTIONS:
     raise ConfigError(f"direction must be one of {list(DIRECTIONS)}, got {direction!r}")
   if (workdir is None) == (weights is None):
@@ -189,8 +185,6 @@ def _read_generator(workdir: str | None, weights: str | None, direction: str) ->
     config, params = checkpoint.load_run(workdir)
     return params[DIRECTIONS[direction]], model_config(config.get("model", {}))
   if weights.lower().endswith((".pth", ".pt")):
-    from jaxstyle.ports import junyanz
-
     return junyanz.generator_from_pth(weights)
   params, meta = checkpoint.load_params(weights)
   if meta.get("kind", "junyanz-G") not in ("junyanz-G", "generator", "run"):
@@ -239,8 +233,6 @@ def run(args: argparse.Namespace) -> int:
     UserError: a missing input, an unwritable --out, unusable weights, or no translatable image.
   """
   from tqdm import tqdm
-
-  from jaxstyle import models
 
   items = collect_inputs(args.inputs)
   errors.writable_dir(args.out, "--out directory")

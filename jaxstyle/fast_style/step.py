@@ -20,12 +20,15 @@ import numpy as np
 import optax
 
 from jaxstyle.fast_style import presets
+from jaxstyle.models.johnson import JohnsonNet
+from jaxstyle.models.vgg import LAYER_NAMES, VGG19, canonical_name, frozen_kernels
+from jaxstyle.nst import weights
+from jaxstyle.nst.losses import make_terms, style_target
 from jaxstyle.parallel import DATA_AXIS
 
 
 def make_net(config: Any) -> Any:
   """The Johnson transformation net `config.model` describes (conditional for several styles)."""
-  from jaxstyle.models.johnson import JohnsonNet
   m = config.model
   return JohnsonNet(upsample=m.upsample, output=m.output, n_styles=presets.n_styles(config),
                     filters=m.filters, n_blocks=m.n_blocks, init_scheme=m.init_scheme,
@@ -57,7 +60,6 @@ def init_state(config: Any, rng: jax.Array) -> dict:
 
 def load_vgg(config: Any) -> tuple[Any, Any]:
   """(VGG19 params, their preprocessing): the weight file, or seeded random weights."""
-  from jaxstyle.nst import weights
   try:
     return weights.get_vgg19(config.vgg.source, path=config.vgg.path or None, seed=config.seed)
   except weights.WeightDownloadError as e:  # name the trainer's settings, not stylize's flag
@@ -68,7 +70,6 @@ def load_vgg(config: Any) -> tuple[Any, Any]:
 
 
 def _vgg(config: Any, layers: Sequence[str]) -> Any:
-  from jaxstyle.models.vgg import VGG19
   return VGG19(pool=config.vgg.pool, outputs=tuple(layers), dtype=jnp.dtype(config.vgg.dtype))
 
 
@@ -79,8 +80,6 @@ def frozen_inputs(config: Any, vgg_params: Any, prep: Any, styles: list[np.ndarr
   `kernels_t` (the frozen convs' input-gradient kernels; Winograd transforms on CPU) are made for
   images of `image_hw`, by default the training crops.
   """
-  from jaxstyle.models.vgg import LAYER_NAMES, canonical_name, frozen_kernels
-  from jaxstyle.nst.losses import style_target
   lc = config.loss
   style_layers = [canonical_name(n) for n in lc.style_layers]
   net = _vgg(config, style_layers)
@@ -103,7 +102,6 @@ def make_perceptual_loss(config: Any, prep: Any) -> Callable[..., tuple[jax.Arra
 
   y: the net's outputs, x: its inputs (content images), both RGB [0, 255] NHWC.
   """
-  from jaxstyle.nst.losses import make_terms
   lc = config.loss
   terms = make_terms(lc.content_layers, lc.style_layers,
                      layer_weights=tuple(lc.layer_weights) or None,

@@ -17,11 +17,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxstyle import image_io
+from jaxstyle import image_io, metrics
+from jaxstyle.kernels import dispatch
 from jaxstyle.metrics import MetricWriter
+from jaxstyle.models.vgg import VGG19
 from jaxstyle.nst import image as nst_image
 from jaxstyle.nst import optim as nst_optim
 from jaxstyle.nst import presets
+from jaxstyle.nst.losses import make_objective
+from jaxstyle.nst.weights import get_vgg19
 
 # Above this many output pixels the objective recomputes each VGG block in the backward pass with
 # its losses inside it (vgg.block_losses). XLA:CPU plan for one Adam step (python -m
@@ -30,7 +34,6 @@ REMAT_AUTO_PIXELS = 1024 * 1024
 
 
 def _vgg_setup(config: ml_collections.ConfigDict):
-  from jaxstyle.nst.weights import get_vgg19
   params, prep = get_vgg19(config.vgg.source, path=config.vgg.path or None, seed=config.seed)
   return jax.device_put(params), prep
 
@@ -81,9 +84,6 @@ def make_loss(config: ml_collections.ConfigDict, vgg_params: Any, prep: Any,
   The core objective is built with unit weights and its terms are recombined with the traced
   `weights` pytree, so a weight sweep is data (vmap), not a recompile.
   """
-  from jaxstyle.models.vgg import VGG19
-  from jaxstyle.nst.losses import make_objective
-
   lc = config.loss
   layers = tuple(lc.content_layers) + tuple(lc.style_layers)
   vgg = VGG19(pool=config.vgg.pool, outputs=layers, dtype=jnp.dtype(config.vgg.dtype))
@@ -327,9 +327,6 @@ def run_config(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
   config.json also gets a "runtime" section: the conv implementation 'auto' resolved to, the
   backend and the JAX versions, which change the numbers and the speed.
   """
-  from jaxstyle import metrics
-  from jaxstyle.kernels import dispatch
-
   runtime = dispatch.runtime_record(config.vgg.get("conv_impl", "auto"))
   if config.loss.style_weights:
     runtime["sweep_strategy"] = sweep_plan(config)[0]

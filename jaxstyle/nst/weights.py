@@ -23,7 +23,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from jaxstyle.errors import ConfigError
-from jaxstyle.models.vgg import WeightFileError
+from jaxstyle.models.vgg import WeightFileError, init_params
 from jaxstyle.ports import keras_h5, torchvision_vgg, weight_files
 from jaxstyle.ports.weight_files import Checksum as Checksum
 from jaxstyle.ports.weight_files import WeightDownloadError as WeightDownloadError
@@ -174,7 +174,6 @@ def random_vgg19(seed: int = 0) -> tuple[dict[str, Any], Preprocessing]:
   """
   import jax
 
-  from jaxstyle.models.vgg import init_params
   return jax.device_get(init_params(jax.random.PRNGKey(seed))), PREPROCESSING['keras']
 
 

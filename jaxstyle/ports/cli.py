@@ -14,6 +14,8 @@ from jaxstyle import errors
 from jaxstyle.errors import UserError
 
 KINDS = ("junyanz-G", "junyanz-D", "vgg19-keras", "vgg19-torchvision", "inception-fid")
+# The converters are imported where used: they pull numpy, h5py or the jax stack, and
+# `jaxstyle port-weights --help` (this module's only import-time work) stays instant.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

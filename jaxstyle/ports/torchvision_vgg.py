@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from jaxstyle.models.vgg import LAYER_NAMES, WeightFileError, check_params
+from jaxstyle.ports import torch_pth
 
 # torchvision `features` index of each conv, in LAYER_NAMES order.
 FEATURE_INDICES: tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
@@ -70,8 +71,6 @@ def load_vgg19(path: str | os.PathLike) -> dict[str, Any]:
   Raises:
     WeightFileError: naming `path`, if the file is missing, unreadable, or not a VGG19 state_dict.
   """
-  from jaxstyle.ports import torch_pth
-
   path = os.fspath(path)
   if not os.path.exists(path):
     raise WeightFileError(f'{path}: no such file')

@@ -21,6 +21,8 @@ import ml_collections
 import numpy as np
 
 from jaxstyle.cyclegan import presets
+from jaxstyle.metrics import read_metrics
+from jaxstyle.tools.bench_archs import bench_config
 
 NEVER = 1 << 30  # a sample / checkpoint interval no bench run reaches
 
@@ -32,8 +34,6 @@ def train_config(args: argparse.Namespace, data_fields: dict[str, Any],
   Data: the reference augmentation (bicubic to 286/256 of `size`, random crop, flip) with the
   trainer's default prefetch and num_workers, so the wait is what a default run would see.
   """
-  from jaxstyle.tools.bench_archs import bench_config
-
   config = bench_config(args.arch, args.dtype, args.lambda_id, args.conv_impl)
   config.data = presets.data_config(**data_fields, image_size=size, load_size=0,
                                     augment='reference', epoch_rule='max')
@@ -63,7 +63,6 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 def time_training(args: argparse.Namespace, data_fields: dict[str, Any], size: int) -> dict[str, Any]:
   """Trains `args.train_steps` steps in a temp workdir; steps, mean step s, mean data wait."""
   from jaxstyle.cyclegan import train  # heavy (jax, orbax): only when --train-steps > 0
-  from jaxstyle.metrics import read_metrics
 
   config = train_config(args, data_fields, size)
   with tempfile.TemporaryDirectory(prefix='jaxstyle-bench-train-') as workdir:

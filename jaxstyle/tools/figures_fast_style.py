@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxstyle import errors, image_io
 from jaxstyle.errors import UserError
+from jaxstyle.fast_style import data
 
 FIGURES = ("style-grid", "style-mix")
 DEFAULT_OUTPUTS = {"style-grid": "style_grid.png", "style-mix": "style_mix.png"}
@@ -63,7 +64,6 @@ def style_thumbnails(model: Any, size: int) -> list[np.ndarray]:
 
   A style file that is gone (a workdir fetched without its style images) becomes a grey square.
   """
-  from jaxstyle.fast_style import data
   thumbs = []
   for spec in model.config.styles:
     try:
@@ -75,7 +75,6 @@ def style_thumbnails(model: Any, size: int) -> list[np.ndarray]:
 
 
 def _contents(paths: list[str], size: int) -> list[np.ndarray]:
-  from jaxstyle.fast_style import data
   return [data.content_view(image_io.load_rgb(p, "pass existing image files"), size) for p in paths]
 
 
@@ -132,7 +131,7 @@ def style_grid_panels(model: Any, contents: list[np.ndarray],
                       names: list[str] | None = None) -> Panels:
   """Row 0: a blank corner, then the style thumbnails; then per content image: the content and
   its output in each style. Captions on row 0 only (column titles); row labels: `names`."""
-  from jaxstyle.fast_style.train import grid_panels  # the trainer's sample-grid layout
+  from jaxstyle.fast_style.train import grid_panels  # jax, orbax: `figure --help` stays fast
   styles = [model.style_weights(style=k) for k in range(model.n_styles)]
   outputs = [[model.stylize(img, w) for w in styles] for img in contents]
   rows, captions = grid_panels(contents, outputs, style_thumbnails(model, contents[0].shape[0]),

@@ -25,8 +25,9 @@ from typing import Any
 
 import ml_collections
 
-from jaxstyle import config_lib, errors, metrics
+from jaxstyle import cli, config_lib, errors, metrics
 from jaxstyle import main as train_main
+from jaxstyle.cyclegan import evaluate
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TPU_SCRIPT = os.path.join("launch", "tpu.py")
@@ -211,9 +212,6 @@ def evaluate_runs(base: str, workdirs: list[str] | None = None) -> None:
 
   A run that cannot be scored is reported and skipped; the table then shows '-' for it.
   """
-  from jaxstyle import cli
-  from jaxstyle.cyclegan import evaluate
-
   if workdirs is None:
     workdirs = [os.path.join(base, n) for n in sorted(os.listdir(base))
                 if os.path.isdir(os.path.join(base, n, "ckpt"))] if os.path.isdir(base) else []
@@ -311,5 +309,4 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
   """Stand-alone entry (launch/sweep.py): exactly `jaxstyle sweep ARGV`, errors included."""
-  from jaxstyle import cli
   return cli.main(["sweep", *(sys.argv[1:] if argv is None else argv)])
