@@ -144,9 +144,8 @@ def latest_step(mngr: ocp.CheckpointManager) -> int | None:
   return mngr.latest_step()
 
 
-def _check_committed(mngr: ocp.CheckpointManager, step: int) -> None:
+def _check_committed(step_dir: epath.Path) -> None:
   """Orbax 0.12 writes the commit marker in rename and commit-file modes; no marker = damage."""
-  step_dir = epath.Path(mngr.directory) / str(step)
   if step_dir.exists() and not (step_dir / _COMMIT_FILE).exists():
     raise FileNotFoundError(f'{step_dir} has no {_COMMIT_FILE} (interrupted or damaged save)')
 
@@ -241,7 +240,7 @@ def restore_latest(
   for step in steps:
     restored, error = None, None
     try:
-      _check_committed(mngr, step)
+      _check_committed(epath.Path(mngr.directory) / str(step))
       _state_metadata(mngr, step)
       restored = mngr.restore(
         step, args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(abstract_state)})
@@ -283,23 +282,24 @@ def close(mngr: ocp.CheckpointManager) -> None:
 ################################################################################
 
 
-def _restore_params_numpy(ckpt_dir: epath.Path, step: int) -> Any:
-  """Partial restore of state['params'] as numpy: only the params are read from disk."""
-  mngr = ocp.CheckpointManager(
-    ckpt_dir,
-    options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-    item_handlers={_STATE: ocp.PyTreeCheckpointHandler()},
-  )
-  try:
-    _check_committed(mngr, step)
-    tree = _state_metadata(mngr, step).tree
+def _restore_params_numpy(step_dir: epath.Path) -> Any:
+  """Partial restore of state['params'] as numpy: only the params are read from disk.
+
+  Reads the `state` item directly, not through a CheckpointManager: a read-only manager warns
+  about its own options, and a Composite restore warns about every item it is not asked for
+  (`extra`), so a healthy `evaluate` would print warnings that look like failures.
+  """
+  _check_committed(step_dir)
+  handler = ocp.PyTreeCheckpointHandler()
+  # The handler's own metadata (raises if missing: damage); `Checkpointer.metadata` would also
+  # look for step-level metadata inside the item directory and warn that it is not there.
+  tree = handler.metadata(step_dir / _STATE).tree
+  with ocp.Checkpointer(handler) as ckptr:
     item = {'params': tree['params']}
     args = ocp.args.PyTreeRestore(
       item=item, restore_args=_numpy_restore_args(item), partial_restore=True
     )
-    return mngr.restore(step, args=ocp.args.Composite(**{_STATE: args}))[_STATE]['params']
-  finally:
-    mngr.close()
+    return ckptr.restore(step_dir / _STATE, args=args)['params']
 
 
 def load_run(workdir: str) -> tuple[dict, Any]:
@@ -326,13 +326,8 @@ def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
     )
   config = json.loads(config_file.read_text())
   ckpt_dir = workdir / 'ckpt'
-  steps = []
-  if ckpt_dir.exists():
-    lister = ocp.CheckpointManager(
-      ckpt_dir, options=ocp.CheckpointManagerOptions(read_only=True, create=False)
-    )
-    steps = sorted(lister.all_steps(), reverse=True)
-    lister.close()
+  # The committed `{step}` dirs, as CheckpointManager.all_steps lists them, without a manager.
+  steps = sorted(ocp.utils.checkpoint_steps(ckpt_dir), reverse=True)
   if not steps:
     raise RunNotFoundError(
       f'{workdir} has no checkpoint under {ckpt_dir} yet (the trainer saves every '
@@ -341,7 +336,7 @@ def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
   last_error: Exception | None = None
   for step in steps:
     try:
-      params = _restore_params_numpy(ckpt_dir, step)
+      params = _restore_params_numpy(ckpt_dir / str(step))
     except Exception as e:  # noqa: BLE001 -- fall back exactly like restore_latest
       log.warning('Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
                   step, ckpt_dir, _brief(e))

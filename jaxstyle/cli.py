@@ -7,12 +7,17 @@ This is also the error boundary (jaxstyle.errors): a user mistake (bad flag, bad
 missing or unreadable file, unwritable directory) is one line `jaxstyle CMD: error: ...` on
 stderr and exit code 2; any other exception is a bug and keeps its traceback. `--debug` (before
 or after the command) or `JAXSTYLE_DEBUG=1` shows the traceback of user errors too.
+
+Quiet by default (house style §8): jaxstyle's own INFO lines (what a run is about to do, its
+events, its summary) and every library's warnings and errors; the libraries' INFO logging (Orbax's
+per-save chatter through absl, JAX's backend probing) only with `--verbose` or `JAXSTYLE_VERBOSE=1`.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 from typing import Any, NoReturn
@@ -105,6 +110,58 @@ def debug_enabled() -> bool:
   return os.environ.get("JAXSTYLE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def verbose_enabled() -> bool:
+  """Whether library INFO logging is shown (`JAXSTYLE_VERBOSE=1`; `--verbose` sets it)."""
+  return os.environ.get("JAXSTYLE_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class _LogHandler(logging.Handler):
+  """stderr (looked up per record, as `logging.lastResort`), with the quiet policy as a filter."""
+
+  def __init__(self, verbose: bool):
+    super().__init__(logging.INFO)
+    self.verbose = verbose
+    self.full = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    self.brief = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    ours = record.name == "jaxstyle" or record.name.startswith("jaxstyle.")
+    return self.verbose or ours or record.levelno >= logging.WARNING
+
+  def emit(self, record: logging.LogRecord) -> None:
+    try:
+      if self.verbose:
+        text = self.full.format(record)
+      elif record.levelno < logging.WARNING:
+        text = record.getMessage()  # our own INFO lines: the run's story, no timestamps
+      else:
+        text = self.brief.format(record)
+      sys.stderr.write(text + "\n")
+      sys.stderr.flush()
+    except Exception:  # noqa: BLE001 -- logging's contract: never raise from emit
+      self.handleError(record)
+
+
+def configure_logging(verbose: bool) -> None:
+  """Routes logging to stderr, quiet unless `verbose`; before any JAX backend initialises.
+
+  The filter is on jaxstyle's handler, not on the libraries' loggers, so their warnings always
+  show. A process that already set up logging (pytest, a notebook calling `main`) keeps its own;
+  only a bare `basicConfig` handler (a library's implicit one) is replaced.
+  """
+  if verbose:
+    os.environ["JAXSTYLE_VERBOSE"] = "1"  # sub-processes (`sweep --execute local`) inherit it
+  root = logging.getLogger()
+  mine = [h for h in root.handlers
+          if isinstance(h, _LogHandler) or type(h) is logging.StreamHandler]
+  if len(mine) != len(root.handlers):
+    return
+  for handler in mine:
+    root.removeHandler(handler)
+  root.addHandler(_LogHandler(verbose))
+  root.setLevel(logging.INFO)
+
+
 def one_line(err: BaseException) -> str:
   """The message of `err` on one line (multi-line messages are joined with '; ')."""
   if isinstance(err, _PATH_ERRORS) and err.filename is not None and not isinstance(err, UserError):
@@ -121,22 +178,30 @@ def report(prog: str, err: BaseException) -> int:
 
 
 def make_parser(name: str, module: object) -> ArgumentParser:
-  """The sub-command's parser: its module's flags plus --debug."""
+  """The sub-command's parser: its module's flags plus --debug and --verbose."""
   parser = ArgumentParser(prog=f"jaxstyle {name}", description=COMMANDS[name][1])
   module.add_arguments(parser)  # type: ignore[attr-defined]
   parser.add_argument("--debug", action="store_true",
                       help="show the full traceback of errors (also JAXSTYLE_DEBUG=1)")
+  parser.add_argument("--verbose", action="store_true",
+                      help="also show the libraries' INFO logging (Orbax, JAX); also "
+                           "JAXSTYLE_VERBOSE=1")
   return parser
 
 
 def main(argv: list[str] | None = None) -> int:
   """Entry point of the `jaxstyle` console script."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  debug = debug_enabled()
-  while argv and argv[0] == "--debug":
-    debug, argv = True, argv[1:]
+  debug, verbose = debug_enabled(), verbose_enabled()
+  while argv and argv[0] in ("--debug", "--verbose"):
+    debug, verbose = debug or argv[0] == "--debug", verbose or argv[0] == "--verbose"
+    argv = argv[1:]
   parser = ArgumentParser(prog="jaxstyle", description=__doc__.splitlines()[0])
   parser.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
+  parser.add_argument("--verbose", action="store_true",
+                      help="also show the libraries' INFO logging (Orbax checkpoint saves, JAX "
+                           "backend probing); by default a run prints its own progress, events "
+                           "and summary, and every warning")
   sub = parser.add_subparsers(dest="command", metavar="COMMAND")
   for name, (_, help_text) in COMMANDS.items():
     sub.add_parser(name, help=help_text, add_help=False)
@@ -155,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
   args.unknown = unknown
   debug = debug or args.debug
+  args.verbose = verbose or args.verbose
+  configure_logging(args.verbose)
   try:
     return int(module.run(args) or 0)
   except (UserError, *_PATH_ERRORS) as err:

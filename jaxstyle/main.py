@@ -18,6 +18,8 @@ from jaxstyle import config_lib, errors
 ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
 TASKS = ('cyclegan', 'nst', 'fast_style')
 
+log = logging.getLogger(__name__)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """`--config PATH[:ARG]` and `--workdir DIR`; `--config.a.b=value` extras come as unknowns."""
@@ -63,15 +65,17 @@ def run(args: argparse.Namespace) -> int:
   from jaxstyle import parallel
   parallel.maybe_init_distributed()  # before any other JAX call
   import jax
-  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-  logging.info('Process %d of %d; %d local / %d global devices (%s)', jax.process_index(),
-               jax.process_count(), jax.local_device_count(), jax.device_count(),
-               jax.devices()[0].platform)
+  # Logging is set up by jaxstyle.cli (quiet unless --verbose). One process: the trainer's own
+  # first line already counts the devices.
+  if jax.process_count() > 1 or getattr(args, 'verbose', False):
+    log.info('Process %d of %d; %d local / %d global devices (%s)', jax.process_index(),
+             jax.process_count(), jax.local_device_count(), jax.device_count(),
+             jax.devices()[0].platform)
   task = config.get('task', 'cyclegan')
   if task == 'cyclegan':
     from jaxstyle.cyclegan import train as train_cyclegan
     result = train_cyclegan.train(config, args.workdir)
-    logging.info('Done: %s', result)
+    log.info('Done: %s', result)
     return 0
   if task == 'nst':
     from jaxstyle.nst import stylize
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
   if task == 'fast_style':
     from jaxstyle.fast_style import train as train_fast_style
     result = train_fast_style.train(config, args.workdir)
-    logging.info('Done: %s', result)
+    log.info('Done: %s', result)
     return 0
   raise AssertionError(f'build_config accepted config.task={task!r}')
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,15 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return np.mean(act, axis=0), np.cov(act, rowvar=False)
 
 
+def _sqrtm(m: np.ndarray) -> np.ndarray:
+  """`linalg.sqrtm` as pytorch-fid calls it (`disp=False`, deprecated in SciPy 1.17): without
+  SciPy's "Matrix is singular" warning, which every FID of fewer images than feature dimensions
+  (2048) would print; `frechet_distance` checks the result itself, as pytorch-fid does."""
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", linalg.LinAlgWarning)
+    return linalg.sqrtm(m)
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                      eps: float = FID_EPS) -> float:
   """‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2·sqrt(Σ1Σ2)), with pytorch-fid's fallbacks (module docstring)."""
@@ -49,12 +59,11 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     raise BadInputError(f"FID statistics of different sizes: mu {mu1.shape} vs {mu2.shape}, "
                         f"sigma {sigma1.shape} vs {sigma2.shape} (features of another network?)")
   diff = mu1 - mu2
-  # pytorch-fid passes disp=False (deprecated in SciPy 1.17, same matrix without it).
-  covmean = linalg.sqrtm(sigma1.dot(sigma2))
+  covmean = _sqrtm(sigma1.dot(sigma2))
   if not np.isfinite(covmean).all():
     log.warning("FID: singular product; adding %g to the diagonal of both covariances", eps)
     offset = np.eye(sigma1.shape[0]) * eps
-    covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    covmean = _sqrtm((sigma1 + offset).dot(sigma2 + offset))
   if np.iscomplexobj(covmean):
     if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
       raise ValueError(f"FID: imaginary component {np.max(np.abs(covmean.imag))} in sqrt(Σ1Σ2)")
