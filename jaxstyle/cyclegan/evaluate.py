@@ -154,7 +154,7 @@ def _add_rows(outputs: Outputs, key: str, x: np.ndarray, y8: np.ndarray, rec: np
 
 def fid_kid(extract: Callable[[np.ndarray], np.ndarray], outputs: Outputs) -> dict[str, float]:
   """FID and KID of each direction's translations against the target domain's real test images."""
-  from jaxstyle.fid import metrics as fid_metrics
+  from jaxstyle.fid import metrics as fid_metrics  # scipy.linalg: only when FID is asked for
 
   feats = {name: extract(images, desc=f"Inception features, {'real ' * (len(name) == 1)}{name}")
            for name, images in [*outputs.reals.items(), *outputs.fakes.items()]}
@@ -227,7 +227,7 @@ def _fid_extractor(args: argparse.Namespace, source: str) -> tuple[Any, list[str
     return None, ["FID/KID not computed (--fid off)"]
   if args.fid == "auto" and source == "synthetic" and not args.inception:
     return None, ["FID/KID not computed on the synthetic dataset (--fid on to compute them)"]
-  from jaxstyle.fid import features, weights
+  from jaxstyle.fid import features, weights  # the Inception stack: only when FID is asked for
 
   try:
     params = weights.load_params(args.inception)
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
   The step is recorded ("step" in eval.json, and printed): after a damaged checkpoint the score
   is of an older step than the run's last, and the record must say so.
   """
-  from jaxstyle import checkpoint
+  from jaxstyle import checkpoint  # orbax: `evaluate --help` stays instant
 
   config, params, step = checkpoint.load_run_with_step(args.workdir)  # UserError if not a run
   config.setdefault("data", {})

@@ -179,7 +179,7 @@ def load_generator(workdir: str | None = None, weights: str | None = None,
 
 
 def _read_generator(workdir: str | None, weights: str | None, direction: str) -> tuple[Any, Any]:
-  from jaxstyle import checkpoint
+  from jaxstyle import checkpoint  # orbax: only for --workdir / port directories
 
   if workdir is not None:
     config, params = checkpoint.load_run(workdir)

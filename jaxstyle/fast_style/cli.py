@@ -61,7 +61,7 @@ def _outputs(inputs: list[str], output: str | None) -> list[tuple[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
   """Stylises `args.images` (or `args.video`) with the network of run `args.model`."""
-  from jaxstyle.fast_style.inference import FastStyleModel
+  from jaxstyle.fast_style.inference import FastStyleModel  # jax, orbax: not at --help
 
   if not os.path.isdir(args.model):
     raise UserError(f"--model {args.model!r} is not a folder; pass the --workdir of a "
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     raise UserError("nothing to stylise: give image files / folders, or --video IN")
   mix = _mix(args.style_mix)
   if args.video:
-    from jaxstyle.fast_style import video
+    from jaxstyle.fast_style import video  # imageio (optional: jaxstyle[video])
     if not args.output:
       raise UserError("--video needs -o OUT.mp4")
     info = video.probe(args.video)  # a missing or unreadable video fails before the model loads

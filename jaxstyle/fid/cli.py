@@ -51,7 +51,7 @@ class _Sets:
     if self._extractor is None:
       import jax
 
-      from jaxstyle import parallel
+      from jaxstyle import parallel  # the jax stack: `fid --help` stays instant
       from jaxstyle.fid import features, weights
 
       params = weights.load_params(self.args.inception)
@@ -66,7 +66,7 @@ class _Sets:
   def check(self, paths: list[str]) -> None:
     """Reads every .npz and every image header up front: a bad second PATH fails in seconds,
     before the weights load or the first folder's minutes of features."""
-    from jaxstyle.fid import features
+    from jaxstyle.fid import features  # jax, as in extractor()
 
     for path in paths:
       if _is_stats(path):
@@ -82,7 +82,7 @@ class _Sets:
     """(features or None, (mu, sigma)) of a path `check` has seen."""
     if _is_stats(path):
       return self._checked[path]
-    from jaxstyle.fid import features
+    from jaxstyle.fid import features  # jax, as in extractor()
 
     files, sizes = self._checked[path]
     feats = features.files_features(files, self.extractor(), sizes=sizes,

@@ -70,7 +70,7 @@ def known_checksum(path: str | os.PathLike) -> weight_files.Checksum | None:
 
 
 def _load_ported(path: str) -> dict[str, Any]:
-  from jaxstyle import checkpoint
+  from jaxstyle import checkpoint  # orbax: only for a ported directory
 
   how = (f'pass the .pth or a directory made by `jaxstyle port-weights {INCEPTION_FILE} -o DIR '
          f'--kind {PORT_KIND}` with --inception PATH')

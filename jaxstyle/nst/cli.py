@@ -14,7 +14,7 @@ import sys
 
 import ml_collections
 
-from jaxstyle import config_lib, errors
+from jaxstyle import cli, config_lib, errors
 from jaxstyle.nst import presets
 
 ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
@@ -139,8 +139,6 @@ def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
 
 def config_from_argv(argv: list[str]) -> ml_collections.ConfigDict:
   """The config `jaxstyle stylize ARGV` runs, parsed exactly as `jaxstyle.cli` parses the command."""
-  from jaxstyle import cli
-
   parser = cli.make_parser("stylize", sys.modules[__name__])
   args, unknown = parser.parse_known_args(argv)
   args.unknown = unknown
@@ -157,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
   """Runs the stylisation; the config, images and output folders are checked before VGG19 loads
   (bad ones are one error line from jaxstyle.cli, exit code 2)."""
   config = presets.check_inputs(presets.validate(build_config(args)))
-  from jaxstyle.nst import stylize
+  from jaxstyle.nst import stylize  # the jax stack: `stylize --help` stays instant
 
   if args.output:  # -o is the result's exact path; --workdir holds snapshots, strip and metrics
     config.output = os.path.abspath(args.output)

@@ -25,7 +25,11 @@ def _hw(size: int | str) -> tuple[int, int]:
 
 
 def _case(size: int | str, remat: bool, iters: int, optimizer: str) -> dict[str, float]:
-  """Runs the measured work in this process (call it in a fresh subprocess)."""
+  """Runs the measured work in this process (call it in a fresh subprocess).
+
+  jax and the NST stack are imported here, not at module level: the parent only spawns and
+  tabulates, and each child's peak RSS must include their import.
+  """
   import jax
   import numpy as np
 

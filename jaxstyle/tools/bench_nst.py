@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxstyle.models import vgg
 from jaxstyle.nst import losses as nst_losses
+from jaxstyle.nst import optim as nst_optim
 from jaxstyle.tools import bench_peers
 
 # Multiply-adds of a 3×3 SAME conv layer stack are 9·Cin·Cout per output pixel (VGG19 "E").
@@ -72,9 +73,6 @@ def bench_eval(args: argparse.Namespace) -> dict[str, Any]:
 
 def bench_run(args: argparse.Namespace) -> dict[str, Any]:
   """A full run: `--outer` segments of 20 L-BFGS iterations, timed per objective evaluation."""
-  from jaxstyle.nst import (
-    optim as nst_optim,  # the NST helper's module; imported late, only this bench needs it
-  )
   targets, loss_fn, params, x = _objective(args.size, args.dtype, args.conv_impl)
   runner = nst_optim.SegmentRunner(lambda z, t, p, w: loss_fn(z, t, p), 'lbfgs', 20, restart=True)
   t0 = time.perf_counter()
