@@ -31,3 +31,22 @@ def test_fid_bench_prints_images_per_s_and_survives_a_missing_peer(tmp_path, cap
   assert line['batch'] == 2 and line['size'] == 75 and line['images_per_s'] > 0
   assert line['gflop_per_step'] > 0  # XLA's count: ~11.4 GFLOP per image (resized to 299)
   assert 'no-python' in line['peer_error'] and 'ratio' not in line
+
+
+def test_each_bench_is_a_sub_command_with_only_its_flags(capsys):
+  """`--batch` is the fid batch over all devices under `fid`, and a CycleGAN flag is not a fid flag."""
+  import argparse
+
+  from jaxstyle import cli
+  from jaxstyle.tools import bench, bench_preset
+  parser = argparse.ArgumentParser()
+  bench.add_arguments(parser)
+  fid = parser.parse_args(['fid'])
+  assert (fid.batch, fid.steps, fid.run_bench) == (50, bench.bench_fid.DEFAULT_STEPS, bench.bench_fid.bench)
+  assert not hasattr(fid, 'arch') and not hasattr(fid, 'outer')
+  assert parser.parse_args(['cyclegan']).batch == 1 and parser.parse_args(['fast-style']).batch == 4
+  assert parser.parse_args(['preset', '--config', 'c.py']).run_command is bench_preset.run
+  for argv, flag in ((['fid', '--arch', 'unet128'], '--arch'), (['nst-sweep', '--with-peer'], '--with-peer'),
+                     (['translate', '--with-peer'], '--with-peer'), (['gemm', '--size', '8'], '--size')):
+    assert cli.main(['bench', *argv]) == 2, argv
+    assert f'unrecognized arguments: {flag}' in capsys.readouterr().err
