@@ -1,5 +1,8 @@
 """Test harness: JAX on 8 fake CPU devices so every multi-device path runs in CI."""
+import fcntl
+import json
 import os
+import shutil
 import tempfile
 
 # Must happen before jax is imported anywhere.
@@ -28,3 +31,24 @@ jax.config.update("jax_num_cpu_devices", 8)
 def mesh():
   from jaxstyle import parallel
   return parallel.make_mesh()
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+  """(workdir, train()'s last metrics) of one real 2-step synthetic CycleGAN run
+  (helpers.tiny_train_config), trained once per session and shared by every test that reads a
+  trained run. Read-only: a test that trains on copies it first. Under xdist the workers
+  share it through their common temp folder, the first to take the lock trains it."""
+  from helpers import tiny_train_config
+
+  from jaxstyle.cyclegan import train as train_cyclegan
+  base = tmp_path_factory.getbasetemp()
+  root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+  workdir, done = root / "trained_run", root / "trained_run.json"
+  with open(root / "trained_run.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(workdir, ignore_errors=True)  # a worker that died mid-run
+      last = train_cyclegan.train(tiny_train_config(), str(workdir))
+      done.write_text(json.dumps(last, default=float))
+  return str(workdir), json.loads(done.read_text())

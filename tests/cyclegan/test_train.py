@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,22 +12,14 @@ import numpy as np
 import pytest
 from conftest import TEST_XLA_FLAGS
 from helpers import CYCLEGAN_SYNTHETIC as CONFIG
-from helpers import ROOT, assert_trees_equal
+from helpers import ROOT, assert_trees_equal, tiny_train_config
 from PIL import Image
 from tb_events import read_events
 
-from jaxstyle import checkpoint, config_lib
+from jaxstyle import checkpoint
 from jaxstyle.cyclegan import train as train_cyclegan
 
 pytestmark = pytest.mark.slow  # real train runs, resumes and a kill -9 (~170 s)
-
-
-def _config(**overrides):
-  cfg = config_lib.load_config(CONFIG + ':runlocal')
-  base = {'total_steps': 2, 'log_every': 1, 'sample_every': 2, 'ckpt.every_steps': 2,
-          'progress': False, 'eval_at_end': False, 'data.synthetic_size': 16}
-  config_lib.apply_overrides(cfg, {**base, **overrides})
-  return cfg
 
 
 def _steps(workdir):
@@ -34,15 +27,8 @@ def _steps(workdir):
     return [json.loads(line)['step'] for line in f if '"step"' in line]
 
 
-@pytest.fixture(scope='module')
-def run(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp('train'))
-  first = train_cyclegan.train(_config(), workdir)
-  return workdir, first
-
-
-def test_two_steps_write_everything(run):
-  workdir, first = run
+def test_two_steps_write_everything(trained_run):
+  workdir, first = trained_run  # conftest: helpers.tiny_train_config's 2 steps
   assert first['step'] == 2
   assert all(np.isfinite(v) for k, v in first.items() if k.startswith('train/loss'))
   assert os.path.isdir(os.path.join(workdir, 'ckpt', '2'))
@@ -63,14 +49,15 @@ def test_two_steps_write_everything(run):
   assert (config['runtime']['conv_impl'], config['runtime']['backend']) == ('cpu_winograd', 'cpu')
 
 
-def test_resume_then_nan_guard(run):
-  workdir, _ = run
-  second = train_cyclegan.train(_config(total_steps=4), workdir)
+def test_resume_then_nan_guard(trained_run, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(trained_run[0], workdir)  # the shared run stays as it is
+  second = train_cyclegan.train(tiny_train_config(total_steps=4), workdir)
   assert second['step'] == 4 and _steps(workdir) == [1, 2, 3, 4]  # resumed at 2, not from 0
   _, good = checkpoint.load_run(workdir)
   # NaN LR: step 5's loss (old params) is finite, its update is not, step 6's loss is NaN.
   with pytest.raises(train_cyclegan.NonFiniteLossError, match='non-finite loss at step 6'):
-    train_cyclegan.train(_config(total_steps=8, **{'optim.lr': float('nan')}), workdir)
+    train_cyclegan.train(tiny_train_config(total_steps=8, **{'optim.lr': float('nan')}), workdir)
   assert _committed(workdir)[-1] == 4
   _, after = checkpoint.load_run(workdir)
   assert_trees_equal(after, good)

@@ -166,12 +166,17 @@ def separate_runs(files, vgg):
           for w in (10.0, 1000.0)]
 
 
-def test_style_weight_sweep_equals_separate_runs(files, vgg, separate_runs):
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+def test_sweep_strategies_equal_separate_runs(files, vgg, separate_runs, strategy):
+  """Each strategy runs the members through one executable, in turn or in threads; the one that
+  'auto' picks on this machine runs through optim.sweep='auto', so auto is exercised without a
+  third sweep."""
   c = _config(files)
-  c.loss.style_weights = (10.0, 1000.0)  # optim.sweep 'auto': concurrent on >= 2 cores
-  workdir = str(files["root"] / "sweep")
+  c.loss.style_weights = (10.0, 1000.0)
+  c.optim.sweep = "auto" if stylize.sweep_plan(c)[0] == strategy else strategy
+  workdir = str(files["root"] / strategy)
   sweep = stylize.stylize(c, workdir=workdir, vgg=vgg)
-  assert sweep["sweep_strategy"] == stylize.sweep_plan(c)[0] in ("concurrent", "sequential")
+  assert sweep["sweep_strategy"] == stylize.sweep_plan(c)[0] == strategy
   assert [os.path.basename(p) for p in sweep["outputs"]] == ["stylized_sw10.png",
                                                              "stylized_sw1000.png"]
   _, images = read_events(workdir)
@@ -181,24 +186,21 @@ def test_style_weight_sweep_equals_separate_runs(files, vgg, separate_runs):
   assert np.abs(sweep["images"][0] - sweep["images"][1]).max() > 1.0
 
 
-@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
-def test_sweep_strategies_equal_separate_runs(files, vgg, separate_runs, strategy):
-  c = _config(files, **{"optim.sweep": strategy})  # one executable, members in turn or in threads
-  c.loss.style_weights = (10.0, 1000.0)
-  sweep = stylize.stylize(c, vgg=vgg, workdir=str(files["root"] / strategy))
-  assert sweep["sweep_strategy"] == strategy
-  for got, want in zip(sweep["images"], separate_runs):
-    np.testing.assert_array_equal(got, want)
-
-
 @pytest.mark.slow  # the vmapped program compiles separately (~10 s)
 def test_batched_sweep_matches_separate_runs(files, vgg, separate_runs):
   c = _config(files, **{"optim.sweep": "batched"})
   c.loss.style_weights = (10.0, 1000.0)
   batch = stylize.stylize(c, vgg=vgg, workdir=str(files["root"] / "batched"))
   assert batch["sweep_strategy"] == "batched"
-  for got, want in zip(batch["images"], separate_runs):  # vmapped convs sum in another order
-    np.testing.assert_allclose(got, want, atol=1.0)
+  # Error model: vmapped convs may sum in other orders (3 convs, fan-in ≤ 3·3·64: ≤ 3·sqrt(576)·u
+  # ≈ 4e-6 of loss and gradient), which 4 L-BFGS iterations carry smoothly: far below a grey level.
+  # Max pooling (the preset's) is the exception: a window whose top two inputs tie within rounding
+  # sends its gradient to the other pixel, and those few pixels move by up to a step. So 99 % of
+  # the pixels agree to one grey level; a member run with the other's weight differs almost
+  # everywhere (asserted > 1 in test_sweep_strategies_equal_separate_runs).
+  for got, want in zip(batch["images"], separate_runs):
+    close = np.isclose(got, want, rtol=0, atol=1.0)
+    assert close.mean() > 0.99, close.mean()
 
 
 def test_sweep_plan_auto(monkeypatch):

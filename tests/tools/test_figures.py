@@ -4,14 +4,11 @@ import os
 
 import numpy as np
 import pytest
-from helpers import CYCLEGAN_SYNTHETIC as TRAINER
 from PIL import Image
 
 from jaxstyle import cli
 from jaxstyle.errors import UserError
 from jaxstyle.tools import figures
-
-pytestmark = pytest.mark.slow  # a real synthetic run (~40 s)
 
 # One distinct pure colour per sample step / snapshot, so a figure's pixels show which it used.
 STEP_COLOURS = {0: (255, 0, 0), 10: (0, 255, 0), 20: (0, 0, 255), 30: (255, 255, 0)}
@@ -116,21 +113,9 @@ def test_loss_curves(runs, tmp_path):
     figures.figure_losses(runs["dirs"][:1], str(tmp_path / "x.png"), keys=[])
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-  """A real 2-step synthetic run (the trainer's runlocal preset), shared by the tests below."""
-  if not os.path.exists(TRAINER):
-    pytest.skip("trainer config not present")
-  from jaxstyle import config_lib
-  from jaxstyle.cyclegan import train as train_cyclegan
-  config = config_lib.load_config(TRAINER + ":runlocal")
-  config_lib.apply_overrides(config, {"total_steps": 2, "eval_at_end": False, "progress": False})
-  workdir = str(tmp_path_factory.mktemp("real_run"))
-  train_cyclegan.train(config, workdir)
-  return workdir
-
-
-def test_figures_from_a_real_run(real_run, tmp_path):
+@pytest.mark.slow  # reads the session's trained run (conftest.trained_run: ~40 s if it trains it)
+def test_figures_from_a_real_run(trained_run, tmp_path):
+  real_run = trained_run[0]
   assert list(figures.sample_steps(real_run)) == [2]
   sample = Image.open(figures.sample_steps(real_run)[2])
   w, h = _figure(["5-8", "--workdir", real_run], tmp_path / "5_8.png")
