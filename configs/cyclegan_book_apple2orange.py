@@ -8,14 +8,16 @@ D steps per iteration.
 Command:
   jaxstyle train --config configs/cyclegan_book_apple2orange.py --workdir runs/book_5_1 \
     --config.data.tfds_download=True
-  python -m jaxstyle.tools.bench_preset --config configs/cyclegan_book_apple2orange.py  # s/step
+  jaxstyle bench preset --config configs/cyclegan_book_apple2orange.py  # s/step
 Hardware: the step measured at the preset's shapes (1 x 128² per domain) on stand-in random images
-  (TFDS apple2orange is not on the development machines): 1.9 s/step, compile 70 s, peak RSS 1.2 GB
-  on a 2-core AMD EPYC CPU (AVX2) shared with other jobs, jaxlib 0.10.2; the same networks measured
-  6.8 ms/step on one H100 (docs/performance.md "GPU against the PyTorch peers").
-Wall time: projected, not run: 200 epochs x 995 steps = 199,000 steps: ~4 d 9 h on that CPU, ~23 min
-  of steps on one H100 (input pipeline, samples and checkpoints not included). Published: the GDL
-  notebook takes 3 min 33 s per epoch on a GTX 1080 Ti, ~12 h for 200 (davidADSP/GDL_code#43).
+  (TFDS apple2orange is not on the development machines), 2-core AMD EPYC CPU (AVX2), jaxlib 0.10.2:
+  1.9 s/step with other jobs on the cores (0.49 s for the same networks on the quiet machine),
+  compile 70 s, peak RSS 1.2 GiB; 6.8 ms/step on one H100 (docs/performance.md: "Presets at their
+  real shapes", the CPU and GPU tables).
+Wall time: projected, not run: 200 epochs x 995 steps = 199,000 steps: 1 d 3 h (quiet) to 4 d 9 h on
+  that CPU, ~23 min of steps on one H100 (input pipeline, samples and checkpoints not included).
+  Published: the GDL notebook takes 3 min 33 s per epoch on a GTX 1080 Ti, ~12 h for 200
+  (davidADSP/GDL_code#43).
 Expected: no published metric; the sample grids look like the book's Figure 5-8 (apples turned
   orange and back; Foster, Generative Deep Learning, O'Reilly 2019, ch. 5) in {workdir}/samples.
 """

@@ -8,9 +8,23 @@ max(#A, #B) steps at batch 1 per device, IN eps 1e-5 on the variance. Default da
 Command:
   jaxstyle train --config configs/cyclegan_reference.py --workdir runs/reference \
     --config.data.tfds_download=True
-Hardware: not yet measured
-Wall time: not yet measured, 200 epochs (266,800 steps on horse2zebra at batch 1)
-Expected: not yet measured
+  jaxstyle evaluate --workdir runs/reference
+  jaxstyle bench preset --config configs/cyclegan_reference.py --steps 2  # s/step
+Hardware: the step measured at the preset's shapes (1 x 256² crops per domain) on stand-in random
+  images (TFDS horse2zebra is not on the development machines), 2-core AMD EPYC CPU (AVX2), jaxlib
+  0.10.2: 52.1 s/step with other jobs on the cores (16.4 s for the same networks on the quiet
+  machine), compile 146 s, peak RSS 5.3 GiB; 34.4 ms/step on one H100 (fp32; 26.0 ms with bf16
+  compute) (docs/performance.md: "Presets at their real shapes", the CPU and GPU tables).
+Wall time: projected, not run: 200 epochs x 1,334 steps = 266,800 steps: 50 d (quiet) to 161 d on
+  that CPU; about 2 h 33 min of steps on one H100 (input pipeline, samples and checkpoints not
+  included). Published: junyanz users report 1-2 days on a GTX 1080
+  (pytorch-CycleGAN-and-pix2pix#1549), "just under 32 hours" on a Titan X (AAnoosheh/ComboGAN#7).
+Expected: FID horse→zebra 62.1 for the authors' released model and 64.5 for MMGen's re-training,
+  zebra→horse 138.6 / 141.2; with the sweep's lambda_id 0, horse→zebra 77.2 / 74.8
+  (open-mmlab/mmgeneration configs/cyclegan/README.md). `jaxstyle evaluate` reports eval/fid_A2B and
+  B2A as pytorch-fid computes them, on the 120 / 140 test images; MMGen's protocol may differ, so
+  compare the order of magnitude. The paper (Zhu et al. 2017) reports no horse2zebra metric, only
+  sample figures.
 """
 import ml_collections
 

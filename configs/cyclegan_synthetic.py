@@ -10,8 +10,9 @@ Command:
   jaxstyle train --config configs/cyclegan_synthetic.py:runlocal --workdir runs/synthetic_local
 Hardware: a quiet 2-core AMD EPYC CPU (AVX2), one JAX CPU device, jaxlib 0.10.2.
 Wall time: measured on a fresh clone: 2 min 30 s for the 750 steps (0.14 s per step) with the
-  end-of-run evaluation, then 16 s for `jaxstyle evaluate`; :runlocal (32 steps of 1 x 16²) RUNLOCAL.
-  Dates and history: docs/performance.md "Presets at their real shapes".
+  end-of-run evaluation, then 16 s for `jaxstyle evaluate`; :runlocal (32 steps of 1 x 16² and a
+  16-image evaluation) measured 82 s with other jobs on the cores. Dates and history:
+  docs/performance.md "Presets at their real shapes".
 Expected: measured, seed 0, the 1000-image test split (runs/synthetic/eval.json): transfer A2B / B2A
   1.000 / 1.000, content IoU 0.881 / 0.879, cycle L1 0.123 / 0.124; the same figures to the bit on
   the same CPU type and core count (docs/reproducibility.md).

@@ -10,11 +10,21 @@ default content is the embedded synthetic set, so the command runs offline (VGG1
 Command:
   jaxstyle train --config configs/fast_style_johnson.py --workdir runs/fast --config.styles=style.jpg
   jaxstyle stylize --model runs/fast photo.jpg -o photo_styled.jpg
-  jaxstyle train --config configs/fast_style_johnson.py:runlocal --workdir runs/fast_local  # minutes, CPU
-Hardware: full preset: one accelerator (40k steps of 4 x 256²); runlocal: a laptop CPU.
-Wall time: runlocal (60 steps of 2 x 64², random VGG19): see README "Fast style transfer".
-Expected: losses fall; with real VGG19 weights the held-out samples take the style's colours and
-  strokes. Not measured with real weights (they cannot be downloaded on the development machines).
+  jaxstyle train --config configs/fast_style_johnson.py:runlocal --workdir runs/fast_local \
+    --config.vgg.source=random  # a CPU smoke run: 60 steps of 2 x 64², random VGG19
+  jaxstyle bench preset --config configs/fast_style_johnson.py  # s/step
+Hardware: the train step measured at the preset's shapes (4 x 256² crops, one 256² style) with
+  random-initialised VGG19 and random stand-in images (the Keras ImageNet weights and COCO are not
+  on the development machines), 2-core AMD EPYC CPU (AVX2), jaxlib 0.10.2: 36.6 s/step with other
+  jobs on the cores (5.78 s for the same step on the quiet machine), compile 41 s, peak RSS 3.7 GiB;
+  no accelerator has timed this step (docs/performance.md: "Presets at their real shapes", "Fast
+  style").
+Wall time: projected, not run: 40,000 steps: 2 d 16 h (quiet) to 16 d 22 h on that CPU, so the full
+  preset is for an accelerator. Published: Johnson et al. 2016 (§4) train the same 40,000 steps in
+  roughly 4 hours on one GTX Titan X.
+Expected: with real VGG19 weights, held-out samples in the style's colours and strokes; Johnson et
+  al. 2016 report that the trained net reaches the perceptual loss of 50 to 100 L-BFGS iterations of
+  Gatys et al.'s optimisation in one forward pass (0.015 s at 256² on a GTX Titan X).
 """
 import ml_collections
 

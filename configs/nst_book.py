@@ -9,17 +9,18 @@ restarts; `optim.name='lbfgs_scipy'` runs scipy's L-BFGS-B itself for a trajecto
 Command:
   jaxstyle stylize content.jpg style.jpg -o out/book.png --config configs/nst_book.py
   jaxstyle train --config configs/nst_book.py:content=content.jpg,style=style.jpg --workdir out/book
-  python -m jaxstyle.tools.bench_preset --config configs/nst_book.py  # s per evaluation
+  jaxstyle bench preset --config configs/nst_book.py  # s per evaluation
 Hardware: one loss + gradient evaluation measured at the book's shape (400x533 for a 4:3 content
   image) with random-initialised VGG19 and random stand-in images (the Keras ImageNet weights are
-  not on the development machines): 11.5 s, compile 24 s, peak RSS 1.6 GB on a 2-core AMD EPYC CPU
-  (AVX2) shared with other jobs, jaxlib 0.10.2; 2.9 ms per 512² evaluation on one H100
-  (docs/performance.md "GPU against the PyTorch peers").
-Wall time: projected, not run: 10 segments x 20 iterations, at least 200 evaluations: 38 min or
-  more on that CPU, about 1 s of device time on one H100. Published: the book's Keras script takes
-  10-15 min per 20-evaluation pass on a CPU (keras-team/keras#12917).
-Expected: book_at_iteration_0.png .. book_at_iteration_9.png and book_progress.png (content | style |
-  snapshots); the loss falls across the segments and the image takes the look of the book's Figure
+  not on the development machines), 2-core AMD EPYC CPU (AVX2), jaxlib 0.10.2: 11.5 s with other
+  jobs on the cores (2.84 s at 512² on the quiet machine), compile 24 s, peak RSS 1.6 GiB; 2.9 ms at
+  512² on one H100 (docs/performance.md: "Presets at their real shapes", the CPU and GPU tables).
+Wall time: projected, not run: 10 segments x 20 iterations, at least 200 evaluations: about 8 min
+  (quiet, the 512² figure scaled by pixels) to 38 min on that CPU, about 1 s of device time on one
+  H100. Published: the book's Keras script takes 10-15 min per 20-evaluation pass on a CPU
+  (keras-team/keras#12917).
+Expected: book_at_iteration_0.png .. book_at_iteration_9.png and book_progress.png (content | style
+  | snapshots); the loss falls across the segments and the image takes the look of the book's Figure
   5-18 (Foster, Generative Deep Learning, O'Reilly 2019, ch. 5; Gatys et al. 2016).
 """
 import ml_collections

@@ -9,15 +9,18 @@ The fields live in `jaxstyle.nst.presets.jcjohnson`; this file only adds `runloc
 Command:
   jaxstyle stylize content.jpg style.jpg -o out/stylized.png          # this preset
   jaxstyle train --config configs/nst_jcjohnson.py:content=content.jpg,style=style.jpg --workdir out/j
-  python -m jaxstyle.tools.bench_preset --config configs/nst_jcjohnson.py  # s per evaluation
+  jaxstyle bench preset --config configs/nst_jcjohnson.py  # s per evaluation
 Hardware: one loss + gradient evaluation measured at the preset's shape (384x512 for a 4:3 content
   image) with random-initialised VGG19 and random stand-in images (the ImageNet weights are not on
-  the development machines): 10.2 s, compile 22 s, peak RSS 1.5 GB on a 2-core AMD EPYC CPU (AVX2)
-  shared with other jobs, jaxlib 0.10.2; on one H100, 500 L-BFGS iterations at 512² ran in 2.00 s
-  (docs/performance.md "GPU against the PyTorch peers").
-Wall time: projected, not run: 10 segments x 20 iterations, at least 200 evaluations: 34 min or
-  more on that CPU, under 1 s on one H100. Published: jcjohnson/neural-style's README ("Speed")
-  gives 30-45 s for 500 L-BFGS iterations at 512 px on a Pascal Titan X.
+  the development machines), 2-core AMD EPYC CPU (AVX2), jaxlib 0.10.2: 10.2 s with other jobs on
+  the cores (2.84 s at 512² on the quiet machine), compile 22 s, peak RSS 1.5 GiB; on one H100, 500
+  L-BFGS iterations at 512² ran in 2.00 s (docs/performance.md: "Presets at their real shapes", the
+  CPU and GPU tables).
+Wall time: measured on the quiet machine with random VGG19 weights: 439 s for the whole command on a
+  512x512 content image (docs/fast_style.md "Speed"); projected at 384x512 from the evaluation time
+  (at least 200 evaluations): about 7 min (quiet) to 34 min (loaded) on that CPU, under 1 s on one
+  H100. Published: jcjohnson/neural-style's README ("Speed") gives 30-45 s for 500 L-BFGS iterations
+  at 512 px on a Pascal Titan X.
 Expected: stylized.png (longest side 512), per-segment snapshots and stylized_progress.png, in the
   look of jcjohnson/neural-style's README examples (Gatys et al. 2016); not pixel-comparable, since
   the loss weights are jaxstyle's.

@@ -13,21 +13,34 @@ An NST "step" is one objective evaluation; the projection counts one evaluation 
 iteration (a lower bound: line searches may add some). A CycleGAN epoch on TFDS data is counted
 from the catalog's split sizes (TFDS_TRAIN_SIZES), so nothing is downloaded.
 
-  python -m jaxstyle.tools.bench_preset --config configs/cyclegan_reference.py --steps 3
+  jaxstyle bench preset --config configs/cyclegan_reference.py --steps 2
+  python -m jaxstyle.tools.bench_preset --config configs/cyclegan_reference.py --steps 2  # the same
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
+import jax
 import numpy as np
 
-from jaxstyle.errors import nonnegative_int, positive_int
+from jaxstyle import cli, parallel
+from jaxstyle import main as jaxstyle_main
+from jaxstyle.cyclegan import data
+from jaxstyle.cyclegan import step as train_state
+from jaxstyle.errors import UserError, nonnegative_int, positive_int
+from jaxstyle.fast_style import presets as fs_presets
+from jaxstyle.fast_style import step as fs_step
+from jaxstyle.kernels import dispatch
+from jaxstyle.nst import image as nst_image
+from jaxstyle.nst import stylize
+from jaxstyle.nst import weights as nst_weights
+from jaxstyle.tools import bench_peers
 
 # Accept `--config.a.b=v` overrides, as `jaxstyle train` does (cli.py passes them in args.unknown).
 ACCEPTS_CONFIG_OVERRIDES = True
@@ -53,18 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='NST: stand-in content image HxW (default %(default)s, 4:3)')
 
 
-def _timed(fn: Callable[[], Any], steps: int, warmup: int) -> list[float]:
-  from jaxstyle.tools import bench_peers
-  return bench_peers.time_calls(fn, steps, warmup)
-
-
 def _cyclegan(config: Any, steps: int, warmup: int) -> dict[str, Any]:
   """The CycleGAN trainer's step (pool included) on random images at the preset's size and batch."""
-  import jax
-
-  from jaxstyle import parallel
-  from jaxstyle.cyclegan import data
-  from jaxstyle.cyclegan import step as train_state
   mesh = parallel.make_mesh(jax.devices()[:1])
   size, batch = config.data.image_size, config.per_device_batch
   if config.data.source == 'tfds':
@@ -93,7 +96,7 @@ def _cyclegan(config: Any, steps: int, warmup: int) -> dict[str, Any]:
     box['state'], metrics = compiled(box['state'], images)
     box['loss'] = float(jax.device_get(metrics['train/loss_G']))
 
-  times = _timed(one, steps, warmup)
+  times = bench_peers.time_calls(one, steps, warmup)
   return dict(shape=f'{batch}x{size}x{size} per domain', times=times, compile_s=compile_s,
               total_steps=total, steps_per_epoch=spe, conv_impl=config.model.conv_impl,
               loss=box['loss'], stand_in='uniform random images in [-1, 1]')
@@ -101,13 +104,9 @@ def _cyclegan(config: Any, steps: int, warmup: int) -> dict[str, Any]:
 
 def _fast_style(config: Any, steps: int, warmup: int) -> dict[str, Any]:
   """The fast-style trainer's step on random content crops, random VGG19 and random style images."""
-  import jax
-
-  from jaxstyle import parallel
-  from jaxstyle.fast_style import presets
-  from jaxstyle.fast_style import step as fs_step
   mesh = parallel.make_mesh(jax.devices()[:1])
-  size, batch, n_styles = config.data.image_size, config.per_device_batch, presets.n_styles(config)
+  size, batch = config.data.image_size, config.per_device_batch
+  n_styles = fs_presets.n_styles(config)
   vgg_params, prep = fs_step.load_vgg(config)
   rng = np.random.default_rng(0)
   side = config.style_size or size
@@ -130,7 +129,7 @@ def _fast_style(config: Any, steps: int, warmup: int) -> dict[str, Any]:
     box['state'], metrics = compiled(box['state'], feed, frozen)
     box['loss'] = float(jax.device_get(metrics['train/loss']))
 
-  times = _timed(one, steps, warmup)
+  times = bench_peers.time_calls(one, steps, warmup)
   return dict(shape=f'{batch}x{size}x{size}, {n_styles} style(s) of {side}x{side}', times=times,
               compile_s=compile_s, total_steps=config.total_steps, conv_impl=config.model.conv_impl,
               loss=box['loss'], stand_in='uniform random content crops and style images, '
@@ -139,9 +138,8 @@ def _fast_style(config: Any, steps: int, warmup: int) -> dict[str, Any]:
 
 def _nst(config: Any, steps: int, warmup: int, content_hw: tuple[int, int]) -> dict[str, Any]:
   """Value and gradient of the preset's objective at each of its scales (random VGG19, images)."""
-  from jaxstyle.nst import image as nst_image
-  from jaxstyle.nst import stylize
-  vgg_params, prep = stylize._vgg_setup(config)
+  vgg_params, prep = nst_weights.get_vgg19(config.vgg.source, path=config.vgg.path or None,
+                                           seed=config.seed)
   rng = np.random.default_rng(0)
   content = rng.uniform(0, 255, (*content_hw, 3)).astype(np.float32)
   style = rng.uniform(0, 255, (*content_hw, 3)).astype(np.float32)
@@ -170,16 +168,13 @@ def _nst_scale(config: Any, vgg_params: Any, prep: Any, content: np.ndarray, sty
                size: tuple[int, int], weights: Any, steps: int,
                warmup: int) -> tuple[list[float], float]:
   """(times, compile seconds) of the objective's value and gradient at one output size."""
-  import jax
-
-  from jaxstyle.nst import stylize
   targets, loss_fn, x = stylize.make_loss(config, vgg_params, prep, content, [style], size)
   vg = jax.jit(jax.value_and_grad(lambda z, t, p, w: loss_fn(z, t, p, w)[0]))
   t0 = time.perf_counter()
   compiled = vg.lower(x, targets, vgg_params, weights).compile()
   compile_s = time.perf_counter() - t0
-  times = _timed(lambda: jax.block_until_ready(compiled(x, targets, vgg_params, weights)),
-                 steps, warmup)
+  times = bench_peers.time_calls(
+      lambda: jax.block_until_ready(compiled(x, targets, vgg_params, weights)), steps, warmup)
   return times, compile_s
 
 
@@ -197,9 +192,6 @@ def _human(seconds: float) -> str:
 def bench(config: Any, spec: str, steps: int = 3, warmup: int = 1,
           content_hw: tuple[int, int] = NST_CONTENT_HW) -> dict[str, Any]:
   """Times `config`'s step at its shapes on stand-in data; returns the JSON line's fields."""
-  from jaxstyle import models  # noqa: F401  (jax_setup's process-wide flags before any key)
-  from jaxstyle.kernels import dispatch
-  from jaxstyle.tools import bench_peers
   task = config.get('task', 'cyclegan')
   with config.unlocked():
     if task in ('nst', 'fast_style'):
@@ -223,24 +215,20 @@ def bench(config: Any, spec: str, steps: int = 3, warmup: int = 1,
       total_steps=total,
       projected_wall_s=None if projected is None else round(projected, 1),
       projected_wall=None if projected is None else _human(projected))
-  for key in ('loss',):
-    if key in res:
-      out[key] = round(float(res.pop(key)), 4)
+  if 'loss' in res:
+    out['loss'] = round(float(res.pop('loss')), 4)
   out.update(res)
   out.update(dispatch.runtime_record(str(out.pop('conv_impl'))))
-  import jax
   out.update(device=jax.devices()[0].device_kind, cpu_count=_cpu_count(),
              date=datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC'))
   return out
 
 
 def _cpu_count() -> int:
-  import os
   return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 
 def _parse_hw(text: str) -> tuple[int, int]:
-  from jaxstyle.errors import UserError
   try:
     h, w = (int(v) for v in text.lower().split('x'))
   except ValueError:
@@ -252,7 +240,6 @@ def _parse_hw(text: str) -> tuple[int, int]:
 
 def run(args: argparse.Namespace) -> int:
   """Builds the config as `jaxstyle train` does, benches it, prints one JSON line."""
-  from jaxstyle import main as jaxstyle_main
   hw = _parse_hw(args.content_hw)
   config = jaxstyle_main.build_config(args.config, list(getattr(args, 'unknown', None) or []))
   line = bench(config, args.config, args.steps, args.warmup, hw)
@@ -263,7 +250,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
   """`python -m jaxstyle.tools.bench_preset ...`, with the CLI's error boundary."""
-  from jaxstyle import cli
   parser = cli.ArgumentParser(prog='jaxstyle bench preset', description=__doc__.splitlines()[0])
   add_arguments(parser)
   args, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
@@ -271,7 +257,6 @@ def main(argv: list[str] | None = None) -> int:
   try:
     return run(args)
   except Exception as err:  # the boundary's rule: user errors one line, bugs keep the traceback
-    from jaxstyle.errors import UserError
     if isinstance(err, UserError) and not cli.debug_enabled():
       return cli.report('jaxstyle bench preset', err)
     raise

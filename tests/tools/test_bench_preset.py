@@ -1,18 +1,18 @@
 """`bench preset`: a preset's real step at its shapes gives the JSON line the config docstrings quote."""
 import json
-import os
 
 import pytest
+from helpers import CYCLEGAN_SYNTHETIC, NST_BOOK
 
 from jaxstyle.tools import bench_preset
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIELDS = {'bench', 'config', 'task', 'shape', 's_per_step', 'compile_s', 'peak_rss_mb',
           'total_steps', 'projected_wall_s', 'projected_wall', 'conv_impl', 'jaxlib', 'date'}
 
 
+@pytest.mark.slow  # one tiny CycleGAN compile: 10-35 s on 2 shared cores
 def test_cyclegan_runlocal_line_and_projection(capsys):
-  spec = os.path.join(ROOT, 'configs', 'cyclegan_synthetic.py') + ':runlocal'
+  spec = CYCLEGAN_SYNTHETIC + ':runlocal'
   rc = bench_preset.main(['--config', spec, '--steps', '2', '--warmup', '0',
                           '--config.per_device_batch=2'])
   line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -35,8 +35,11 @@ def test_human_durations():
       '12 s', '4 min 10 s', '5 h 12 min', '3 d 4 h']
 
 
-def test_bad_content_shape_is_one_line_exit_2(capsys):
-  rc = bench_preset.main(['--config', 'configs/nst_book.py', '--content-hw', '400'])
+@pytest.mark.parametrize('entry', ['module', 'cli'])
+def test_bad_content_shape_is_one_line_exit_2(capsys, entry):
+  from jaxstyle import cli
+  argv = ['--config', NST_BOOK, '--content-hw', '400']
+  rc = bench_preset.main(argv) if entry == 'module' else cli.main(['bench', 'preset', *argv])
   assert rc == 2
   err = capsys.readouterr().err.strip()
   assert err.count('\n') == 0 and '--content-hw' in err and 'HxW' in err
