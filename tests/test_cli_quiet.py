@@ -60,6 +60,7 @@ def test_healthy_evaluate_prints_no_library_warnings(run):
   assert not err, "\n".join(err)
 
 
+@pytest.mark.slow  # two more processes (~20 s); the quiet checks above stay in the fast tier
 def test_verbose_brings_library_info_back(run):
   workdir = run[0]
   # A resume (the trainer's restore path) with the flag after the command...
