@@ -135,4 +135,6 @@ def test_ported_params_give_the_reference_features(ported):
   want = data["feat0"]
   assert got.shape == want.shape == (1, inception.FEATURE_DIM)
   rel = np.abs(got - want).max() / np.abs(want).max()
-  assert rel <= 1e-4, f"max relative diff {rel:.2e}"
+  # Error model: float32 vs the float64 reference: pool3 is 47 convs deep (fan-in ≤ 3·3·448),
+  # ≤ 47·sqrt(4032)·u ≈ 1.8e-4 of the features' scale; a wrong layer is off by O(1).
+  assert rel <= 2e-4, f"max relative diff {rel:.2e}"

@@ -6,6 +6,7 @@ import pytest
 
 from jaxstyle.kernels import dispatch, frozen, winograd
 from jaxstyle.models import vgg
+from jaxstyle.nst import losses as nst_losses
 from jaxstyle.tools import bench_nst
 
 
@@ -57,7 +58,12 @@ def test_choose_policy():
 def test_nst_objective_same_values_for_every_conv_impl(monkeypatch):
   """cpu_winograd prepares the wide layers; every impl gives the direct convs' loss and gradient."""
   monkeypatch.delenv(dispatch.ENV, raising=False)
-  targets, loss_fn, params, x = bench_nst._objective(64, conv_impl='cpu_winograd')
+  _, _, params, x = bench_nst._objective(64, conv_impl='cpu_winograd')
+  # Average pooling: with max pooling the gradient is discontinuous at near-ties, and Winograd's
+  # ~2e-5 rounding makes ties within reach (docs/development.md, "Tolerances").
+  style = jnp.asarray(np.random.default_rng(1).uniform(-128, 127, x.shape), jnp.float32)
+  targets, loss_fn = nst_losses.make_objective(vgg.VGG19(pool='avg'), params, x, style,
+                                               conv_impl='cpu_winograd')
   prepared = [n for n, k in targets['kernels_t'].items() if isinstance(k, winograd.Prepared)]
   assert prepared == ['block3_conv1', 'block3_conv2', 'block3_conv3', 'block3_conv4', 'block4_conv1',
                       'block4_conv2', 'block4_conv3', 'block4_conv4']  # block 5 is 4x4 at 64²
@@ -71,9 +77,13 @@ def test_nst_objective_same_values_for_every_conv_impl(monkeypatch):
     assert has_prepared == (impl == 'cpu_winograd')
     results[impl] = value_and_grad(x, dict(targets, kernels_t=kernels_t))
   v_ref, g_ref = results['xla']
+  # Error model: Winograd F(4x4)/F(2x2) rounds its transforms, ~2e-5 relative per conv; the value
+  # passes 8 Winograd convs (1.6e-4 if the errors add up), the input gradient those 8 forward and
+  # their 8 transposes backward (3.2e-4). The other impls (direct convs in other orders) are
+  # ~sqrt(4608)·u ≈ 4e-6 per conv, far below. A wrong transform or a missing layer is off by O(1).
   for impl, (v, g) in results.items():
-    assert abs(float(v - v_ref)) < 1e-4 * abs(float(v_ref)), impl
-    assert _rel_err(g, g_ref) < 1e-4, impl
+    assert abs(float(v - v_ref)) < 2e-4 * abs(float(v_ref)), impl
+    assert _rel_err(g, g_ref) < 5e-4, impl
   assert not np.array_equal(results['cpu_winograd'][1], g_ref)  # Winograd really ran
 
 

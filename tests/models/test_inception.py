@@ -47,7 +47,9 @@ def test_pool3_matches_torch(ref, features):
     assert g.shape == w.shape == (shape[0], inception.FEATURE_DIM)
     rel = np.abs(g - w).max() / np.abs(w).max()
     print(f'{shape}: max relative diff {rel:.2e}')
-    assert rel <= 1e-4, f'image {shape}: max relative diff {rel:.2e}'
+    # Error model: float32 vs the float64 reference: pool3 is 47 convs deep (fan-in ≤ 3·3·448),
+    # ≤ 47·sqrt(4032)·u ≈ 1.8e-4 of the features' scale; a wrong layer is off by O(1).
+    assert rel <= 2e-4, f'image {shape}: max relative diff {rel:.2e}'
 
 
 def test_param_count_matches_torch(ref, features):

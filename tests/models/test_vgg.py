@@ -118,19 +118,24 @@ def test_block_losses_same_values_and_grads_as_vgg19(params):
   x = jax.random.normal(jax.random.key(2), (1, 16, 16, 3)) * 50
   layer_losses = {name: lambda f, _: {'l': jnp.mean(f ** 2)} for name in ('relu1_1', 'relu3_1')}
 
+  # Average pooling: three programs may round the forward differently, and a max pool's gradient
+  # is discontinuous at near-ties (docs/development.md, "Tolerances"); the forward test covers max.
   def loss(x, remat):
     if remat is None:
-      feats = vgg.VGG19(outputs=tuple(layer_losses)).apply({'params': params}, x)
+      feats = vgg.VGG19(pool='avg', outputs=tuple(layer_losses)).apply({'params': params}, x)
       return sum(jnp.mean(f ** 2) for f in feats.values())
     args = dict.fromkeys(layer_losses)
-    return vgg.block_losses(params, x, layer_losses, args, remat=remat)['l']
+    return vgg.block_losses(params, x, layer_losses, args, pool='avg', remat=remat)['l']
 
   with jax.default_matmul_precision('highest'):
     (v0, g0), *others = (jax.jit(jax.value_and_grad(loss), static_argnums=1)(x, r)
                          for r in (None, False, True))
+  # Error model: the same convs, possibly fused and so summed in other orders: relu3_1 is 5 convs
+  # deep (fan-in ≤ 3·3·128), ≤ 5·sqrt(1152)·u ≈ 1e-5 relative for the value, 3× that for the
+  # gradient (forward, transposed convs, the recomputed forward), relative to its largest element.
   for v, g in others:
-    np.testing.assert_allclose(v, v0, rtol=1e-6)
-    np.testing.assert_allclose(g, g0, rtol=1e-4, atol=1e-6 * float(jnp.max(jnp.abs(g0))))
+    np.testing.assert_allclose(v, v0, rtol=2e-5)
+    np.testing.assert_allclose(g, g0, rtol=0, atol=3e-5 * float(jnp.max(jnp.abs(g0))))
   # remat: the backward pass recomputes each block behind a barrier (see vgg.checkpoint)
   jaxprs = {r: str(jax.make_jaxpr(jax.grad(lambda x, r=r: loss(x, r)))(x)) for r in (False, True)}
   assert 'optimization_barrier' in jaxprs[True] and 'optimization_barrier' not in jaxprs[False]
@@ -140,7 +145,9 @@ def test_block_losses_same_values_and_grads_as_vgg19(params):
 def test_input_gradient_matches_autodiff_with_and_without_precomputed_kernels(params):
   """The custom input gradient (explicit transposed kernel) equals XLA's own conv transpose."""
   x = jax.random.normal(jax.random.key(3), (1, 12, 16, 3)) * 50
-  net = vgg.VGG19(outputs=('relu2_2', 'relu3_1'))
+  # Average pooling: a max pool's gradient is discontinuous at near-ties, so two programs that
+  # round the forward differently may route it elsewhere (docs/development.md, "Tolerances").
+  net = vgg.VGG19(pool='avg', outputs=('relu2_2', 'relu3_1'))
   kernels_t = vgg.frozen_kernels(params)
 
   def loss(x, kt):
@@ -155,16 +162,18 @@ def test_input_gradient_matches_autodiff_with_and_without_precomputed_kernels(pa
                       + p['bias'])
       if name in ('block2_conv2', 'block3_conv1'):
         total = total + jnp.sum(jnp.sin(h))
-      if name in ('block1_conv2', 'block2_conv2'):
+      if name in ('block1_conv2', 'block2_conv2'):  # average pooling, as the net below
         n, hh, ww, c = h.shape
-        h = h.reshape(n, hh // 2, 2, ww // 2, 2, c).max(axis=(2, 4))
+        h = h.reshape(n, hh // 2, 2, ww // 2, 2, c).mean(axis=(2, 4))
     return total
 
   with jax.default_matmul_precision('highest'):
     g_ref = jax.grad(reference)(x)
     for kt in (None, kernels_t):
       g = jax.grad(loss)(x, kt)
-      np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(g_ref))))
+      # Error model: another program for the same sums: 5 convs (fan-in ≤ 1152) forward and their
+      # transposes backward, 10·sqrt(1152)·u ≈ 2e-5 of the largest element (rtol covers the rest).
+      np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=3e-5 * float(jnp.max(jnp.abs(g_ref))))
 
 
 LAYER_NAMES_UPTO_3_1 = 5  # block1_conv1 .. block3_conv1

@@ -24,8 +24,11 @@ def _objective(params, remat, shape, **kwargs):
                           remat=remat, **kwargs)
 
 
+# Both cases pool by averaging: remat and plain are two programs that may round the forward
+# differently, and a max pool's gradient is discontinuous at near-ties; on these tiny images the last
+# pools see 2×2 windows (docs/development.md, "Tolerances").
 @pytest.mark.parametrize('kwargs', [
-    {},  # the book: content block5_conv2, style block1..5_conv1, TV
+    {'pool': 'avg'},  # the book's layers: content block5_conv2, style block1..5_conv1, TV
     {'pool': 'avg', 'normalisation': 'gatys', 'content_layers': ('block4_conv2', 'block1_conv1'),
      'style_layers': ('block1_conv1', 'block3_conv2'), 'layer_weights': (0.3, 0.7)},
 ], ids=['book', 'gatys_avg_shared_layer'])
@@ -38,11 +41,14 @@ def test_remat_objective_matches_plain(params, kwargs):
       f = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
       outs.append(f(x, targets, params))
   ((v0, aux0), g0), ((v1, aux1), g1) = outs
-  np.testing.assert_allclose(v1, v0, rtol=1e-5)
+  # Error model: the same convs in two programs (fusions may sum in other orders): block5_conv2 is
+  # 14 convs deep (fan-in ≤ 3·3·512), ≤ 14·sqrt(4608)·u ≈ 6e-5 relative for the values; the
+  # gradient passes them 3× (forward, recompute, transposes): ≈ 2e-4 of its largest element.
+  np.testing.assert_allclose(v1, v0, rtol=1e-4)
   for k in aux0:
-    np.testing.assert_allclose(aux1[k], aux0[k], rtol=1e-5, err_msg=k)
+    np.testing.assert_allclose(aux1[k], aux0[k], rtol=1e-4, err_msg=k)
   assert float(jnp.max(jnp.abs(g0))) > 0
-  np.testing.assert_allclose(g1, g0, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(g0))))
+  np.testing.assert_allclose(g1, g0, rtol=0, atol=2e-4 * float(jnp.max(jnp.abs(g0))))
 
 
 def test_remat_plan_is_smaller(params):
@@ -82,4 +88,7 @@ def test_checkpoint_recomputes_after_the_cotangent():
     hlo = jax.jit(jax.grad(loss)).lower(x, k).compile().as_text()
     assert hlo.count('convolution(') == want, (f, hlo.count('convolution('))
     grads.append(jax.grad(loss)(x, k))
-  np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+  # Error model: the recompute may sum in another order; each gradient element is a sum of
+  # 9·8 = 72 terms (and the forward's 27), 2·sqrt(72)·u ≈ 1e-6 of the terms' magnitudes, whose sum
+  # is up to ~10× the largest gradient: 1e-5 of it.
+  np.testing.assert_allclose(grads[1], grads[0], rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(grads[0]))))
