@@ -15,6 +15,7 @@ per-save chatter through absl, JAX's backend probing) only with `--verbose` or `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -136,8 +137,10 @@ class _LogHandler(logging.Handler):
         text = record.getMessage()  # our own INFO lines: the run's story, no timestamps
       else:
         text = self.brief.format(record)
-      sys.stderr.write(text + "\n")
-      sys.stderr.flush()
+      bars = sys.modules.get("tqdm")  # clear an active progress bar around the line, then redraw
+      with bars.tqdm.external_write_mode(file=sys.stderr) if bars else contextlib.nullcontext():
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
     except Exception:  # noqa: BLE001 -- logging's contract: never raise from emit
       self.handleError(record)
 

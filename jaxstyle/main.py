@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from jaxstyle import config_lib, errors
+from jaxstyle import config_lib, errors, metrics
 
 ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
 TASKS = ('cyclegan', 'nst', 'fast_style')
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
   if task == 'cyclegan':
     from jaxstyle.cyclegan import train as train_cyclegan
     result = train_cyclegan.train(config, args.workdir)
-    log.info('Done: %s', result)
+    log.info(metrics.summary_line(result))
     return 0
   if task == 'nst':
     from jaxstyle.nst import stylize
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
   if task == 'fast_style':
     from jaxstyle.fast_style import train as train_fast_style
     result = train_fast_style.train(config, args.workdir)
-    log.info('Done: %s', result)
+    log.info(metrics.summary_line(result))
     return 0
   raise AssertionError(f'build_config accepted config.task={task!r}')
 

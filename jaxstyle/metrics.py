@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -177,3 +177,16 @@ def format_metrics(metrics: Mapping[str, Any], digits: int = 4) -> str:
     val = _scalar(v)
     parts.append(f'{name}={val}' if isinstance(val, int) else f'{name}={val:.{digits}g}')
   return ' '.join(parts)
+
+
+def log_event(step: int, events: Sequence[str]) -> None:
+  """One line for the checkpoint / sample events of `step`: a quiet run still says what it wrote."""
+  log.info('Step %d: %s', step, ', '.join(events))
+
+
+def summary_line(result: Mapping[str, Any]) -> str:
+  """`Done at step N: loss_G=... (k steps/s)`: the final train losses; eval scores print as a table."""
+  losses = {k: v for k, v in result.items() if k.startswith('train/loss')}
+  rate = result.get('train/steps_per_sec')
+  tail = f' ({_scalar(rate):.3g} steps/s)' if rate is not None else ''
+  return f"Done at step {result.get('step', '?')}: {format_metrics(losses)}{tail}"

@@ -48,8 +48,12 @@ def test_healthy_train_prints_only_its_own_lines(run):
   _, out, err = run
   _assert_quiet(out + err)
   assert err[0].startswith("Data synthetic: ")  # what it is about to do, first
-  assert err[-1].startswith("Done: {")  # the summary, last
-  assert len(out + err) <= 4, "\n".join(out + err)  # before: ~100 lines of Orbax/absl INFO
+  assert err[-1].startswith("Done at step 2: loss_D_A=")  # the summary, last
+  # One line per checkpoint / sample event (checkpoints at steps 1 and 2, samples at step 2).
+  events = [line for line in err if line.startswith("Step ")]
+  assert events[0] == "Step 1: checkpoint saved", events
+  assert events[-1].startswith("Step 2: checkpoint saved, samples "), events
+  assert len(out + err) <= 6, "\n".join(out + err)  # before: ~100 lines of Orbax/absl INFO
 
 
 def test_healthy_evaluate_prints_no_library_warnings(run):

@@ -22,7 +22,14 @@ from jaxstyle.cyclegan import data, evaluate, samples
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import NonFiniteLossError as NonFiniteLossError
 from jaxstyle.kernels import dispatch
-from jaxstyle.metrics import METRICS_FILE, MetricWriter, read_metrics, train_record, write_config
+from jaxstyle.metrics import (
+  METRICS_FILE,
+  MetricWriter,
+  log_event,
+  read_metrics,
+  train_record,
+  write_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +178,15 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         writer.write(step, last)
         bar.set_postfix(G=f"{last['train/loss_G']:.3f}", D_A=f"{last['train/loss_D_A']:.3f}",
                         D_B=f"{last['train/loss_D_B']:.3f}")
+      events = []
       if is_save:
         save(step, force=step == total)
+        events.append('checkpoint saved')
       if is_main and (step % config.sample_every == 0 or step == total):
         write_samples(step)
+        events.append(f'samples {_sample_path(workdir, step)}')
+      if events and is_main:
+        log_event(step, events)
   except KeyboardInterrupt:
     # Save what we have unless the interrupt hit while the step owned the (donated) state.
     if not any(x.is_deleted() for x in jax.tree.leaves(state)):

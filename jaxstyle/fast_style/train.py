@@ -20,7 +20,7 @@ from jaxstyle import checkpoint, image_io, parallel
 from jaxstyle.fast_style import data, presets
 from jaxstyle.fast_style import step as fs_step
 from jaxstyle.kernels import dispatch
-from jaxstyle.metrics import MetricWriter, train_record, write_config
+from jaxstyle.metrics import MetricWriter, log_event, train_record, write_config
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +158,18 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         t0, t_steps, t_wait = time.time(), 0, 0.0
         writer.write(step, last)
         bar.set_postfix(loss=f"{last['train/loss']:.4g}")
+      events = []
       if is_main and (step % config.sample_every == 0 or step == total):
         scores = write_samples(step)  # held-out perceptual loss, every style
         writer.write(step, scores)
         last.update(scores)
+        events.append(f"samples {sample_path(workdir, step)} (held-out loss "
+                      f"{scores['eval/loss']:.4g})")
       if is_save:
         checkpoint.save(mngr, step, state, force=step == total, extra=extra(step))
+        events.insert(0, 'checkpoint saved')
+      if events and is_main:
+        log_event(step, events)
   except KeyboardInterrupt:
     if not any(x.is_deleted() for x in jax.tree.leaves(state)):
       done = int(jax.device_get(state['step']))
