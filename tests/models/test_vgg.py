@@ -109,7 +109,9 @@ def test_forward_matches_numpy(loaded, pool):
     want = ref[vgg.canonical_name(name)]
     assert out[name].shape == want.shape
     err = np.max(np.abs(np.asarray(out[name]) - want)) / np.max(np.abs(want))
-    assert err < 1e-5, (name, err)
+    # Error model: float32 vs NumPy's float64: block5_conv2 is 14 convs deep (fan-in ≤ 3·3·512),
+    # ≤ 14·sqrt(4608)·u ≈ 6e-5 of the layer's largest value; a wrong layer is off by O(1).
+    assert err < 1e-4, (name, err)
   assert out['block5_conv2'].shape == (2, 2, 2, 512)
 
 

@@ -114,7 +114,9 @@ def test_book_objective_matches_keras_example(params, images, book):
                                   1.0, 100.0, 20.0)
   diffs = {k: rel(parts[k], want[k]) for k in want}
   diffs['total'] = rel(total, want_total)
-  assert max(diffs.values()) < 1e-5, diffs
+  # Error model: float32 vs the float64 reference: relu5_2 is 14 convs deep (fan-in ≤ 3·3·512),
+  # ≤ 14·sqrt(4608)·u ≈ 6e-5 of the features, so of the losses; a wrong layer or weight is O(1).
+  assert max(diffs.values()) < 1e-4, diffs
   assert all(float(v) > 0 for v in parts.values())
 
 
@@ -151,13 +153,14 @@ def test_gatys_objective_blend_and_layer_weights(params, images):
   want_s = 0.0
   for n in STYLE:
     a = (0.3 * np_gram(f_s[0][n][0]) + 0.9 * np_gram(f_s[1][n][0])) / 1.2
-    assert np.max(np.abs(targets['style'][n][0] - a)) / np.max(np.abs(a)) < 1e-5, n
+    # Error model: float32 vs NumPy's float64 through ≤ 13 convs: ≤ 13·sqrt(4608)·u ≈ 5e-5.
+    assert np.max(np.abs(targets['style'][n][0] - a)) / np.max(np.abs(a)) < 1e-4, n
     g = np_gram(f_x[n][0])
     m = f_x[n].shape[1] * f_x[n].shape[2]
     want_s += 2.0 * layer_w[n] * np.sum((g - a) ** 2) / (4.0 * vgg.CHANNELS[n] ** 2 * m ** 2)
-  assert rel(parts['loss_content'], want_c) < 1e-5
-  assert rel(parts['loss_style'], want_s) < 1e-5
-  assert float(parts['loss_tv']) == 0.0 and rel(total, want_c + want_s) < 1e-5
+  assert rel(parts['loss_content'], want_c) < 1e-4  # as above
+  assert rel(parts['loss_style'], want_s) < 1e-4
+  assert float(parts['loss_tv']) == 0.0 and rel(total, want_c + want_s) < 1e-4
 
 
 def test_bad_arguments(params, images):
