@@ -64,11 +64,17 @@ def test_matches_the_torch_reference(case):
     return loss, (y, aux)
 
   (total, (y, aux)), grads = jax.jit(jax.value_and_grad(objective, has_aux=True))(params)
-  assert rel(y, data['y']) < 1e-5
-  assert float(total) == pytest.approx(float(data['total']), rel=1e-5)
+  # Error model: float32 vs torch's float64: the net is 16 convs deep (fan-in ≤ 9·9·32), ≤
+  # 16·sqrt(2592)·u ≈ 5e-5 of y's scale; the losses add VGG up to block4_conv3 (10 convs, fan-in
+  # ≤ 3·3·256): ≤ 26·sqrt(4608)·u ≈ 1e-4. A wrong layer, weight or normalisation is off by O(1).
+  assert rel(y, data['y']) < 1e-4
+  assert float(total) == pytest.approx(float(data['total']), rel=2e-4)
   for ours, theirs in (('loss_content', 'content'), ('loss_style', 'style'), ('loss_tv', 'tv')):
-    assert float(aux[ours]) == pytest.approx(float(data[theirs]), rel=1e-5), ours
+    assert float(aux[ours]) == pytest.approx(float(data[theirs]), rel=2e-4), ours
   # torch OIHW -> our HWIO; float32 vs float64 gradients (the fixture measured ~1e-4 and ~2e-3).
+  # Not from a rounding model: VGG pools by max here (the fixture's torch run), and with ~7e4 2×2
+  # windows and 1e-5 forward differences about one near-tie reroutes a gradient; the bounds are
+  # the measured values with 10× and 5× room (docs/development.md, "Tolerances").
   assert rel(np.transpose(grads['head']['kernel'], (3, 2, 0, 1)), data['grad_deconv3_weight']) < 1e-3
   assert rel(np.transpose(grads['stem']['kernel'], (3, 2, 0, 1)), data['grad_conv1_weight']) < 1e-2
 
@@ -77,9 +83,11 @@ def test_style_targets_match_the_torch_reference(case):
   data, _, _, _, frozen, _, _ = case
   for layer, gram in frozen['grams'].items():
     t = np.asarray(gram[0], np.float64)
-    assert rel(np.diag(t), data[f'target_{layer}_diag']) < 1e-5, layer
-    assert rel(t.sum(1), data[f'target_{layer}_rowsum']) < 1e-5, layer
-    assert rel(t[:32, :32], data[f'target_{layer}_corner']) < 1e-5, layer
+    # Error model: float32 vs float64 through ≤ 10 VGG convs (fan-in ≤ 3·3·256): ≤
+    # 10·sqrt(2304)·u ≈ 3e-5 of the features, so of the Grams; a wrong layer is off by O(1).
+    assert rel(np.diag(t), data[f'target_{layer}_diag']) < 1e-4, layer
+    assert rel(t.sum(1), data[f'target_{layer}_rowsum']) < 1e-4, layer
+    assert rel(t[:32, :32], data[f'target_{layer}_corner']) < 1e-4, layer
 
 
 def test_same_numbers_as_the_optimisation_objective(case):
@@ -99,9 +107,10 @@ def test_same_numbers_as_the_optimisation_objective(case):
   # The objective works in VGG input space: Keras preprocessing shifts and reorders channels,
   # which leaves the TV differences unchanged.
   theirs, theirs_aux = objective(PREP.preprocess(y), targets, vgg_params)
-  assert float(ours) == pytest.approx(float(theirs), rel=2e-6)
+  # Error model: two programs for the same sums: VGG to block4_conv3, ≤ 10·sqrt(2304)·u ≈ 3e-5.
+  assert float(ours) == pytest.approx(float(theirs), rel=1e-4)
   for key in ('loss_content', 'loss_style', 'loss_tv'):
-    assert float(ours_aux[key]) == pytest.approx(float(theirs_aux[key]), rel=2e-6), key
+    assert float(ours_aux[key]) == pytest.approx(float(theirs_aux[key]), rel=1e-4), key
 
 
 def test_batch_loss_is_the_mean_of_per_image_losses(case):
@@ -110,5 +119,7 @@ def test_batch_loss_is_the_mean_of_per_image_losses(case):
   loss_fn = fs_step.make_perceptual_loss(config, PREP)
   both, _ = loss_fn(y, x, jnp.zeros((2,), jnp.int32), frozen)
   each = [loss_fn(y[i:i + 1], x[i:i + 1], jnp.zeros((1,), jnp.int32), frozen)[0] for i in range(2)]
-  assert float(both) == pytest.approx(float(np.mean(each)), rel=1e-6)
+  # Error model: batch 2 vs batch 1 convs may sum in other orders: ≤ 10·sqrt(2304)·u ≈ 3e-5; a sum
+  # instead of a mean is off by 2×.
+  assert float(both) == pytest.approx(float(np.mean(each)), rel=1e-4)
   assert abs(float(each[0]) - float(each[1])) > 1e-3 * float(both)  # two different images

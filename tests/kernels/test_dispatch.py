@@ -114,8 +114,11 @@ def test_upsample_conv_every_impl_matches_upsample_then_conv(no_env, n, h, w):
   for impl in dispatch.CONV_IMPLS:
     got = _value_and_grads(lambda x, w, impl=impl: dispatch.upsample_conv(x, w, impl),
                            x, kernel, seed=3)
+    # Error model: the sub-pixel form sums in another order; the kernel gradient sums n = 2·16·32
+    # products of N(0, 1)s whose magnitudes add up to ~7× its largest element: sqrt(n)·u·7 ≈ 1.3e-5
+    # of it. A misaligned phase is off by O(1).
     for a, b in zip(got, ref):
-      assert a.shape == b.shape and _rel_err(a, b) < 1e-5, impl
+      assert a.shape == b.shape and _rel_err(a, b) < 5e-5, impl
 
 
 def test_upsample_impl_threshold(no_env):
@@ -180,8 +183,8 @@ def test_upsample_rule_routes_small_to_xla_and_large_to_subpixel(no_env, upsampl
         dimension_numbers=('NHWC', 'HWIO', 'NHWC')), x, kernel)
     ref = (y, *vjp(dy))
     got = _upsample_vjp(impl, x, kernel, dy)
-    for a, b in zip(got, ref):
-      assert a.shape == b.shape and _rel_err(a, b) < 1e-5, side
+    for a, b in zip(got, ref):  # as above: n = 2·32·32 terms, sqrt(n)·u·10 ≈ 3e-5 of the largest
+      assert a.shape == b.shape and _rel_err(a, b) < 1e-4, side
     if side == 'small':  # the very same computation as the 'xla' impl
       for a, b in zip(got, _upsample_vjp('xla', x, kernel, dy)):
         np.testing.assert_array_equal(a, b)

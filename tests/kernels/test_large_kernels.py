@@ -36,7 +36,10 @@ def test_large_kernel_paths_equal_xla(x_shape, w_shape, pads, path):
   ref_fn = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
   ours_fn = lambda x, w: fast_conv.conv2d(x, w, (1, 1), pads)
   y, ref = jax.jit(ours_fn)(x, w), jax.jit(ref_fn)(x, w)
-  assert y.shape == ref.shape and _rel(y, ref) < 1e-5
+  # Error model: other summation orders; an output sums n ≤ 9·9·16 = 1296 products whose
+  # magnitudes add up to ~8× the largest output: sqrt(n)·u·8 ≈ 1.7e-5 of it. The gradients sum
+  # ≤ 2·20·23 pixels (≈ 1.2e-5), then pass sin's derivative: 1e-4 leaves room for both.
+  assert y.shape == ref.shape and _rel(y, ref) < 5e-5
   loss = lambda f: (lambda x, w: jnp.sum(jnp.sin(f(x, w))))
   grads = jax.jit(jax.grad(loss(ours_fn), argnums=(0, 1)))(x, w)
   ref_grads = jax.jit(jax.grad(loss(ref_fn), argnums=(0, 1)))(x, w)

@@ -21,6 +21,9 @@ def problem():
   cfg.loss.style_layers = ("block1_conv1", "block2_conv1")
   cfg.loss.style_weight = 100.0
   cfg.loss.tv_weight = 1.0
+  # Average pooling: the tests compare trajectories of programs that may round differently
+  # (vmapped vs single, segments vs one run), and a max pool's gradient jumps at near-ties.
+  cfg.vgg.pool = "avg"
   params = jax.device_put(init_params(jax.random.key(0)))
   rng = np.random.default_rng(0)
   content = rng.uniform(0, 255, (40, 48, 3)).astype(np.float32)
@@ -102,8 +105,15 @@ def test_vmap_batch_equals_sequential(problem):
   for i, w in enumerate(sweep):
     runner = nst_optim.SegmentRunner(p["loss_fn"], "adam", 3, lr=2.0)
     xi, stats = runner(p["x0"], p["targets"], p["params"], w)
+    # Error model: vmapped (batch 2) and single convs may sum in other orders: 3 convs (fan-in
+    # ≤ 3·3·64), ≤ 3·sqrt(576)·u ≈ 4e-6 of the loss and of the gradient's scale. Adam's first
+    # step is lr·sign(g): a pixel whose gradient is within that of 0 may step the other way, and
+    # one within ~100× of it moves by ~1e-2·lr more or less on later steps; a few of 3,840 at most.
+    # So 99 % of the pixels agree to 1e-2 (1 % of a step): a member that got another member's
+    # weights or image differs at most pixels.
     np.testing.assert_allclose(stats_b["loss"][i], stats["loss"], rtol=1e-4)
-    np.testing.assert_allclose(np.asarray(xb[i]), np.asarray(xi), rtol=1e-4, atol=1e-2)
+    close = np.isclose(np.asarray(xb[i]), np.asarray(xi), rtol=1e-4, atol=1e-2)
+    assert close.mean() > 0.99, close.mean()
   assert not np.allclose(np.asarray(xb[0]), np.asarray(xb[1]))
 
 

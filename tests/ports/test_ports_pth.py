@@ -256,7 +256,9 @@ def test_generator_matches_torch(expected, generator):
   x = expected["x_G"].transpose(0, 2, 3, 1)
   with jax.default_matmul_precision("highest"):
     y = jax.jit(models.make_generator(cfg).apply)({"params": params}, x)
-  np.testing.assert_allclose(np.asarray(y), expected["y_G"].transpose(0, 2, 3, 1), atol=1e-5, rtol=0)
+  # Error model: torch's float32 and ours, ≤ 14 convs with fan-in ≤ 4·4·32 each: ≤
+  # 14·sqrt(512)·u ≈ 2e-5 of the output scale (≤ 1, tanh) apiece; a wrong key or layout is O(0.1).
+  np.testing.assert_allclose(np.asarray(y), expected["y_G"].transpose(0, 2, 3, 1), atol=5e-5, rtol=0)
 
 
 @pytest.mark.parametrize("name,n_layers,out", [("D.pth", 3, "y_D"), ("D2.pth", 2, "y_D2")])
@@ -267,7 +269,8 @@ def test_discriminator_matches_torch(expected, name, n_layers, out):
   x = expected["x_D"].transpose(0, 2, 3, 1)
   with jax.default_matmul_precision("highest"):
     y = jax.jit(models.make_discriminator(cfg).apply)({"params": params}, x)
-  np.testing.assert_allclose(np.asarray(y), expected[out].transpose(0, 2, 3, 1), atol=1e-5, rtol=0)
+  # As above (PatchGAN logits of scale ~1).
+  np.testing.assert_allclose(np.asarray(y), expected[out].transpose(0, 2, 3, 1), atol=5e-5, rtol=0)
 
 
 def test_dropout_generator_mapping(expected):
