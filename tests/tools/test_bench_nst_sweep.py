@@ -1,38 +1,13 @@
-"""`jaxstyle bench nst-sweep`: one sweep command against separate stylize commands, end to end.
-
-The bench's three `jaxstyle stylize` command lines run in this process (through `cli.main`, the
-console script's entry point) instead of three fresh Pythons: the same parsing, runs, files and
-output, with imports and the compile paid once. That the sweep's images equal separate runs' is
-proven in tests/nst/test_stylize.py; here it is the bench's own reading of them.
-"""
-import contextlib
-import io
+"""`jaxstyle bench nst-sweep`: one sweep process against separate stylize processes, end to end."""
 import json
-import subprocess
-import sys
 
 import pytest
 
 from jaxstyle import cli
-from jaxstyle.tools import bench_nst_sweep
-
-_RUN = subprocess.run
 
 
-def _in_process(cmd, **kwargs):
-  """subprocess.run, but `python -m jaxstyle.cli ...` runs in cli.main with its output captured."""
-  if list(cmd[:3]) != [sys.executable, '-m', 'jaxstyle.cli']:
-    return _RUN(cmd, **kwargs)  # anything else (a library probing the machine) runs as asked
-  assert kwargs == dict(capture_output=True, text=True, check=False)
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    rc = cli.main(cmd[3:])
-  return subprocess.CompletedProcess(cmd, rc, out.getvalue(), err.getvalue())
-
-
-@pytest.mark.slow  # three tiny stylize runs
-def test_sweep_bench_times_both_sides_and_gets_the_same_images(capsys, monkeypatch):
-  monkeypatch.setattr(bench_nst_sweep.subprocess, 'run', _in_process)  # the module's: all callers
+@pytest.mark.slow  # three tiny `jaxstyle stylize` processes (imports and compiles)
+def test_sweep_bench_times_both_sides_and_gets_the_same_images(capsys):
   rc = cli.main(['bench', 'nst-sweep', '--size', '16', '--segments', '2', '--segment-iters', '1',
                  '--style-weights', '1,100'])
   line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
