@@ -21,6 +21,7 @@ Wall time: projected, not run: 200 epochs x 995 steps = 199,000 steps: 1 d 3 h (
 Expected: no published metric; the sample grids look like the book's Figure 5-8 (apples turned
   orange and back; Foster, Generative Deep Learning, O'Reilly 2019, ch. 5) in {workdir}/samples.
 """
+
 import ml_collections
 
 from jaxstyle import config_lib

@@ -21,6 +21,7 @@ Expected: no published metric (no verifiable monet2photo FID exists); sample gri
   Monet ↔ photo figures (Foster, Generative Deep Learning, O'Reilly 2019, ch. 5, Example 5-7) in
   {workdir}/samples.
 """
+
 import ml_collections
 
 from jaxstyle import config_lib

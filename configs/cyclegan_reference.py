@@ -26,6 +26,7 @@ Expected: FID horse→zebra 62.1 for the authors' released model and 64.5 for MM
   compare the order of magnitude. The paper (Zhu et al. 2017) reports no horse2zebra metric, only
   sample figures.
 """
+
 import ml_collections
 
 from jaxstyle import config_lib
@@ -35,8 +36,9 @@ from jaxstyle.cyclegan import presets
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, runlocal=False)
   c = presets.cyclegan_base()
-  c.data.update(dict(name='horse2zebra', image_size=256, load_size=286, augment='reference',
-                     epoch_rule='max'))
+  c.data.update(
+    dict(name='horse2zebra', image_size=256, load_size=286, augment='reference', epoch_rule='max')
+  )
   c.model.update(presets.REFERENCE_MODEL)  # ResNet-9 g64, PatchGAN d64, IN eps 1e-5 on var
   c.loss.lambda_id = 5.0
   c.optim.schedule = 'junyanz'

@@ -17,6 +17,7 @@ Expected: measured, seed 0, the 1000-image test split (runs/synthetic/eval.json)
   1.000 / 1.000, content IoU 0.881 / 0.879, cycle L1 0.123 / 0.124; the same figures to the bit on
   the same CPU type and core count (docs/reproducibility.md).
 """
+
 import ml_collections
 
 from jaxstyle import config_lib
@@ -27,8 +28,17 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, runlocal=False)
   c = presets.cyclegan_base()
   c.data.update(dict(source='synthetic', image_size=32, epoch_rule='max'))
-  c.model.update(dict(discriminator='patchgan', disc_filters=16, n_blocks=3, n_layers=2,
-                      norm_eps=1e-5, eps_mode='var', init='normal'))
+  c.model.update(
+    dict(
+      discriminator='patchgan',
+      disc_filters=16,
+      n_blocks=3,
+      n_layers=2,
+      norm_eps=1e-5,
+      eps_mode='var',
+      init='normal',
+    )
+  )
   c.loss.lambda_id = 5.0
   c.optim.update(dict(lr=5e-4, schedule='linear', n_epochs=1, n_epochs_decay=1))
   c.per_device_batch = 4

@@ -26,6 +26,7 @@ Expected: with real VGG19 weights, held-out samples in the style's colours and s
   al. 2016 report that the trained net reaches the perceptual loss of 50 to 100 L-BFGS iterations of
   Gatys et al.'s optimisation in one forward pass (0.015 s at 256² on a GTX Titan X).
 """
+
 import ml_collections
 
 from jaxstyle import config_lib

@@ -25,6 +25,7 @@ Expected: with real VGG19 weights, one network renders each of its styles about 
   single-style network, and --style-mix blends interpolate between them (Dumoulin, Shlens & Kudlur
   2017, "A Learned Representation for Artistic Style": 32 styles in one network).
 """
+
 import ml_collections
 
 from jaxstyle import config_lib

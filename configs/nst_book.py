@@ -23,6 +23,7 @@ Expected: book_at_iteration_0.png .. book_at_iteration_9.png and book_progress.p
   | snapshots); the loss falls across the segments and the image takes the look of the book's Figure
   5-18 (Foster, Generative Deep Learning, O'Reilly 2019, ch. 5; Gatys et al. 2016).
 """
+
 import ml_collections
 
 from jaxstyle import config_lib
@@ -30,7 +31,7 @@ from jaxstyle.nst import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
-  arg = config_lib.parse_arg(arg, content="", style="", runlocal=False)
+  arg = config_lib.parse_arg(arg, content='', style='', runlocal=False)
   c = presets.nst_base(arg.content, arg.style)  # the base is the book's Figure 5-18
   if arg.runlocal:  # a CPU smoke run of the same pipeline in about a minute
     c.image.height = 64
@@ -43,4 +44,4 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
 def get_sweep():
   """Style-weight ablation around the book's 100 (one run each; `loss.style_weights` runs all three
   in one process instead, `optim.sweep` saying how)."""
-  return [{"loss.style_weight": w} for w in (10.0, 100.0, 1000.0)]
+  return [{'loss.style_weight': w} for w in (10.0, 100.0, 1000.0)]

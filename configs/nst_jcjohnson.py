@@ -25,6 +25,7 @@ Expected: stylized.png (longest side 512), per-segment snapshots and stylized_pr
   look of jcjohnson/neural-style's README examples (Gatys et al. 2016); not pixel-comparable, since
   the loss weights are jaxstyle's.
 """
+
 import ml_collections
 
 from jaxstyle import config_lib
@@ -32,7 +33,7 @@ from jaxstyle.nst import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
-  arg = config_lib.parse_arg(arg, content="", style="", runlocal=False)
+  arg = config_lib.parse_arg(arg, content='', style='', runlocal=False)
   c = presets.jcjohnson(arg.content, arg.style)
   if arg.runlocal:  # a CPU smoke run of the same pipeline in about a minute
     c.image.max_side = 64
@@ -43,4 +44,4 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
 
 def get_sweep():
   """Style-weight ablation around the default 1e3 (all in one process via --style-weights)."""
-  return [{"loss.style_weight": w} for w in (1e2, 1e3, 1e4)]
+  return [{'loss.style_weight': w} for w in (1e2, 1e3, 1e4)]

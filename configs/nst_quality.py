@@ -25,6 +25,7 @@ Wall time: projected, not run: 3 scales x 10 segments x 20 iterations, at least 
 Expected: quality.png (longest side 512), snapshots and quality_progress.png in the look of Gatys et
   al.'s examples (CVPR 2016); the weights are untuned, so no published image is matched.
 """
+
 import ml_collections
 
 from jaxstyle import config_lib
@@ -32,15 +33,21 @@ from jaxstyle.nst import presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
-  arg = config_lib.parse_arg(arg, content="", style="", runlocal=False)
+  arg = config_lib.parse_arg(arg, content='', style='', runlocal=False)
   c = presets.nst_base(arg.content, arg.style)
-  c.output = "quality.png"
+  c.output = 'quality.png'
   c.scales = 3
-  c.image.update(dict(height=0, max_side=512, resize="bilinear", style_mode="scale"))
-  c.loss.update(dict(normalisation="gatys", content_layers=("block4_conv2",),
-                     layer_weights=tuple(w / 341.0 for w in (256.0, 64.0, 16.0, 4.0, 1.0)),
-                     style_weight=1e4, tv_weight=1e-3))
-  c.optim.restart = False        # keep the curvature history across segments of one scale
+  c.image.update(dict(height=0, max_side=512, resize='bilinear', style_mode='scale'))
+  c.loss.update(
+    dict(
+      normalisation='gatys',
+      content_layers=('block4_conv2',),
+      layer_weights=tuple(w / 341.0 for w in (256.0, 64.0, 16.0, 4.0, 1.0)),
+      style_weight=1e4,
+      tv_weight=1e-3,
+    )
+  )
+  c.optim.restart = False  # keep the curvature history across segments of one scale
   c.strip_iters = ()
   if arg.runlocal:
     c.image.max_side = 64
@@ -52,4 +59,4 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
 
 def get_sweep():
   """Style-weight ablation (all in one process via `--style-weights 1e3,1e4,1e5`)."""
-  return [{"loss.style_weight": w} for w in (1e3, 1e4, 1e5)]
+  return [{'loss.style_weight': w} for w in (1e3, 1e4, 1e5)]

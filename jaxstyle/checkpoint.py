@@ -63,6 +63,7 @@ def _path(path: Any) -> epath.Path:
   text = os.fspath(path)
   return epath.Path(text if '://' in text else os.path.abspath(text))
 
+
 def _cfg_get(config: Any, dotted: str, default: Any) -> Any:
   """Reads `a.b` from a ConfigDict, a plain dict or None, so tests need not build full configs."""
   node = config
@@ -210,8 +211,13 @@ def _move_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
       while dst.exists():
         dst, n = root / f'{step}.corrupt-{stamp}-{n}', n + 1
       os.rename(src, dst)
-      log.warning('Moved unreadable checkpoint %s aside to %s; the run will save step %d again '
-                  '(inspect or delete the moved directory).', src, dst, step)
+      log.warning(
+        'Moved unreadable checkpoint %s aside to %s; the run will save step %d again '
+        '(inspect or delete the moved directory).',
+        src,
+        dst,
+        step,
+      )
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
 
@@ -249,14 +255,19 @@ def restore_latest(
       error = e
     if _all_processes_agree(error is None):
       if failed:
-        log.warning('Resumed from step %d after %d unreadable newer checkpoint(s).', step,
-                    len(failed))
+        log.warning(
+          'Resumed from step %d after %d unreadable newer checkpoint(s).', step, len(failed)
+        )
         if move_aside:
           _move_aside(mngr, [s for s, _ in failed])
       return restored[_STATE]
     error = error or RuntimeError('restore failed on another process')
-    log.warning('Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
-                step, mngr.directory, _brief(error))
+    log.warning(
+      'Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
+      step,
+      mngr.directory,
+      _brief(error),
+    )
     failed.append((step, error))
   last = failed[-1][1]
   raise UnreadableCheckpointError(
@@ -338,8 +349,12 @@ def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
     try:
       params = _restore_params_numpy(ckpt_dir / str(step))
     except Exception as e:  # noqa: BLE001 -- fall back exactly like restore_latest
-      log.warning('Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
-                  step, ckpt_dir, _brief(e))
+      log.warning(
+        'Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
+        step,
+        ckpt_dir,
+        _brief(e),
+      )
       last_error = e
       continue
     if last_error is not None:

@@ -12,6 +12,7 @@ Quiet by default (house style §8): jaxstyle's own INFO lines (what a run is abo
 events, its summary) and every library's warnings and errors; the libraries' INFO logging (Orbax's
 per-save chatter through absl, JAX's backend probing) only with `--verbose` or `JAXSTYLE_VERBOSE=1`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,24 +30,31 @@ from jaxstyle.errors import UserError
 # a module with `ACCEPTS_CONFIG_OVERRIDES = True` gets the `--config.a.b=v` extras in
 # `args.unknown`; every other command rejects unknown flags.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("jaxstyle.main", "train a model from a config file (CycleGAN, NST or fast style)"),
-    "translate": ("jaxstyle.cyclegan.translate", "translate images with a trained CycleGAN generator"),
-    "evaluate": ("jaxstyle.cyclegan.evaluate", "evaluate a CycleGAN run on a test split"),
-    "fid": ("jaxstyle.fid.cli", "FID (and KID) of two image folders or statistics files"),
-    "stylize": ("jaxstyle.cli:Stylize",
-                "neural style transfer of one content image (default preset: jcjohnson)"),
-    "port-weights": ("jaxstyle.ports.cli", "convert public weights into jaxstyle's format"),
-    "bench": ("jaxstyle.tools.bench", "speed benchmarks (see docs/performance.md)"),
-    "sweep": ("jaxstyle.tools.sweep", "expand and run a config's get_sweep() ablation"),
-    "figure": ("jaxstyle.tools.figures", "re-draw a book figure from a workdir"),
-    "demo": ("jaxstyle.tools.demo", "forward pass of every network on random input (smoke test)"),
+  'train': ('jaxstyle.main', 'train a model from a config file (CycleGAN, NST or fast style)'),
+  'translate': (
+    'jaxstyle.cyclegan.translate',
+    'translate images with a trained CycleGAN generator',
+  ),
+  'evaluate': ('jaxstyle.cyclegan.evaluate', 'evaluate a CycleGAN run on a test split'),
+  'fid': ('jaxstyle.fid.cli', 'FID (and KID) of two image folders or statistics files'),
+  'stylize': (
+    'jaxstyle.cli:Stylize',
+    'neural style transfer of one content image (default preset: jcjohnson)',
+  ),
+  'port-weights': ('jaxstyle.ports.cli', "convert public weights into jaxstyle's format"),
+  'bench': ('jaxstyle.tools.bench', 'speed benchmarks (see docs/performance.md)'),
+  'sweep': ('jaxstyle.tools.sweep', "expand and run a config's get_sweep() ablation"),
+  'figure': ('jaxstyle.tools.figures', 're-draw a book figure from a workdir'),
+  'demo': ('jaxstyle.tools.demo', 'forward pass of every network on random input (smoke test)'),
 }
 
 # `stylize` is one command in two modes: CONTENT STYLE... optimises the pixels (nst/cli.py);
 # --model RUN applies a trained network, the module picked by the run's task (config.json).
-STYLIZE_OPTIMISE = "jaxstyle.nst.cli"
-STYLIZE_MODELS: dict[str, str] = {"fast_style": "jaxstyle.fast_style.cli"}
-_DEFAULT_MODEL_KIND = "fast_style"  # a run without a readable task: its module explains what is wrong
+STYLIZE_OPTIMISE = 'jaxstyle.nst.cli'
+STYLIZE_MODELS: dict[str, str] = {'fast_style': 'jaxstyle.fast_style.cli'}
+_DEFAULT_MODEL_KIND = (
+  'fast_style'  # a run without a readable task: its module explains what is wrong
+)
 
 
 class Stylize:
@@ -59,10 +67,13 @@ class Stylize:
   @staticmethod
   def add_arguments(parser: argparse.ArgumentParser) -> None:
     importlib.import_module(STYLIZE_OPTIMISE).add_arguments(parser)
-    group = parser.add_argument_group("a trained network instead of the optimisation (--model)")
-    group.add_argument("--model", metavar="RUN",
-                       help="a fast-style training run (jaxstyle train --config "
-                            "configs/fast_style_*.py): stylise the inputs with its network")
+    group = parser.add_argument_group('a trained network instead of the optimisation (--model)')
+    group.add_argument(
+      '--model',
+      metavar='RUN',
+      help='a fast-style training run (jaxstyle train --config '
+      'configs/fast_style_*.py): stylise the inputs with its network',
+    )
     for module in dict.fromkeys(STYLIZE_MODELS.values()):
       importlib.import_module(module).add_arguments(group)
 
@@ -73,47 +84,56 @@ class Stylize:
     if not args.model:
       flags = [flag for module in models for flag in module.given_flags(args)]
       if flags:
-        raise UserError(f"{', '.join(flags)} need --model RUN (a trained network)")
+        raise UserError(f'{", ".join(flags)} need --model RUN (a trained network)')
       return optimise.run(args)
     flags = optimise.given_flags(args)
     if flags:
-      raise UserError(f"{', '.join(flags)} set the optimisation NST; a --model run has its "
-                      "styles and weights built in")
+      raise UserError(
+        f'{", ".join(flags)} set the optimisation NST; a --model run has its '
+        'styles and weights built in'
+      )
     try:
-      with open(os.path.join(args.model, "config.json")) as f:
-        kind = json.load(f).get("task")
+      with open(os.path.join(args.model, 'config.json')) as f:
+        kind = json.load(f).get('task')
     except (OSError, ValueError, AttributeError):
       kind = None
-    return importlib.import_module(STYLIZE_MODELS.get(kind, STYLIZE_MODELS[_DEFAULT_MODEL_KIND])).run(args)
+    return importlib.import_module(
+      STYLIZE_MODELS.get(kind, STYLIZE_MODELS[_DEFAULT_MODEL_KIND])
+    ).run(args)
 
 
 def command(name: str) -> Any:
   """The object that implements command `name` (a module, or `module:attribute`), imported now."""
-  module, _, attribute = COMMANDS[name][0].partition(":")
+  module, _, attribute = COMMANDS[name][0].partition(':')
   loaded = importlib.import_module(module)
   return getattr(loaded, attribute) if attribute else loaded
 
 
 # File-system errors that mean "the path you gave is wrong", not "jaxstyle has a bug".
-_PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
-                FileExistsError)
+_PATH_ERRORS = (
+  FileNotFoundError,
+  PermissionError,
+  IsADirectoryError,
+  NotADirectoryError,
+  FileExistsError,
+)
 
 
 class ArgumentParser(argparse.ArgumentParser):
   """argparse with the one-line error format of the boundary (no usage block on stderr)."""
 
   def error(self, message: str) -> NoReturn:
-    self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
 
 
 def debug_enabled() -> bool:
   """Whether user errors should show their traceback (`JAXSTYLE_DEBUG=1`)."""
-  return os.environ.get("JAXSTYLE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+  return os.environ.get('JAXSTYLE_DEBUG', '').strip().lower() in ('1', 'true', 'yes', 'on')
 
 
 def verbose_enabled() -> bool:
   """Whether library INFO logging is shown (`JAXSTYLE_VERBOSE=1`; `--verbose` sets it)."""
-  return os.environ.get("JAXSTYLE_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
+  return os.environ.get('JAXSTYLE_VERBOSE', '').strip().lower() in ('1', 'true', 'yes', 'on')
 
 
 class _LogHandler(logging.Handler):
@@ -122,11 +142,11 @@ class _LogHandler(logging.Handler):
   def __init__(self, verbose: bool):
     super().__init__(logging.INFO)
     self.verbose = verbose
-    self.full = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    self.brief = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    self.full = logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s')
+    self.brief = logging.Formatter('%(levelname)s %(name)s: %(message)s')
 
   def filter(self, record: logging.LogRecord) -> bool:
-    ours = record.name == "jaxstyle" or record.name.startswith("jaxstyle.")
+    ours = record.name == 'jaxstyle' or record.name.startswith('jaxstyle.')
     return self.verbose or ours or record.levelno >= logging.WARNING
 
   def emit(self, record: logging.LogRecord) -> None:
@@ -137,9 +157,9 @@ class _LogHandler(logging.Handler):
         text = record.getMessage()  # our own INFO lines: the run's story, no timestamps
       else:
         text = self.brief.format(record)
-      bars = sys.modules.get("tqdm")  # clear an active progress bar around the line, then redraw
+      bars = sys.modules.get('tqdm')  # clear an active progress bar around the line, then redraw
       with bars.tqdm.external_write_mode(file=sys.stderr) if bars else contextlib.nullcontext():
-        sys.stderr.write(text + "\n")
+        sys.stderr.write(text + '\n')
         sys.stderr.flush()
     except Exception:  # noqa: BLE001 -- logging's contract: never raise from emit
       self.handleError(record)
@@ -153,10 +173,11 @@ def configure_logging(verbose: bool) -> None:
   only a bare `basicConfig` handler (a library's implicit one) is replaced.
   """
   if verbose:
-    os.environ["JAXSTYLE_VERBOSE"] = "1"  # sub-processes (`sweep --execute local`) inherit it
+    os.environ['JAXSTYLE_VERBOSE'] = '1'  # sub-processes (`sweep --execute local`) inherit it
   root = logging.getLogger()
-  mine = [h for h in root.handlers
-          if isinstance(h, _LogHandler) or type(h) is logging.StreamHandler]
+  mine = [
+    h for h in root.handlers if isinstance(h, _LogHandler) or type(h) is logging.StreamHandler
+  ]
   if len(mine) != len(root.handlers):
     return
   for handler in mine:
@@ -168,27 +189,30 @@ def configure_logging(verbose: bool) -> None:
 def one_line(err: BaseException) -> str:
   """The message of `err` on one line (multi-line messages are joined with '; ')."""
   if isinstance(err, _PATH_ERRORS) and err.filename is not None and not isinstance(err, UserError):
-    text = f"{err.strerror or type(err).__name__}: {err.filename}"
+    text = f'{err.strerror or type(err).__name__}: {err.filename}'
   else:
     text = str(err) or type(err).__name__
-  return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+  return '; '.join(line.strip() for line in text.strip().splitlines() if line.strip())
 
 
 def report(prog: str, err: BaseException) -> int:
   """Prints `err` as the boundary's one line and returns the exit code (2)."""
-  print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+  print(f'{prog}: error: {one_line(err)}', file=sys.stderr)
   return 2
 
 
 def make_parser(name: str, module: object) -> ArgumentParser:
   """The sub-command's parser: its module's flags plus --debug and --verbose."""
-  parser = ArgumentParser(prog=f"jaxstyle {name}", description=COMMANDS[name][1])
+  parser = ArgumentParser(prog=f'jaxstyle {name}', description=COMMANDS[name][1])
   module.add_arguments(parser)  # type: ignore[attr-defined]
-  parser.add_argument("--debug", action="store_true",
-                      help="show the full traceback of errors (also JAXSTYLE_DEBUG=1)")
-  parser.add_argument("--verbose", action="store_true",
-                      help="also show the libraries' INFO logging (Orbax, JAX); also "
-                           "JAXSTYLE_VERBOSE=1")
+  parser.add_argument(
+    '--debug', action='store_true', help='show the full traceback of errors (also JAXSTYLE_DEBUG=1)'
+  )
+  parser.add_argument(
+    '--verbose',
+    action='store_true',
+    help="also show the libraries' INFO logging (Orbax, JAX); also JAXSTYLE_VERBOSE=1",
+  )
   return parser
 
 
@@ -196,31 +220,37 @@ def main(argv: list[str] | None = None) -> int:
   """Entry point of the `jaxstyle` console script."""
   argv = list(sys.argv[1:] if argv is None else argv)
   debug, verbose = debug_enabled(), verbose_enabled()
-  while argv and argv[0] in ("--debug", "--verbose"):
-    debug, verbose = debug or argv[0] == "--debug", verbose or argv[0] == "--verbose"
+  while argv and argv[0] in ('--debug', '--verbose'):
+    debug, verbose = debug or argv[0] == '--debug', verbose or argv[0] == '--verbose'
     argv = argv[1:]
-  parser = ArgumentParser(prog="jaxstyle", description=__doc__.splitlines()[0])
-  parser.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
-  parser.add_argument("--verbose", action="store_true",
-                      help="also show the libraries' INFO logging (Orbax checkpoint saves, JAX "
-                           "backend probing); by default a run prints its own progress, events "
-                           "and summary, and every warning")
-  sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+  parser = ArgumentParser(prog='jaxstyle', description=__doc__.splitlines()[0])
+  parser.add_argument('--debug', action='store_true', help='show full tracebacks of errors')
+  parser.add_argument(
+    '--verbose',
+    action='store_true',
+    help="also show the libraries' INFO logging (Orbax checkpoint saves, JAX "
+    'backend probing); by default a run prints its own progress, events '
+    'and summary, and every warning',
+  )
+  sub = parser.add_subparsers(dest='command', metavar='COMMAND')
   for name, (_, help_text) in COMMANDS.items():
     sub.add_parser(name, help=help_text, add_help=False)
-  if not argv or argv[0] in ("-h", "--help"):
+  if not argv or argv[0] in ('-h', '--help'):
     parser.print_help()
     return 0
   if argv[0] not in COMMANDS:
-    print(f"jaxstyle: error: unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)} "
-          "(see jaxstyle --help)", file=sys.stderr)
+    print(
+      f'jaxstyle: error: unknown command {argv[0]!r}; choose from {", ".join(COMMANDS)} '
+      '(see jaxstyle --help)',
+      file=sys.stderr,
+    )
     return 2
   name, rest = argv[0], argv[1:]
   module = command(name)
   cmd_parser = make_parser(name, module)
   args, unknown = cmd_parser.parse_known_args(rest)
-  if unknown and not getattr(module, "ACCEPTS_CONFIG_OVERRIDES", False):
-    cmd_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+  if unknown and not getattr(module, 'ACCEPTS_CONFIG_OVERRIDES', False):
+    cmd_parser.error(f'unrecognized arguments: {" ".join(unknown)}')
   args.unknown = unknown
   debug = debug or args.debug
   args.verbose = verbose or args.verbose
@@ -230,13 +260,13 @@ def main(argv: list[str] | None = None) -> int:
   except (UserError, *_PATH_ERRORS) as err:
     if debug:
       raise
-    return report(f"jaxstyle {name}", err)
+    return report(f'jaxstyle {name}', err)
   except KeyboardInterrupt:
     if debug:
       raise
-    print(f"jaxstyle {name}: interrupted", file=sys.stderr)
+    print(f'jaxstyle {name}: interrupted', file=sys.stderr)
     return 130
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
   sys.exit(main())

@@ -9,6 +9,7 @@ Why not `ml_collections.config_flags`: it registers `--config` on absl's global 
 positionals and its own `--config`). One small parser here gives every command the same typing
 rule and the same errors, without a second flag system.
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,8 +24,8 @@ import ml_collections
 
 from jaxstyle.errors import ConfigError
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+_TRUE = ('1', 'true', 'yes', 'on')
+_FALSE = ('0', 'false', 'no', 'off')
 
 
 class OverrideError(ConfigError):
@@ -52,28 +53,29 @@ def _element(value: Any, proto: Any, name: str) -> Any:
   else:
     ok = isinstance(value, str) if isinstance(proto, str) else True
   if not ok:
-    raise OverrideError(f"{name}: element {value!r} is not a {type(proto).__name__}")
+    raise OverrideError(f'{name}: element {value!r} is not a {type(proto).__name__}')
   return value
 
 
 def _sequence(text: str, current: tuple | list, name: str) -> tuple | list:
   """A comma list (`a,b`) or a Python literal (`(1, 2)`), elements typed like the default's."""
   stripped = text.strip()
-  if stripped.startswith(("(", "[")):
+  if stripped.startswith(('(', '[')):
     try:
       value = ast.literal_eval(stripped)
     except (ValueError, SyntaxError) as err:
-      raise OverrideError(f"{name}: {text!r} is not a Python literal") from err
+      raise OverrideError(f'{name}: {text!r} is not a Python literal') from err
     items = list(value) if isinstance(value, (tuple, list)) else [value]
     typed = [_element(v, current[0], name) for v in items] if current else items
   else:
-    items = [part.strip() for part in stripped.split(",") if part.strip()]
-    typed = ([coerce(v, current[0], name) for v in items] if current
-             else [_literal(v) for v in items])
+    items = [part.strip() for part in stripped.split(',') if part.strip()]
+    typed = (
+      [coerce(v, current[0], name) for v in items] if current else [_literal(v) for v in items]
+    )
   return type(current)(typed)
 
 
-def coerce(text: str, current: Any, name: str = "value") -> Any:
+def coerce(text: str, current: Any, name: str = 'value') -> Any:
   """Types command-line `text` like `current` (the field's present value): the one rule for
   `--config.*` overrides and `config_lib.parse_arg`, so a string means the same in every command.
 
@@ -86,8 +88,9 @@ def coerce(text: str, current: Any, name: str = "value") -> Any:
       return True
     if text.strip().lower() in _FALSE:
       return False
-    raise OverrideError(f"{name}: expected a boolean (true/false, 1/0, yes/no, on/off), "
-                        f"got {text!r}")
+    raise OverrideError(
+      f'{name}: expected a boolean (true/false, 1/0, yes/no, on/off), got {text!r}'
+    )
   if isinstance(current, (int, float)):
     kind = type(current)
     try:
@@ -100,7 +103,7 @@ def coerce(text: str, current: Any, name: str = "value") -> Any:
       value = None
     if kind is int and value is not None and value.is_integer():
       return int(value)
-    raise OverrideError(f"{name}: expected {kind.__name__}, got {text!r}")
+    raise OverrideError(f'{name}: expected {kind.__name__}, got {text!r}')
   if isinstance(current, str):
     return text
   if isinstance(current, (tuple, list)):
@@ -108,28 +111,30 @@ def coerce(text: str, current: Any, name: str = "value") -> Any:
   return _literal(text)
 
 
-def _leaf_keys(node: Any, prefix: str = "") -> Iterator[str]:
+def _leaf_keys(node: Any, prefix: str = '') -> Iterator[str]:
   for key, value in node.items():
     if isinstance(value, (ml_collections.ConfigDict, dict)):
-      yield from _leaf_keys(value, f"{prefix}{key}.")
+      yield from _leaf_keys(value, f'{prefix}{key}.')
     else:
-      yield f"{prefix}{key}"
+      yield f'{prefix}{key}'
 
 
 def _locate(config: Any, dotted: str) -> tuple[Any, str]:
   """(parent node, leaf name) of an existing leaf field; else an error naming the nearest keys."""
-  *parents, leaf = dotted.split(".")
+  *parents, leaf = dotted.split('.')
   node = config
   for part in parents:
     node = node.get(part) if isinstance(node, (ml_collections.ConfigDict, dict)) else None
   if not isinstance(node, (ml_collections.ConfigDict, dict)) or leaf not in node:
     valid = list(_leaf_keys(config))
     near = difflib.get_close_matches(dotted, valid, n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(near)}?" if near else f"fields: {', '.join(sorted(valid))}"
-    raise OverrideError(f"config has no field {dotted!r}; {hint}")
+    hint = f'did you mean {", ".join(near)}?' if near else f'fields: {", ".join(sorted(valid))}'
+    raise OverrideError(f'config has no field {dotted!r}; {hint}')
   if isinstance(node[leaf], (ml_collections.ConfigDict, dict)):
-    raise OverrideError(f"{dotted!r} is a section; override its fields, e.g. "
-                        f"{dotted}.{next(iter(node[leaf].keys()), 'x')}=...")
+    raise OverrideError(
+      f'{dotted!r} is a section; override its fields, e.g. '
+      f'{dotted}.{next(iter(node[leaf].keys()), "x")}=...'
+    )
   return node, leaf
 
 
@@ -139,8 +144,9 @@ def get_field(config: Any, dotted: str) -> Any:
   return node[leaf]
 
 
-def apply_overrides(config: ml_collections.ConfigDict,
-                    overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+def apply_overrides(
+  config: ml_collections.ConfigDict, overrides: dict[str, Any]
+) -> ml_collections.ConfigDict:
   """Sets already-typed `{'loss.lambda_id': 0.0}` overrides (get_sweep, code) on existing fields.
 
   Works on locked configs (only existing fields can be set); returns `config`.
@@ -150,7 +156,7 @@ def apply_overrides(config: ml_collections.ConfigDict,
     try:
       node[leaf] = value
     except TypeError as err:
-      raise OverrideError(f"{dotted}: {err}") from err
+      raise OverrideError(f'{dotted}: {err}') from err
   return config
 
 
@@ -162,23 +168,25 @@ def parse_cli_overrides(config: Any, extras: Sequence[str]) -> dict[str, Any]:
   i = 0
   while i < len(items):
     item = items[i]
-    if not item.startswith("--config.") or item == "--config.":
-      raise OverrideError(f"unrecognised argument {item!r} (overrides look like "
-                          "--config.a.b=value)")
-    key, eq, text = item[len("--config."):].partition("=")
+    if not item.startswith('--config.') or item == '--config.':
+      raise OverrideError(
+        f'unrecognised argument {item!r} (overrides look like --config.a.b=value)'
+      )
+    key, eq, text = item[len('--config.') :].partition('=')
     if not eq:
-      if i + 1 >= len(items) or items[i + 1].startswith("--"):
-        raise OverrideError(f"--config.{key} needs a value (--config.{key}=VALUE)")
+      if i + 1 >= len(items) or items[i + 1].startswith('--'):
+        raise OverrideError(f'--config.{key} needs a value (--config.{key}=VALUE)')
       i += 1
       text = items[i]
     node, leaf = _locate(config, key)
-    overrides[key] = coerce(text, node[leaf], f"--config.{key}")
+    overrides[key] = coerce(text, node[leaf], f'--config.{key}')
     i += 1
   return overrides
 
 
-def apply_cli_overrides(config: ml_collections.ConfigDict,
-                        extras: Sequence[str]) -> ml_collections.ConfigDict:
+def apply_cli_overrides(
+  config: ml_collections.ConfigDict, extras: Sequence[str]
+) -> ml_collections.ConfigDict:
   """Applies `--config.a.b=value` command-line overrides: the one path every command uses."""
   return apply_overrides(config, parse_cli_overrides(config, extras))
 
@@ -193,27 +201,27 @@ def parse_arg(arg: str | None, lazy: bool = False, **defaults: Any) -> ml_collec
   result = ml_collections.ConfigDict(dict(defaults))
   if not arg:
     return result
-  items = [item for item in arg.split(",") if item]
+  items = [item for item in arg.split(',') if item]
   keys = list(defaults)
-  if len(items) == 1 and "=" not in items[0] and items[0] not in defaults and keys:
+  if len(items) == 1 and '=' not in items[0] and items[0] not in defaults and keys:
     # A lone value fills the first key, unless it looks like a misspelt key (`runlokal`) or the
     # first key is a flag: then it is reported as an unknown key, with the nearest ones.
     looks_like_key = difflib.get_close_matches(items[0], keys, n=1, cutoff=0.75)
     if not looks_like_key and not isinstance(defaults[keys[0]], bool):
-      items = [f"{keys[0]}={items[0]}"]
+      items = [f'{keys[0]}={items[0]}']
   for item in items:
-    key, eq, value = item.partition("=")
+    key, eq, value = item.partition('=')
     key = key.strip()
     if key not in defaults:
       if lazy:
         result[key] = value if eq else True
         continue
       near = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
-      hint = f"did you mean {', '.join(near)}? " if near else ""
-      raise OverrideError(f"unknown config argument {key!r}; {hint}known: {', '.join(keys)}")
+      hint = f'did you mean {", ".join(near)}? ' if near else ''
+      raise OverrideError(f'unknown config argument {key!r}; {hint}known: {", ".join(keys)}')
     if not eq:
       if not isinstance(defaults[key], bool):
-        raise OverrideError(f"config argument {key!r} needs a value ({key}=...)")
+        raise OverrideError(f'config argument {key!r} needs a value ({key}=...)')
       result[key] = True
     else:
       result[key] = coerce(value, defaults[key], key)
@@ -221,35 +229,36 @@ def parse_arg(arg: str | None, lazy: bool = False, **defaults: Any) -> ml_collec
 
 
 def to_steps(
-    *,
-    steps: int | None = None,
-    epochs: float | None = None,
-    steps_per_epoch: int | None = None,
+  *,
+  steps: int | None = None,
+  epochs: float | None = None,
+  steps_per_epoch: int | None = None,
 ) -> int:
   """Converts a duration given in steps or epochs to steps, so loops only see steps."""
   if (steps is None) == (epochs is None):
-    raise ValueError("give exactly one of steps= or epochs=")
+    raise ValueError('give exactly one of steps= or epochs=')
   if steps is not None:
     return int(steps)
   if not steps_per_epoch:
-    raise ValueError("epochs= needs steps_per_epoch=")
+    raise ValueError('epochs= needs steps_per_epoch=')
   return int(math.ceil(epochs * steps_per_epoch))
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py[:arg]` the way `config_flags.DEFINE_config_file` does."""
   module = load_config_module(spec)
-  _, _, arg = spec.partition(":")
+  _, _, arg = spec.partition(':')
   return module.get_config(arg or None)
 
 
 def load_config_module(spec: str):
   """Imports a config file by path (configs/ is not a package)."""
-  path, _, _ = spec.partition(":")
+  path, _, _ = spec.partition(':')
   if not os.path.exists(path):
-    raise FileNotFoundError(f"config file {path!r} does not exist (give a path such as "
-                            "configs/cyclegan_synthetic.py)")
-  name = "jaxstyle_config_" + os.path.splitext(os.path.basename(path))[0]
+    raise FileNotFoundError(
+      f'config file {path!r} does not exist (give a path such as configs/cyclegan_synthetic.py)'
+    )
+  name = 'jaxstyle_config_' + os.path.splitext(os.path.basename(path))[0]
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
@@ -270,7 +279,7 @@ class Checks:
   def value(self, key: str) -> Any:
     """The field's value (a missing field is a problem of its own, reported as such)."""
     node = self.config
-    for part in key.split("."):
+    for part in key.split('.'):
       node = node.get(part) if isinstance(node, (ml_collections.ConfigDict, dict)) else None
     return node
 
@@ -282,26 +291,27 @@ class Checks:
   def choice(self, key: str, choices: Sequence[Any]) -> None:
     """`key` must be one of `choices`."""
     value = self.value(key)
-    self.require(value in choices, f"{key}={value!r} is not one of {', '.join(map(repr, choices))}")
+    self.require(value in choices, f'{key}={value!r} is not one of {", ".join(map(repr, choices))}')
 
   def integer(self, key: str, low: int, high: int | None = None) -> None:
     """`key` must be an int in [low, high]."""
     value = self.value(key)
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
     ok = ok and (high is None or value <= high)
-    bound = f"between {low} and {high}" if high is not None else f"≥ {low}"
-    self.require(ok, f"{key}={value!r} must be an integer {bound}")
+    bound = f'between {low} and {high}' if high is not None else f'≥ {low}'
+    self.require(ok, f'{key}={value!r} must be an integer {bound}')
 
-  def number(self, key: str, low: float = 0.0, strict: bool = False,
-             high: float | None = None) -> None:
+  def number(
+    self, key: str, low: float = 0.0, strict: bool = False, high: float | None = None
+  ) -> None:
     """`key` must be a finite number > low (strict) or ≥ low, and < high when given."""
     value = self.value(key)
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > low if strict else value >= low) and (high is None or value < high)
-    bound = f"{'>' if strict else '≥'} {low:g}" + (f" and < {high:g}" if high is not None else "")
-    self.require(ok, f"{key}={value!r} must be a number {bound}")
+    bound = f'{">" if strict else "≥"} {low:g}' + (f' and < {high:g}' if high is not None else '')
+    self.require(ok, f'{key}={value!r} must be a number {bound}')
 
   def raise_if_any(self) -> None:
     """Raises one ConfigError naming every problem found."""
     if self.problems:
-      raise ConfigError("invalid config: " + "; ".join(self.problems))
+      raise ConfigError('invalid config: ' + '; '.join(self.problems))

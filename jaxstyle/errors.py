@@ -9,6 +9,7 @@ Code anywhere may raise a `UserError` (or a subclass that is also a ValueError/R
 callers catching those keep working). The message names the thing (file, field, flag) and says
 what to do. Kept free of jax and of other jaxstyle imports so every layer can use it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,18 +38,19 @@ def check_finite(step: int, metrics: dict) -> None:
   bad = {k: float(v) for k, v in metrics.items() if 'loss' in k and not math.isfinite(float(v))}
   if bad:
     raise NonFiniteLossError(
-        f'non-finite loss at step {step}: {bad}; all metrics: '
-        f'{ {k: float(v) for k, v in metrics.items()} }. The state of this step was not saved; '
-        'the last good checkpoint is intact (lower optim.lr or check the data).')
+      f'non-finite loss at step {step}: {bad}; all metrics: '
+      f'{ {k: float(v) for k, v in metrics.items()} }. The state of this step was not saved; '
+      'the last good checkpoint is intact (lower optim.lr or check the data).'
+    )
 
 
 def _int_at_least(text: str, low: int) -> int:
   try:
     value = int(text)
   except ValueError:
-    raise argparse.ArgumentTypeError(f"expected an integer ≥ {low}, got {text!r}") from None
+    raise argparse.ArgumentTypeError(f'expected an integer ≥ {low}, got {text!r}') from None
   if value < low:
-    raise argparse.ArgumentTypeError(f"expected an integer ≥ {low}, got {value}")
+    raise argparse.ArgumentTypeError(f'expected an integer ≥ {low}, got {value}')
   return value
 
 
@@ -62,32 +64,33 @@ def nonnegative_int(text: str) -> int:
   return _int_at_least(text, 0)
 
 
-def writable_dir(path: str, what: str = "output directory") -> str:
+def writable_dir(path: str, what: str = 'output directory') -> str:
   """Creates `path` if needed and checks a file can be written there; a UserError otherwise.
 
   Run before any expensive work, so an unwritable --workdir / --out fails in a second, not after
   a compile or an epoch.
   """
   if os.path.exists(path) and not os.path.isdir(path):
-    raise UserError(f"{what} {path!r} exists and is not a directory; choose another path")
+    raise UserError(f'{what} {path!r} exists and is not a directory; choose another path')
   try:
     os.makedirs(path, exist_ok=True)
   except OSError as err:
-    raise UserError(f"cannot create {what} {path!r}: {err.strerror or err}; choose a path you can "
-                    "write to") from err
+    raise UserError(
+      f'cannot create {what} {path!r}: {err.strerror or err}; choose a path you can write to'
+    ) from err
   if not os.access(path, os.W_OK | os.X_OK):
-    raise UserError(f"{what} {path!r} is not writable; choose a path you can write to")
+    raise UserError(f'{what} {path!r} is not writable; choose a path you can write to')
   return path
 
 
-def readable_file(path: str, what: str = "file") -> str:
+def readable_file(path: str, what: str = 'file') -> str:
   """Checks `path` is an existing, readable, non-empty regular file; a UserError otherwise."""
   if not os.path.exists(path):
-    raise UserError(f"{what} {path!r} does not exist")
+    raise UserError(f'{what} {path!r} does not exist')
   if os.path.isdir(path):
-    raise UserError(f"{what} {path!r} is a directory, expected a file")
+    raise UserError(f'{what} {path!r} is a directory, expected a file')
   if not os.access(path, os.R_OK):
-    raise UserError(f"{what} {path!r} is not readable (permissions)")
+    raise UserError(f'{what} {path!r} is not readable (permissions)')
   if os.path.getsize(path) == 0:
-    raise UserError(f"{what} {path!r} is empty")
+    raise UserError(f'{what} {path!r} is empty')
   return path

@@ -8,6 +8,7 @@ pixels and no matplotlib state.
 Ranges: networks see float [-1, 1] (the reference's Normalize(0.5, 0.5)), NST works in float
 0-255, files and grids are uint8.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,6 +25,7 @@ _TEXT = (0, 0, 0)
 
 #### Inputs
 
+
 def collect_inputs(inputs: Sequence[str]) -> list[tuple[str, str]]:
   """(path, output name) for every image under `inputs`; folders keep their relative layout.
 
@@ -35,19 +37,21 @@ def collect_inputs(inputs: Sequence[str]) -> list[tuple[str, str]]:
   found = []
   for item in inputs:
     if os.path.isdir(item):
-      base = "" if len(inputs) == 1 else os.path.basename(os.path.normpath(item))
+      base = '' if len(inputs) == 1 else os.path.basename(os.path.normpath(item))
       for d, dirs, files in os.walk(item):
-        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        dirs[:] = sorted(x for x in dirs if not x.startswith('.'))
         for f in sorted(files):
-          if os.path.splitext(f)[1].lower() in exts and not f.startswith("."):
+          if os.path.splitext(f)[1].lower() in exts and not f.startswith('.'):
             rel = os.path.relpath(os.path.join(d, f), item)
-            found.append((os.path.join(d, f), os.path.join(base, os.path.splitext(rel)[0] + ".png")))
+            found.append(
+              (os.path.join(d, f), os.path.join(base, os.path.splitext(rel)[0] + '.png'))
+            )
     elif os.path.isfile(item):
-      found.append((item, os.path.splitext(os.path.basename(item))[0] + ".png"))
+      found.append((item, os.path.splitext(os.path.basename(item))[0] + '.png'))
     else:
-      raise UserError(f"input {item!r} does not exist; give image files or folders of images")
+      raise UserError(f'input {item!r} does not exist; give image files or folders of images')
   if not found:
-    raise BadInputError(f"no image files (by extension) under {', '.join(map(repr, inputs))}")
+    raise BadInputError(f'no image files (by extension) under {", ".join(map(repr, inputs))}')
   return found
 
 
@@ -60,11 +64,12 @@ def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int
   h, w = x.shape[1:3]
   ph, pw = (-h) % multiple, (-w) % multiple
   if ph or pw:
-    x = np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+    x = np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode='reflect' if min(h, w) > 1 else 'edge')
   return x, (h, w)
 
 
 #### Decoding
+
 
 def _pil_to_rgb(img: Image.Image) -> np.ndarray:
   """HxWx3 uint8 from any Pillow image: EXIF orientation applied, 16-bit scaled, alpha dropped.
@@ -73,16 +78,16 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
   65535 -> 255; mode 'I' is scaled the same way only when its values exceed 255.
   """
   img = ImageOps.exif_transpose(img)
-  if img.mode.startswith("I") or img.mode == "F":
+  if img.mode.startswith('I') or img.mode == 'F':
     a = np.asarray(img).astype(np.float64)
-    if img.mode.startswith("I;16") or a.max(initial=0) > 255:
+    if img.mode.startswith('I;16') or a.max(initial=0) > 255:
       a = a * (255.0 / 65535.0)
     a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
     return np.repeat(a[..., None], 3, axis=-1)
-  return np.asarray(img.convert("RGB"))
+  return np.asarray(img.convert('RGB'))
 
 
-def load_rgb(path: str, hint: str = "", *, plain: bool = False) -> np.ndarray:
+def load_rgb(path: str, hint: str = '', *, plain: bool = False) -> np.ndarray:
   """Reads any image Pillow can decode as upright uint8 HxWx3 RGB.
 
   `plain=True` decodes exactly as `Image.open(path).convert('RGB')` (no EXIF rotation, Pillow's
@@ -91,10 +96,10 @@ def load_rgb(path: str, hint: str = "", *, plain: bool = False) -> np.ndarray:
   `hint` appended, e.g. how a CLI expects its paths), ValueError when it cannot be decoded.
   """
   if not os.path.exists(path):
-    raise FileNotFoundError(f"image {path!r} does not exist" + (f"; {hint}" if hint else ""))
+    raise FileNotFoundError(f'image {path!r} does not exist' + (f'; {hint}' if hint else ''))
   try:
     with Image.open(path) as img:
-      return np.asarray(img.convert("RGB")) if plain else _pil_to_rgb(img)
+      return np.asarray(img.convert('RGB')) if plain else _pil_to_rgb(img)
   except Exception as err:  # noqa: BLE001 -- PIL raises OSError, SyntaxError, ValueError, ...
     raise _unreadable(path, err) from err
 
@@ -102,12 +107,16 @@ def load_rgb(path: str, hint: str = "", *, plain: bool = False) -> np.ndarray:
 def _unreadable(path: str, err: Exception) -> ValueError:
   """The one-line reason an image file cannot be used, with what to do about it."""
   if os.path.isfile(path) and os.path.getsize(path) == 0:
-    return ValueError(f"cannot read {path!r} as an image: the file is empty")
+    return ValueError(f'cannot read {path!r} as an image: the file is empty')
   if isinstance(err, Image.DecompressionBombError):
-    return ValueError(f"cannot read {path!r} as an image: {err} (Pillow's decompression-bomb "
-                      "guard); downscale it first if it is a genuine image")
-  return ValueError(f"cannot read {path!r} as an image ({type(err).__name__}: {err}); "
-                    "convert it to PNG or JPEG and try again")
+    return ValueError(
+      f"cannot read {path!r} as an image: {err} (Pillow's decompression-bomb "
+      'guard); downscale it first if it is a genuine image'
+    )
+  return ValueError(
+    f'cannot read {path!r} as an image ({type(err).__name__}: {err}); '
+    'convert it to PNG or JPEG and try again'
+  )
 
 
 def upright_size(path: str, *, plain: bool = False) -> tuple[int, int]:
@@ -124,7 +133,9 @@ def upright_size(path: str, *, plain: bool = False) -> tuple[int, int]:
       orientation = img.getexif().get(0x0112, 1)
   except Exception as err:  # noqa: BLE001 -- PIL raises OSError, SyntaxError, ValueError, ...
     raise _unreadable(path, err) from err
-  return (w, h) if orientation in (5, 6, 7, 8) and not plain else (h, w)  # EXIF transposes swap sides
+  return (
+    (w, h) if orientation in (5, 6, 7, 8) and not plain else (h, w)
+  )  # EXIF transposes swap sides
 
 
 def as_rgb(x: np.ndarray) -> np.ndarray:
@@ -141,6 +152,7 @@ def as_rgb(x: np.ndarray) -> np.ndarray:
 
 
 #### Ranges
+
 
 def to_float(images_uint8: np.ndarray) -> np.ndarray:
   """uint8 [0, 255] -> float32 [-1, 1] (the reference's Normalize(0.5, 0.5))."""
@@ -185,6 +197,7 @@ def scale_to_height(img: np.ndarray, height: int, resample: int = Image.BILINEAR
 
 #### The grid composer
 
+
 def _font(size: int) -> ImageFont.ImageFont:
   try:
     return ImageFont.load_default(size=size)  # scalable bundled font (Pillow >= 10.1 with FreeType)
@@ -202,14 +215,23 @@ def _text_size(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont) 
 def _cell(img: np.ndarray, where: str) -> np.ndarray:
   img = np.asarray(img)
   if img.dtype != np.uint8 or img.ndim not in (2, 3):
-    raise ValueError(f"grid cell {where}: expected a uint8 HxW or HxWxC image, got "
-                     f"{img.dtype} {img.shape} (convert with to_uint8 or clip_uint8 first)")
+    raise ValueError(
+      f'grid cell {where}: expected a uint8 HxW or HxWxC image, got '
+      f'{img.dtype} {img.shape} (convert with to_uint8 or clip_uint8 first)'
+    )
   return as_rgb(img)
 
 
-def grid(rows: Sequence[Sequence[np.ndarray]], *, labels: Sequence[Sequence[str]] | None = None,
-         row_labels: Sequence[str] | None = None, title: str | None = None, min_cell: int = 0,
-         pad: int = 6, font_size: int | None = None) -> np.ndarray:
+def grid(
+  rows: Sequence[Sequence[np.ndarray]],
+  *,
+  labels: Sequence[Sequence[str]] | None = None,
+  row_labels: Sequence[str] | None = None,
+  title: str | None = None,
+  min_cell: int = 0,
+  pad: int = 6,
+  font_size: int | None = None,
+) -> np.ndarray:
   """Lays uint8 images out in rows on white and returns the picture as uint8 (H, W, 3).
 
   Args:
@@ -224,11 +246,16 @@ def grid(rows: Sequence[Sequence[np.ndarray]], *, labels: Sequence[Sequence[str]
     pad: white gap between cells and around the picture, in pixels.
     font_size: text height in px; default scales with the widest image (12 to 32).
   """
-  cells = [[_cell(im, f"[{r}][{c}]") for c, im in enumerate(row)] for r, row in enumerate(rows)]
+  cells = [[_cell(im, f'[{r}][{c}]') for c, im in enumerate(row)] for r, row in enumerate(rows)]
   if not cells or not any(cells):
-    raise ValueError("grid needs at least one image")
-  caps = [[(labels[r][c] if labels and r < len(labels) and c < len(labels[r]) else "") or ""
-           for c in range(len(row))] for r, row in enumerate(cells)]
+    raise ValueError('grid needs at least one image')
+  caps = [
+    [
+      (labels[r][c] if labels and r < len(labels) and c < len(labels[r]) else '') or ''
+      for c in range(len(row))
+    ]
+    for r, row in enumerate(cells)
+  ]
   longest = max(max(im.shape[:2]) for row in cells for im in row)
   scale = max(1, -(-min_cell // longest)) if min_cell else 1
   if scale > 1:
@@ -238,7 +265,7 @@ def grid(rows: Sequence[Sequence[np.ndarray]], *, labels: Sequence[Sequence[str]
   col_w = [max(row[c].shape[1] for row in cells if c < len(row)) for c in range(ncols)]
   row_h = [max(im.shape[0] for im in row) if row else 0 for row in cells]
   font = _font(font_size or max(12, min(32, max(col_w) // 8)))
-  probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+  probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
   size = lambda text: _text_size(probe, text, font)
   for row in caps:  # captions must not run into each other
     for c, text in enumerate(row):
@@ -257,7 +284,7 @@ def grid(rows: Sequence[Sequence[np.ndarray]], *, labels: Sequence[Sequence[str]
     y0 = row_y[r] + band_h[r]
     for c, im in enumerate(row):
       dy, dx = (row_h[r] - im.shape[0]) // 2, (col_w[c] - im.shape[1]) // 2
-      canvas[y0 + dy:y0 + dy + im.shape[0], col_x[c] + dx:col_x[c] + dx + im.shape[1]] = im
+      canvas[y0 + dy : y0 + dy + im.shape[0], col_x[c] + dx : col_x[c] + dx + im.shape[1]] = im
 
   img = Image.fromarray(canvas)
   draw = ImageDraw.Draw(img)
@@ -266,8 +293,9 @@ def grid(rows: Sequence[Sequence[np.ndarray]], *, labels: Sequence[Sequence[str]
   for r, row in enumerate(caps):
     for c, text in enumerate(row):
       if text:
-        draw.text((col_x[c] + (col_w[c] - size(text)[0]) // 2, row_y[r] + pad), text,
-                  fill=_TEXT, font=font)
+        draw.text(
+          (col_x[c] + (col_w[c] - size(text)[0]) // 2, row_y[r] + pad), text, fill=_TEXT, font=font
+        )
   for r, text in enumerate(row_labels or ()):
     if text and r < len(cells):
       y = row_y[r] + band_h[r] + (row_h[r] - size(text)[1]) // 2

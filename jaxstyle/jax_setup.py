@@ -7,6 +7,7 @@ replicated random numbers (init, image pool), so the sharding-friendly variant b
 Every entry point (CLI, `python -m jaxstyle.main`, tests, subprocesses) imports the models, so
 all of them draw the same stream, which exact resume and the parity tests depend on.
 """
+
 import jax
 
-jax.config.update("jax_threefry_partitionable", False)
+jax.config.update('jax_threefry_partitionable', False)

@@ -4,6 +4,7 @@
 Kept thin on purpose (as the Flax examples' main.py): everything else lives in importable
 `train(config, workdir)` functions that tests and notebooks call directly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,10 +24,14 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """`--config PATH[:ARG]` and `--workdir DIR`; `--config.a.b=value` extras come as unknowns."""
-  parser.add_argument('--config', required=True,
-                      help='config file, optionally with an argument: configs/x.py:runlocal')
-  parser.add_argument('--workdir', required=True,
-                      help='output directory; re-running with the same one resumes')
+  parser.add_argument(
+    '--config',
+    required=True,
+    help='config file, optionally with an argument: configs/x.py:runlocal',
+  )
+  parser.add_argument(
+    '--workdir', required=True, help='output directory; re-running with the same one resumes'
+  )
 
 
 def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -63,26 +68,36 @@ def run(args: argparse.Namespace) -> int:
   if '://' not in args.workdir:
     errors.writable_dir(args.workdir, 'workdir')
   from jaxstyle import parallel
+
   parallel.maybe_init_distributed()  # before any other JAX call
   import jax
+
   # Logging is set up by jaxstyle.cli (quiet unless --verbose). One process: the trainer's own
   # first line already counts the devices.
   if jax.process_count() > 1 or getattr(args, 'verbose', False):
-    log.info('Process %d of %d; %d local / %d global devices (%s)', jax.process_index(),
-             jax.process_count(), jax.local_device_count(), jax.device_count(),
-             jax.devices()[0].platform)
+    log.info(
+      'Process %d of %d; %d local / %d global devices (%s)',
+      jax.process_index(),
+      jax.process_count(),
+      jax.local_device_count(),
+      jax.device_count(),
+      jax.devices()[0].platform,
+    )
   task = config.get('task', 'cyclegan')
   if task == 'cyclegan':
     from jaxstyle.cyclegan import train as train_cyclegan
+
     result = train_cyclegan.train(config, args.workdir)
     log.info(metrics.summary_line(result))
     return 0
   if task == 'nst':
     from jaxstyle.nst import stylize
+
     stylize.run_config(config, args.workdir)
     return 0
   if task == 'fast_style':
     from jaxstyle.fast_style import train as train_fast_style
+
     result = train_fast_style.train(config, args.workdir)
     log.info(metrics.summary_line(result))
     return 0
@@ -92,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
   """`python -m jaxstyle.main --config ... --workdir ...` (= `jaxstyle train ...`)."""
   from jaxstyle import cli
+
   return cli.main(['train', *(sys.argv[1:] if argv is None else argv)])
 
 

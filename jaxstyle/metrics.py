@@ -35,16 +35,17 @@ def _scalar(v: Any) -> int | float:
   return item if isinstance(item, int) else float(item)
 
 
-
 def write_config(workdir: str, config: Any, runtime: Mapping[str, Any]) -> str:
   """Writes `{workdir}/config.json`: the run's config plus a "runtime" section (what 'auto'
   resolved to, backend, versions), which moves numbers and speed, so the record says it."""
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, 'config.json')
   with open(path, 'w') as f:
-    json.dump(dict(json.loads(config.to_json()), runtime=dict(runtime)), f, indent=2,
-              sort_keys=True)
+    json.dump(
+      dict(json.loads(config.to_json()), runtime=dict(runtime)), f, indent=2, sort_keys=True
+    )
   return path
+
 
 class MetricWriter:
   """Appends `{"step": s, **metrics}` lines to `{workdir}/metrics.jsonl` and TensorBoard scalars.
@@ -122,8 +123,9 @@ class MetricWriter:
     self.close()
 
 
-def train_record(step: int, fetched: Mapping[str, Any], steps: int, wait_s: float,
-                 elapsed_s: float) -> dict[str, float]:
+def train_record(
+  step: int, fetched: Mapping[str, Any], steps: int, wait_s: float, elapsed_s: float
+) -> dict[str, float]:
   """A trainer's log record: the fetched step metrics (checked finite) plus throughput.
 
   `train/data_wait_frac` is the share of wall time the loop waited for data: near 0 when the
@@ -189,4 +191,4 @@ def summary_line(result: Mapping[str, Any]) -> str:
   losses = {k: v for k, v in result.items() if k.startswith('train/loss')}
   rate = result.get('train/steps_per_sec')
   tail = f' ({_scalar(rate):.3g} steps/s)' if rate is not None else ''
-  return f"Done at step {result.get('step', '?')}: {format_metrics(losses)}{tail}"
+  return f'Done at step {result.get("step", "?")}: {format_metrics(losses)}{tail}'

@@ -4,6 +4,7 @@ It sits below `models/` (which builds networks from it), `ports/` (the junyanz p
 and `cyclegan/` (whose presets embed it), so none of them imports another for it. Like
 config_lib it imports only ml_collections: configs and presets stay cheap to load (no jax).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,16 +15,35 @@ from jaxstyle import config_lib
 
 # The book's Example 5-1 networks: U-Net g32, book PatchGAN d32, Keras init, eps 1e-3 on the std.
 BOOK_MODEL = dict(
-    generator='unet_book', discriminator='patchgan_book', gen_filters=32, disc_filters=32,
-    n_blocks=9, n_layers=3, norm_eps=1e-3, eps_mode='std', init='keras', init_gain=0.02,
-    upsample='deconv', dtype='float32', in_channels=3, out_channels=3,
-    conv_impl='auto')  # auto | xla | subpixel | cpu_fast | cpu_winograd (kernels/dispatch.py)
+  generator='unet_book',
+  discriminator='patchgan_book',
+  gen_filters=32,
+  disc_filters=32,
+  n_blocks=9,
+  n_layers=3,
+  norm_eps=1e-3,
+  eps_mode='std',
+  init='keras',
+  init_gain=0.02,
+  upsample='deconv',
+  dtype='float32',
+  in_channels=3,
+  out_channels=3,
+  conv_impl='auto',
+)  # auto | xla | subpixel | cpu_fast | cpu_winograd (kernels/dispatch.py)
 
 # junyanz/pytorch-CycleGAN-and-pix2pix's networks (= the paper): what the reference preset
 # changes in the book's model section. ResNet-9 ngf 64, 70x70 PatchGAN ndf 64, instance norm
 # eps 1e-5 on the variance, N(0, 0.02) init.
-REFERENCE_MODEL = dict(generator='resnet', discriminator='patchgan', gen_filters=64,
-                       disc_filters=64, norm_eps=1e-5, eps_mode='var', init='normal')
+REFERENCE_MODEL = dict(
+  generator='resnet',
+  discriminator='patchgan',
+  gen_filters=64,
+  disc_filters=64,
+  norm_eps=1e-5,
+  eps_mode='var',
+  init='normal',
+)
 
 # Generator -> the multiple its input sides must be (2 stride-2 downs for ResNets, 4 for the
 # U-Net); its keys are `models.GENERATORS`' (tests/test_config_validation.py).

@@ -1,4 +1,5 @@
 """Device mesh, shardings and the shard_map step wrapper (pmap programming model)."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-DATA_AXIS = "data"
+DATA_AXIS = 'data'
 
 
 def make_mesh(devices: list | None = None) -> jax.sharding.Mesh:
@@ -22,18 +23,20 @@ def make_mesh(devices: list | None = None) -> jax.sharding.Mesh:
 
 def maybe_init_distributed() -> None:
   """Calls jax.distributed.initialize() only when asked: it crashes on non-TPU single hosts."""
-  if os.environ.get("JAXSTYLE_DISTRIBUTED") != "1":
+  if os.environ.get('JAXSTYLE_DISTRIBUTED') != '1':
     return
   # TPU VMs auto-detect everything. Elsewhere (CPU/GPU hosts, the loopback test) JAX reads the
   # coordinator from JAX_COORDINATOR_ADDRESS but has no variable for the process count and id.
   kwargs = {}
-  if os.environ.get("JAXSTYLE_NUM_PROCESSES"):
-    kwargs = dict(num_processes=int(os.environ["JAXSTYLE_NUM_PROCESSES"]),
-                  process_id=int(os.environ["JAXSTYLE_PROCESS_ID"]))
+  if os.environ.get('JAXSTYLE_NUM_PROCESSES'):
+    kwargs = dict(
+      num_processes=int(os.environ['JAXSTYLE_NUM_PROCESSES']),
+      process_id=int(os.environ['JAXSTYLE_PROCESS_ID']),
+    )
   jax.distributed.initialize(**kwargs)
 
 
-def state_specs(state: Any, sharded_keys: tuple[str, ...] = ("pool",)) -> Any:
+def state_specs(state: Any, sharded_keys: tuple[str, ...] = ('pool',)) -> Any:
   """PartitionSpecs for a train state: top-level `sharded_keys` on `data`, the rest replicated.
 
   The image pools are per device (one pool per device, as each pmap replica would keep its own);
@@ -48,12 +51,14 @@ def state_specs(state: Any, sharded_keys: tuple[str, ...] = ("pool",)) -> Any:
 
 def shardings(mesh: jax.sharding.Mesh, specs: Any) -> Any:
   """NamedShardings for a pytree of PartitionSpecs (for `jax.device_put` / abstract restores)."""
-  return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
-                      is_leaf=lambda x: isinstance(x, P))
+  return jax.tree.map(
+    lambda spec: NamedSharding(mesh, spec), specs, is_leaf=lambda x: isinstance(x, P)
+  )
 
 
-def compile_step(per_device_step: Callable, mesh: jax.sharding.Mesh, specs: Any,
-                 n_frozen: int = 0) -> Callable:
+def compile_step(
+  per_device_step: Callable, mesh: jax.sharding.Mesh, specs: Any, n_frozen: int = 0
+) -> Callable:
   """Wraps `per_device_step(state, batch, *frozen) -> (state, metrics)` as a jitted SPMD step.
 
   `frozen` (n_frozen replicated pytrees, e.g. VGG19 weights and style targets) are arguments,
@@ -66,9 +71,12 @@ def compile_step(per_device_step: Callable, mesh: jax.sharding.Mesh, specs: Any,
   state is donated: never touch the state passed in after the call.
   """
   step = jax.shard_map(
-      per_device_step, mesh=mesh,
-      in_specs=(specs, P(DATA_AXIS), *([P()] * n_frozen)), out_specs=(specs, P()),
-      check_vma=False)
+    per_device_step,
+    mesh=mesh,
+    in_specs=(specs, P(DATA_AXIS), *([P()] * n_frozen)),
+    out_specs=(specs, P()),
+    check_vma=False,
+  )
   return jax.jit(step, donate_argnums=0)
 
 
@@ -85,7 +93,9 @@ def place(host_tree: Any, shardings_tree: Any) -> Any:
   would cost a cross-process equality check per leaf; every process instead hands over the
   slices its own devices hold.
   """
+
   def one(x, sharding):
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
   return jax.tree.map(one, host_tree, shardings_tree)

@@ -2,6 +2,7 @@
 
 Importable as `helpers` (pyproject's pytest `pythonpath` holds tests/ and tests/fixtures/).
 """
+
 import pathlib
 
 import numpy as np
@@ -34,8 +35,16 @@ def assert_trees_equal(a, b) -> None:
 def tiny_train_config(**overrides):
   """The synthetic runlocal preset cut to 2 steps that log, sample and checkpoint at every chance."""
   from jaxstyle import config_lib
+
   cfg = config_lib.load_config(CYCLEGAN_SYNTHETIC + ':runlocal')
-  base = {'total_steps': 2, 'log_every': 1, 'sample_every': 2, 'ckpt.every_steps': 2,
-          'progress': False, 'eval_at_end': False, 'data.synthetic_size': 16}
+  base = {
+    'total_steps': 2,
+    'log_every': 1,
+    'sample_every': 2,
+    'ckpt.every_steps': 2,
+    'progress': False,
+    'eval_at_end': False,
+    'data.synthetic_size': 16,
+  }
   config_lib.apply_overrides(cfg, {**base, **overrides})
   return cfg

@@ -1,4 +1,5 @@
 """Reads TensorBoard event files without TensorBoard (not a dependency): tensorboardX's protos."""
+
 import glob
 import os
 import struct
@@ -14,8 +15,8 @@ def read_events(workdir):
       data = f.read()
     pos = 0
     while pos < len(data):  # TFRecord: u64 length, u32 crc, payload, u32 crc
-      (n,) = struct.unpack('<Q', data[pos:pos + 8])
-      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
+      (n,) = struct.unpack('<Q', data[pos : pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + n])
       pos += 12 + n + 4
       for v in event.summary.value:
         if v.HasField('image'):

@@ -228,8 +228,9 @@ def test_corrupt_latest_falls_back_and_is_moved_aside(run, tmp_path, caplog, dam
   assert not (workdir / 'ckpt' / '3').exists()
   msgs = _warnings(caplog)
   assert any('step 3' in m and 'failed to restore' in m for m in msgs), msgs
-  assert any(str(workdir / 'ckpt' / '3') in m and str(workdir / 'ckpt' / moved) in m
-             for m in msgs), msgs
+  assert any(
+    str(workdir / 'ckpt' / '3') in m and str(workdir / 'ckpt' / moved) in m for m in msgs
+  ), msgs
   assert checkpoint.latest_step(mngr) == 2  # the manager's cached list was refreshed
   assert checkpoint.save(mngr, 3, states[3])  # refused (should_save) while 3 was on disk
   checkpoint.close(mngr)
@@ -261,8 +262,9 @@ def test_damaged_middle_steps_all_moved_aside(tmp_path, caplog):
   assert checkpoint.save(mngr, 16, states[16]) and checkpoint.save(mngr, 24, states[24])
   checkpoint.close(mngr)
   mngr = checkpoint.make_manager(str(tmp_path), None)
-  _assert_equal_states(checkpoint.restore_latest(mngr, checkpoint.abstract_of(states[24])),
-                       states[24])
+  _assert_equal_states(
+    checkpoint.restore_latest(mngr, checkpoint.abstract_of(states[24])), states[24]
+  )
   checkpoint.close(mngr)
   assert len(_moved(tmp_path)) == 2  # a clean restore moves nothing
 
@@ -286,7 +288,9 @@ def test_remote_damage_is_a_user_error():
   class Remote:
     directory = 'gs://bucket/run/ckpt'
 
-  with pytest.raises(UserError, match=r'\[24\] under gs://bucket/run/ckpt .*move them aside.*ckpt/24 '):
+  with pytest.raises(
+    UserError, match=r'\[24\] under gs://bucket/run/ckpt .*move them aside.*ckpt/24 '
+  ):
     checkpoint._move_aside(Remote(), [24])
 
 

@@ -1,4 +1,5 @@
 """Every config loads with runlocal, and every get_sweep() entry applies to the locked config."""
+
 import glob
 import os
 
@@ -12,8 +13,12 @@ CYCLEGAN = sorted(glob.glob(os.path.join(ROOT, 'configs', 'cyclegan_*.py')))
 
 def test_cyclegan_configs_exist():
   names = {os.path.basename(p) for p in CYCLEGAN}
-  assert {'cyclegan_synthetic.py', 'cyclegan_book_apple2orange.py',
-          'cyclegan_book_monet2photo.py', 'cyclegan_reference.py'} <= names
+  assert {
+    'cyclegan_synthetic.py',
+    'cyclegan_book_apple2orange.py',
+    'cyclegan_book_monet2photo.py',
+    'cyclegan_reference.py',
+  } <= names
 
 
 @pytest.mark.parametrize('path', CYCLEGAN, ids=os.path.basename)
@@ -39,21 +44,38 @@ def test_presets_follow_the_spec_table():
   by_name = {os.path.basename(p): config_lib.load_config(p) for p in CYCLEGAN}
   a2o = by_name['cyclegan_book_apple2orange.py']
   assert (a2o.model.generator, a2o.model.discriminator, a2o.data.image_size) == (
-      'unet_book', 'patchgan_book', 128)
+    'unet_book',
+    'patchgan_book',
+    128,
+  )
   assert (a2o.loss.lambda_id, a2o.optim.schedule, a2o.data.epoch_rule) == (2.0, 'constant', 'min')
   assert (a2o.model.eps_mode, a2o.model.norm_eps) == ('std', 1e-3)
   monet = by_name['cyclegan_book_monet2photo.py']
   assert (monet.model.generator, monet.model.disc_filters, monet.loss.lambda_id) == (
-      'resnet_book', 64, 5.0)
+    'resnet_book',
+    64,
+    5.0,
+  )
   ref = by_name['cyclegan_reference.py']
   assert (ref.model.n_blocks, ref.data.load_size, ref.pool_size, ref.optim.schedule) == (
-      9, 286, 50, 'junyanz')
+    9,
+    286,
+    50,
+    'junyanz',
+  )
 
 
 def test_cli_overrides_are_typed_and_checked():
-  cfg = main.build_config(CYCLEGAN[0] + ':runlocal', [
-      '--config.optim.lr=1e-3', '--config.seed', '3', '--config.book_exact_d=true',
-      '--config.model.generator=unet_book'])
+  cfg = main.build_config(
+    CYCLEGAN[0] + ':runlocal',
+    [
+      '--config.optim.lr=1e-3',
+      '--config.seed',
+      '3',
+      '--config.book_exact_d=true',
+      '--config.model.generator=unet_book',
+    ],
+  )
   got = (cfg.optim.lr, cfg.seed, cfg.book_exact_d, cfg.model.generator)
   assert got == (1e-3, 3, True, 'unet_book') and isinstance(cfg.seed, int)
   assert cfg.is_locked

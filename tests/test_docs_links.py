@@ -4,6 +4,7 @@ A clone has only its own tree, so a link to a missing page, image or heading is 
 reader, and a pointer to files outside the repository (such as a sibling `shared/` folder of the
 development machines) is one for every reader.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,8 @@ _OUTSIDE = ('../' + 'shared', 'shared/' + 'spec')  # split so this file does not
 def doc_files(root: Path = ROOT) -> list[Path]:
   """README.md, ARCHITECTURE.md and every markdown page under docs/."""
   return [p for p in (root / 'README.md', root / 'ARCHITECTURE.md') if p.exists()] + sorted(
-      (root / 'docs').rglob('*.md'))
+    (root / 'docs').rglob('*.md')
+  )
 
 
 def slug(heading: str) -> str:
@@ -79,33 +81,45 @@ def test_every_relative_link_resolves():
 
 def test_a_broken_link_or_anchor_is_reported(tmp_path):
   (tmp_path / 'docs').mkdir()
-  (tmp_path / 'docs' / 'page.md').write_text('# A page\n\n## The `fid` notes, again\n', encoding='utf-8')
+  (tmp_path / 'docs' / 'page.md').write_text(
+    '# A page\n\n## The `fid` notes, again\n', encoding='utf-8'
+  )
   readme = tmp_path / 'README.md'
   readme.write_text(
-      '[ok](docs/page.md) [ok](docs/page.md#the-fid-notes-again) [web](https://example.com/x.md)\n'
-      '`[in code](missing.md)`\n'
-      '[gone](docs/missing.md) ![img](docs/figures/none.png) [bad](docs/page.md#no-such-heading)\n'
-      '[out](../elsewhere.md)\n', encoding='utf-8')
+    '[ok](docs/page.md) [ok](docs/page.md#the-fid-notes-again) [web](https://example.com/x.md)\n'
+    '`[in code](missing.md)`\n'
+    '[gone](docs/missing.md) ![img](docs/figures/none.png) [bad](docs/page.md#no-such-heading)\n'
+    '[out](../elsewhere.md)\n',
+    encoding='utf-8',
+  )
   (tmp_path.parent / 'elsewhere.md').write_text('# x\n', encoding='utf-8')
   problems = broken_links(readme, tmp_path)
   assert [p.split(': ', 1)[1] for p in problems] == [
-      'docs/missing.md (no such file)', 'docs/figures/none.png (no such file)',
-      'docs/page.md#no-such-heading (no heading #no-such-heading)',
-      '../elsewhere.md (outside the repository)']
+    'docs/missing.md (no such file)',
+    'docs/figures/none.png (no such file)',
+    'docs/page.md#no-such-heading (no heading #no-such-heading)',
+    '../elsewhere.md (outside the repository)',
+  ]
 
 
-@pytest.mark.parametrize('heading,expected', [
-    ('Style-weight sweeps (`nst/stylize.py: sweep_plan`, 2026-12-02)',
-     'style-weight-sweeps-nststylizepy-sweep_plan-2026-12-02'),
+@pytest.mark.parametrize(
+  'heading,expected',
+  [
+    (
+      'Style-weight sweeps (`nst/stylize.py: sweep_plan`, 2026-12-02)',
+      'style-weight-sweeps-nststylizepy-sweep_plan-2026-12-02',
+    ),
     ('Book-code bugs and what jaxstyle does', 'book-code-bugs-and-what-jaxstyle-does'),
-])
+  ],
+)
 def test_slug_follows_github(heading, expected):
   assert slug(heading) == expected
 
 
 def test_no_tracked_file_points_outside_the_repository():
-  files = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True, check=True,
-                         text=True).stdout.split('\0')
+  files = subprocess.run(
+    ['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True, check=True, text=True
+  ).stdout.split('\0')
   me = Path(__file__).resolve().relative_to(ROOT).as_posix()
   hits = []
   for name in files:
@@ -116,6 +130,9 @@ def test_no_tracked_file_points_outside_the_repository():
       text = path.read_text(encoding='utf-8')
     except UnicodeDecodeError:
       continue  # binary files (figures, fixtures)
-    hits += [f'{name}:{i}: {line.strip()}' for i, line in enumerate(text.splitlines(), 1)
-             if any(s in line for s in _OUTSIDE)]
+    hits += [
+      f'{name}:{i}: {line.strip()}'
+      for i, line in enumerate(text.splitlines(), 1)
+      if any(s in line for s in _OUTSIDE)
+    ]
   assert not hits, 'pointers outside the repository:\n' + '\n'.join(hits)

@@ -1,4 +1,5 @@
 """The sharded step on 8 devices equals a 1-device step on the global batch (pmean/check_vma)."""
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -14,20 +15,33 @@ SIZE = 16
 
 
 def _config(pool_size=0, book_exact_d=False):
-  return ml_collections.ConfigDict(dict(
+  return ml_collections.ConfigDict(
+    dict(
       model=presets.reference_model(gen_filters=4, disc_filters=4, n_blocks=1, n_layers=2),
       loss=dict(lambda_gan=1.0, lambda_cycle=10.0, lambda_id=5.0),
       # eps 1e-3 keeps Adam's update a smooth function of the gradient: a gradient N x too large
       # then changes the update, and float noise on IN-cancelled biases is not amplified to +-lr.
-      optim=dict(lr=1e-3, b1=0.5, b2=0.999, eps=1e-3, schedule='constant', n_epochs=1,
-                 n_epochs_decay=1, epoch_count=1),
-      pool_size=pool_size, book_exact_d=book_exact_d))
+      optim=dict(
+        lr=1e-3,
+        b1=0.5,
+        b2=0.999,
+        eps=1e-3,
+        schedule='constant',
+        n_epochs=1,
+        n_epochs_decay=1,
+        epoch_count=1,
+      ),
+      pool_size=pool_size,
+      book_exact_d=book_exact_d,
+    )
+  )
 
 
 def _batches():
   rng = np.random.default_rng(0)
-  return [{d: rng.uniform(-1, 1, (8, SIZE, SIZE, 3)).astype(np.float32) for d in 'AB'}
-          for _ in range(2)]
+  return [
+    {d: rng.uniform(-1, 1, (8, SIZE, SIZE, 3)).astype(np.float32) for d in 'AB'} for _ in range(2)
+  ]
 
 
 def _run(config, n_devices):
@@ -41,8 +55,9 @@ def _run(config, n_devices):
   out = []
   for batch in _batches():
     state, metrics = step(state, parallel.global_batch_from_local(mesh, batch))
-    out.append(jax.device_get((state['params'], metrics,
-                               {k: v.mu for k, v in state['opt'].items()})))
+    out.append(
+      jax.device_get((state['params'], metrics, {k: v.mu for k, v in state['opt'].items()}))
+    )
   return out, jax.device_get(state['pool'])
 
 
@@ -61,8 +76,12 @@ def runs():
 # the first moments, (1 - b1)·g, are what tells a missing or doubled pmean (off by 1/8 or 2×).
 def _assert_close(a, b, atol=6e-4):
   jax.tree_util.tree_map_with_path(
-      lambda path, x, y: np.testing.assert_allclose(
-          x, y, rtol=2e-4, atol=atol, err_msg=jax.tree_util.keystr(path)), a, b)
+    lambda path, x, y: np.testing.assert_allclose(
+      x, y, rtol=2e-4, atol=atol, err_msg=jax.tree_util.keystr(path)
+    ),
+    a,
+    b,
+  )
 
 
 def _assert_moments_close(a, b):
@@ -121,7 +140,8 @@ def test_compile_step_grads_are_global_means():
   np.testing.assert_allclose(got, want, rtol=1e-5)
 
   # The trap compile_step avoids: with check_vma=True the same code returns 8 x the gradient.
-  vma = jax.jit(jax.shard_map(per_device_step, mesh=mesh, in_specs=(specs, P('data')),
-                              out_specs=(specs, P())))
+  vma = jax.jit(
+    jax.shard_map(per_device_step, mesh=mesh, in_specs=(specs, P('data')), out_specs=(specs, P()))
+  )
   state = jax.device_put({'w': w0}, parallel.shardings(mesh, specs))
   np.testing.assert_allclose(np.asarray(vma(state, batch)[0]['w']), 8 * want, rtol=1e-5)

@@ -16,6 +16,7 @@ Augmentation: `reference` = bicubic resize to `load_size` (286 for 256 crops), r
 `image_size` (scipy's `imresize` default, which the book's loader used) + h-flip, one coin per
 domain unless `book_exact_flip` (the book's shared coin); `none` = bicubic resize only.
 """
+
 from __future__ import annotations
 
 import collections
@@ -45,6 +46,7 @@ def _rng(*keys: int) -> np.random.Generator:
 
 #### Sources
 
+
 class FolderNotFoundError(UserError, FileNotFoundError):
   """An image folder the config names does not exist."""
 
@@ -64,19 +66,24 @@ class FolderSource:
   function of step).
   """
 
-  def __init__(self, folder: str, on_bad_file: str = "skip"):
-    if on_bad_file not in ("skip", "error"):
+  def __init__(self, folder: str, on_bad_file: str = 'skip'):
+    if on_bad_file not in ('skip', 'error'):
       raise ValueError(f"on_bad_file must be 'skip' or 'error', got {on_bad_file!r}")
     if not os.path.isdir(folder):
-      raise FolderNotFoundError(f"image folder not found: {folder} (data.source='folder' needs "
-                          "data.root with trainA/ trainB/ testA/ testB/)")
+      raise FolderNotFoundError(
+        f"image folder not found: {folder} (data.source='folder' needs "
+        'data.root with trainA/ trainB/ testA/ testB/)'
+      )
     self.folder, self.on_bad_file = folder, on_bad_file
     exts = {e.lower() for e in Image.registered_extensions()}
     paths = []
     for d, dirs, files in os.walk(folder):
-      dirs[:] = sorted(x for x in dirs if not x.startswith("."))
-      paths += [os.path.join(d, f) for f in files
-                if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts]
+      dirs[:] = sorted(x for x in dirs if not x.startswith('.'))
+      paths += [
+        os.path.join(d, f)
+        for f in files
+        if not f.startswith('.') and os.path.splitext(f)[1].lower() in exts
+      ]
     self.paths = []
     for p in sorted(paths):
       try:
@@ -87,13 +94,14 @@ class FolderSource:
         continue
       self.paths.append(p)
     if not self.paths:
-      raise BadInputError(f"no readable images in {folder}")
+      raise BadInputError(f'no readable images in {folder}')
 
   def _bad(self, path: str, err: Exception) -> None:
-    msg = f"unreadable image file {path}: {type(err).__name__}: {err}"
-    if self.on_bad_file == "error":
-      raise BadInputError(f"{msg} (data.on_bad_file='error'; set it to 'skip' to train "
-                          "without such files)") from err
+    msg = f'unreadable image file {path}: {type(err).__name__}: {err}'
+    if self.on_bad_file == 'error':
+      raise BadInputError(
+        f"{msg} (data.on_bad_file='error'; set it to 'skip' to train without such files)"
+      ) from err
     log.warning("%s (skipped; on_bad_file='skip')", msg)
 
   def __len__(self) -> int:
@@ -106,7 +114,7 @@ class FolderSource:
         return image_io.load_rgb(path)
       except Exception as e:  # noqa: BLE001
         self._bad(path, e)
-    raise BadInputError(f"no decodable image in {self.folder}")
+    raise BadInputError(f'no decodable image in {self.folder}')
 
 
 class TfdsSource:
@@ -116,61 +124,69 @@ class TfdsSource:
   missing build raises a RuntimeError that says how to prepare it.
   """
 
-  def __init__(self, name: str, split: str, data_dir: str = "", download: bool = False):
+  def __init__(self, name: str, split: str, data_dir: str = '', download: bool = False):
     import tensorflow_datasets as tfds  # imported here: ~1 s, and only TFDS runs need it
 
     # "apple2orange" -> cycle_gan/apple2orange; a full name ("coco/2017") is used as it is.
-    full = name if "/" in name else f"cycle_gan/{name}"
+    full = name if '/' in name else f'cycle_gan/{name}'
     kwargs: dict[str, Any] = dict(split=split, data_dir=data_dir or None, download=download)
     if download:
-      kwargs["builder_kwargs"] = {"file_format": "array_record"}
+      kwargs['builder_kwargs'] = {'file_format': 'array_record'}
     try:
       self._ds = tfds.data_source(full, **kwargs)
     except Exception as e:  # noqa: BLE001 -- re-raised with instructions
       raise DatasetUnavailableError(
-          f"TFDS dataset {full} (split {split}) is not available for random access in "
-          f"data_dir={data_dir or '<TFDS default>'}: {type(e).__name__}: {e}\n"
-          f"Prepare it once with network access, in ArrayRecord format:\n"
-          f"  tfds build {full} --file_format=array_record [--data_dir DIR]\n"
-          f"or copy a prepared copy here and pass --config.data.data_dir=DIR, or set "
-          f"--config.data.tfds_download=True, or use source='folder' with trainA/ trainB/ "
-          f"testA/ testB/.") from e
+        f'TFDS dataset {full} (split {split}) is not available for random access in '
+        f'data_dir={data_dir or "<TFDS default>"}: {type(e).__name__}: {e}\n'
+        f'Prepare it once with network access, in ArrayRecord format:\n'
+        f'  tfds build {full} --file_format=array_record [--data_dir DIR]\n'
+        f'or copy a prepared copy here and pass --config.data.data_dir=DIR, or set '
+        f"--config.data.tfds_download=True, or use source='folder' with trainA/ trainB/ "
+        f'testA/ testB/.'
+      ) from e
     self.name, self.split = full, split
 
   def __len__(self) -> int:
     return len(self._ds)
 
   def image(self, i: int) -> np.ndarray:
-    return image_io.as_rgb(self._ds[int(i)]["image"])
+    return image_io.as_rgb(self._ds[int(i)]['image'])
 
 
 def make_sources(data_cfg: Any, split: str) -> dict[str, Any]:
   """{'A': source, 'B': source} for split 'train' or 'test'."""
-  if split not in ("train", "test"):
+  if split not in ('train', 'test'):
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
   kind = data_cfg.source
-  if kind == "synthetic":
+  if kind == 'synthetic':
     res = data_cfg.synthetic_resolution or data_cfg.image_size
-    return {d: synthetic.SyntheticDomain(d, split, data_cfg.synthetic_size, res, data_cfg.seed)
-            for d in ("A", "B")}
-  if kind == "tfds":
-    return {d: TfdsSource(data_cfg.name, f"{split}{d}", data_cfg.data_dir, data_cfg.tfds_download)
-            for d in ("A", "B")}
-  if kind == "folder":
-    return {d: FolderSource(os.path.join(data_cfg.root, f"{split}{d}"), data_cfg.on_bad_file)
-            for d in ("A", "B")}
-  raise ValueError(f"unknown data source {kind!r}; expected synthetic, tfds or folder")
+    return {
+      d: synthetic.SyntheticDomain(d, split, data_cfg.synthetic_size, res, data_cfg.seed)
+      for d in ('A', 'B')
+    }
+  if kind == 'tfds':
+    return {
+      d: TfdsSource(data_cfg.name, f'{split}{d}', data_cfg.data_dir, data_cfg.tfds_download)
+      for d in ('A', 'B')
+    }
+  if kind == 'folder':
+    return {
+      d: FolderSource(os.path.join(data_cfg.root, f'{split}{d}'), data_cfg.on_bad_file)
+      for d in ('A', 'B')
+    }
+  raise ValueError(f'unknown data source {kind!r}; expected synthetic, tfds or folder')
 
 
 #### Order: which A and B image each item of each step reads
 
+
 def steps_per_epoch(data_cfg: Any, sources: dict[str, Any], global_batch: int) -> int:
   """Steps in one epoch: max(#A, #B) // batch (reference) or min(...) // batch (book), >= 1."""
-  sizes = (len(sources["A"]), len(sources["B"]))
+  sizes = (len(sources['A']), len(sources['B']))
   rule = data_cfg.epoch_rule
-  if rule not in ("max", "min"):
+  if rule not in ('max', 'min'):
     raise ValueError(f"epoch_rule must be 'max' or 'min', got {rule!r}")
-  n = max(sizes) if rule == "max" else min(sizes)
+  n = max(sizes) if rule == 'max' else min(sizes)
   return max(1, n // global_batch)
 
 
@@ -179,10 +195,11 @@ def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   return _rng(seed, _EPOCH, epoch).permutation(n)
 
 
-def item_indices(data_cfg: Any, sources: dict[str, Any], step: int, global_batch: int,
-                 items: range) -> tuple[list[int], list[int]]:
+def item_indices(
+  data_cfg: Any, sources: dict[str, Any], step: int, global_batch: int, items: range
+) -> tuple[list[int], list[int]]:
   """(A indices, B indices) read by `items` (positions within the global batch) at `step`."""
-  n_a, n_b = len(sources["A"]), len(sources["B"])
+  n_a, n_b = len(sources['A']), len(sources['B'])
   per_epoch = steps_per_epoch(data_cfg, sources, global_batch) * global_batch
   idx_a, idx_b = [], []
   for j in items:
@@ -200,6 +217,7 @@ def item_indices(data_cfg: Any, sources: dict[str, Any], step: int, global_batch
 
 #### Augmentation
 
+
 def load_size(data_cfg: Any) -> int:
   """The reference pre-crop size: `load_size`, or 286/256 of the crop when 0."""
   return data_cfg.load_size or int(round(data_cfg.image_size * 286 / 256))
@@ -212,18 +230,19 @@ def resize(img: np.ndarray, size: int, resample: int = Image.BICUBIC) -> np.ndar
   return np.asarray(Image.fromarray(img).resize((size, size), resample))
 
 
-def augment(data_cfg: Any, img: np.ndarray, rng: np.random.Generator,
-            flip: bool | None = None) -> np.ndarray:
+def augment(
+  data_cfg: Any, img: np.ndarray, rng: np.random.Generator, flip: bool | None = None
+) -> np.ndarray:
   """One training view of `img` (uint8 HxWx3) -> uint8 SxSx3; `flip` overrides the own coin."""
   mode, s = data_cfg.augment, data_cfg.image_size
-  if mode == "reference":
+  if mode == 'reference':
     big = load_size(data_cfg)
     img = resize(img, big, Image.BICUBIC)
     oy, ox = rng.integers(0, big - s + 1, size=2)
-    img = img[oy:oy + s, ox:ox + s]
-  elif mode == "book":
+    img = img[oy : oy + s, ox : ox + s]
+  elif mode == 'book':
     img = resize(img, s, Image.BILINEAR)
-  elif mode == "none":
+  elif mode == 'none':
     return resize(img, s, Image.BICUBIC)
   else:
     raise ValueError(f"augment must be 'book', 'reference' or 'none', got {mode!r}")
@@ -238,28 +257,36 @@ def eval_image(data_cfg: Any, img: np.ndarray) -> np.ndarray:
   return resize(image_io.as_rgb(img), data_cfg.image_size, Image.BICUBIC)
 
 
-def batch_at(data_cfg: Any, sources: dict[str, Any], step: int, global_batch: int,
-             process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
+def batch_at(
+  data_cfg: Any,
+  sources: dict[str, Any],
+  step: int,
+  global_batch: int,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> dict[str, np.ndarray]:
   """This process's slice of the global batch of `step`: {'A', 'B'} float32 in [-1, 1]."""
   if global_batch % process_count:
-    raise ValueError(f"global batch {global_batch} is not divisible by {process_count} processes")
+    raise ValueError(f'global batch {global_batch} is not divisible by {process_count} processes')
   local = global_batch // process_count
   items = range(process_index * local, (process_index + 1) * local)
-  idx = dict(zip("AB", item_indices(data_cfg, sources, step, global_batch, items)))
+  idx = dict(zip('AB', item_indices(data_cfg, sources, step, global_batch, items)))
   out = {}
-  for code, d in enumerate("AB"):
+  for code, d in enumerate('AB'):
     views = []
     for j, i in zip(items, idx[d]):
       flip = None
       if data_cfg.book_exact_flip:
         flip = bool(_rng(data_cfg.seed, _AUGMENT, step, j, _SHARED_FLIP).random() < 0.5)
-      views.append(augment(data_cfg, sources[d].image(i), _rng(data_cfg.seed, _AUGMENT, step, j, code),
-                           flip))
+      views.append(
+        augment(data_cfg, sources[d].image(i), _rng(data_cfg.seed, _AUGMENT, step, j, code), flip)
+      )
     out[d] = image_io.to_float(np.stack(views))
   return out
 
 
 #### Prefetching iterator
+
 
 class TrainStream:
   """Iterator over `batch_at(step)` for step = start_step, start_step + 1, ...
@@ -269,9 +296,18 @@ class TrainStream:
   `close()`; `step` is the step of the batch the next `next()` returns.
   """
 
-  def __init__(self, data_cfg: Any, sources: Any, start_step: int, global_batch: int,
-               process_index: int = 0, process_count: int = 1, prefetch: int = 2,
-               num_workers: int | None = None, batch_fn: Any = None):
+  def __init__(
+    self,
+    data_cfg: Any,
+    sources: Any,
+    start_step: int,
+    global_batch: int,
+    process_index: int = 0,
+    process_count: int = 1,
+    prefetch: int = 2,
+    num_workers: int | None = None,
+    batch_fn: Any = None,
+  ):
     # `batch_fn(data_cfg, sources, step, global_batch, process_index, process_count)`: this
     # module's `batch_at` by default; the fast-style task passes its own.
     self._fn = batch_fn or batch_at
@@ -280,9 +316,10 @@ class TrainStream:
     self.step = int(start_step)
     self._next_submit = int(start_step)
     self._prefetch = max(0, int(prefetch))
-    workers = num_workers or data_cfg.get("num_workers", 0) or max(1, self._prefetch)
+    workers = num_workers or data_cfg.get('num_workers', 0) or max(1, self._prefetch)
     self._pool = concurrent.futures.ThreadPoolExecutor(
-        max_workers=workers, thread_name_prefix="jaxstyle-data")
+      max_workers=workers, thread_name_prefix='jaxstyle-data'
+    )
     self._pending: collections.deque = collections.deque()
     self._closed = False
     for _ in range(self._prefetch):

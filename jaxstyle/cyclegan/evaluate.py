@@ -17,6 +17,7 @@ Metrics (keys follow docs/design/house_style.md, "Metrics and output"):
 Test images are squashed to `image_size` as the reference test loader does. `jaxstyle evaluate`
 also writes `<workdir>/eval/index.html` (report.py): the images behind the scores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,18 +65,18 @@ class ColourCriterion:
 
 def fit_colour_criterion(data_cfg: Any, n_per_domain: int = 200) -> ColourCriterion:
   """Fits `ColourCriterion` on up to `n_per_domain` evenly spaced training images per domain."""
-  sources = data.make_sources(data_cfg, "train")
+  sources = data.make_sources(data_cfg, 'train')
   imgs = {}
-  for d in "AB":
+  for d in 'AB':
     n = len(sources[d])
     idx = np.linspace(0, n - 1, min(n, n_per_domain)).astype(int)
     imgs[d] = np.stack([data.eval_image(data_cfg, sources[d].image(i)) for i in idx])
-  return ColourCriterion(imgs["A"], imgs["B"])
+  return ColourCriterion(imgs['A'], imgs['B'])
 
 
 def _eval_views(data_cfg: Any, src: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
   imgs = np.stack([data.eval_image(data_cfg, src.image(i)) for i in range(n)])
-  if not hasattr(src, "mask"):
+  if not hasattr(src, 'mask'):
     return imgs, None
   s = data_cfg.image_size
   masks = []
@@ -94,52 +95,68 @@ class Outputs:
   `reals[d]`: domain d's test images; `fakes['A2B']`: their translations (uint8 NHWC);
   `rows['A2B']`: the first `page_images` as {'real', 'translated', 'reconstructed', 'identity'}.
   """
+
   page_images: int = 0
   reals: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
   fakes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
   rows: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
 
-def evaluate_fns(fns: dict[str, TranslateFn], sources: dict[str, Any], data_cfg: Any,
-                 criterion: Callable[[np.ndarray], np.ndarray], max_images: int | None = None,
-                 batch_size: int = 16, outputs: Outputs | None = None) -> dict[str, float]:
+def evaluate_fns(
+  fns: dict[str, TranslateFn],
+  sources: dict[str, Any],
+  data_cfg: Any,
+  criterion: Callable[[np.ndarray], np.ndarray],
+  max_images: int | None = None,
+  batch_size: int = 16,
+  outputs: Outputs | None = None,
+) -> dict[str, float]:
   """The metrics for translation functions {'A2B': f, 'B2A': g} (float NHWC -> float NHWC).
 
   Separated from the networks so tests can score oracle and identity "generators". `outputs`,
   when given, receives the test images and their translations (see `Outputs`).
   """
   metrics: dict[str, float] = {}
-  for src_d, dst_d in (("A", "B"), ("B", "A")):
-    fwd, back = fns[f"{src_d}2{dst_d}"], fns[f"{dst_d}2{src_d}"]
+  for src_d, dst_d in (('A', 'B'), ('B', 'A')):
+    fwd, back = fns[f'{src_d}2{dst_d}'], fns[f'{dst_d}2{src_d}']
     n = len(sources[src_d]) if max_images is None else min(max_images, len(sources[src_d]))
     imgs, masks = _eval_views(data_cfg, sources[src_d], n)
     hits, ious, cyc, fakes = [], [], [], []
     for start in range(0, n, batch_size):
-      x = image_io.to_float(imgs[start:start + batch_size])
+      x = image_io.to_float(imgs[start : start + batch_size])
       y = np.asarray(fwd(x), np.float32)
       rec = np.asarray(back(y), np.float32)
       y8 = image_io.to_uint8(y)
       p_b = criterion(y8)
-      hits.append(p_b > 0.5 if dst_d == "B" else p_b < 0.5)
+      hits.append(p_b > 0.5 if dst_d == 'B' else p_b < 0.5)
       cyc.append(np.abs(rec - x).mean((1, 2, 3)))
       if masks is not None:
-        ious.append(synthetic.mask_iou(synthetic.estimate_mask(y8), masks[start:start + batch_size]))
+        ious.append(
+          synthetic.mask_iou(synthetic.estimate_mask(y8), masks[start : start + batch_size])
+        )
       if outputs is not None:
         fakes.append(y8)
-        _add_rows(outputs, f"{src_d}2{dst_d}", x, y8, rec, back, start)
-    key = f"{src_d}2{dst_d}"
-    metrics[f"eval/transfer_{key}"] = float(np.concatenate(hits).mean())
+        _add_rows(outputs, f'{src_d}2{dst_d}', x, y8, rec, back, start)
+    key = f'{src_d}2{dst_d}'
+    metrics[f'eval/transfer_{key}'] = float(np.concatenate(hits).mean())
     if ious:
-      metrics[f"eval/iou_{key}"] = float(np.concatenate(ious).mean())
-    metrics[f"eval/cycle_l1_{src_d}"] = float(np.concatenate(cyc).mean())
-    metrics[f"eval/n_images_{src_d}"] = float(n)
+      metrics[f'eval/iou_{key}'] = float(np.concatenate(ious).mean())
+    metrics[f'eval/cycle_l1_{src_d}'] = float(np.concatenate(cyc).mean())
+    metrics[f'eval/n_images_{src_d}'] = float(n)
     if outputs is not None:
       outputs.reals[src_d], outputs.fakes[key] = imgs, np.concatenate(fakes)
   return metrics
 
 
-def _add_rows(outputs: Outputs, key: str, x: np.ndarray, y8: np.ndarray, rec: np.ndarray,
-              back: TranslateFn, start: int) -> None:
+def _add_rows(
+  outputs: Outputs,
+  key: str,
+  x: np.ndarray,
+  y8: np.ndarray,
+  rec: np.ndarray,
+  back: TranslateFn,
+  start: int,
+) -> None:
   """The page's rows from one batch; identity is the other generator on the real image."""
   rows = outputs.rows.setdefault(key, [])
   k = min(outputs.page_images - len(rows), len(x))
@@ -147,48 +164,65 @@ def _add_rows(outputs: Outputs, key: str, x: np.ndarray, y8: np.ndarray, rec: np
     return
   ident = image_io.to_uint8(np.asarray(back(x[:k]), np.float32))
   for i in range(k):
-    rows.append({"name": f"{key[0]} test #{start + i}", "real": image_io.to_uint8(x[i]),
-                 "translated": y8[i], "reconstructed": image_io.to_uint8(rec[i]),
-                 "identity": ident[i]})
+    rows.append(
+      {
+        'name': f'{key[0]} test #{start + i}',
+        'real': image_io.to_uint8(x[i]),
+        'translated': y8[i],
+        'reconstructed': image_io.to_uint8(rec[i]),
+        'identity': ident[i],
+      }
+    )
 
 
 def fid_kid(extract: Callable[[np.ndarray], np.ndarray], outputs: Outputs) -> dict[str, float]:
   """FID and KID of each direction's translations against the target domain's real test images."""
   from jaxstyle.fid import metrics as fid_metrics  # scipy.linalg: only when FID is asked for
 
-  feats = {name: extract(images, desc=f"Inception features, {'real ' * (len(name) == 1)}{name}")
-           for name, images in [*outputs.reals.items(), *outputs.fakes.items()]}
-  print("FID: a 2048x2048 matrix square root per direction (scipy, as pytorch-fid; about a "
-        "minute each on 2 CPU cores)", flush=True)
+  feats = {
+    name: extract(images, desc=f'Inception features, {"real " * (len(name) == 1)}{name}')
+    for name, images in [*outputs.reals.items(), *outputs.fakes.items()]
+  }
+  print(
+    'FID: a 2048x2048 matrix square root per direction (scipy, as pytorch-fid; about a '
+    'minute each on 2 CPU cores)',
+    flush=True,
+  )
   scores: dict[str, float] = {}
   for key in outputs.fakes:
     fake, real = feats[key], feats[key[-1]]
-    scores[f"eval/fid_{key}"] = fid_metrics.fid_from_features(fake, real)
+    scores[f'eval/fid_{key}'] = fid_metrics.fid_from_features(fake, real)
     kid = fid_metrics.kid_from_features(fake, real)
-    scores[f"eval/kid_{key}"], scores[f"eval/kid_std_{key}"] = kid["kid_mean"], kid["kid_std"]
+    scores[f'eval/kid_{key}'], scores[f'eval/kid_std_{key}'] = kid['kid_mean'], kid['kid_std']
     # Capped at the set size: a subset of the whole set every time gives a std of 0.
-    scores[f"eval/kid_subset_size_{key}"] = float(kid["kid_subset_size"])
+    scores[f'eval/kid_subset_size_{key}'] = float(kid['kid_subset_size'])
   return scores
 
 
-def evaluate(config: Any, params: Any, split: str = "test", max_images: int | None = None,
-             batch_size: int = 16, outputs: Outputs | None = None) -> dict[str, float]:
+def evaluate(
+  config: Any,
+  params: Any,
+  split: str = 'test',
+  max_images: int | None = None,
+  batch_size: int = 16,
+  outputs: Outputs | None = None,
+) -> dict[str, float]:
   """Scores params {'G_A', 'G_B', ...} of a run whose config has `model` and `data` sections."""
   from jaxstyle import models  # the jax stack: `jaxstyle evaluate --help` stays instant
   from jaxstyle.cyclegan import translate
 
-  cfg = dict(config.to_dict() if hasattr(config, "to_dict") else config)
+  cfg = dict(config.to_dict() if hasattr(config, 'to_dict') else config)
   data_cfg = presets.data_config()  # fields an older config.json lacks keep their defaults
-  data_cfg.update(dict(cfg.get("data", {})))
-  model_cfg = translate.model_config(dict(cfg.get("model", {})))
+  data_cfg.update(dict(cfg.get('data', {})))
+  model_cfg = translate.model_config(dict(cfg.get('model', {})))
   generator = models.make_generator(model_cfg)
   multiple = models.generator_multiple(model_cfg)
   fns = {}
-  for key, name in (("A2B", "G_A"), ("B2A", "G_B")):
+  for key, name in (('A2B', 'G_A'), ('B2A', 'G_B')):
     g = translate.generator_fn(generator, params[name])
     fns[key] = lambda x, g=g: translate.translate_float(g, x, multiple)
   sources = data.make_sources(data_cfg, split)
-  if data_cfg.source == "synthetic":
+  if data_cfg.source == 'synthetic':
     criterion = synthetic.domain_probability
   else:
     criterion = fit_colour_criterion(data_cfg)
@@ -198,35 +232,48 @@ def evaluate(config: Any, params: Any, split: str = "test", max_images: int | No
 def format_table(metrics: dict[str, float]) -> str:
   """A two-column text table, one metric per row."""
   width = max(len(k) for k in metrics)
-  return "\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items()))
+  return '\n'.join(f'{k:<{width}}  {v:.4f}' for k, v in sorted(metrics.items()))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the sub-command's flags (called by `jaxstyle.cli`)."""
-  parser.add_argument("--workdir", required=True, help="training run directory")
-  parser.add_argument("--split", choices=("test", "train"), default="test")
-  parser.add_argument("--max-images", type=positive_int, default=None,
-                      help="per domain (default: all)")
-  parser.add_argument("--batch-size", type=positive_int, default=16)
-  parser.add_argument("--data-dir", default=None, help="override the run's TFDS data_dir")
-  parser.add_argument("--root", default=None, help="override the run's image-folder root")
-  parser.add_argument("--fid", choices=("auto", "on", "off"), default="auto",
-                      help="FID/KID: auto = on for real data (folders, TFDS) or when --inception "
-                           "is given, off on the synthetic dataset (its own criteria are exact, and "
-                           "the README's first command stays short)")
-  parser.add_argument("--inception", metavar="PATH", default=None,
-                      help="FID Inception weights (.pth or a port-weights folder); default: the "
-                           "cache ($JAXSTYLE_CACHE), downloaded on first use")
-  parser.add_argument("--page-images", type=nonnegative_int, default=8,
-                      help="test images per direction shown on eval/index.html")
+  parser.add_argument('--workdir', required=True, help='training run directory')
+  parser.add_argument('--split', choices=('test', 'train'), default='test')
+  parser.add_argument(
+    '--max-images', type=positive_int, default=None, help='per domain (default: all)'
+  )
+  parser.add_argument('--batch-size', type=positive_int, default=16)
+  parser.add_argument('--data-dir', default=None, help="override the run's TFDS data_dir")
+  parser.add_argument('--root', default=None, help="override the run's image-folder root")
+  parser.add_argument(
+    '--fid',
+    choices=('auto', 'on', 'off'),
+    default='auto',
+    help='FID/KID: auto = on for real data (folders, TFDS) or when --inception '
+    'is given, off on the synthetic dataset (its own criteria are exact, and '
+    "the README's first command stays short)",
+  )
+  parser.add_argument(
+    '--inception',
+    metavar='PATH',
+    default=None,
+    help='FID Inception weights (.pth or a port-weights folder); default: the '
+    'cache ($JAXSTYLE_CACHE), downloaded on first use',
+  )
+  parser.add_argument(
+    '--page-images',
+    type=nonnegative_int,
+    default=8,
+    help='test images per direction shown on eval/index.html',
+  )
 
 
 def _fid_extractor(args: argparse.Namespace, source: str) -> tuple[Any, list[str]]:
   """(feature extractor or None, notes for the record and the page: why no FID, which weights)."""
-  if args.fid == "off":
-    return None, ["FID/KID not computed (--fid off)"]
-  if args.fid == "auto" and source == "synthetic" and not args.inception:
-    return None, ["FID/KID not computed on the synthetic dataset (--fid on to compute them)"]
+  if args.fid == 'off':
+    return None, ['FID/KID not computed (--fid off)']
+  if args.fid == 'auto' and source == 'synthetic' and not args.inception:
+    return None, ['FID/KID not computed on the synthetic dataset (--fid on to compute them)']
   from jaxstyle.fid import features, weights  # the Inception stack: only when FID is asked for
 
   try:
@@ -234,7 +281,7 @@ def _fid_extractor(args: argparse.Namespace, source: str) -> tuple[Any, list[str
   except UserError as err:
     if args.inception:  # asked for explicitly: a bad file is an error, not a note
       raise
-    return None, [f"FID/KID not computed: {err}"]
+    return None, [f'FID/KID not computed: {err}']
   note = weights.unofficial_note(args.inception)
   return features.FeatureExtractor(params), [note] if note else []
 
@@ -249,24 +296,25 @@ def run(args: argparse.Namespace) -> int:
   from jaxstyle import checkpoint  # orbax: `evaluate --help` stays instant
 
   config, params, step = checkpoint.load_run_with_step(args.workdir)  # UserError if not a run
-  config.setdefault("data", {})
-  for key in ("data_dir", "root"):
+  config.setdefault('data', {})
+  for key in ('data_dir', 'root'):
     if getattr(args, key) is not None:
-      config["data"][key] = getattr(args, key)
-  source = config["data"].get("source", presets.data_config().source)
+      config['data'][key] = getattr(args, key)
+  source = config['data'].get('source', presets.data_config().source)
   extract, notes = _fid_extractor(args, source)  # before the long part: bad weights fail fast
   outputs = Outputs(page_images=args.page_images)
   metrics = evaluate(config, params, args.split, args.max_images, args.batch_size, outputs)
   if extract is not None:
     metrics.update(fid_kid(extract, outputs))
-  record = {"split": args.split, "step": step, **metrics}
+  record = {'split': args.split, 'step': step, **metrics}
   if notes:
-    record["fid_note"] = " ".join(notes)
-  with open(os.path.join(args.workdir, "eval.json"), "w") as f:
+    record['fid_note'] = ' '.join(notes)
+  with open(os.path.join(args.workdir, 'eval.json'), 'w') as f:
     json.dump(record, f, indent=2, sort_keys=True)
-  page = report.write_results_page(args.workdir, step=step, split=args.split, scores=metrics,
-                                   rows=outputs.rows, notes=notes)
-  print(f"scored step {step} of {args.workdir} ({args.split} split)")
+  page = report.write_results_page(
+    args.workdir, step=step, split=args.split, scores=metrics, rows=outputs.rows, notes=notes
+  )
+  print(f'scored step {step} of {args.workdir} ({args.split} split)')
   print(format_table(metrics))
-  print("\n".join(notes + [f"results page: {page}"]))
+  print('\n'.join(notes + [f'results page: {page}']))
   return 0

@@ -3,6 +3,7 @@
 NST losses live in `nst_losses.py`. Both functions compute in float32 so that a bfloat16
 forward pass does not lose precision in the reduction.
 """
+
 from __future__ import annotations
 
 import jax

@@ -7,6 +7,7 @@ return the new image. `size == 0` disables the pool. The pool is a plain dict
 `{'images': (size,H,W,C), 'count': int32[]}` so it lives in the checkpointed train state and
 resume is exact.
 """
+
 from __future__ import annotations
 
 import jax
@@ -24,8 +25,9 @@ def draws(rng: jax.Array, n: int, size: int) -> tuple[jax.Array, jax.Array]:
   return u, slot
 
 
-def query(pool: dict, images: jax.Array, rng: jax.Array,
-          size: int | None = None) -> tuple[dict, jax.Array]:
+def query(
+  pool: dict, images: jax.Array, rng: jax.Array, size: int | None = None
+) -> tuple[dict, jax.Array]:
   """Returns (new_pool, images_for_D) for a batch `images` (B,H,W,C), keyed by `rng`.
 
   `size` defaults to the pool's capacity; `size=0` disables the pool (the trainer keeps one

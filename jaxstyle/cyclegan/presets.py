@@ -5,6 +5,7 @@ The base values are the book's Example 5-1 settings. Code that needs one section
 benchmark, a test) takes it from here too (`data_config`; the `model` section's `model_config` and
 `reference_model` are jaxstyle/networks.py's, re-exported), so a default never has a second copy.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,20 +30,45 @@ def cyclegan_base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = 'cyclegan'
   c.seed = 0
-  c.data = ml_collections.ConfigDict(dict(
-      source='tfds', name='apple2orange', root='', data_dir='', tfds_download=False,
-      image_size=128, load_size=0, augment='book', book_exact_flip=False, epoch_rule='min',
-      serial_batches=False, on_bad_file='skip', seed=0, synthetic_size=1000,
-      synthetic_resolution=0, prefetch=2, num_workers=2))
+  c.data = ml_collections.ConfigDict(
+    dict(
+      source='tfds',
+      name='apple2orange',
+      root='',
+      data_dir='',
+      tfds_download=False,
+      image_size=128,
+      load_size=0,
+      augment='book',
+      book_exact_flip=False,
+      epoch_rule='min',
+      serial_batches=False,
+      on_bad_file='skip',
+      seed=0,
+      synthetic_size=1000,
+      synthetic_resolution=0,
+      prefetch=2,
+      num_workers=2,
+    )
+  )
   c.model = model_config()
   c.loss = ml_collections.ConfigDict(dict(lambda_gan=1.0, lambda_cycle=10.0, lambda_id=2.0))
-  c.optim = ml_collections.ConfigDict(dict(
-      lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, schedule='constant', n_epochs=100,
-      n_epochs_decay=100, epoch_count=1))
+  c.optim = ml_collections.ConfigDict(
+    dict(
+      lr=2e-4,
+      b1=0.5,
+      b2=0.999,
+      eps=1e-8,
+      schedule='constant',
+      n_epochs=100,
+      n_epochs_decay=100,
+      epoch_count=1,
+    )
+  )
   c.pool_size = 50
   c.book_exact_d = False
   c.per_device_batch = 1
-  c.total_steps = 0          # > 0 overrides num_epochs
+  c.total_steps = 0  # > 0 overrides num_epochs
   c.num_epochs = 200.0
   c.log_every = 100
   c.sample_every = 1000
@@ -52,7 +78,7 @@ def cyclegan_base() -> ml_collections.ConfigDict:
   c.resume = ''
   c.init = ''
   c.eval_at_end = False
-  c.eval_max_images = 0      # 0 = the whole test split
+  c.eval_max_images = 0  # 0 = the whole test split
   return c
 
 
@@ -97,8 +123,10 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ck = config_lib.Checks(c)
   d, m = 'data.', 'model.'
   ck.choice(d + 'source', ('synthetic', 'tfds', 'folder'))
-  ck.require(c.data.source != 'folder' or bool(c.data.root),
-             "data.source='folder' needs data.root (a folder with trainA/trainB/testA/testB)")
+  ck.require(
+    c.data.source != 'folder' or bool(c.data.root),
+    "data.source='folder' needs data.root (a folder with trainA/trainB/testA/testB)",
+  )
   ck.choice(d + 'augment', ('book', 'reference', 'none'))
   ck.choice(d + 'epoch_rule', ('max', 'min'))
   ck.choice(d + 'on_bad_file', ('skip', 'error'))
@@ -132,8 +160,10 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     ck.integer(key, 1)
   for key in ('seed', 'pool_size', 'total_steps', 'num_samples', 'eval_max_images'):
     ck.integer(key, 0)
-  ck.require(c.ckpt.keep is None or (isinstance(c.ckpt.keep, int) and c.ckpt.keep >= 1),
-             f'ckpt.keep={c.ckpt.keep!r} must be None (keep all) or an integer ≥ 1')
+  ck.require(
+    c.ckpt.keep is None or (isinstance(c.ckpt.keep, int) and c.ckpt.keep >= 1),
+    f'ckpt.keep={c.ckpt.keep!r} must be None (keep all) or an integer ≥ 1',
+  )
   if c.total_steps == 0:
     ck.number('num_epochs', strict=True)
   _check_image_size(ck, c)
@@ -147,12 +177,20 @@ def _check_image_size(ck: config_lib.Checks, c: ml_collections.ConfigDict) -> No
   size, multiple = c.data.image_size, GENERATOR_MULTIPLE.get(c.model.generator)
   if not isinstance(size, int) or size < 1 or multiple is None:
     return  # reported by the field checks
-  ck.require(size % multiple == 0, f'data.image_size={size} must be a multiple of {multiple} for '
-             f'model.generator={c.model.generator!r}')
+  ck.require(
+    size % multiple == 0,
+    f'data.image_size={size} must be a multiple of {multiple} for '
+    f'model.generator={c.model.generator!r}',
+  )
   if c.model.discriminator == 'patchgan' and isinstance(c.model.n_layers, int):
-    low = 3 * 2 ** c.model.n_layers
-    ck.require(size >= low, f'data.image_size={size} is too small for the PatchGAN with '
-               f'model.n_layers={c.model.n_layers} (needs ≥ {low}; lower n_layers or raise the size)')
+    low = 3 * 2**c.model.n_layers
+    ck.require(
+      size >= low,
+      f'data.image_size={size} is too small for the PatchGAN with '
+      f'model.n_layers={c.model.n_layers} (needs ≥ {low}; lower n_layers or raise the size)',
+    )
   load = c.data.load_size
-  ck.require(not isinstance(load, int) or load == 0 or load >= size,
-             f'data.load_size={load} must be 0 (no resize) or ≥ data.image_size={size}')
+  ck.require(
+    not isinstance(load, int) or load == 0 or load >= size,
+    f'data.load_size={load} must be 0 (no resize) or ≥ data.image_size={size}',
+  )

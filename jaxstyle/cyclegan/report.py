@@ -5,6 +5,7 @@ belong to, real / translated / reconstructed (/ identity) for each test image, a
 sample grids over training. Plain HTML + inline CSS with relative links only (no server, no CDN,
 no JavaScript), so the whole workdir can be copied or zipped and the page still works.
 """
+
 from __future__ import annotations
 
 import html
@@ -22,13 +23,16 @@ from jaxstyle import image_io
 
 DISPLAY_PX = 192  # every test image is shown this wide: 32/64/96-px images scale by whole factors
 MAX_THUMBS = 12  # sample-grid thumbnails; the other steps are listed as text links
-_STEP_RE = re.compile(r"^step_(\d+)\.png$")
-_COLUMNS = ("real", "translated", "reconstructed", "identity")
+_STEP_RE = re.compile(r'^step_(\d+)\.png$')
+_COLUMNS = ('real', 'translated', 'reconstructed', 'identity')
 _METRICS = {  # key stem -> (label, which way is better); order is the table's order
-  "fid": ("FID", "lower"), "kid": ("KID", "lower"), "kid_std": ("KID std. dev.", ""),
-  "kid_subset_size": ("KID subset size", ""),
-  "transfer": ("Domain transfer rate", "higher"), "iou": ("Content IoU", "higher"),
-  "cycle_l1": ("Cycle L1", "lower"),
+  'fid': ('FID', 'lower'),
+  'kid': ('KID', 'lower'),
+  'kid_std': ('KID std. dev.', ''),
+  'kid_subset_size': ('KID subset size', ''),
+  'transfer': ('Domain transfer rate', 'higher'),
+  'iou': ('Content IoU', 'higher'),
+  'cycle_l1': ('Cycle L1', 'lower'),
 }
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#222;
@@ -50,18 +54,18 @@ table{border-collapse:collapse} th,td{padding:4px 10px;text-align:left;vertical-
 
 def _parse(key: str) -> tuple[str, str]:
   """('fid', 'A→B') for 'eval/fid_A2B', ('cycle_l1', 'A') for 'eval/cycle_l1_A'."""
-  stem = key.rsplit("/", 1)[-1]
-  m = re.fullmatch(r"(.+?)_(?:([A-Z])2([A-Z])|([A-Z]))", stem)
+  stem = key.rsplit('/', 1)[-1]
+  m = re.fullmatch(r'(.+?)_(?:([A-Z])2([A-Z])|([A-Z]))', stem)
   if not m:
-    return stem, ""
-  return m.group(1), f"{m.group(2)}→{m.group(3)}" if m.group(2) else m.group(4)
+    return stem, ''
+  return m.group(1), f'{m.group(2)}→{m.group(3)}' if m.group(2) else m.group(4)
 
 
 def _label(key: str) -> tuple[str, str]:
   """('FID A→B', 'lower') for 'eval/fid_A2B'; the raw key stays visible in its own column."""
   name, suffix = _parse(key)
-  label, better = _METRICS.get(name, (name.replace("_", " "), ""))
-  return f"{label} {suffix}".strip(), better
+  label, better = _METRICS.get(name, (name.replace('_', ' '), ''))
+  return f'{label} {suffix}'.strip(), better
 
 
 def _order(key: str) -> tuple[int, str]:
@@ -75,10 +79,10 @@ def format_score(v: float) -> str:
   """Four significant digits below 1 (KID ~ 0.01), two decimals above (FID ~ 50-300)."""
   v = float(v)
   if not np.isfinite(v):
-    return "n/a" if np.isnan(v) else str(v)
+    return 'n/a' if np.isnan(v) else str(v)
   if v == int(v) and abs(v) < 1e6:
     return str(int(v))
-  return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
+  return f'{v:,.2f}' if abs(v) >= 1 else f'{v:.4g}'
 
 
 def _esc(s: object) -> str:
@@ -91,8 +95,9 @@ def _href(rel: str) -> str:
 
 def _write_atomic(path: str, write: Callable[[str], object]) -> None:
   """`write(tmp)` then rename, so a browser never reads a half-written page or PNG."""
-  fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1], prefix=".tmp-",
-                             dir=os.path.dirname(path))
+  fd, tmp = tempfile.mkstemp(
+    suffix=os.path.splitext(path)[1], prefix='.tmp-', dir=os.path.dirname(path)
+  )
   os.close(fd)
   try:
     write(tmp)
@@ -103,69 +108,94 @@ def _write_atomic(path: str, write: Callable[[str], object]) -> None:
 
 
 def _direction_names(direction: str) -> tuple[str, str]:
-  m = re.fullmatch(r"([A-Za-z])2([A-Za-z])", direction)
-  return (m.group(1), m.group(2)) if m else ("source", "target")
+  m = re.fullmatch(r'([A-Za-z])2([A-Za-z])', direction)
+  return (m.group(1), m.group(2)) if m else ('source', 'target')
 
 
-def _image_section(direction: str, items: Sequence[Mapping], img_dir: str,
-                   written: set[str]) -> list[str]:
+def _image_section(
+  direction: str, items: Sequence[Mapping], img_dir: str, written: set[str]
+) -> list[str]:
   src, dst = _direction_names(direction)
   cols = [c for c in _COLUMNS if any(c in it for it in items)]
-  heads = {"real": f"Real {src}", "translated": f"Translated {src}→{dst}",
-           "reconstructed": f"Reconstructed {src}→{dst}→{src}",
-           "identity": f"Identity ({dst}→{src} on {src})"}  # like samples.py: G_B(A) for A
-  out = [f"<h2 id='{_esc(direction)}'>{_esc(src)} → {_esc(dst)} "
-         f"<small>({len(items)} test image{'s' * (len(items) != 1)})</small></h2>"]
+  heads = {
+    'real': f'Real {src}',
+    'translated': f'Translated {src}→{dst}',
+    'reconstructed': f'Reconstructed {src}→{dst}→{src}',
+    'identity': f'Identity ({dst}→{src} on {src})',
+  }  # like samples.py: G_B(A) for A
+  out = [
+    f"<h2 id='{_esc(direction)}'>{_esc(src)} → {_esc(dst)} "
+    f'<small>({len(items)} test image{"s" * (len(items) != 1)})</small></h2>'
+  ]
   if not items:
-    return out + ["<p>No test images.</p>"]
-  out.append("<table class='imgs'><tr><th></th>"
-             + "".join(f"<th>{_esc(heads[c])}</th>" for c in cols) + "</tr>")
-  safe_dir = re.sub(r"[^A-Za-z0-9_-]", "_", direction)
+    return out + ['<p>No test images.</p>']
+  out.append(
+    "<table class='imgs'><tr><th></th>"
+    + ''.join(f'<th>{_esc(heads[c])}</th>' for c in cols)
+    + '</tr>'
+  )
+  safe_dir = re.sub(r'[^A-Za-z0-9_-]', '_', direction)
   for i, it in enumerate(items):
     cells = [f"<td class='name'>{_esc(it.get('name', i))}</td>"]
     for c in cols:
       if c not in it:
-        cells.append("<td></td>")
+        cells.append('<td></td>')
         continue
       img = np.asarray(it[c])
-      fname = f"{safe_dir}_{i:04d}_{c}.png"
+      fname = f'{safe_dir}_{i:04d}_{c}.png'
       _write_atomic(os.path.join(img_dir, fname), lambda tmp, img=img: image_io.save(tmp, img))
       written.add(fname)
-      cls = " class='px'" if max(img.shape[:2]) < DISPLAY_PX else ""
-      rel, alt = _href(f"images/{fname}"), _esc(f"{c} {it.get('name', i)}")
-      cells.append(f"<td><a href='{rel}'><img src='{rel}'{cls} width='{DISPLAY_PX}' alt='{alt}' "
-                   "loading='lazy'></a></td>")
-    out.append("<tr>" + "".join(cells) + "</tr>")
-  return out + ["</table>"]
+      cls = " class='px'" if max(img.shape[:2]) < DISPLAY_PX else ''
+      rel, alt = _href(f'images/{fname}'), _esc(f'{c} {it.get("name", i)}')
+      cells.append(
+        f"<td><a href='{rel}'><img src='{rel}'{cls} width='{DISPLAY_PX}' alt='{alt}' "
+        "loading='lazy'></a></td>"
+      )
+    out.append('<tr>' + ''.join(cells) + '</tr>')
+  return out + ['</table>']
 
 
 def _samples_section(workdir: str, step: int) -> list[str]:
-  sample_dir = os.path.join(workdir, "samples")
+  sample_dir = os.path.join(workdir, 'samples')
   names = os.listdir(sample_dir) if os.path.isdir(sample_dir) else []
   steps = sorted((int(m.group(1)), n) for n in names if (m := _STEP_RE.match(n)))
   out = ["<h2 id='samples'>Sample grids over training</h2>"]
   if not steps:
-    return out + ["<p>No sample grids in <code>samples/</code>.</p>"]
-  out.append("<p class='meta'>Figure 5-8 layout: rows A then B; columns original / translated / "
-             f"reconstructed / identity. {len(steps)} grid{'s' * (len(steps) != 1)}; "
-             "click one for full size.</p><div class='strip'>")
+    return out + ['<p>No sample grids in <code>samples/</code>.</p>']
+  out.append(
+    "<p class='meta'>Figure 5-8 layout: rows A then B; columns original / translated / "
+    f'reconstructed / identity. {len(steps)} grid{"s" * (len(steps) != 1)}; '
+    "click one for full size.</p><div class='strip'>"
+  )
   picks = {int(i) for i in np.linspace(0, len(steps) - 1, min(len(steps), MAX_THUMBS)).round()}
   picks |= {i for i, (s, _) in enumerate(steps) if s == step}  # the scored step is always shown
   for s, name in (steps[i] for i in sorted(picks)):
-    rel, cur = _href(f"../samples/{name}"), s == step
-    fig = "<figure class='cur'>" if cur else "<figure>"
-    out.append(f"{fig}<a href='{rel}'><img src='{rel}' alt='sample grid, step {s}' loading=lazy>"
-               f"</a><figcaption>step {s:,}{' (scored)' * cur}</figcaption></figure>")
-  out.append("</div>")
+    rel, cur = _href(f'../samples/{name}'), s == step
+    fig = "<figure class='cur'>" if cur else '<figure>'
+    out.append(
+      f"{fig}<a href='{rel}'><img src='{rel}' alt='sample grid, step {s}' loading=lazy>"
+      f'</a><figcaption>step {s:,}{" (scored)" * cur}</figcaption></figure>'
+    )
+  out.append('</div>')
   if len(picks) < len(steps):
-    out.append("<p class='steps'>All steps: " + " ".join(
-        f"<a href='{_href(f'../samples/{n}')}'>{s:,}</a>" for s, n in steps) + "</p>")
+    out.append(
+      "<p class='steps'>All steps: "
+      + ' '.join(f"<a href='{_href(f'../samples/{n}')}'>{s:,}</a>" for s, n in steps)
+      + '</p>'
+    )
   return out
 
 
-def write_results_page(workdir: str, *, step: int, split: str, scores: dict[str, float],
-                       rows: dict[str, list[dict[str, np.ndarray]]], notes: Sequence[str] = (),
-                       title: str | None = None) -> str:
+def write_results_page(
+  workdir: str,
+  *,
+  step: int,
+  split: str,
+  scores: dict[str, float],
+  rows: dict[str, list[dict[str, np.ndarray]]],
+  notes: Sequence[str] = (),
+  title: str | None = None,
+) -> str:
   """Writes `<workdir>/eval/index.html` (+ PNGs in `eval/images/`) and returns its path.
 
   `rows` maps a direction ('A2B', 'B2A') to per-test-image dicts of uint8 HxWx3 arrays under
@@ -173,42 +203,47 @@ def write_results_page(workdir: str, *, step: int, split: str, scores: dict[str,
   of a previous evaluation that this one does not rewrite are deleted after the page is swapped
   in, so the page never points at a missing or outdated image.
   """
-  eval_dir = os.path.join(workdir, "eval")
-  img_dir = os.path.join(eval_dir, "images")
+  eval_dir = os.path.join(workdir, 'eval')
+  img_dir = os.path.join(eval_dir, 'images')
   os.makedirs(img_dir, exist_ok=True)
-  title = title or f"jaxstyle evaluation: {os.path.basename(os.path.abspath(workdir))}"
-  n_imgs = ", ".join(f"{len(v)} {_esc('→'.join(_direction_names(k)))}" for k, v in rows.items())
-  meta = [f"step <b>{int(step):,}</b>", f"split <b>{_esc(split)}</b>"]
+  title = title or f'jaxstyle evaluation: {os.path.basename(os.path.abspath(workdir))}'
+  n_imgs = ', '.join(f'{len(v)} {_esc("→".join(_direction_names(k)))}' for k, v in rows.items())
+  meta = [f'step <b>{int(step):,}</b>', f'split <b>{_esc(split)}</b>']
   if n_imgs:
-    meta.append(f"test images: {n_imgs}")
-  if os.path.isfile(os.path.join(workdir, "eval.json")):
+    meta.append(f'test images: {n_imgs}')
+  if os.path.isfile(os.path.join(workdir, 'eval.json')):
     meta.append("<a href='../eval.json'>eval.json</a>")
-  body = [f"<h1>{_esc(title)}</h1>", f"<p class='meta'>{' · '.join(meta)}</p>"]
+  body = [f'<h1>{_esc(title)}</h1>', f"<p class='meta'>{' · '.join(meta)}</p>"]
   if notes:
-    body.append("<ul class='notes'>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>")
+    body.append("<ul class='notes'>" + ''.join(f'<li>{_esc(n)}</li>' for n in notes) + '</ul>')
   body.append("<h2 id='scores'>Scores</h2>")
   if scores:
-    body.append("<table class='scores'><tr><th>Metric</th><th>Value</th><th>Better</th>"
-                "<th>Key</th></tr>")
+    body.append(
+      "<table class='scores'><tr><th>Metric</th><th>Value</th><th>Better</th><th>Key</th></tr>"
+    )
     for key in sorted(scores, key=_order):
       label, better = _label(key)
       value = _esc(format_score(scores[key]))
-      body.append(f"<tr><td>{_esc(label)}</td><td class='v'>{value}</td><td>{_esc(better)}</td>"
-                  f"<td class='key'>{_esc(key)}</td></tr>")
-    body.append("</table>")
+      body.append(
+        f"<tr><td>{_esc(label)}</td><td class='v'>{value}</td><td>{_esc(better)}</td>"
+        f"<td class='key'>{_esc(key)}</td></tr>"
+      )
+    body.append('</table>')
   else:
-    body.append("<p>No scores.</p>")
+    body.append('<p>No scores.</p>')
   written: set[str] = set()
   for direction, items in rows.items():
     body += _image_section(direction, items, img_dir, written)
   body += _samples_section(workdir, step)
-  page = ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-          f"<meta name='viewport' content='width=device-width'><title>{_esc(title)}</title>"
-          f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-  path = os.path.join(eval_dir, "index.html")
-  _write_atomic(path, lambda tmp: pathlib.Path(tmp).write_text(page, encoding="utf-8"))
+  page = (
+    "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+    f"<meta name='viewport' content='width=device-width'><title>{_esc(title)}</title>"
+    f'<style>{_CSS}</style></head><body>\n' + '\n'.join(body) + '\n</body></html>\n'
+  )
+  path = os.path.join(eval_dir, 'index.html')
+  _write_atomic(path, lambda tmp: pathlib.Path(tmp).write_text(page, encoding='utf-8'))
   for name in os.listdir(img_dir):
-    if name.endswith(".png") and name not in written:
+    if name.endswith('.png') and name not in written:
       os.unlink(os.path.join(img_dir, name))
   return path
 
@@ -219,7 +254,7 @@ class _Refs(HTMLParser):
     self.refs: list[str] = []
 
   def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-    self.refs += [v for k, v in attrs if k in ("src", "href") and v]
+    self.refs += [v for k, v in attrs if k in ('src', 'href') and v]
 
 
 def referenced_files(html_path: str) -> list[str]:
@@ -229,7 +264,7 @@ def referenced_files(html_path: str) -> list[str]:
   result exists as a file also fails on them.
   """
   parser = _Refs()
-  with open(html_path, encoding="utf-8") as f:
+  with open(html_path, encoding='utf-8') as f:
     parser.feed(f.read())
   base = os.path.dirname(os.path.abspath(html_path))
   out = []

@@ -12,8 +12,9 @@ import numpy as np
 from jaxstyle import image_io
 
 COLUMNS = ('Original', 'Translated', 'Reconstructed', 'ID')
-_ARGS = tuple(f'{kind}_{d}' for d in 'AB'
-              for kind in ('originals', 'translated', 'reconstructed', 'identity'))
+_ARGS = tuple(
+  f'{kind}_{d}' for d in 'AB' for kind in ('originals', 'translated', 'reconstructed', 'identity')
+)
 
 
 def _as_batch(x: np.ndarray, name: str) -> np.ndarray:
@@ -49,8 +50,16 @@ def sample_grid(
       side reaches this, so 32x32 `runlocal` samples stay visible.
     pad: white gap between cells, in pixels.
   """
-  args = (originals_A, translated_A, reconstructed_A, identity_A,
-          originals_B, translated_B, reconstructed_B, identity_B)
+  args = (
+    originals_A,
+    translated_A,
+    reconstructed_A,
+    identity_A,
+    originals_B,
+    translated_B,
+    reconstructed_B,
+    identity_B,
+  )
   batches = [_as_batch(x, name) for x, name in zip(args, _ARGS)]
   rows, row_labels = [], []
   for d, cols in zip('AB', (batches[:4], batches[4:])):

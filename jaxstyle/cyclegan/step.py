@@ -5,6 +5,7 @@ The state is a plain dict (ARCHITECTURE.md): `{'step', 'rng', 'params': {G_A, G_
 'opt': {G, D}, 'pool': {A, B}}`. Naming follows junyanz: G_A maps A→B, G_B maps
 B→A, **D_A judges domain B** and D_B judges domain A.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -73,16 +74,26 @@ def init_state(config: Any, rng: jax.Array, image_size: int, n_devices: int) -> 
   x = jnp.zeros((1, image_size, image_size, channels), jnp.float32)
   rng, r_ga, r_gb, r_da, r_db = jax.random.split(rng, 5)
   g_init, d_init = jax.jit(G.init), jax.jit(D.init)
-  params = {'G_A': g_init(r_ga, x)['params'], 'G_B': g_init(r_gb, x)['params'],
-            'D_A': d_init(r_da, x)['params'], 'D_B': d_init(r_db, x)['params']}
+  params = {
+    'G_A': g_init(r_ga, x)['params'],
+    'G_B': g_init(r_gb, x)['params'],
+    'D_A': d_init(r_da, x)['params'],
+    'D_B': d_init(r_db, x)['params'],
+  }
   tx = make_adam(config.optim)
-  opt = {'G': tx.init({'G_A': params['G_A'], 'G_B': params['G_B']}),
-         'D': tx.init({'D_A': params['D_A'], 'D_B': params['D_B']})}
+  opt = {
+    'G': tx.init({'G_A': params['G_A'], 'G_B': params['G_B']}),
+    'D': tx.init({'D_A': params['D_A'], 'D_B': params['D_B']}),
+  }
   size = max(config.pool_size, 1)  # a disabled pool keeps one slot: Orbax rejects empty arrays
-  pools = {d: {'images': jnp.zeros((n_devices * size, image_size, image_size, channels)),
-               'count': jnp.zeros((n_devices,), jnp.int32)} for d in 'AB'}
-  return {'step': jnp.zeros((), jnp.int32), 'rng': rng, 'params': params, 'opt': opt,
-          'pool': pools}
+  pools = {
+    d: {
+      'images': jnp.zeros((n_devices * size, image_size, image_size, channels)),
+      'count': jnp.zeros((n_devices,), jnp.int32),
+    }
+    for d in 'AB'
+  }
+  return {'step': jnp.zeros((), jnp.int32), 'rng': rng, 'params': params, 'opt': opt, 'pool': pools}
 
 
 def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
@@ -106,8 +117,7 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
 
   def per_device_step(state, batch):
     step = state['step']
-    rng = jax.random.fold_in(jax.random.fold_in(state['rng'], step),
-                             jax.lax.axis_index(DATA_AXIS))
+    rng = jax.random.fold_in(jax.random.fold_in(state['rng'], step), jax.lax.axis_index(DATA_AXIS))
     rng_pool_a, rng_pool_b = jax.random.split(rng)
     real_a, real_b = batch['A'], batch['B']
     lr = lr_at(step, config.optim, steps_per_epoch)
@@ -120,10 +130,10 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
       fake_a = gen(g['G_B'], real_b)
       rec_b = gen(g['G_A'], fake_a)
       terms = {
-          'gan_A': lam.lambda_gan * losses.mse(disc(params['D_A'], fake_b), 1.0),
-          'gan_B': lam.lambda_gan * losses.mse(disc(params['D_B'], fake_a), 1.0),
-          'cycle_A': lam.lambda_cycle * losses.l1(rec_a, real_a),
-          'cycle_B': lam.lambda_cycle * losses.l1(rec_b, real_b),
+        'gan_A': lam.lambda_gan * losses.mse(disc(params['D_A'], fake_b), 1.0),
+        'gan_B': lam.lambda_gan * losses.mse(disc(params['D_B'], fake_a), 1.0),
+        'cycle_A': lam.lambda_cycle * losses.l1(rec_a, real_a),
+        'cycle_B': lam.lambda_cycle * losses.l1(rec_b, real_b),
       }
       if use_idt:
         terms['idt_A'] = lam.lambda_id * losses.l1(gen(g['G_A'], real_b), real_b)
@@ -133,8 +143,9 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
       return sum(terms.values()), (terms, fake_a, fake_b)
 
     g_params = {'G_A': params['G_A'], 'G_B': params['G_B']}
-    (loss_g, (terms, fake_a, fake_b)), g_grads = jax.value_and_grad(
-        g_loss_fn, has_aux=True)(g_params)
+    (loss_g, (terms, fake_a, fake_b)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+      g_params
+    )
     g_grads = jax.lax.pmean(g_grads, DATA_AXIS)
     g_params, opt_g = _apply(tx, g_grads, state['opt']['G'], g_params, lr)
 
@@ -142,19 +153,20 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
     def local_pool(p):  # this device's pool: (size,H,W,C) images, count of shape (1,)
       return {'images': p['images'], 'count': p['count'][0]}
 
-    pool_a, q_a = pool.query(local_pool(state['pool']['A']), fake_a, rng_pool_a,
-                             config.pool_size)
-    pool_b, q_b = pool.query(local_pool(state['pool']['B']), fake_b, rng_pool_b,
-                             config.pool_size)
+    pool_a, q_a = pool.query(local_pool(state['pool']['A']), fake_a, rng_pool_a, config.pool_size)
+    pool_b, q_b = pool.query(local_pool(state['pool']['B']), fake_b, rng_pool_b, config.pool_size)
     q_a, q_b = jax.lax.stop_gradient(q_a), jax.lax.stop_gradient(q_b)
     d_params = {'D_A': params['D_A'], 'D_B': params['D_B']}
 
     if not config.book_exact_d:
+
       def d_loss_fn(d):
-        loss_da = 0.5 * (losses.mse(disc(d['D_A'], real_b), 1.0)
-                         + losses.mse(disc(d['D_A'], q_b), 0.0))
-        loss_db = 0.5 * (losses.mse(disc(d['D_B'], real_a), 1.0)
-                         + losses.mse(disc(d['D_B'], q_a), 0.0))
+        loss_da = 0.5 * (
+          losses.mse(disc(d['D_A'], real_b), 1.0) + losses.mse(disc(d['D_A'], q_b), 0.0)
+        )
+        loss_db = 0.5 * (
+          losses.mse(disc(d['D_B'], real_a), 1.0) + losses.mse(disc(d['D_B'], q_a), 0.0)
+        )
         return loss_da + loss_db, (loss_da, loss_db)
 
       (_, (loss_da, loss_db)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
@@ -170,20 +182,27 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
 
       half = jax.value_and_grad(d_half_fn, has_aux=True)
       (_, (real_da, real_db)), grads = half(d_params, real_b, real_a, 1.0)
-      d_params, opt_d = _apply(tx, jax.lax.pmean(grads, DATA_AXIS), state['opt']['D'],
-                               d_params, lr)
+      d_params, opt_d = _apply(tx, jax.lax.pmean(grads, DATA_AXIS), state['opt']['D'], d_params, lr)
       (_, (fake_da, fake_db)), grads = half(d_params, q_b, q_a, 0.0)
       d_params, opt_d = _apply(tx, jax.lax.pmean(grads, DATA_AXIS), opt_d, d_params, lr)
       loss_da, loss_db = 0.5 * (real_da + fake_da), 0.5 * (real_db + fake_db)
 
     new_state = {
-        'step': step + 1, 'rng': state['rng'],
-        'params': {**g_params, **d_params}, 'opt': {'G': opt_g, 'D': opt_d},
-        'pool': {'A': {'images': pool_a['images'], 'count': pool_a['count'][None]},
-                 'B': {'images': pool_b['images'], 'count': pool_b['count'][None]}},
+      'step': step + 1,
+      'rng': state['rng'],
+      'params': {**g_params, **d_params},
+      'opt': {'G': opt_g, 'D': opt_d},
+      'pool': {
+        'A': {'images': pool_a['images'], 'count': pool_a['count'][None]},
+        'B': {'images': pool_b['images'], 'count': pool_b['count'][None]},
+      },
     }
-    metrics = {'train/loss_G': loss_g, 'train/loss_D_A': loss_da, 'train/loss_D_B': loss_db,
-               'train/lr': lr}
+    metrics = {
+      'train/loss_G': loss_g,
+      'train/loss_D_A': loss_da,
+      'train/loss_D_B': loss_db,
+      'train/lr': lr,
+    }
     metrics.update({f'train/loss_{k}': v for k, v in terms.items()})
     return new_state, jax.lax.pmean(metrics, DATA_AXIS)
 

@@ -22,13 +22,14 @@ rounds corners), so use >= 32 px when IoU matters.
 Generation is vectorised NumPy and a pure function of (seed, domain, split, resolution); image i does
 not depend on n. 1,000 images at 32x32 take under a second. Train and test use independent streams.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-DOMAINS = ("A", "B")
-SPLITS = ("train", "test")
-SHAPES = ("disc", "square", "triangle")
+DOMAINS = ('A', 'B')
+SPLITS = ('train', 'test')
+SHAPES = ('disc', 'square', 'triangle')
 
 # A pixel is "object" when its HSV saturation exceeds this. Backgrounds stay below ~0.2 (saturation
 # <= 0.12 plus noise) and objects above ~0.6, so the margin is wide on both sides.
@@ -73,8 +74,9 @@ def _object_mask(shape_id: np.ndarray, cx, cy, r, theta, xx, yy) -> np.ndarray:
 _CHUNK = 64  # images per random stream: image i does not depend on n, and chunks stay in cache
 
 
-def generate(domain: str, split: str, n: int, resolution: int, seed: int = 0
-             ) -> tuple[np.ndarray, np.ndarray]:
+def generate(
+  domain: str, split: str, n: int, resolution: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
   """Returns (images uint8 (n, R, R, 3), masks bool (n, R, R)) for one domain and split.
 
   The content distribution does not depend on `domain`; only the colour/texture of the objects
@@ -82,25 +84,35 @@ def generate(domain: str, split: str, n: int, resolution: int, seed: int = 0
   train/test are disjoint. Image i is the same for every n > i (a prefix-stable dataset).
   """
   if domain not in DOMAINS or split not in SPLITS:
-    raise ValueError(f"domain must be one of {DOMAINS} and split one of {SPLITS}")
-  parts = [_generate_chunk(
+    raise ValueError(f'domain must be one of {DOMAINS} and split one of {SPLITS}')
+  parts = [
+    _generate_chunk(
       np.random.default_rng([seed, SPLITS.index(split), DOMAINS.index(domain), 0x5E7, c]),
-      domain, _CHUNK, resolution) for c in range(-(-n // _CHUNK))]
+      domain,
+      _CHUNK,
+      resolution,
+    )
+    for c in range(-(-n // _CHUNK))
+  ]
   if not parts:
-    return np.zeros((0, resolution, resolution, 3), np.uint8), np.zeros((0, resolution, resolution), bool)
+    return np.zeros((0, resolution, resolution, 3), np.uint8), np.zeros(
+      (0, resolution, resolution), bool
+    )
   return np.concatenate([p[0] for p in parts])[:n], np.concatenate([p[1] for p in parts])[:n]
 
 
-def _generate_chunk(rng: np.random.Generator, domain: str, n: int, res: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _generate_chunk(
+  rng: np.random.Generator, domain: str, n: int, res: int
+) -> tuple[np.ndarray, np.ndarray]:
   """Draws n full-size images from `rng` (all draws are n-vectors; image j uses entry j)."""
   coords = (np.arange(res, dtype=np.float32) + 0.5) / res
   xx, yy = np.meshgrid(coords, coords)  # xx varies along width
 
   # Background: a linear gradient in value at a random angle, low saturation, faint noise.
   angle = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
-  proj = (np.cos(angle)[:, None, None] * (xx[None] - 0.5)
-          + np.sin(angle)[:, None, None] * (yy[None] - 0.5))
+  proj = np.cos(angle)[:, None, None] * (xx[None] - 0.5) + np.sin(angle)[:, None, None] * (
+    yy[None] - 0.5
+  )
   v0 = rng.uniform(0.5, 0.85, n).astype(np.float32)
   dv = rng.uniform(-0.3, 0.3, n).astype(np.float32)
   v_bg = v0[:, None, None] + dv[:, None, None] * proj
@@ -122,17 +134,19 @@ def _generate_chunk(rng: np.random.Generator, domain: str, n: int, res: int
     tex_angle = rng.uniform(0, np.pi, n).astype(np.float32)
     period = rng.uniform(1 / 6, 1 / 4, n).astype(np.float32)
     hx, hy = rng.uniform(-0.5, 0.5, (2, n)).astype(np.float32)
-    if domain == "A":
+    if domain == 'A':
       hue = -0.04 + 0.10 * hue_u
       sat = 0.75 + 0.25 * sat_u
       # Smooth shading: brightest at an off-centre highlight, darker towards the far edge.
-      d = np.sqrt((xx[None] - (cx + hx * r)[:, None, None]) ** 2
-                  + (yy[None] - (cy + hy * r)[:, None, None]) ** 2) / (2 * r[:, None, None])
+      d = np.sqrt(
+        (xx[None] - (cx + hx * r)[:, None, None]) ** 2
+        + (yy[None] - (cy + hy * r)[:, None, None]) ** 2
+      ) / (2 * r[:, None, None])
       v_obj = val[:, None, None] * (1.0 - 0.35 * np.clip(d, 0, 1))
     else:
       hue = 0.50 + 0.12 * hue_u
       sat = 0.75 + 0.25 * sat_u
-      t = (np.cos(tex_angle)[:, None, None] * xx[None] + np.sin(tex_angle)[:, None, None] * yy[None])
+      t = np.cos(tex_angle)[:, None, None] * xx[None] + np.sin(tex_angle)[:, None, None] * yy[None]
       stripes = np.sin(2 * np.pi * t / period[:, None, None]) > 0
       v_obj = val[:, None, None] * np.where(stripes, 1.0, 0.8)
     obj = _hsv_to_rgb(hue, sat, v_obj)
@@ -161,7 +175,7 @@ class SyntheticDomain:
     return self.masks[i]
 
   def __repr__(self) -> str:
-    return f"SyntheticDomain({self.domain!r}, {self.split!r}, n={len(self)})"
+    return f'SyntheticDomain({self.domain!r}, {self.split!r}, n={len(self)})'
 
 
 def _saturation(images: np.ndarray) -> np.ndarray:
@@ -181,8 +195,8 @@ def estimate_mask(images_uint8: np.ndarray) -> np.ndarray:
   # median > t  <=>  at least 5 of the 9 neighbours are > t (thresholding commutes with median).
   above = (_saturation(images_uint8) > SATURATION_THRESHOLD).astype(np.uint8)
   h, w = above.shape[-2:]
-  pad = np.pad(above, [(0, 0)] * (above.ndim - 2) + [(1, 1), (1, 1)], mode="edge")
-  votes = sum(pad[..., i:i + h, j:j + w] for i in range(3) for j in range(3))
+  pad = np.pad(above, [(0, 0)] * (above.ndim - 2) + [(1, 1), (1, 1)], mode='edge')
+  votes = sum(pad[..., i : i + h, j : j + w] for i in range(3) for j in range(3))
   return votes >= 5
 
 

@@ -7,6 +7,7 @@ an uninterrupted one. A damaged newest checkpoint is moved aside and retrained
 (`checkpoint.restore_latest`); a run killed after its final save writes its missing final samples
 and evaluation when re-run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,17 @@ def _sample_fn(config: Any):
   def fn(params, a, b):
     g = lambda p, x: G.apply({'params': p}, x).astype(np.float32)
     fake_b, fake_a = g(params['G_A'], a), g(params['G_B'], b)
-    return (a, fake_b, g(params['G_B'], fake_b), g(params['G_B'], a),
-            b, fake_a, g(params['G_A'], fake_a), g(params['G_A'], b))
+    return (
+      a,
+      fake_b,
+      g(params['G_B'], fake_b),
+      g(params['G_B'], a),
+      b,
+      fake_a,
+      g(params['G_A'], fake_a),
+      g(params['G_A'], b),
+    )
+
   return fn
 
 
@@ -78,22 +88,37 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     total = config_lib.to_steps(steps=config.total_steps)
   else:
     total = config_lib.to_steps(epochs=config.num_epochs, steps_per_epoch=spe)
-  log.info('Data %s: train A=%d B=%d, test A=%d B=%d images; global batch %d on %d devices; '
-           '%d steps/epoch, %d steps', config.data.source, len(sources['A']), len(sources['B']),
-           len(test_sources['A']), len(test_sources['B']), global_batch, n_dev, spe, total)
-  if is_main:  # "runtime": what `model.conv_impl` resolved to, backend, versions (they move numbers)
-    write_config(workdir, config,
-                 dispatch.runtime_record(config.model.get('conv_impl', 'auto')))
+  log.info(
+    'Data %s: train A=%d B=%d, test A=%d B=%d images; global batch %d on %d devices; '
+    '%d steps/epoch, %d steps',
+    config.data.source,
+    len(sources['A']),
+    len(sources['B']),
+    len(test_sources['A']),
+    len(test_sources['B']),
+    global_batch,
+    n_dev,
+    spe,
+    total,
+  )
+  if (
+    is_main
+  ):  # "runtime": what `model.conv_impl` resolved to, backend, versions (they move numbers)
+    write_config(workdir, config, dispatch.runtime_record(config.model.get('conv_impl', 'auto')))
   n_samples = min(config.num_samples, len(test_sources['A']), len(test_sources['B']))
-  sample_images = {d: image_io.to_float(np.stack(
-      [data.eval_image(config.data, test_sources[d].image(i)) for i in range(n_samples)]))
-      for d in 'AB'}
+  sample_images = {
+    d: image_io.to_float(
+      np.stack([data.eval_image(config.data, test_sources[d].image(i)) for i in range(n_samples)])
+    )
+    for d in 'AB'
+  }
 
   #### Model
   size = config.data.image_size
   # Built on the host, then placed: pools on 'data' (one per device), the rest replicated.
-  state = jax.device_get(train_state.init_state(config, jax.random.PRNGKey(config.seed), size,
-                                                 n_dev))
+  state = jax.device_get(
+    train_state.init_state(config, jax.random.PRNGKey(config.seed), size, n_dev)
+  )
   specs = parallel.state_specs(state)
   state = parallel.place(state, parallel.shardings(mesh, specs))
 
@@ -116,8 +141,10 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     ported, meta = checkpoint.load_params(config.init)
     unknown = set(ported) - set(state['params'])
     if unknown:
-      raise KeyError(f'config.init={config.init!r} has nets {sorted(unknown)}; expected a subset '
-                     f'of {sorted(state["params"])}')
+      raise KeyError(
+        f'config.init={config.init!r} has nets {sorted(unknown)}; expected a subset '
+        f'of {sorted(state["params"])}'
+      )
     params = jax.device_get(state['params'])
     params.update(ported)
     state['params'] = parallel.place(params, parallel.shardings(mesh, specs['params']))
@@ -132,27 +159,44 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   step_fn = parallel.compile_step(train_state.make_train_step(config, spe), mesh, specs)
   sample_fn = _sample_fn(config)
   writer = MetricWriter(workdir, enabled=is_main)
-  stream = data.TrainStream(config.data, sources, start, global_batch, jax.process_index(),
-                            jax.process_count(), config.data.prefetch, config.data.num_workers)
+  stream = data.TrainStream(
+    config.data,
+    sources,
+    start,
+    global_batch,
+    jax.process_index(),
+    jax.process_count(),
+    config.data.prefetch,
+    config.data.num_workers,
+  )
 
   def save(step: int, force: bool = False) -> None:
     if force or step % config.ckpt.every_steps == 0:
-      checkpoint.save(mngr, step, state, force=force,
-                      extra={'model': config.model.to_dict(), 'step': step})
+      checkpoint.save(
+        mngr, step, state, force=force, extra={'model': config.model.to_dict(), 'step': step}
+      )
 
   def write_samples(step: int) -> None:
     rows = jax.device_get(sample_fn(state['params'], sample_images['A'], sample_images['B']))
-    writer.write_image(step, 'samples', samples.save_sample_grid(_sample_path(workdir, step), *rows))
+    writer.write_image(
+      step, 'samples', samples.save_sample_grid(_sample_path(workdir, step), *rows)
+    )
 
   #### Loop
   from tqdm import tqdm
+
   # The bar counts steps the device has finished, not steps dispatched ahead of it (whose rate
   # swings): after dispatching step s, wait for step s-1. One step stays queued, so the device
   # never idles. Waiting for step s itself would serialise the host work of the next step (data +
   # dispatch) with the device, a larger share of an accelerator's shorter steps (figures in
   # docs/performance.md, "Notes moved out of the code").
-  bar = tqdm(total=total, initial=start, disable=not is_main or not config.progress,
-             dynamic_ncols=True, unit='step')
+  bar = tqdm(
+    total=total,
+    initial=start,
+    disable=not is_main or not config.progress,
+    dynamic_ncols=True,
+    unit='step',
+  )
   last: dict[str, float] = {}
   step, t0, t_steps, in_flight = start, time.time(), 0, None
   t_wait = 0.0  # host seconds blocked on the input pipeline (+ placement) since the last log
@@ -176,8 +220,11 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         last = train_record(step, metrics, t_steps, t_wait, time.time() - t0)
         t0, t_steps, t_wait = time.time(), 0, 0.0
         writer.write(step, last)
-        bar.set_postfix(G=f"{last['train/loss_G']:.3f}", D_A=f"{last['train/loss_D_A']:.3f}",
-                        D_B=f"{last['train/loss_D_B']:.3f}")
+        bar.set_postfix(
+          G=f'{last["train/loss_G"]:.3f}',
+          D_A=f'{last["train/loss_D_A"]:.3f}',
+          D_B=f'{last["train/loss_D_B"]:.3f}',
+        )
       events = []
       if is_save:
         save(step, force=step == total)
@@ -192,8 +239,9 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     if not any(x.is_deleted() for x in jax.tree.leaves(state)):
       done = int(jax.device_get(state['step']))
       log.warning('Interrupted: saving step %d before exiting', done)
-      checkpoint.save(mngr, done, state, force=True,
-                      extra={'model': config.model.to_dict(), 'step': done})
+      checkpoint.save(
+        mngr, done, state, force=True, extra={'model': config.model.to_dict(), 'step': done}
+      )
     writer.close()
     raise
   except BaseException:
@@ -221,8 +269,9 @@ def train(config: Any, workdir: str) -> dict[str, float]:
       for record in final:
         writer.write(total, {k: v for k, v in record.items() if k != 'step'})
   if eval_due:
-    scores = evaluate.evaluate(config, jax.device_get(state['params']),
-                               max_images=config.eval_max_images or None)
+    scores = evaluate.evaluate(
+      config, jax.device_get(state['params']), max_images=config.eval_max_images or None
+    )
     log.info('Evaluation at step %d:\n%s', step, evaluate.format_table(scores))
     writer.write(step, scores)
     last.update(scores)

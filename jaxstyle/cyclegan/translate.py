@@ -15,6 +15,7 @@ Weights come from a training run (`--workdir`, the latest checkpoint; `--directi
 G_B) or from a single generator (`--weights`: a junyanz `.pth`, read by our torch-free loader, or a
 `jaxstyle port-weights` directory), whose model config travels with it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,12 @@ from jaxstyle.ports import junyanz
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
+DIRECTIONS = {'AtoB': 'G_A', 'BtoA': 'G_B'}
 MAX_AUTO_BATCH = 8
 
 
 def _apply(generator: Any, params: Any, x: jax.Array) -> jax.Array:
-  return generator.apply({"params": params}, x)
+  return generator.apply({'params': params}, x)
 
 
 _apply_jit = jax.jit(_apply, static_argnums=0)
@@ -75,9 +76,14 @@ def padded_size(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
   return h + (-h) % multiple, w + (-w) % multiple
 
 
-def translate_images(generator: Any, params: Any, images_uint8_list: Sequence[np.ndarray],
-                     batch_size: int | None = None, multiple: int | None = None,
-                     progress: Callable[[int], Any] | None = None) -> list[np.ndarray]:
+def translate_images(
+  generator: Any,
+  params: Any,
+  images_uint8_list: Sequence[np.ndarray],
+  batch_size: int | None = None,
+  multiple: int | None = None,
+  progress: Callable[[int], Any] | None = None,
+) -> list[np.ndarray]:
   """Translates uint8 HxWx3 images of any sizes; returns uint8 images of the same sizes, in order.
 
   `batch_size` None picks `auto_batch` of each padded size's image count. `multiple` defaults to
@@ -93,7 +99,7 @@ def translate_images(generator: Any, params: Any, images_uint8_list: Sequence[np
   for idx in groups.values():
     size = batch_size or auto_batch(len(idx))
     for start in range(0, len(idx), size):
-      chunk = idx[start:start + size]
+      chunk = idx[start : start + size]
       padded = []
       for i in chunk:
         x = image_io.to_float(image_io.as_rgb(images_uint8_list[i]))
@@ -111,6 +117,7 @@ def translate_images(generator: Any, params: Any, images_uint8_list: Sequence[np
 
 #### Loading weights
 
+
 def model_config(fields: dict[str, Any]) -> Any:
   """A full model ConfigDict from a (possibly partial or newer) dict; unknown keys are dropped.
 
@@ -120,7 +127,7 @@ def model_config(fields: dict[str, Any]) -> Any:
   known = presets.reference_model()
   extra = sorted(set(fields) - set(known.keys()))
   if extra:
-    log.warning("ignoring unknown model config fields %s", extra)
+    log.warning('ignoring unknown model config fields %s', extra)
   return presets.reference_model(**{k: v for k, v in fields.items() if k in known})
 
 
@@ -131,29 +138,34 @@ def check_params(generator: Any, params: Any, cfg: Any, source: str) -> None:
   params and model config disagree fails here with the differences listed, not deep in flax.
   """
   side = 4 * models.generator_multiple(cfg)
-  x = jax.ShapeDtypeStruct((1, side, side, int(cfg.get("in_channels", 3))), jnp.float32)
-  want = jax.eval_shape(lambda x: generator.init(jax.random.key(0), x), x)["params"]
+  x = jax.ShapeDtypeStruct((1, side, side, int(cfg.get('in_channels', 3))), jnp.float32)
+  want = jax.eval_shape(lambda x: generator.init(jax.random.key(0), x), x)['params']
 
   def shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
     return {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in flat}
 
   want_s, got_s = shapes(want), shapes(params)
-  diffs = [f"{k} missing" for k in want_s if k not in got_s]
-  diffs += [f"{k} unexpected" for k in got_s if k not in want_s]
-  diffs += [f"{k} has shape {got_s[k]}, the config needs {v}" for k, v in want_s.items()
-            if k in got_s and got_s[k] != v]
+  diffs = [f'{k} missing' for k in want_s if k not in got_s]
+  diffs += [f'{k} unexpected' for k in got_s if k not in want_s]
+  diffs += [
+    f'{k} has shape {got_s[k]}, the config needs {v}'
+    for k, v in want_s.items()
+    if k in got_s and got_s[k] != v
+  ]
   if diffs:
-    more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
+    more = f' (and {len(diffs) - 3} more)' if len(diffs) > 3 else ''
     raise BadInputError(
-        f"{source}: the weights do not match their model config (generator={cfg.generator}, "
-        f"gen_filters={cfg.gen_filters}, n_blocks={cfg.get('n_blocks')}): "
-        f"{'; '.join(diffs[:3])}{more}. The params and the model config come from different "
-        "runs; re-export the weights with `jaxstyle port-weights` or fix the model section")
+      f'{source}: the weights do not match their model config (generator={cfg.generator}, '
+      f'gen_filters={cfg.gen_filters}, n_blocks={cfg.get("n_blocks")}): '
+      f'{"; ".join(diffs[:3])}{more}. The params and the model config come from different '
+      'runs; re-export the weights with `jaxstyle port-weights` or fix the model section'
+    )
 
 
-def load_generator(workdir: str | None = None, weights: str | None = None,
-                   direction: str = "AtoB") -> tuple[Any, Any, Any]:
+def load_generator(
+  workdir: str | None = None, weights: str | None = None, direction: str = 'AtoB'
+) -> tuple[Any, Any, Any]:
   """(generator module, params, model_cfg) from a run directory or a weights file/directory.
 
   Raises:
@@ -161,19 +173,19 @@ def load_generator(workdir: str | None = None, weights: str | None = None,
       unsafe `.pth`), or params that do not match their model config.
   """
   if direction not in DIRECTIONS:
-    raise ConfigError(f"direction must be one of {list(DIRECTIONS)}, got {direction!r}")
+    raise ConfigError(f'direction must be one of {list(DIRECTIONS)}, got {direction!r}')
   if (workdir is None) == (weights is None):
-    raise ConfigError("give exactly one of --workdir and --weights")
-  flag, source = ("--workdir", workdir) if workdir is not None else ("--weights", weights)
+    raise ConfigError('give exactly one of --workdir and --weights')
+  flag, source = ('--workdir', workdir) if workdir is not None else ('--weights', weights)
   if not os.path.exists(source):
-    raise UserError(f"{flag} {source!r} does not exist")
+    raise UserError(f'{flag} {source!r} does not exist')
   try:
     params, cfg = _read_generator(workdir, weights, direction)
     generator = models.make_generator(cfg)
   except UserError:
     raise
   except (OSError, ValueError, KeyError, RuntimeError) as e:
-    raise BadInputError(f"cannot load a generator from {flag} {source!r}: {e}") from e
+    raise BadInputError(f'cannot load a generator from {flag} {source!r}: {e}') from e
   check_params(generator, params, cfg, source)
   return generator, params, cfg
 
@@ -183,13 +195,13 @@ def _read_generator(workdir: str | None, weights: str | None, direction: str) ->
 
   if workdir is not None:
     config, params = checkpoint.load_run(workdir)
-    return params[DIRECTIONS[direction]], model_config(config.get("model", {}))
-  if weights.lower().endswith((".pth", ".pt")):
+    return params[DIRECTIONS[direction]], model_config(config.get('model', {}))
+  if weights.lower().endswith(('.pth', '.pt')):
     return junyanz.generator_from_pth(weights)
   params, meta = checkpoint.load_params(weights)
-  if meta.get("kind", "junyanz-G") not in ("junyanz-G", "generator", "run"):
-    raise BadInputError(f"{weights} holds a {meta['kind']!r}, not a CycleGAN generator")
-  cfg = model_config(meta.get("model_cfg", meta.get("model", {})))
+  if meta.get('kind', 'junyanz-G') not in ('junyanz-G', 'generator', 'run'):
+    raise BadInputError(f'{weights} holds a {meta["kind"]!r}, not a CycleGAN generator')
+  cfg = model_config(meta.get('model_cfg', meta.get('model', {})))
   if isinstance(params, dict) and DIRECTIONS[direction] in params:
     params = params[DIRECTIONS[direction]]
   return params, cfg
@@ -197,24 +209,37 @@ def _read_generator(workdir: str | None, weights: str | None, direction: str) ->
 
 #### Command line
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the sub-command's flags (called by `jaxstyle.cli`)."""
   src = parser.add_mutually_exclusive_group(required=True)
-  src.add_argument("--workdir", help="training run directory (latest checkpoint)")
-  src.add_argument("--weights", help="junyanz .pth generator or a `port-weights` directory")
-  parser.add_argument("--direction", choices=list(DIRECTIONS), default="AtoB",
-                      help="AtoB uses G_A, BtoA uses G_B (ignored for a single-generator --weights)")
-  parser.add_argument("--out", required=True,
-                      help="output folder, created if missing: one input folder's images land "
-                           "in it directly, several inputs each get a sub-folder")
-  parser.add_argument("--batch-size", type=errors.positive_int, default=None,
-                      help=f"images per generator call (default: per image size, the image count "
-                           f"up to {MAX_AUTO_BATCH}, in equal batches)")
-  parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+  src.add_argument('--workdir', help='training run directory (latest checkpoint)')
+  src.add_argument('--weights', help='junyanz .pth generator or a `port-weights` directory')
+  parser.add_argument(
+    '--direction',
+    choices=list(DIRECTIONS),
+    default='AtoB',
+    help='AtoB uses G_A, BtoA uses G_B (ignored for a single-generator --weights)',
+  )
+  parser.add_argument(
+    '--out',
+    required=True,
+    help="output folder, created if missing: one input folder's images land "
+    'in it directly, several inputs each get a sub-folder',
+  )
+  parser.add_argument(
+    '--batch-size',
+    type=errors.positive_int,
+    default=None,
+    help=f'images per generator call (default: per image size, the image count '
+    f'up to {MAX_AUTO_BATCH}, in equal batches)',
+  )
+  parser.add_argument('inputs', nargs='+', metavar='INPUT', help='image files or folders')
 
 
-def plan_batches(sized: Sequence[tuple[str, str, tuple[int, int]]], multiple: int,
-                 batch_size: int | None) -> list[tuple[int, list[tuple[str, str]]]]:
+def plan_batches(
+  sized: Sequence[tuple[str, str, tuple[int, int]]], multiple: int, batch_size: int | None
+) -> list[tuple[int, list[tuple[str, str]]]]:
   """(batch size, [(path, name), ...]) chunks: inputs grouped by padded size, then batched."""
   groups: dict[tuple[int, int], list[tuple[str, str]]] = collections.defaultdict(list)
   for path, name, hw in sized:
@@ -222,7 +247,7 @@ def plan_batches(sized: Sequence[tuple[str, str, tuple[int, int]]], multiple: in
   plan = []
   for items in groups.values():
     size = batch_size or auto_batch(len(items))
-    plan += [(size, items[i:i + size]) for i in range(0, len(items), size)]
+    plan += [(size, items[i : i + size]) for i in range(0, len(items), size)]
   return plan
 
 
@@ -235,12 +260,12 @@ def run(args: argparse.Namespace) -> int:
   from tqdm import tqdm
 
   items = collect_inputs(args.inputs)
-  errors.writable_dir(args.out, "--out directory")
+  errors.writable_dir(args.out, '--out directory')
   skipped: list[str] = []
 
   def skip(path: str, err: Exception) -> None:
     skipped.append(path)
-    log.warning("skipped: %s", str(err).replace("\n", " "))
+    log.warning('skipped: %s', str(err).replace('\n', ' '))
 
   # Headers first (cheap, no decode): batches are planned by size, and files that are not images
   # at all are dropped before the model is loaded.
@@ -251,12 +276,14 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
       skip(path, e)
   if not sized:
-    raise BadInputError(f"nothing to translate: none of the {len(items)} input file(s) is a "
-                        "readable image (see the warnings above)")
+    raise BadInputError(
+      f'nothing to translate: none of the {len(items)} input file(s) is a '
+      'readable image (see the warnings above)'
+    )
   generator, params, cfg = load_generator(args.workdir, args.weights, args.direction)
   multiple = models.generator_multiple(cfg)
   done = 0
-  with tqdm(total=len(sized), unit="img", desc="translate") as bar:
+  with tqdm(total=len(sized), unit='img', desc='translate') as bar:
     # Decode one batch at a time, so memory holds a single batch whatever the folder's size.
     for size, chunk in plan_batches(sized, multiple, args.batch_size):
       names, images = [], []
@@ -273,7 +300,9 @@ def run(args: argparse.Namespace) -> int:
       done += len(images)
       bar.update(len(chunk))
   if not done:
-    raise BadInputError(f"nothing translated: all {len(items)} input file(s) failed to decode "
-                        "(see the warnings above)")
-  print(f"translated {done}, skipped {len(skipped)}; wrote PNGs to {args.out}")
+    raise BadInputError(
+      f'nothing translated: all {len(items)} input file(s) failed to decode '
+      '(see the warnings above)'
+    )
+  print(f'translated {done}, skipped {len(skipped)}; wrote PNGs to {args.out}')
   return 0

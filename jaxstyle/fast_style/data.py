@@ -7,6 +7,7 @@ resumed run sees exactly the batches an uninterrupted one would, and each host c
 its slice of the global batch. Crops follow pytorch/examples: shorter side resized to the crop
 size (bicubic), centre crop. Values stay in [0, 255] (what the Johnson net and VGG take).
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,8 +22,15 @@ from jaxstyle.cyclegan import synthetic
 from jaxstyle.cyclegan.data import FolderSource, TfdsSource, TrainStream
 from jaxstyle.fast_style.presets import SYNTHETIC_PREFIX, SYNTHETIC_STYLES
 
-__all__ = ['TrainStream', 'batch_at', 'content_view', 'load_styles', 'make_source',
-           'style_labels', 'synthetic_style']
+__all__ = [
+  'TrainStream',
+  'batch_at',
+  'content_view',
+  'load_styles',
+  'make_source',
+  'style_labels',
+  'synthetic_style',
+]
 
 _EPOCH = 11  # purpose code mixed into the permutation seed (distinct from CycleGAN's)
 
@@ -66,7 +74,7 @@ def content_view(img: np.ndarray, size: int) -> np.ndarray:
     img = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BICUBIC))
     h, w = nh, nw
   top, left = (h - size) // 2, (w - size) // 2
-  return img[top:top + size, left:left + size]
+  return img[top : top + size, left : left + size]
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,8 +82,14 @@ def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   return np.random.default_rng([seed % (1 << 32), _EPOCH, epoch]).permutation(n)
 
 
-def batch_at(data_cfg: Any, sources: tuple[Any, int], step: int, global_batch: int,
-             process_index: int = 0, process_count: int = 1) -> dict[str, np.ndarray]:
+def batch_at(
+  data_cfg: Any,
+  sources: tuple[Any, int],
+  step: int,
+  global_batch: int,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> dict[str, np.ndarray]:
   """This process's slice of step `step`: {'content': f32 (n, S, S, 3) in [0, 255], 'style': i32}.
 
   `sources` is (content source, n_styles); the signature is `cyclegan.data.batch_at`'s so the
@@ -90,21 +104,38 @@ def batch_at(data_cfg: Any, sources: tuple[Any, int], step: int, global_batch: i
   for j in range(process_index * local, (process_index + 1) * local):
     item = step * global_batch + j
     epoch, k = divmod(item, n)
-    views.append(content_view(source.image(int(_permutation(data_cfg.seed, epoch, n)[k])),
-                              data_cfg.image_size))
+    views.append(
+      content_view(source.image(int(_permutation(data_cfg.seed, epoch, n)[k])), data_cfg.image_size)
+    )
     styles.append(item % n_styles)
-  return {'content': np.stack(views).astype(np.float32),
-          'style': np.asarray(styles, np.int32)}
+  return {'content': np.stack(views).astype(np.float32), 'style': np.asarray(styles, np.int32)}
 
 
-def make_stream(data_cfg: Any, source: Any, n_styles: int, start_step: int, global_batch: int,
-                process_index: int, process_count: int) -> TrainStream:
+def make_stream(
+  data_cfg: Any,
+  source: Any,
+  n_styles: int,
+  start_step: int,
+  global_batch: int,
+  process_index: int,
+  process_count: int,
+) -> TrainStream:
   """`batch_at` for start_step, start_step + 1, ... computed ahead by worker threads."""
-  return TrainStream(data_cfg, (source, n_styles), start_step, global_batch, process_index,
-                     process_count, data_cfg.prefetch, data_cfg.num_workers, batch_fn=batch_at)
+  return TrainStream(
+    data_cfg,
+    (source, n_styles),
+    start_step,
+    global_batch,
+    process_index,
+    process_count,
+    data_cfg.prefetch,
+    data_cfg.num_workers,
+    batch_fn=batch_at,
+  )
 
 
 #### Style images
+
 
 def synthetic_style(name: str, size: int = 256) -> np.ndarray:
   """An embedded style pattern (uint8 size×size RGB): strong colours and a clear texture.
@@ -115,16 +146,16 @@ def synthetic_style(name: str, size: int = 256) -> np.ndarray:
   if name not in SYNTHETIC_STYLES:
     raise ValueError(f'unknown embedded style {name!r}; choose from {SYNTHETIC_STYLES}')
   yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-  if name == 'stripes':    # diagonal orange / navy stripes
+  if name == 'stripes':  # diagonal orange / navy stripes
     t = (np.sin(2 * np.pi * 9 * (xx + yy)) > 0)[..., None]
     img = np.where(t, [235, 120, 30], [20, 30, 90])
-  elif name == 'checks':   # red / cream checkerboard
+  elif name == 'checks':  # red / cream checkerboard
     t = ((np.floor(xx * 8) + np.floor(yy * 8)) % 2 == 1)[..., None]
     img = np.where(t, [200, 30, 40], [245, 235, 200])
-  elif name == 'dots':     # yellow dots on teal
+  elif name == 'dots':  # yellow dots on teal
     d = np.hypot((xx * 10) % 1 - 0.5, (yy * 10) % 1 - 0.5)[..., None]
     img = np.where(d < 0.28, [250, 220, 40], [10, 110, 120])
-  else:                    # waves: purple / green bands
+  else:  # waves: purple / green bands
     t = (0.5 + 0.5 * np.sin(2 * np.pi * (6 * yy + 0.8 * np.sin(2 * np.pi * 3 * xx))))[..., None]
     img = t * np.array([120, 40, 160]) + (1 - t) * np.array([60, 200, 110])
   return np.clip(np.rint(img), 0, 255).astype(np.uint8)
@@ -136,7 +167,7 @@ def load_styles(styles: Any, style_size: int) -> list[np.ndarray]:
   for spec in styles:
     spec = str(spec)
     if spec.startswith(SYNTHETIC_PREFIX):
-      out.append(synthetic_style(spec[len(SYNTHETIC_PREFIX):], style_size or 256))
+      out.append(synthetic_style(spec[len(SYNTHETIC_PREFIX) :], style_size or 256))
       continue
     img = image_io.load_rgb(spec, 'style image')
     h, w = img.shape[:2]
@@ -150,5 +181,9 @@ def load_styles(styles: Any, style_size: int) -> list[np.ndarray]:
 
 def style_labels(styles: Any) -> list[str]:
   """Short labels for figures: file stems, or the embedded pattern's name."""
-  return [str(s)[len(SYNTHETIC_PREFIX):] if str(s).startswith(SYNTHETIC_PREFIX)
-          else os.path.splitext(os.path.basename(str(s)))[0] for s in styles]
+  return [
+    str(s)[len(SYNTHETIC_PREFIX) :]
+    if str(s).startswith(SYNTHETIC_PREFIX)
+    else os.path.splitext(os.path.basename(str(s)))[0]
+    for s in styles
+  ]

@@ -9,6 +9,7 @@ The loss is `nst.losses.make_terms`, the very function the pixel optimisation ev
 output image's terms against its own content features (of the input, no gradient) and its own
 style's Gram targets, averaged over the batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -30,9 +31,17 @@ from jaxstyle.parallel import DATA_AXIS
 def make_net(config: Any) -> Any:
   """The Johnson transformation net `config.model` describes (conditional for several styles)."""
   m = config.model
-  return JohnsonNet(upsample=m.upsample, output=m.output, n_styles=presets.n_styles(config),
-                    filters=m.filters, n_blocks=m.n_blocks, init_scheme=m.init_scheme,
-                    init_gain=m.init_gain, dtype=jnp.dtype(m.dtype), conv_impl=m.conv_impl)
+  return JohnsonNet(
+    upsample=m.upsample,
+    output=m.output,
+    n_styles=presets.n_styles(config),
+    filters=m.filters,
+    n_blocks=m.n_blocks,
+    init_scheme=m.init_scheme,
+    init_gain=m.init_gain,
+    dtype=jnp.dtype(m.dtype),
+    conv_impl=m.conv_impl,
+  )
 
 
 def style_input(config: Any, style_ids: jax.Array) -> jax.Array | None:
@@ -52,11 +61,16 @@ def init_state(config: Any, rng: jax.Array) -> dict:
   x = jnp.zeros((1, 16, 16, 3), jnp.float32)
   style = style_input(config, jnp.zeros((1,), jnp.int32))
   params = jax.jit(net.init)(init_rng, x, style)['params']
-  return {'step': jnp.zeros((), jnp.int32), 'rng': rng, 'params': {'net': params},
-          'opt': {'net': make_optimizer(config).init(params)}}
+  return {
+    'step': jnp.zeros((), jnp.int32),
+    'rng': rng,
+    'params': {'net': params},
+    'opt': {'net': make_optimizer(config).init(params)},
+  }
 
 
 #### VGG19 and the style targets
+
 
 def load_vgg(config: Any) -> tuple[Any, Any]:
   """(VGG19 params, their preprocessing): the weight file, or seeded random weights."""
@@ -64,17 +78,23 @@ def load_vgg(config: Any) -> tuple[Any, Any]:
     return weights.get_vgg19(config.vgg.source, path=config.vgg.path or None, seed=config.seed)
   except weights.WeightDownloadError as e:  # name the trainer's settings, not stylize's flag
     raise weights.WeightDownloadError(
-        str(e).replace('--vgg19 PATH', '--config.vgg.path=PATH')
-        + ' For a smoke run without them: --config.vgg.source=random (random weights: the '
-        'pictures mean nothing).') from e
+      str(e).replace('--vgg19 PATH', '--config.vgg.path=PATH')
+      + ' For a smoke run without them: --config.vgg.source=random (random weights: the '
+      'pictures mean nothing).'
+    ) from e
 
 
 def _vgg(config: Any, layers: Sequence[str]) -> Any:
   return VGG19(pool=config.vgg.pool, outputs=tuple(layers), dtype=jnp.dtype(config.vgg.dtype))
 
 
-def frozen_inputs(config: Any, vgg_params: Any, prep: Any, styles: list[np.ndarray],
-                  image_hw: tuple[int, int] | None = None) -> dict:
+def frozen_inputs(
+  config: Any,
+  vgg_params: Any,
+  prep: Any,
+  styles: list[np.ndarray],
+  image_hw: tuple[int, int] | None = None,
+) -> dict:
   """`{'vgg', 'kernels_t', 'grams'}`: everything fixed during training, computed once.
 
   `kernels_t` (the frozen convs' input-gradient kernels; Winograd transforms on CPU) are made for
@@ -89,9 +109,10 @@ def frozen_inputs(config: Any, vgg_params: Any, prep: Any, styles: list[np.ndarr
     feats = feature_fn(vgg_params, prep.preprocess(np.asarray(img, np.float32)[None]))
     per_style.append({n: style_target(feats[n], lc.normalisation)[0] for n in style_layers})
   grams = {n: jnp.stack([g[n] for g in per_style]) for n in style_layers}
-  deepest = max(LAYER_NAMES.index(canonical_name(n))
-                for n in (*lc.content_layers, *lc.style_layers))
-  upto = {n: vgg_params[n] for n in LAYER_NAMES[:deepest + 1]}
+  deepest = max(
+    LAYER_NAMES.index(canonical_name(n)) for n in (*lc.content_layers, *lc.style_layers)
+  )
+  upto = {n: vgg_params[n] for n in LAYER_NAMES[: deepest + 1]}
   size = config.data.image_size
   kernels_t = frozen_kernels(upto, image_hw or (size, size), config.vgg.conv_impl)
   return {'vgg': upto, 'kernels_t': kernels_t, 'grams': grams}
@@ -103,11 +124,16 @@ def make_perceptual_loss(config: Any, prep: Any) -> Callable[..., tuple[jax.Arra
   y: the net's outputs, x: its inputs (content images), both RGB [0, 255] NHWC.
   """
   lc = config.loss
-  terms = make_terms(lc.content_layers, lc.style_layers,
-                     layer_weights=tuple(lc.layer_weights) or None,
-                     content_weight=lc.content_weight, style_weight=lc.style_weight,
-                     tv_weight=lc.tv_weight, normalisation=lc.normalisation,
-                     tv_exponent=lc.tv_exponent)
+  terms = make_terms(
+    lc.content_layers,
+    lc.style_layers,
+    layer_weights=tuple(lc.layer_weights) or None,
+    content_weight=lc.content_weight,
+    style_weight=lc.style_weight,
+    tv_weight=lc.tv_weight,
+    normalisation=lc.normalisation,
+    tv_exponent=lc.tv_exponent,
+  )
   layers = tuple(dict.fromkeys((*lc.content_layers, *lc.style_layers)))
   full, content_net = _vgg(config, layers), _vgg(config, tuple(lc.content_layers))
 
@@ -124,6 +150,7 @@ def make_perceptual_loss(config: Any, prep: Any) -> Callable[..., tuple[jax.Arra
 
 
 #### The step
+
 
 def make_train_step(config: Any, prep: Any) -> Callable:
   """`per_device_step(state, batch, frozen) -> (state, metrics)` for `parallel.compile_step`.
@@ -145,8 +172,12 @@ def make_train_step(config: Any, prep: Any) -> Callable:
     grads = jax.lax.pmean(grads, DATA_AXIS)
     updates, opt = tx.update(grads, state['opt']['net'], state['params']['net'])
     params = optax.apply_updates(state['params']['net'], updates)
-    new_state = {'step': state['step'] + 1, 'rng': state['rng'], 'params': {'net': params},
-                 'opt': {'net': opt}}
+    new_state = {
+      'step': state['step'] + 1,
+      'rng': state['rng'],
+      'params': {'net': params},
+      'opt': {'net': opt},
+    }
     metrics = {'train/loss': loss, **{f'train/{k}': v for k, v in aux.items()}}
     return new_state, jax.lax.pmean(metrics, DATA_AXIS)
 

@@ -6,6 +6,7 @@ and the whole state is saved), `config.resume` starts from another run, a data-p
 `shard_map` step with explicit `pmean`, metrics.jsonl + TensorBoard, sample grids, and a save on
 Ctrl-C. The VGG19 weights and the style Grams are computed once and passed to the step.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,23 +30,33 @@ def sample_path(workdir: str, step: int) -> str:
   return os.path.join(workdir, 'samples', f'step_{step:06d}.png')
 
 
-def grid_panels(contents: list[np.ndarray], outputs: list[list[np.ndarray]],
-                thumbs: list[np.ndarray], labels: list[str]) -> tuple[list, list]:
+def grid_panels(
+  contents: list[np.ndarray],
+  outputs: list[list[np.ndarray]],
+  thumbs: list[np.ndarray],
+  labels: list[str],
+) -> tuple[list, list]:
   """The style-grid layout (`image_io.grid` rows and column captions), shared by the trainer's
   sample grids and `jaxstyle figure style-grid`: row 0 a blank corner and the style images, then
   per content image i the content and `outputs[i]` (its output in each style)."""
   rows = [[np.full_like(thumbs[0], 255), *thumbs]]
-  rows += [[image_io.clip_uint8(c), *map(image_io.clip_uint8, out)]
-           for c, out in zip(contents, outputs)]
+  rows += [
+    [image_io.clip_uint8(c), *map(image_io.clip_uint8, out)] for c, out in zip(contents, outputs)
+  ]
   return rows, [['content', *labels]]
 
 
-def sample_grid(contents: np.ndarray, outputs: np.ndarray, styles: list[np.ndarray],
-                labels: list[str]) -> np.ndarray:
+def sample_grid(
+  contents: np.ndarray, outputs: np.ndarray, styles: list[np.ndarray], labels: list[str]
+) -> np.ndarray:
   """The grid of held-out images in every style; `outputs` is (n_styles, N, H, W, 3) in [0, 255]."""
   size = contents.shape[1]
-  rows, captions = grid_panels(list(contents), [list(outputs[:, i]) for i in range(len(contents))],
-                               [data.content_view(s, size) for s in styles], labels)
+  rows, captions = grid_panels(
+    list(contents),
+    [list(outputs[:, i]) for i in range(len(contents))],
+    [data.content_view(s, size) for s in styles],
+    labels,
+  )
   return image_io.grid(rows, labels=captions, min_cell=128)
 
 
@@ -53,12 +64,14 @@ def _held_out(config: Any) -> np.ndarray:
   """The first `num_samples` held-out content images (float32 [0, 255])."""
   source = data.make_source(config.data, 'test')
   n = min(max(config.num_samples, 1), len(source))
-  return np.stack([data.content_view(source.image(i), config.data.image_size)
-                   for i in range(n)]).astype(np.float32)
+  return np.stack(
+    [data.content_view(source.image(i), config.data.image_size) for i in range(n)]
+  ).astype(np.float32)
 
 
-def evaluate(eval_fn: Any, params: Any, frozen: Any, contents: np.ndarray,
-             n_styles: int) -> tuple[np.ndarray, dict[str, float]]:
+def evaluate(
+  eval_fn: Any, params: Any, frozen: Any, contents: np.ndarray, n_styles: int
+) -> tuple[np.ndarray, dict[str, float]]:
   """Every held-out image in every style: (outputs (n_styles, N, H, W, 3), mean eval metrics)."""
   outs, records = [], []
   for k in range(n_styles):
@@ -88,9 +101,18 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   styles = data.load_styles(config.styles, config.style_size)
   labels = data.style_labels(config.styles)
   total = int(config.total_steps)
-  log.info('Content %s: %d training images at %d²; %d style(s) %s; global batch %d on %d '
-           'devices; %d steps', config.data.source, len(source), config.data.image_size,
-           len(styles), labels, global_batch, n_dev, total)
+  log.info(
+    'Content %s: %d training images at %d²; %d style(s) %s; global batch %d on %d '
+    'devices; %d steps',
+    config.data.source,
+    len(source),
+    config.data.image_size,
+    len(styles),
+    labels,
+    global_batch,
+    n_dev,
+    total,
+  )
   if is_main:
     write_config(workdir, config, dispatch.runtime_record(config.model.get('conv_impl', 'auto')))
 
@@ -119,14 +141,18 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     log.info('Restored step %d', start)
 
   #### Step
-  step_fn = parallel.compile_step(fs_step.make_train_step(config, prep), mesh, specs,
-                                  n_frozen=1)
+  step_fn = parallel.compile_step(fs_step.make_train_step(config, prep), mesh, specs, n_frozen=1)
   eval_fn = fs_step.make_eval_fn(config, prep)
   writer = MetricWriter(workdir, enabled=is_main)
-  stream = data.make_stream(config.data, source, n_styles, start, global_batch,
-                            jax.process_index(), jax.process_count())
-  extra = lambda s: {'model': config.model.to_dict(), 'styles': list(config.styles),
-                     'labels': labels, 'step': s}
+  stream = data.make_stream(
+    config.data, source, n_styles, start, global_batch, jax.process_index(), jax.process_count()
+  )
+  extra = lambda s: {
+    'model': config.model.to_dict(),
+    'styles': list(config.styles),
+    'labels': labels,
+    'step': s,
+  }
 
   def write_samples(step: int) -> dict[str, float]:
     params = jax.device_get(state['params']['net'])
@@ -138,8 +164,14 @@ def train(config: Any, workdir: str) -> dict[str, float]:
 
   #### Loop
   from tqdm import tqdm
-  bar = tqdm(total=total, initial=start, disable=not is_main or not config.progress,
-             dynamic_ncols=True, unit='step')
+
+  bar = tqdm(
+    total=total,
+    initial=start,
+    disable=not is_main or not config.progress,
+    dynamic_ncols=True,
+    unit='step',
+  )
   last: dict[str, float] = {}
   step, t0, t_steps, t_wait = start, time.time(), 0, 0.0
   try:
@@ -157,14 +189,15 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         last = train_record(step, metrics, t_steps, t_wait, time.time() - t0)
         t0, t_steps, t_wait = time.time(), 0, 0.0
         writer.write(step, last)
-        bar.set_postfix(loss=f"{last['train/loss']:.4g}")
+        bar.set_postfix(loss=f'{last["train/loss"]:.4g}')
       events = []
       if is_main and (step % config.sample_every == 0 or step == total):
         scores = write_samples(step)  # held-out perceptual loss, every style
         writer.write(step, scores)
         last.update(scores)
-        events.append(f"samples {sample_path(workdir, step)} (held-out loss "
-                      f"{scores['eval/loss']:.4g})")
+        events.append(
+          f'samples {sample_path(workdir, step)} (held-out loss {scores["eval/loss"]:.4g})'
+        )
       if is_save:
         checkpoint.save(mngr, step, state, force=step == total, extra=extra(step))
         events.insert(0, 'checkpoint saved')

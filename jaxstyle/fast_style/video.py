@@ -5,6 +5,7 @@ its own ffmpeg binary), so the rest of the package never needs either. Output is
 temporary file next to the destination and renamed when complete: an interrupted or failed run
 never leaves a half-written video where the finished one belongs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,6 +36,7 @@ class VideoNotFoundError(UserError, FileNotFoundError):
 @dataclass(frozen=True)
 class VideoInfo:
   """What stylizing needs before the first frame: the rate to keep, the size, a progress total."""
+
   fps: float
   n_frames: int | None  # None when ffmpeg could not count them
   width: int
@@ -47,8 +49,10 @@ def _imageio():
     import imageio.v2 as iio
     import imageio_ffmpeg
   except ImportError as err:
-    raise VideoUnavailableError(f"video needs imageio and imageio-ffmpeg ({err.name} is missing): "
-                                "pip install 'jaxstyle[video]'") from None
+    raise VideoUnavailableError(
+      f'video needs imageio and imageio-ffmpeg ({err.name} is missing): '
+      "pip install 'jaxstyle[video]'"
+    ) from None
   return iio, imageio_ffmpeg
 
 
@@ -56,12 +60,14 @@ def _open_reader(path: str):
   """An imageio ffmpeg reader for `path`, or a UserError naming the file instead of ffmpeg's log."""
   iio, _ = _imageio()
   if not os.path.exists(path):
-    raise VideoNotFoundError(f"video {path!r} does not exist")
+    raise VideoNotFoundError(f'video {path!r} does not exist')
   try:
-    return iio.get_reader(path, format="FFMPEG")
+    return iio.get_reader(path, format='FFMPEG')
   except Exception as err:  # noqa: BLE001 -- imageio raises OSError, IndexError, RuntimeError
-    raise BadInputError(f"{path!r} is not a readable video ({type(err).__name__}); check the "
-                    "file or convert it to MP4") from err
+    raise BadInputError(
+      f'{path!r} is not a readable video ({type(err).__name__}); check the '
+      'file or convert it to MP4'
+    ) from err
 
 
 def _count_frames(path: str) -> int | None:
@@ -69,13 +75,25 @@ def _count_frames(path: str) -> int | None:
 
   Counts packets, exact for constant-frame-rate files; it only sizes the progress bar."""
   _, imageio_ffmpeg = _imageio()
-  cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", path,
-         "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+  cmd = [
+    imageio_ffmpeg.get_ffmpeg_exe(),
+    '-nostdin',
+    '-hide_banner',
+    '-i',
+    path,
+    '-map',
+    '0:v:0',
+    '-c',
+    'copy',
+    '-f',
+    'null',
+    '-',
+  ]
   try:
-    done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, errors='replace', timeout=120)
   except (OSError, subprocess.TimeoutExpired):
     return None
-  counts = re.findall(r"frame=\s*(\d+)", done.stderr)
+  counts = re.findall(r'frame=\s*(\d+)', done.stderr)
   return int(counts[-1]) if done.returncode == 0 and counts else None
 
 
@@ -86,8 +104,8 @@ def probe(path: str) -> VideoInfo:
     meta = reader.get_meta_data()
   finally:
     reader.close()
-  width, height = meta["size"]  # imageio's own "nframes" is always inf for files: count instead
-  return VideoInfo(float(meta["fps"]), _count_frames(path), int(width), int(height))
+  width, height = meta['size']  # imageio's own "nframes" is always inf for files: count instead
+  return VideoInfo(float(meta['fps']), _count_frames(path), int(width), int(height))
 
 
 def iter_frames(path: str) -> Iterator[np.ndarray]:
@@ -105,7 +123,7 @@ def _even(frame: np.ndarray) -> np.ndarray:
   h, w = frame.shape[:2]
   if h % 2 == 0 and w % 2 == 0:
     return frame
-  return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+  return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode='edge')
 
 
 def write_video(path: str, frames: Iterable[np.ndarray], fps: float, *, crf: int = 18) -> int:
@@ -122,18 +140,27 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float, *, crf: int
   folder, name = os.path.split(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   stem, ext = os.path.splitext(name)
-  tmp = os.path.join(folder, f".{stem}.{secrets.token_hex(4)}.tmp{ext or '.mp4'}")
+  tmp = os.path.join(folder, f'.{stem}.{secrets.token_hex(4)}.tmp{ext or ".mp4"}')
   n = 0
   try:
-    writer = iio.get_writer(tmp, format="FFMPEG", fps=float(fps), codec="libx264",
-                            pixelformat="yuv420p", macro_block_size=1, quality=None,
-                            output_params=["-crf", str(int(crf))], ffmpeg_log_level="error")
+    writer = iio.get_writer(
+      tmp,
+      format='FFMPEG',
+      fps=float(fps),
+      codec='libx264',
+      pixelformat='yuv420p',
+      macro_block_size=1,
+      quality=None,
+      output_params=['-crf', str(int(crf))],
+      ffmpeg_log_level='error',
+    )
     try:
       for frame in frames:
         frame = np.asarray(frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
-          raise ValueError(f"frame {n} of {path!r} must be uint8 HxWx3, got {frame.dtype} "
-                           f"{frame.shape}")
+          raise ValueError(
+            f'frame {n} of {path!r} must be uint8 HxWx3, got {frame.dtype} {frame.shape}'
+          )
         writer.append_data(_even(frame))
         n += 1
     except BaseException:
@@ -142,7 +169,7 @@ def write_video(path: str, frames: Iterable[np.ndarray], fps: float, *, crf: int
       raise
     writer.close()
     if n == 0:
-      raise ValueError(f"no frames to write to {path!r}")
+      raise ValueError(f'no frames to write to {path!r}')
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
@@ -178,8 +205,14 @@ def _read_ahead(path: str, out: queue.Queue, stop: threading.Event) -> None:
   _put(out, _DONE, stop)
 
 
-def stylize_video(in_path: str, out_path: str, frame_fn: Callable[[np.ndarray], np.ndarray], *,
-                  progress: bool = True, crf: int = 18) -> dict:
+def stylize_video(
+  in_path: str,
+  out_path: str,
+  frame_fn: Callable[[np.ndarray], np.ndarray],
+  *,
+  progress: bool = True,
+  crf: int = 18,
+) -> dict:
   """Applies `frame_fn` (uint8 HxWx3 -> same) to every frame and writes the result at the input fps.
 
   The next frame is decoded in a worker thread while `frame_fn` runs, so decoding hides behind
@@ -190,17 +223,18 @@ def stylize_video(in_path: str, out_path: str, frame_fn: Callable[[np.ndarray], 
   start = time.perf_counter()
   frames: queue.Queue = queue.Queue(maxsize=2)
   stop = threading.Event()
-  worker = threading.Thread(target=_read_ahead, args=(in_path, frames, stop), daemon=True,
-                            name="video-read-ahead")
+  worker = threading.Thread(
+    target=_read_ahead, args=(in_path, frames, stop), daemon=True, name='video-read-ahead'
+  )
 
   def styled() -> Iterator[np.ndarray]:
-    with tqdm(total=info.n_frames, unit="frame", desc="stylize", disable=not progress) as bar:
+    with tqdm(total=info.n_frames, unit='frame', desc='stylize', disable=not progress) as bar:
       while (item := frames.get()) is not _DONE:
         if isinstance(item, BaseException):
           raise item
         out = np.asarray(frame_fn(item))
         if out.shape != item.shape or out.dtype != np.uint8:
-          raise ValueError(f"frame_fn must return uint8 {item.shape}, got {out.dtype} {out.shape}")
+          raise ValueError(f'frame_fn must return uint8 {item.shape}, got {out.dtype} {out.shape}')
         yield out
         bar.update(1)
 
@@ -211,5 +245,10 @@ def stylize_video(in_path: str, out_path: str, frame_fn: Callable[[np.ndarray], 
     stop.set()
     worker.join()
   wall = time.perf_counter() - start
-  return {"frames": n, "seconds": wall, "frames_per_sec": n / wall if wall > 0 else 0.0,
-          "fps": info.fps, "output": out_path}
+  return {
+    'frames': n,
+    'seconds': wall,
+    'frames_per_sec': n / wall if wall > 0 else 0.0,
+    'fps': info.fps,
+    'output': out_path,
+  }

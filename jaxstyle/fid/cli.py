@@ -5,6 +5,7 @@ pytorch-fid's `--save-stats` layout (`mu`, `sigma`), so published statistics can
 against directly. `--save-stats` also stores the `features` (pytorch-fid ignores extra arrays),
 which KID needs: KID is a kernel statistic of the features themselves, not of mu and sigma.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,23 +22,48 @@ from jaxstyle.fid import metrics
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the sub-command's flags (called by `jaxstyle.cli`)."""
-  parser.add_argument("paths", nargs="+", metavar="PATH",
-                      help="image folder or .npz statistics; two to score, one with --save-stats")
-  parser.add_argument("--kid", action="store_true",
-                      help="also KID (needs features: folders, or .npz written by --save-stats)")
-  parser.add_argument("--save-stats", metavar="OUT.npz", default=None,
-                      help="write mu, sigma (pytorch-fid layout) and features of the one PATH to "
-                           "this file (folders created)")
-  parser.add_argument("--inception", metavar="PATH", default=None,
-                      help="pt_inception-2015-12-05-6726825d.pth or a `port-weights --kind "
-                           "inception-fid` folder (default: the cache, downloaded on first use)")
-  parser.add_argument("--batch-size", type=positive_int, default=50,
-                      help="images per batch over all devices (pytorch-fid's default: 50)")
-  parser.add_argument("--devices", type=nonnegative_int, default=0,
-                      help="devices to shard over (0 = all)")
-  parser.add_argument("--kid-subsets", type=positive_int, default=metrics.KID_SUBSETS)
-  parser.add_argument("--kid-subset-size", type=positive_int, default=metrics.KID_SUBSET_SIZE)
-  parser.add_argument("--json", metavar="OUT.json", default=None, help="also write the scores to this file (folders created)")
+  parser.add_argument(
+    'paths',
+    nargs='+',
+    metavar='PATH',
+    help='image folder or .npz statistics; two to score, one with --save-stats',
+  )
+  parser.add_argument(
+    '--kid',
+    action='store_true',
+    help='also KID (needs features: folders, or .npz written by --save-stats)',
+  )
+  parser.add_argument(
+    '--save-stats',
+    metavar='OUT.npz',
+    default=None,
+    help='write mu, sigma (pytorch-fid layout) and features of the one PATH to '
+    'this file (folders created)',
+  )
+  parser.add_argument(
+    '--inception',
+    metavar='PATH',
+    default=None,
+    help='pt_inception-2015-12-05-6726825d.pth or a `port-weights --kind '
+    'inception-fid` folder (default: the cache, downloaded on first use)',
+  )
+  parser.add_argument(
+    '--batch-size',
+    type=positive_int,
+    default=50,
+    help="images per batch over all devices (pytorch-fid's default: 50)",
+  )
+  parser.add_argument(
+    '--devices', type=nonnegative_int, default=0, help='devices to shard over (0 = all)'
+  )
+  parser.add_argument('--kid-subsets', type=positive_int, default=metrics.KID_SUBSETS)
+  parser.add_argument('--kid-subset-size', type=positive_int, default=metrics.KID_SUBSET_SIZE)
+  parser.add_argument(
+    '--json',
+    metavar='OUT.json',
+    default=None,
+    help='also write the scores to this file (folders created)',
+  )
 
 
 class _Sets:
@@ -57,8 +83,8 @@ class _Sets:
       params = weights.load_params(self.args.inception)
       note = weights.unofficial_note(self.args.inception)
       if note:
-        print(f"note: {note}", file=sys.stderr)
-      devices = jax.devices()[:self.args.devices] if self.args.devices else None
+        print(f'note: {note}', file=sys.stderr)
+      devices = jax.devices()[: self.args.devices] if self.args.devices else None
       mesh = parallel.make_mesh(devices)
       self._extractor = features.FeatureExtractor(params, mesh, self.args.batch_size)
     return self._extractor
@@ -71,7 +97,7 @@ class _Sets:
     for path in paths:
       if _is_stats(path):
         if not os.path.isfile(path):
-          raise BadInputError(f"{path}: no such statistics file")
+          raise BadInputError(f'{path}: no such statistics file')
         stats = metrics.load_statistics(path)  # checks the file and its keys first
         self._checked[path] = (load_features(path), stats)
       else:
@@ -85,22 +111,23 @@ class _Sets:
     from jaxstyle.fid import features  # jax, as in extractor()
 
     files, sizes = self._checked[path]
-    feats = features.files_features(files, self.extractor(), sizes=sizes,
-                                    desc=os.path.basename(os.path.normpath(path)))
+    feats = features.files_features(
+      files, self.extractor(), sizes=sizes, desc=os.path.basename(os.path.normpath(path))
+    )
     return feats, metrics.statistics(feats)
 
 
 def _is_stats(path: str) -> bool:
-  return path.lower().endswith(".npz") and not os.path.isdir(path)
+  return path.lower().endswith('.npz') and not os.path.isdir(path)
 
 
 def load_features(path: str) -> np.ndarray | None:
   """The `features` array of a jaxstyle statistics file (None in pytorch-fid's own files); call
   after `metrics.load_statistics` has checked the file."""
   with np.load(path, allow_pickle=False) as f:
-    if "features" not in f.files:
+    if 'features' not in f.files:
       return None
-    feats = f["features"][:]
+    feats = f['features'][:]
   if feats.ndim != 2:
     raise BadInputError(f"{path}: 'features' should be (N, D), got shape {feats.shape}")
   return feats
@@ -111,9 +138,9 @@ def save_stats(path: str, feats: np.ndarray, out: str) -> None:
   mu, sigma = metrics.statistics(feats)
   folder = os.path.dirname(os.path.abspath(out))
   os.makedirs(folder, exist_ok=True)
-  with open(out, "wb") as f:  # a file object: numpy would append .npz to a path without it
+  with open(out, 'wb') as f:  # a file object: numpy would append .npz to a path without it
     np.savez_compressed(f, mu=mu, sigma=sigma, features=feats.astype(np.float32))
-  print(f"wrote statistics of {len(feats)} images of {path} to {out}")
+  print(f'wrote statistics of {len(feats)} images of {path} to {out}')
 
 
 def score(args: argparse.Namespace) -> dict[str, Any]:
@@ -123,11 +150,12 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
   for path in args.paths:  # before any feature extraction or FID's minute of sqrtm
     if args.kid and _is_stats(path) and sets.load(path)[0] is None:
       raise BadInputError(
-          f"{path}: KID needs the Inception features, and this .npz holds only mu and sigma "
-          "(pytorch-fid statistics); pass the image folder, or a file written by "
-          "`jaxstyle fid FOLDER --save-stats OUT.npz`")
+        f'{path}: KID needs the Inception features, and this .npz holds only mu and sigma '
+        '(pytorch-fid statistics); pass the image folder, or a file written by '
+        '`jaxstyle fid FOLDER --save-stats OUT.npz`'
+      )
   (f1, stats1), (f2, stats2) = sets.load(args.paths[0]), sets.load(args.paths[1])
-  scores: dict[str, Any] = {"fid": metrics.frechet_distance(*stats1, *stats2)}
+  scores: dict[str, Any] = {'fid': metrics.frechet_distance(*stats1, *stats2)}
   if args.kid:
     scores.update(metrics.kid_from_features(f1, f2, args.kid_subsets, args.kid_subset_size))
   return scores
@@ -135,27 +163,29 @@ def score(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
   """Scores two paths, or saves one path's statistics (at exactly --save-stats / --json)."""
-  for out, flag in ((args.save_stats, "--save-stats"), (args.json, "--json")):
+  for out, flag in ((args.save_stats, '--save-stats'), (args.json, '--json')):
     if out:  # folders created, and an unwritable one fails before any feature extraction
-      writable_dir(os.path.dirname(os.path.abspath(out)), f"{flag} folder")
+      writable_dir(os.path.dirname(os.path.abspath(out)), f'{flag} folder')
   if args.save_stats:
     if len(args.paths) != 1:
-      raise UserError(f"--save-stats takes exactly one PATH (a folder), got {len(args.paths)}")
+      raise UserError(f'--save-stats takes exactly one PATH (a folder), got {len(args.paths)}')
     if _is_stats(args.paths[0]):
-      raise UserError(f"{args.paths[0]}: already a statistics file; --save-stats needs a folder")
+      raise UserError(f'{args.paths[0]}: already a statistics file; --save-stats needs a folder')
     sets = _Sets(args)
     sets.check(args.paths)
     feats, _ = sets.load(args.paths[0])
     save_stats(args.paths[0], feats, args.save_stats)
     return 0
   if len(args.paths) != 2:
-    raise UserError(f"give two PATHs to compare (got {len(args.paths)}), or one with --save-stats")
+    raise UserError(f'give two PATHs to compare (got {len(args.paths)}), or one with --save-stats')
   scores = score(args)
-  print(f"FID: {scores['fid']:.4f}")
+  print(f'FID: {scores["fid"]:.4f}')
   if args.kid:
-    print(f"KID: {scores['kid_mean']:.6f} ± {scores['kid_std']:.6f} "
-          f"({scores['kid_subsets']} subsets of {scores['kid_subset_size']} images)")
+    print(
+      f'KID: {scores["kid_mean"]:.6f} ± {scores["kid_std"]:.6f} '
+      f'({scores["kid_subsets"]} subsets of {scores["kid_subset_size"]} images)'
+    )
   if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"paths": args.paths, **scores}, f, indent=2)
+    with open(args.json, 'w') as f:
+      json.dump({'paths': args.paths, **scores}, f, indent=2)
   return 0

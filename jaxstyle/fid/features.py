@@ -10,6 +10,7 @@ inside it, as pytorch-fid does per batch).
 Files are read as pytorch-fid reads them (`Image.open(p).convert('RGB')`, then /255 in float32),
 so features of a folder match its `--save-stats` numbers up to float rounding.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -44,8 +45,9 @@ class FeatureExtractor:
       device count. Sets smaller than one batch run as one smaller batch (no padding to 50).
   """
 
-  def __init__(self, params: Any, mesh: jax.sharding.Mesh | None = None,
-               batch_size: int = DEFAULT_BATCH):
+  def __init__(
+    self, params: Any, mesh: jax.sharding.Mesh | None = None, batch_size: int = DEFAULT_BATCH
+  ):
     self.mesh = mesh if mesh is not None else parallel.make_mesh()
     self.n_devices = self.mesh.size
     self.batch_size = -(-max(1, batch_size) // self.n_devices) * self.n_devices
@@ -57,12 +59,19 @@ class FeatureExtractor:
         x = x / 255.0  # torchvision ToTensor
       return model.apply(params, x)
 
-    self._forward = jax.jit(jax.shard_map(
-        per_device, mesh=self.mesh, in_specs=(P(), P(parallel.DATA_AXIS)),
-        out_specs=P(parallel.DATA_AXIS), check_vma=False))
+    self._forward = jax.jit(
+      jax.shard_map(
+        per_device,
+        mesh=self.mesh,
+        in_specs=(P(), P(parallel.DATA_AXIS)),
+        out_specs=P(parallel.DATA_AXIS),
+        check_vma=False,
+      )
+    )
     self._images = NamedSharding(self.mesh, P(parallel.DATA_AXIS))
-    self.params = parallel.place(params, jax.tree.map(
-        lambda _: NamedSharding(self.mesh, P()), params))
+    self.params = parallel.place(
+      params, jax.tree.map(lambda _: NamedSharding(self.mesh, P()), params)
+    )
 
   def batch_for(self, n: int) -> int:
     """The compiled batch for a set of n images: the full batch, or n rounded up to the devices."""
@@ -82,12 +91,12 @@ class FeatureExtractor:
       raise BadInputError(f'expected (N, H, W, 3) images, got an array of shape {images.shape}')
     n = len(images)
     with tqdm(total=n, desc=desc, unit='img', disable=desc is None) as bar:
-
-      chunks = (images[i:i + self.batch_size] for i in range(0, n, self.batch_size))
+      chunks = (images[i : i + self.batch_size] for i in range(0, n, self.batch_size))
       return self.features_of_chunks(chunks, n, done=bar.update)
 
-  def features_of_chunks(self, chunks: Iterator[np.ndarray], n: int,
-                         done: Callable[[int], Any] = lambda k: None) -> np.ndarray:
+  def features_of_chunks(
+    self, chunks: Iterator[np.ndarray], n: int, done: Callable[[int], Any] = lambda k: None
+  ) -> np.ndarray:
     """Features of `n` same-sized images arriving in chunks of at most `batch_size`.
 
     Each chunk is dispatched before the previous result is fetched, so the host prepares the next
@@ -114,22 +123,30 @@ def _to_host(features: jax.Array, keep: int) -> np.ndarray:
   """The first `keep` rows (the rest is padding) on this host, from every host's devices."""
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     features = multihost_utils.process_allgather(features, tiled=True)
   return np.asarray(features)[:keep]
 
 
 #### Folders
 
+
 def list_images(folder: str) -> list[str]:
   """The image files directly in `folder` (pytorch-fid's extensions), sorted; one-line errors."""
   if not os.path.isdir(folder):
     raise BadInputError(f'{folder}: not a folder of images (or a .npz of FID statistics)')
-  files = sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                 if name.rsplit('.', 1)[-1].lower() in IMAGE_EXTENSIONS and '.' in name
-                 and os.path.isfile(os.path.join(folder, name)))
+  files = sorted(
+    os.path.join(folder, name)
+    for name in os.listdir(folder)
+    if name.rsplit('.', 1)[-1].lower() in IMAGE_EXTENSIONS
+    and '.' in name
+    and os.path.isfile(os.path.join(folder, name))
+  )
   if not files:
-    raise BadInputError(f'{folder}: no images ({", ".join(IMAGE_EXTENSIONS)}) in this folder; '
-                        'FID reads the files directly inside it, not in sub-folders')
+    raise BadInputError(
+      f'{folder}: no images ({", ".join(IMAGE_EXTENSIONS)}) in this folder; '
+      'FID reads the files directly inside it, not in sub-folders'
+    )
   return files
 
 
@@ -152,14 +169,20 @@ def read_sizes(files: Sequence[str]) -> list[tuple[int, int]]:
   seconds, before the weights are loaded or minutes of compute are spent."""
   sizes = [_size(f) for f in files]
   if len(files) < 2:
-    raise BadInputError(f'FID needs at least 2 images, got {len(files)}'
-                        + (f' ({files[0]})' if files else ''))
+    raise BadInputError(
+      f'FID needs at least 2 images, got {len(files)}' + (f' ({files[0]})' if files else '')
+    )
   return sizes
 
 
-def files_features(files: Sequence[str], extractor: FeatureExtractor, progress: bool = True,
-                   desc: str = 'Inception features', workers: int = 8,
-                   sizes: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+def files_features(
+  files: Sequence[str],
+  extractor: FeatureExtractor,
+  progress: bool = True,
+  desc: str = 'Inception features',
+  workers: int = 8,
+  sizes: Sequence[tuple[int, int]] | None = None,
+) -> np.ndarray:
   """Features of image files in the given order; files of one size share a compiled program.
 
   A file whose pixels fail to decode after a good header (a truncated JPEG) fails naming it
@@ -170,9 +193,11 @@ def files_features(files: Sequence[str], extractor: FeatureExtractor, progress: 
   for i, size in enumerate(sizes):
     groups.setdefault(size, []).append(i)
   out = np.zeros((len(files), FEATURE_DIM), np.float32)
-  with concurrent.futures.ThreadPoolExecutor(workers) as decode, \
-      concurrent.futures.ThreadPoolExecutor(1) as prefetch, \
-      tqdm(total=len(files), desc=desc, unit='img', disable=not progress) as bar:
+  with (
+    concurrent.futures.ThreadPoolExecutor(workers) as decode,
+    concurrent.futures.ThreadPoolExecutor(1) as prefetch,
+    tqdm(total=len(files), desc=desc, unit='img', disable=not progress) as bar,
+  ):
 
     def load_batch(part: list[int]) -> np.ndarray:
       return np.stack(list(decode.map(_load, (files[j] for j in part))))
@@ -187,12 +212,16 @@ def files_features(files: Sequence[str], extractor: FeatureExtractor, progress: 
 
     for idx in groups.values():
       step = extractor.batch_for(len(idx))
-      parts = [idx[i:i + step] for i in range(0, len(idx), step)]
+      parts = [idx[i : i + step] for i in range(0, len(idx), step)]
       out[idx] = extractor.features_of_chunks(chunks(parts), len(idx), done=bar.update)
   return out
 
 
 def folder_features(folder: str, extractor: FeatureExtractor, progress: bool = True) -> np.ndarray:
   """Features of every image directly in `folder` (see `list_images`)."""
-  return files_features(list_images(folder), extractor, progress, desc=os.path.basename(
-      os.path.normpath(folder)) or folder)
+  return files_features(
+    list_images(folder),
+    extractor,
+    progress,
+    desc=os.path.basename(os.path.normpath(folder)) or folder,
+  )

@@ -13,6 +13,7 @@ Written to give the numbers the reference tools give, not merely the same formul
 Statistics files use pytorch-fid's `--save-stats` layout (`mu`, `sigma` in an .npz), so published
 statistics can be used directly.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,27 +47,30 @@ def _sqrtm(m: np.ndarray) -> np.ndarray:
   SciPy's "Matrix is singular" warning, which every FID of fewer images than feature dimensions
   (2048) would print; `frechet_distance` checks the result itself, as pytorch-fid does."""
   with warnings.catch_warnings():
-    warnings.simplefilter("ignore", linalg.LinAlgWarning)
+    warnings.simplefilter('ignore', linalg.LinAlgWarning)
     return linalg.sqrtm(m)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = FID_EPS) -> float:
+def frechet_distance(
+  mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = FID_EPS
+) -> float:
   """‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2·sqrt(Σ1Σ2)), with pytorch-fid's fallbacks (module docstring)."""
   mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
   sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-    raise BadInputError(f"FID statistics of different sizes: mu {mu1.shape} vs {mu2.shape}, "
-                        f"sigma {sigma1.shape} vs {sigma2.shape} (features of another network?)")
+    raise BadInputError(
+      f'FID statistics of different sizes: mu {mu1.shape} vs {mu2.shape}, '
+      f'sigma {sigma1.shape} vs {sigma2.shape} (features of another network?)'
+    )
   diff = mu1 - mu2
   covmean = _sqrtm(sigma1.dot(sigma2))
   if not np.isfinite(covmean).all():
-    log.warning("FID: singular product; adding %g to the diagonal of both covariances", eps)
+    log.warning('FID: singular product; adding %g to the diagonal of both covariances', eps)
     offset = np.eye(sigma1.shape[0]) * eps
     covmean = _sqrtm((sigma1 + offset).dot(sigma2 + offset))
   if np.iscomplexobj(covmean):
     if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-      raise ValueError(f"FID: imaginary component {np.max(np.abs(covmean.imag))} in sqrt(Σ1Σ2)")
+      raise ValueError(f'FID: imaginary component {np.max(np.abs(covmean.imag))} in sqrt(Σ1Σ2)')
     covmean = covmean.real
   return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
@@ -87,24 +91,35 @@ def _mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> floa
   return float(within - 2 * k_xy.sum() / (m * m))
 
 
-def kid_from_features(features1: np.ndarray, features2: np.ndarray, subsets: int = KID_SUBSETS,
-                      subset_size: int = KID_SUBSET_SIZE, seed: int = KID_SEED) -> dict[str, Any]:
+def kid_from_features(
+  features1: np.ndarray,
+  features2: np.ndarray,
+  subsets: int = KID_SUBSETS,
+  subset_size: int = KID_SUBSET_SIZE,
+  seed: int = KID_SEED,
+) -> dict[str, Any]:
   """KID mean ± std over random subsets (torch-fidelity's draws); the subset size is capped by the
   smaller set and returned, so a score from fewer images says so."""
   f1, f2 = np.asarray(features1), np.asarray(features2)
   if f1.ndim != 2 or f1.shape[1:] != f2.shape[1:]:
-    raise BadInputError(f"KID needs two (N, D) feature arrays of one D, got {f1.shape} and {f2.shape}")
+    raise BadInputError(
+      f'KID needs two (N, D) feature arrays of one D, got {f1.shape} and {f2.shape}'
+    )
   size = min(subset_size, len(f1), len(f2))
   if size < 2:
-    raise BadInputError(f"KID needs at least 2 images in each set, got {len(f1)} and {len(f2)}")
+    raise BadInputError(f'KID needs at least 2 images in each set, got {len(f1)} and {len(f2)}')
   rng = np.random.RandomState(seed)
   mmds = np.zeros(subsets)
   for i in range(subsets):
     x = f1[rng.choice(len(f1), size, replace=False)]
     y = f2[rng.choice(len(f2), size, replace=False)]
     mmds[i] = _mmd2_unbiased(_poly_kernel(x, x), _poly_kernel(x, y), _poly_kernel(y, y))
-  return {"kid_mean": float(np.mean(mmds)), "kid_std": float(np.std(mmds)), "kid_subset_size": size,
-          "kid_subsets": subsets}
+  return {
+    'kid_mean': float(np.mean(mmds)),
+    'kid_std': float(np.std(mmds)),
+    'kid_subset_size': size,
+    'kid_subsets': subsets,
+  }
 
 
 def save_statistics(path: str, mu: np.ndarray, sigma: np.ndarray) -> None:
@@ -119,15 +134,18 @@ def load_statistics(path: str) -> tuple[np.ndarray, np.ndarray]:
   try:
     with np.load(path, allow_pickle=False) as f:
       keys = set(f.files)
-      if not {"mu", "sigma"} <= keys:
-        raise BadInputError(f"{path}: FID statistics need arrays 'mu' and 'sigma' (as pytorch-fid "
-                            f"--save-stats writes), found {sorted(keys)}")
-      mu, sigma = f["mu"][:], f["sigma"][:]
+      if not {'mu', 'sigma'} <= keys:
+        raise BadInputError(
+          f"{path}: FID statistics need arrays 'mu' and 'sigma' (as pytorch-fid "
+          f'--save-stats writes), found {sorted(keys)}'
+        )
+      mu, sigma = f['mu'][:], f['sigma'][:]
   except (OSError, ValueError) as err:
     if isinstance(err, BadInputError):
       raise
-    raise BadInputError(f"{path}: not a readable .npz of FID statistics ({err})") from err
+    raise BadInputError(f'{path}: not a readable .npz of FID statistics ({err})') from err
   if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-    raise BadInputError(f"{path}: 'mu' {mu.shape} and 'sigma' {sigma.shape} do not fit "
-                        "(want (D,) and (D, D))")
+    raise BadInputError(
+      f"{path}: 'mu' {mu.shape} and 'sigma' {sigma.shape} do not fit (want (D,) and (D, D))"
+    )
   return mu, sigma

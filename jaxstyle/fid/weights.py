@@ -10,6 +10,7 @@ A file under the official name is checked against the SHA-256 prefix in its name
 remembered in `<file>.verified.json`, as the VGG19 files), and read by the torch-free restricted
 unpickler (`ports.inception_fid`).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,16 +23,23 @@ from jaxstyle.ports import inception_fid, weight_files
 from jaxstyle.ports.weight_files import WeightChecksumError as WeightChecksumError
 from jaxstyle.ports.weight_files import WeightDownloadError
 
-INCEPTION_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
-                 'pt_inception-2015-12-05-6726825d.pth')
+INCEPTION_URL = (
+  'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
+  'pt_inception-2015-12-05-6726825d.pth'
+)
 INCEPTION_FILE = 'pt_inception-2015-12-05-6726825d.pth'
 INCEPTION_SHA256_PREFIX = '6726825d'
 PORT_KIND = 'inception-fid'
 
 HINT = weight_files.Hint(
-    'FID InceptionV3', '--inception', logger=__name__,
-    alternative=(f' (the .pth itself, or the directory `jaxstyle port-weights {INCEPTION_FILE} -o DIR '
-                 f'--kind {PORT_KIND}` makes from it)'))
+  'FID InceptionV3',
+  '--inception',
+  logger=__name__,
+  alternative=(
+    f' (the .pth itself, or the directory `jaxstyle port-weights {INCEPTION_FILE} -o DIR '
+    f'--kind {PORT_KIND}` makes from it)'
+  ),
+)
 
 # Raised when the weights are neither given, cached nor downloadable; its message says how to get
 # them offline (the URL, the cache path, --inception PATH and `jaxstyle port-weights`).
@@ -48,8 +56,11 @@ def find_cached(cache: str | os.PathLike | None = None) -> str | None:
   return path if os.path.isfile(path) else None
 
 
-def locate(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
-           download: bool = True) -> str:
+def locate(
+  path: str | os.PathLike | None = None,
+  cache: str | os.PathLike | None = None,
+  download: bool = True,
+) -> str:
   """`path` if given, else the cached .pth, downloaded (SHA-256 prefix checked) if absent.
 
   Raises:
@@ -58,8 +69,13 @@ def locate(path: str | os.PathLike | None = None, cache: str | os.PathLike | Non
   """
   if path is not None:
     return os.fspath(path)
-  return weight_files.fetch(INCEPTION_URL, _cached_path(cache), HINT, allow_download=download,
-                            sha256_prefix=INCEPTION_SHA256_PREFIX)
+  return weight_files.fetch(
+    INCEPTION_URL,
+    _cached_path(cache),
+    HINT,
+    allow_download=download,
+    sha256_prefix=INCEPTION_SHA256_PREFIX,
+  )
 
 
 def known_checksum(path: str | os.PathLike) -> weight_files.Checksum | None:
@@ -72,23 +88,31 @@ def known_checksum(path: str | os.PathLike) -> weight_files.Checksum | None:
 def _load_ported(path: str) -> dict[str, Any]:
   from jaxstyle import checkpoint  # orbax: only for a ported directory
 
-  how = (f'pass the .pth or a directory made by `jaxstyle port-weights {INCEPTION_FILE} -o DIR '
-         f'--kind {PORT_KIND}` with --inception PATH')
+  how = (
+    f'pass the .pth or a directory made by `jaxstyle port-weights {INCEPTION_FILE} -o DIR '
+    f'--kind {PORT_KIND}` with --inception PATH'
+  )
   try:
     params, meta = checkpoint.load_params(path)
   except FileNotFoundError:
-    raise UserError(f'Inception weights {path!r} is a directory but not a jaxstyle port-weights '
-                    f'output (no jaxstyle.json); {how}') from None
+    raise UserError(
+      f'Inception weights {path!r} is a directory but not a jaxstyle port-weights '
+      f'output (no jaxstyle.json); {how}'
+    ) from None
   kind = meta.get('kind') if isinstance(meta, dict) else None
   if kind != PORT_KIND:
-    raise UserError(f'Inception weights {path!r} hold port-weights kind {kind!r}, not '
-                    f'{PORT_KIND!r}; {how}')
+    raise UserError(
+      f'Inception weights {path!r} hold port-weights kind {kind!r}, not {PORT_KIND!r}; {how}'
+    )
   inception_fid.check_params(params, path)
   return {'params': params}
 
 
-def load_params(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
-                download: bool = True) -> dict[str, Any]:
+def load_params(
+  path: str | os.PathLike | None = None,
+  cache: str | os.PathLike | None = None,
+  download: bool = True,
+) -> dict[str, Any]:
   """`{'params': ...}` for `models.inception.FIDInceptionV3.apply`, from `locate(path, cache, download)`.
 
   Raises:
@@ -123,5 +147,7 @@ def unofficial_note(path: str | os.PathLike | None) -> str | None:
       source = ''
   if os.path.basename(source) == INCEPTION_FILE:
     return None
-  return (f'Inception weights from {path}, not pytorch-fid\'s {INCEPTION_FILE}: FID/KID rank runs '
-          'scored with the same weights but are not comparable with published numbers')
+  return (
+    f"Inception weights from {path}, not pytorch-fid's {INCEPTION_FILE}: FID/KID rank runs "
+    'scored with the same weights but are not comparable with published numbers'
+  )

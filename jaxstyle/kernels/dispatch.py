@@ -4,6 +4,7 @@ Chosen by config (`model.conv_impl`, `vgg.conv_impl`) and recorded in the run's 
 (`runtime_record`): the choice changes the numbers (Winograd F(4×4): ~2e-5 relative) and the speed,
 never the variables. `models/layers.py` is its only caller among the models.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,12 +21,12 @@ from jaxstyle.kernels import fast_conv, frozen, inference_conv, subpixel, winogr
 
 CONV_IMPLS: tuple[str, ...] = ('xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
 MEANING: dict[str, str] = {
-    'xla': "XLA's own convs everywhere: lax convs, lax.conv_transpose, nearest x2 then a conv "
-           '(the plain reference formulation)',
-    'subpixel': 'XLA convs, up-convs in the sub-pixel form (kernels/subpixel.py): the GPU/TPU default',
-    'cpu_fast': 'subpixel + fast_conv: aligned YNNPACK inputs, shifted-GEMM kernel gradients, '
-                'per-phase input gradients; up-convs below UPSAMPLE_MIN_PIXELS as in xla',
-    'cpu_winograd': 'cpu_fast + Winograd for the wide 3x3 layers winograd.choose picks: the CPU default',
+  'xla': "XLA's own convs everywhere: lax convs, lax.conv_transpose, nearest x2 then a conv "
+  '(the plain reference formulation)',
+  'subpixel': 'XLA convs, up-convs in the sub-pixel form (kernels/subpixel.py): the GPU/TPU default',
+  'cpu_fast': 'subpixel + fast_conv: aligned YNNPACK inputs, shifted-GEMM kernel gradients, '
+  'per-phase input gradients; up-convs below UPSAMPLE_MIN_PIXELS as in xla',
+  'cpu_winograd': 'cpu_fast + Winograd for the wide 3x3 layers winograd.choose picks: the CPU default',
 }
 ENV = 'JAXSTYLE_CONV_IMPL'  # when set, overrides the config (A/B timing without editing configs)
 # Under 'cpu_fast'/'cpu_winograd', a nearest ×2 + K×K 'SAME' up-conv (`upsample_conv`) whose output
@@ -61,12 +62,17 @@ def resolve(requested: str = 'auto') -> str:
 def runtime_record(requested: str = 'auto') -> dict[str, Any]:
   """What a run actually executed with, for config.json and bench lines (the config says 'auto')."""
   impl = resolve(requested)
-  return {'conv_impl': impl, 'conv_impl_requested': str(requested),
-          'conv_impl_env': os.environ.get(ENV) or None,
-          # the shape rule in force: up-convs with fewer output pixels run as 'xla' (None: no rule)
-          'upsample_xla_below_pixels': UPSAMPLE_MIN_PIXELS if impl in _CPU_IMPLS else None,
-          'backend': jax.default_backend(),
-          'jax': jax.__version__, 'jaxlib': jaxlib.__version__, 'devices': jax.device_count()}
+  return {
+    'conv_impl': impl,
+    'conv_impl_requested': str(requested),
+    'conv_impl_env': os.environ.get(ENV) or None,
+    # the shape rule in force: up-convs with fewer output pixels run as 'xla' (None: no rule)
+    'upsample_xla_below_pixels': UPSAMPLE_MIN_PIXELS if impl in _CPU_IMPLS else None,
+    'backend': jax.default_backend(),
+    'jax': jax.__version__,
+    'jaxlib': jaxlib.__version__,
+    'devices': jax.device_count(),
+  }
 
 
 #### Trainable convs (CycleGAN generators and discriminators)
@@ -81,17 +87,28 @@ def upsample_impl(x_shape: Sequence[int], impl: str) -> str:
   return 'xla' if impl in _CPU_IMPLS and n * 4 * h * w < UPSAMPLE_MIN_PIXELS else impl
 
 
-def _winograd_variant(x: jax.Array, w: jax.Array, strides: tuple[int, int],
-                      pads: tuple[tuple[int, int], ...]) -> str | None:
-  if (strides != (1, 1) or w.shape[:2] != (3, 3) or x.dtype != jnp.float32
-      or not winograd.transposable(pads)):
+def _winograd_variant(
+  x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: tuple[tuple[int, int], ...]
+) -> str | None:
+  if (
+    strides != (1, 1)
+    or w.shape[:2] != (3, 3)
+    or x.dtype != jnp.float32
+    or not winograd.transposable(pads)
+  ):
     return None
-  return winograd.choose(w.shape[2], w.shape[3], x.shape[1] + sum(pads[0]) - 2,
-                         x.shape[2] + sum(pads[1]) - 2)
+  return winograd.choose(
+    w.shape[2], w.shape[3], x.shape[1] + sum(pads[0]) - 2, x.shape[2] + sum(pads[1]) - 2
+  )
 
 
-def conv2d(x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1), padding: Padding = 'VALID',
-           impl: str = 'auto') -> jax.Array:
+def conv2d(
+  x: jax.Array,
+  w: jax.Array,
+  strides: Sequence[int] = (1, 1),
+  padding: Padding = 'VALID',
+  impl: str = 'auto',
+) -> jax.Array:
   """NHWC × HWIO conv (no dilation, no groups) as `impl` computes it."""
   impl = resolve(impl)
   strides = (int(strides[0]), int(strides[1]))
@@ -108,8 +125,9 @@ def _stride1(impl: str) -> subpixel.ConvFn:
   return lambda x, w, pads: conv2d(x, w, (1, 1), pads, impl)
 
 
-def conv_transpose(x: jax.Array, kernel: jax.Array, padding: Padding,
-                   impl: str = 'auto') -> jax.Array:
+def conv_transpose(
+  x: jax.Array, kernel: jax.Array, padding: Padding, impl: str = 'auto'
+) -> jax.Array:
   """3×3 stride-2 transposed conv (`transpose_kernel=True`, kernel (3, 3, Cout, Cin)) of `x`.
 
   Sub-pixel form for the explicit paddings it covers unless `impl` is 'xla'; the kernel is cast to
@@ -118,8 +136,9 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, padding: Padding,
   impl = resolve(impl)
   if impl != 'xla' and subpixel.supports_transpose(padding):
     return subpixel.conv_transpose(x, kernel, padding, _stride1(impl))
-  return lax.conv_transpose(x, kernel.astype(x.dtype), (2, 2), padding, dimension_numbers=_DN,
-                            transpose_kernel=True)
+  return lax.conv_transpose(
+    x, kernel.astype(x.dtype), (2, 2), padding, dimension_numbers=_DN, transpose_kernel=True
+  )
 
 
 def upsample_conv(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -> jax.Array:
@@ -145,9 +164,12 @@ def upsample_conv_reflect(x: jax.Array, kernel: jax.Array, impl: str = 'auto') -
 
 #### Frozen convs (NST's VGG19): input-gradient kernels prepared once per run
 
+
 @functools.partial(jax.jit, static_argnums=1)
-def _prepare(kernels: Mapping[str, jax.Array], variants: tuple[tuple[str, str | None], ...],
-             ) -> dict[str, jax.Array | winograd.Prepared]:
+def _prepare(
+  kernels: Mapping[str, jax.Array],
+  variants: tuple[tuple[str, str | None], ...],
+) -> dict[str, jax.Array | winograd.Prepared]:
   out: dict[str, jax.Array | winograd.Prepared] = {}
   for name, variant in variants:
     kernel = jnp.asarray(kernels[name])
@@ -155,9 +177,11 @@ def _prepare(kernels: Mapping[str, jax.Array], variants: tuple[tuple[str, str | 
   return out
 
 
-def frozen_kernels(params: Mapping[str, Mapping[str, Any]],
-                   layer_hw: Mapping[str, tuple[int, int]] | None = None, impl: str = 'auto',
-                   ) -> dict[str, jax.Array | winograd.Prepared]:
+def frozen_kernels(
+  params: Mapping[str, Mapping[str, Any]],
+  layer_hw: Mapping[str, tuple[int, int]] | None = None,
+  impl: str = 'auto',
+) -> dict[str, jax.Array | winograd.Prepared]:
   """`{layer: kernel_t}` for `frozen_conv3x3`, from frozen 3×3 'SAME' conv params.
 
   `layer_hw` gives each layer's input size; with it, 'cpu_winograd' gives the layers `winograd.choose`
@@ -173,8 +197,9 @@ def frozen_kernels(params: Mapping[str, Mapping[str, Any]],
   return _prepare({name: p['kernel'] for name, p in params.items()}, tuple(variants))
 
 
-def frozen_conv3x3(x: jax.Array, kernel: jax.Array,
-                   kernel_t: jax.Array | winograd.Prepared | None = None) -> jax.Array:
+def frozen_conv3x3(
+  x: jax.Array, kernel: jax.Array, kernel_t: jax.Array | winograd.Prepared | None = None
+) -> jax.Array:
   """3×3 'SAME' conv of frozen weights; `kernel_t` from `frozen_kernels`, or None (computed here)."""
   kernel = kernel.astype(x.dtype)
   if kernel_t is None or (isinstance(kernel_t, winograd.Prepared) and x.dtype != jnp.float32):

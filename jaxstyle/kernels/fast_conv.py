@@ -7,6 +7,7 @@ even-kernel convs outside YNNPACK (`input_grad`). Numerics are the same sums in 
 (float32 accumulation), checked in tests/kernels/test_fast_conv.py. `kernels.dispatch` picks it
 ('cpu_fast', 'cpu_winograd'); measurements are in docs/performance.md.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,16 +26,18 @@ ALIGN = 4
 MIN_GEMM_COUT = 16
 
 
-def explicit_pads(x_shape: Sequence[int], w_shape: Sequence[int], strides: tuple[int, int],
-                  padding: Padding) -> tuple[tuple[int, int], ...]:
+def explicit_pads(
+  x_shape: Sequence[int], w_shape: Sequence[int], strides: tuple[int, int], padding: Padding
+) -> tuple[tuple[int, int], ...]:
   """'SAME'/'VALID' or pairs -> explicit ((lo, hi), (lo, hi)) ints, by XLA's rule (= Keras 'same')."""
   if isinstance(padding, str):
     return tuple(lax.padtype_to_pads(x_shape[1:3], w_shape[:2], strides, padding))
   return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
-def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, int],
-          pads: tuple[tuple[int, int], ...]) -> jax.Array:
+def _conv(
+  x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: tuple[tuple[int, int], ...]
+) -> jax.Array:
   """`lax` conv with the input's spatial sides zero-extended at the end to a multiple of `ALIGN`.
 
   XLA:CPU's YNNPACK conv is 3-30× slower when an input side is not a multiple of 4. Extra zeros
@@ -57,7 +60,9 @@ NARROW_COUT, NARROW_MIN_TAPS = 4, 64
 
 
 def _is_narrow(w: jax.Array, strides: tuple[int, int]) -> bool:
-  return strides == (1, 1) and w.shape[3] <= NARROW_COUT and w.shape[0] * w.shape[1] >= NARROW_MIN_TAPS
+  return (
+    strides == (1, 1) and w.shape[3] <= NARROW_COUT and w.shape[0] * w.shape[1] >= NARROW_MIN_TAPS
+  )
 
 
 def _conv_narrow(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ...]) -> jax.Array:
@@ -74,8 +79,11 @@ def _gemm_shift_conv(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ..
   ho, wo = h - kh + 1, w_ - kw + 1
   z = jnp.einsum('nhwc,ijcd->nhwijd', x, w, preferred_element_type=jnp.float32)
   z = z.reshape(n, h, w_, kh * kw * cout)
-  taps = [z[:, i:i + ho, j:j + wo, (i * kw + j) * cout:(i * kw + j + 1) * cout]
-          for i in range(kh) for j in range(kw)]
+  taps = [
+    z[:, i : i + ho, j : j + wo, (i * kw + j) * cout : (i * kw + j + 1) * cout]
+    for i in range(kh)
+    for j in range(kw)
+  ]
   return sum(taps[1:], taps[0]).astype(x.dtype)
 
 
@@ -86,7 +94,9 @@ S2D_MAX_CIN = 4
 
 
 def _is_thin_input(w: jax.Array, strides: tuple[int, int]) -> bool:
-  return strides == (1, 1) and w.shape[2] <= S2D_MAX_CIN and w.shape[0] * w.shape[1] >= NARROW_MIN_TAPS
+  return (
+    strides == (1, 1) and w.shape[2] <= S2D_MAX_CIN and w.shape[0] * w.shape[1] >= NARROW_MIN_TAPS
+  )
 
 
 def _s2d_kernel_index(kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +104,7 @@ def _s2d_kernel_index(kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
 
   Output 2m+a reads input 2(m+d)+e with tap k = 2d + e − a; out-of-range taps read the zero tap.
   """
+
   def axis(k):
     idx = np.full((k // 2 + 1, 2, 2), k, np.int32)  # (d, e, a)
     for d in range(k // 2 + 1):
@@ -103,6 +114,7 @@ def _s2d_kernel_index(kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
           if 0 <= tap < k:
             idx[d, e, a] = tap
     return idx
+
   return axis(kh), axis(kw)
 
 
@@ -111,8 +123,9 @@ def _conv_thin_input(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ..
   return _space_to_depth_conv(x, w, pads, lambda xs, ks, p: _conv(xs, ks, (1, 1), p))
 
 
-def _space_to_depth_conv(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ...],
-                         inner: object) -> jax.Array:
+def _space_to_depth_conv(
+  x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int], ...], inner: object
+) -> jax.Array:
   """A stride-1 K×K conv as `inner`, a ⌈K/2⌉×⌈K/2⌉ conv of the 2×2 space-to-depth input with the
   four output phases as channels, then depth-to-space."""
   kh, kw, cin, cout = w.shape
@@ -127,15 +140,18 @@ def _space_to_depth_conv(x: jax.Array, w: jax.Array, pads: tuple[tuple[int, int]
   ih, iw = _s2d_kernel_index(kh, kw)
   wz = jnp.pad(w, ((0, 1), (0, 1), (0, 0), (0, 0)))  # the zero tap at index k
   # ks[d_h, d_w, e_h, e_w, c, a, b, o] = wz[ih[d_h, e_h, a], iw[d_w, e_w, b], c, o]
-  ks = wz[ih[:, None, :, None, :, None], iw[None, :, None, :, None, :]]  # (dh, dw, 2, 2, 2, 2, I, O)
+  ks = wz[
+    ih[:, None, :, None, :, None], iw[None, :, None, :, None, :]
+  ]  # (dh, dw, 2, 2, 2, 2, I, O)
   ks = ks.transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(dh, dw, 4 * cin, 4 * cout).astype(x.dtype)
   y = inner(xs, ks, ((0, 0), (0, 0)))  # (n, mh, mw, 4·cout): phases (a, b, o)
   y = y.reshape(n, mh, mw, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * mh, 2 * mw, cout)
   return y[:, :ho, :wo]
 
 
-def _forward(x: jax.Array, w: jax.Array, strides: tuple[int, int],
-             pads: tuple[tuple[int, int], ...]) -> jax.Array:
+def _forward(
+  x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: tuple[tuple[int, int], ...]
+) -> jax.Array:
   if _is_narrow(w, strides):
     return _conv_narrow(x, w, pads)
   if _is_thin_input(w, strides):
@@ -144,8 +160,9 @@ def _forward(x: jax.Array, w: jax.Array, strides: tuple[int, int],
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_fast(x: jax.Array, w: jax.Array, strides: tuple[int, int],
-               pads: tuple[tuple[int, int], ...]) -> jax.Array:
+def _conv_fast(
+  x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: tuple[tuple[int, int], ...]
+) -> jax.Array:
   return _forward(x, w, strides, pads)
 
 
@@ -153,8 +170,13 @@ def _fwd(x, w, strides, pads):
   return _forward(x, w, strides, pads), (x, w)
 
 
-def kernel_grad(x: jax.Array, dy: jax.Array, kernel_hw: tuple[int, int], strides: tuple[int, int],
-                pads: tuple[tuple[int, int], ...]) -> jax.Array:
+def kernel_grad(
+  x: jax.Array,
+  dy: jax.Array,
+  kernel_hw: tuple[int, int],
+  strides: tuple[int, int],
+  pads: tuple[tuple[int, int], ...],
+) -> jax.Array:
   """dL/dW[i, j] = Σ_{n,o,p} x_pad[n, s·o+i, s·p+j, :]ᵀ dy[n, o, p, :]: one GEMM per tap."""
   kh, kw = kernel_hw
   sh, sw = strides
@@ -168,15 +190,23 @@ def kernel_grad(x: jax.Array, dy: jax.Array, kernel_hw: tuple[int, int], strides
   taps = []
   for i in range(kh):
     for j in range(kw):
-      xs = lax.slice(xp, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin),
-                     (1, sh, sw, 1))
-      taps.append(lax.dot_general(xs.reshape(n * ho * wo, cin), d2, (((0,), (0,)), ((), ())),
-                                  preferred_element_type=jnp.float32))
+      xs = lax.slice(
+        xp, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin), (1, sh, sw, 1)
+      )
+      taps.append(
+        lax.dot_general(
+          xs.reshape(n * ho * wo, cin),
+          d2,
+          (((0,), (0,)), ((), ())),
+          preferred_element_type=jnp.float32,
+        )
+      )
   return jnp.stack(taps).reshape(kh, kw, cin, cout)
 
 
-def _kernel_grad_shift_dy(x: jax.Array, dy: jax.Array, kernel_hw: tuple[int, int],
-                          pads: tuple[tuple[int, int], ...]) -> jax.Array:
+def _kernel_grad_shift_dy(
+  x: jax.Array, dy: jax.Array, kernel_hw: tuple[int, int], pads: tuple[tuple[int, int], ...]
+) -> jax.Array:
   """Stride 1: dL/dW[i, j] = Σ_{u,v} x[u, v]ᵀ dy_ext[u - i + lo_h, v - j + lo_w] (dy_ext: dy zero-extended).
 
   The same sums as `kernel_grad` with the shifted copies taken of the narrower `dy` instead of `x`:
@@ -185,15 +215,24 @@ def _kernel_grad_shift_dy(x: jax.Array, dy: jax.Array, kernel_hw: tuple[int, int
   (kh, kw), ((lo_h, _), (lo_w, _)) = kernel_hw, pads
   n, h, w, cin = x.shape
   _, ho, wo, cout = dy.shape
-  dyp = lax.pad(dy, jnp.zeros((), dy.dtype), ((0, 0, 0), (kh - 1 - lo_h, lo_h + h - ho, 0),
-                                              (kw - 1 - lo_w, lo_w + w - wo, 0), (0, 0, 0)))
+  dyp = lax.pad(
+    dy,
+    jnp.zeros((), dy.dtype),
+    ((0, 0, 0), (kh - 1 - lo_h, lo_h + h - ho, 0), (kw - 1 - lo_w, lo_w + w - wo, 0), (0, 0, 0)),
+  )
   x2 = x.reshape(n * h * w, cin)
   taps = []
   for i in range(kh):
     for j in range(kw):
       ds = lax.slice(dyp, (0, kh - 1 - i, kw - 1 - j, 0), (n, kh - 1 - i + h, kw - 1 - j + w, cout))
-      taps.append(lax.dot_general(x2, ds.reshape(n * h * w, cout), (((0,), (0,)), ((), ())),
-                                  preferred_element_type=jnp.float32))
+      taps.append(
+        lax.dot_general(
+          x2,
+          ds.reshape(n * h * w, cout),
+          (((0,), (0,)), ((), ())),
+          preferred_element_type=jnp.float32,
+        )
+      )
   return jnp.stack(taps).reshape(kh, kw, cin, cout)
 
 
@@ -216,8 +255,13 @@ def _reversed(taps: list[int], stride: int) -> slice:
   return slice(taps[0], stop if stop >= 0 else None, -stride)
 
 
-def input_grad(dy: jax.Array, w: jax.Array, x_hw: tuple[int, int], strides: tuple[int, int],
-               pads: tuple[tuple[int, int], ...]) -> jax.Array:
+def input_grad(
+  dy: jax.Array,
+  w: jax.Array,
+  x_hw: tuple[int, int],
+  strides: tuple[int, int],
+  pads: tuple[tuple[int, int], ...],
+) -> jax.Array:
   """dL/dx of a strided, padded conv as stride-1 VALID convs of `dy` with HWIO (`01io`) kernels.
 
   XLA's own transpose is an input-dilated conv for strides > 1 and an asymmetric-pad conv for even
@@ -236,9 +280,16 @@ def input_grad(dy: jax.Array, w: jax.Array, x_hw: tuple[int, int], strides: tupl
         continue
       sub = jnp.swapaxes(w[_reversed(kh, sh)][:, _reversed(kw, sw)], 2, 3)  # (Th, Tw, Cout, Cin)
       th, tw = len(kh), len(kw)
-      dyp = lax.pad(dy, jnp.zeros((), dy.dtype),
-                    ((0, 0, 0), (-d0h, mh + th - 1 + d0h - ho, 0),
-                     (-d0w, mw + tw - 1 + d0w - wo, 0), (0, 0, 0)))
+      dyp = lax.pad(
+        dy,
+        jnp.zeros((), dy.dtype),
+        (
+          (0, 0, 0),
+          (-d0h, mh + th - 1 + d0h - ho, 0),
+          (-d0w, mw + tw - 1 + d0w - wo, 0),
+          (0, 0, 0),
+        ),
+      )
       row.append(_conv(dyp, sub, (1, 1), ((0, 0), (0, 0))))
     phases.append(jnp.stack(row, axis=3))  # (N, Mh, Mw, sw, Cin)
   dx = jnp.stack(phases, axis=2)  # (N, Mh, sh, Mw, sw, Cin)
@@ -259,8 +310,9 @@ def _bwd(strides, pads, res, dy):
 _conv_fast.defvjp(_fwd, _bwd)
 
 
-def conv2d(x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1),
-           padding: Padding = 'VALID') -> jax.Array:
+def conv2d(
+  x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1), padding: Padding = 'VALID'
+) -> jax.Array:
   """NHWC × HWIO conv (no dilation, no groups) with the shifted-GEMM kernel gradient."""
   strides = (int(strides[0]), int(strides[1]))
   return _conv_fast(x, w, strides, explicit_pads(x.shape, w.shape, strides, padding))

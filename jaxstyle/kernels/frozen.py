@@ -5,6 +5,7 @@ line search) XLA:CPU then leaves that conv out of its YNNPACK fusions. An `01io`
 fused, and passing it in lets NST prepare it once per run instead of once per evaluation
 (`dispatch.frozen_kernels`). A `winograd.Prepared` kernel_t runs both convs as Winograd convs.
 """
+
 from __future__ import annotations
 
 import jax
@@ -17,8 +18,9 @@ transposed = winograd.flipped_transposed  # the input gradient's kernel of a 3×
 
 def conv_same(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """Plain NHWC × HWIO stride-1 'SAME' conv."""
-  return jax.lax.conv_general_dilated(x, kernel, window_strides=(1, 1), padding='SAME',
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jax.lax.conv_general_dilated(
+    x, kernel, window_strides=(1, 1), padding='SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
 
 
 @jax.custom_vjp

@@ -9,6 +9,7 @@ passes on accelerators). On XLA:CPU two shapes of conv are much slower than thei
   pays (big inputs: the stem and Mixed_6a; `_align_pays` leaves the small maps alone).
 Both keep the same sums in another order (~1e-7 relative, tests/models/test_inception.py).
 """
+
 from __future__ import annotations
 
 import jax
@@ -25,13 +26,17 @@ def pointwise(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jnp.einsum('nhwc,cd->nhwd', x, kernel[0, 0], precision=HIGHEST)
 
 
-def _align_pays(shape: tuple[int, ...], kernel_hw: tuple[int, int],
-                padding: tuple[int, int]) -> bool:
+def _align_pays(
+  shape: tuple[int, ...], kernel_hw: tuple[int, int], padding: tuple[int, int]
+) -> bool:
   """Whether the aligned form is faster here: XLA:CPU, big unaligned inputs (measured rule)."""
   side = min(shape[1:3])
-  return (jax.default_backend() == 'cpu' and kernel_hw != (1, 1)
-          and (side >= 64 or (side >= 32 and padding == (0, 0)))
-          and any((d + 2 * p) % ALIGN for d, p in zip(shape[1:3], padding)))
+  return (
+    jax.default_backend() == 'cpu'
+    and kernel_hw != (1, 1)
+    and (side >= 64 or (side >= 32 and padding == (0, 0)))
+    and any((d + 2 * p) % ALIGN for d, p in zip(shape[1:3], padding))
+  )
 
 
 def conv(x: jax.Array, kernel: jax.Array, stride: int, padding: tuple[int, int]) -> jax.Array:
@@ -41,10 +46,12 @@ def conv(x: jax.Array, kernel: jax.Array, stride: int, padding: tuple[int, int])
     return pointwise(x, kernel)
   (ph, pw), (kh, kw) = padding, kernel_hw
   if not _align_pays(x.shape, kernel_hw, padding):
-    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), ((ph, ph), (pw, pw)),
-                                        dimension_numbers=_DN, precision=HIGHEST)
+    return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), ((ph, ph), (pw, pw)), dimension_numbers=_DN, precision=HIGHEST
+    )
   h, w = x.shape[1] + 2 * ph, x.shape[2] + 2 * pw
   x = jnp.pad(x, ((0, 0), (ph, ph + (-h % ALIGN)), (pw, pw + (-w % ALIGN)), (0, 0)))
-  y = jax.lax.conv_general_dilated(x, kernel, (stride, stride), 'VALID', dimension_numbers=_DN,
-                                   precision=HIGHEST)
-  return y[:, :(h - kh) // stride + 1, :(w - kw) // stride + 1]
+  y = jax.lax.conv_general_dilated(
+    x, kernel, (stride, stride), 'VALID', dimension_numbers=_DN, precision=HIGHEST
+  )
+  return y[:, : (h - kh) // stride + 1, : (w - kw) // stride + 1]

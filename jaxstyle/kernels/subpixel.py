@@ -7,6 +7,7 @@ run as one conv with 4·Cout channels, interleaved by a depth-to-space reshape: 
 layouts of the Flax layers they replace, so variables, ports and parity tests are unchanged; the
 stride-1 conv itself is passed in (`kernels.dispatch` picks XLA's or fast_conv's).
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,8 +33,9 @@ def upsample_nearest2x(x: jax.Array) -> jax.Array:
   return y.reshape(n, 2 * h, 2 * w, c)
 
 
-def _phase_conv(x: jax.Array, kernel4: jax.Array, pads: tuple[tuple[int, int], ...],
-                conv: ConvFn) -> jax.Array:
+def _phase_conv(
+  x: jax.Array, kernel4: jax.Array, pads: tuple[tuple[int, int], ...], conv: ConvFn
+) -> jax.Array:
   """Stride-1 conv with 4·Cout channels, then depth-to-space: (N, H, W, 4·C) → (N, 2H, 2W, C)."""
   n, h, w, c4 = x.shape[0], x.shape[1], x.shape[2], kernel4.shape[-1]
   y = conv(x, kernel4, pads)
@@ -47,8 +49,7 @@ def _phase_taps(lo: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
   A stride-2 transposed conv with leading pad `lo` is a conv of the zero-dilated input, so output
   2m+a only meets the taps k with a+k−lo even, at input m + (a+k−lo)/2.
   """
-  return tuple([(k, (a + k - lo) // 2) for k in range(3) if (a + k - lo) % 2 == 0]
-               for a in (0, 1))
+  return tuple([(k, (a + k - lo) // 2) for k in range(3) if (a + k - lo) % 2 == 0] for a in (0, 1))
 
 
 def supports_transpose(padding: Any) -> bool:
@@ -56,8 +57,9 @@ def supports_transpose(padding: Any) -> bool:
   return not isinstance(padding, str) and all(lo + hi == 3 for lo, hi in padding)
 
 
-def conv_transpose(x: jax.Array, kernel: jax.Array, padding: Sequence[tuple[int, int]],
-                   conv: ConvFn) -> jax.Array:
+def conv_transpose(
+  x: jax.Array, kernel: jax.Array, padding: Sequence[tuple[int, int]], conv: ConvFn
+) -> jax.Array:
   """`lax.conv_transpose(x, kernel, (2, 2), padding, transpose_kernel=True)` for a 3×3 kernel.
 
   The kernel is (3, 3, Cout, Cin), as `nn.ConvTranspose(transpose_kernel=True)` holds it. XLA lowers
@@ -71,9 +73,13 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, padding: Sequence[tuple[int,
   size_h, size_w = (max(o) - min(o) + 1 for o in offsets)
   # w_f[ky, kx, ci, co] = kernel[2-ky, 2-kx, co, ci] (flip + swap, as transpose_kernel=True does)
   flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
-  blocks = tuple(((dy + lo_h, dx + lo_w, 2 * a + b), ((ky, kx),))
-                 for a, phase_h in enumerate(taps_h) for b, phase_w in enumerate(taps_w)
-                 for ky, dy in phase_h for kx, dx in phase_w)
+  blocks = tuple(
+    ((dy + lo_h, dx + lo_w, 2 * a + b), ((ky, kx),))
+    for a, phase_h in enumerate(taps_h)
+    for b, phase_w in enumerate(taps_w)
+    for ky, dy in phase_h
+    for kx, dx in phase_w
+  )
   kernel4 = phase_kernel(flipped, blocks, (size_h, size_w)).astype(x.dtype)
   pads = ((lo_h, size_h - 1 - lo_h), (lo_w, size_w - 1 - lo_w))
   return _phase_conv(x, kernel4, pads, conv)
@@ -90,9 +96,22 @@ def _upsample_blocks(size: int) -> tuple[Blocks, int, int]:
   offset = [[(a + k - p) // 2 for k in range(size)] for a in (0, 1)]
   lo = -min(min(o) for o in offset)
   n_off = max(max(o) for o in offset) + lo + 1
-  blocks = tuple(((d, e, 2 * a + b), tuple((ky, kx) for ky in range(size) if offset[a][ky] + lo == d
-                                              for kx in range(size) if offset[b][kx] + lo == e))
-                 for d in range(n_off) for e in range(n_off) for a in (0, 1) for b in (0, 1))
+  blocks = tuple(
+    (
+      (d, e, 2 * a + b),
+      tuple(
+        (ky, kx)
+        for ky in range(size)
+        if offset[a][ky] + lo == d
+        for kx in range(size)
+        if offset[b][kx] + lo == e
+      ),
+    )
+    for d in range(n_off)
+    for e in range(n_off)
+    for a in (0, 1)
+    for b in (0, 1)
+  )
   return blocks, n_off, lo
 
 
@@ -110,9 +129,14 @@ def phase_kernel(w: jax.Array, blocks: Blocks, n_off: tuple[int, int]) -> jax.Ar
   """
   cin, cout = w.shape[2:]
   taps = dict(blocks)
-  rows = [jnp.stack([_sum_blocks([w[ky, kx] for ky, kx in taps.get((d, e, p), ())], w[0, 0])
-                     for p in range(4)], axis=1)  # (Cin, 4, Cout): already the output layout
-          for d in range(n_off[0]) for e in range(n_off[1])]
+  rows = [
+    jnp.stack(
+      [_sum_blocks([w[ky, kx] for ky, kx in taps.get((d, e, p), ())], w[0, 0]) for p in range(4)],
+      axis=1,
+    )  # (Cin, 4, Cout): already the output layout
+    for d in range(n_off[0])
+    for e in range(n_off[1])
+  ]
   return jnp.stack(rows).reshape(*n_off, cin, 4 * cout)
 
 
@@ -163,7 +187,14 @@ def upsample_conv_reflect(x: jax.Array, kernel: jax.Array, conv: ConvFn) -> jax.
   for a in (0, 1):
     r = rows[a]
     cols = (jnp.stack([r[:, 0], r[:, 1] + r[:, 2]], 1), jnp.stack([r[:, 0] + r[:, 1], r[:, 2]], 1))
-    phases.append(jnp.stack([conv(xp[:, a:a + h + 1, b:b + w + 1], cols[b].astype(x.dtype),
-                                  ((0, 0), (0, 0))) for b in (0, 1)], axis=3))  # (N, H, W, 2, C)
+    phases.append(
+      jnp.stack(
+        [
+          conv(xp[:, a : a + h + 1, b : b + w + 1], cols[b].astype(x.dtype), ((0, 0), (0, 0)))
+          for b in (0, 1)
+        ],
+        axis=3,
+      )
+    )  # (N, H, W, 2, C)
   y = jnp.stack(phases, axis=2)  # (N, H, 2, W, 2, C)
   return y.reshape(n, 2 * h, 2 * w, y.shape[-1])

@@ -11,6 +11,7 @@ for F(4×4) in float32 (tests/kernels/test_winograd.py checks values and gradien
 `prepare`d frozen kernels (NST's VGG19), transformed once per run so an evaluation only transforms
 activations.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,14 +24,32 @@ from jax import lax
 
 # (output tile m, Bᵀ (a×a), G (a×3), Aᵀ (m×a)) with a = m + 2; Lavin & Gray's interpolation points
 # 0, ±1 for F(2×2) and 0, ±1, ±2 for F(4×4), ∞ for both.
-_F23 = (2, ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
-        ((1, 0, 0), (.5, .5, .5), (.5, -.5, .5), (0, 0, 1)),
-        ((1, 1, 1, 0), (0, 1, -1, -1)))
-_F43 = (4, ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
-            (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1)),
-        ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
-         (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1)),
-        ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)))
+_F23 = (
+  2,
+  ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+  ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1)),
+  ((1, 1, 1, 0), (0, 1, -1, -1)),
+)
+_F43 = (
+  4,
+  (
+    (4, 0, -5, 0, 1, 0),
+    (0, -4, -4, 1, 1, 0),
+    (0, 4, -4, -1, 1, 0),
+    (0, -2, -1, 2, 1, 0),
+    (0, 2, -1, -2, 1, 0),
+    (0, 4, 0, -5, 0, 1),
+  ),
+  (
+    (1 / 4, 0, 0),
+    (-1 / 6, -1 / 6, -1 / 6),
+    (-1 / 6, 1 / 6, -1 / 6),
+    (1 / 24, 1 / 12, 1 / 6),
+    (1 / 24, -1 / 12, 1 / 6),
+    (0, 0, 1),
+  ),
+  ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)),
+)
 VARIANTS = {'F2x2': _F23, 'F4x4': _F43}
 
 
@@ -48,7 +67,8 @@ _BY_TILES = {16: 'F2x2', 36: 'F4x4'}  # a² GEMMs -> variant: a transformed kern
 
 class Prepared(NamedTuple):
   """A frozen 3×3 kernel in the Winograd domain: `u` for the conv, `u_t` for its input gradient."""
-  u: jax.Array    # (a², Cin, Cout)
+
+  u: jax.Array  # (a², Cin, Cout)
   u_t: jax.Array  # (a², Cout, Cin): the flipped, transposed kernel's transform
 
 
@@ -72,8 +92,9 @@ def flipped_transposed(kernel: jax.Array) -> jax.Array:
 
 def prepare(kernel: jax.Array, variant: str) -> Prepared:
   """Both transforms of a frozen kernel: the conv's and its input gradient's."""
-  return Prepared(kernel_transform(kernel, variant),
-                  kernel_transform(flipped_transposed(kernel), variant))
+  return Prepared(
+    kernel_transform(kernel, variant), kernel_transform(flipped_transposed(kernel), variant)
+  )
 
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -85,21 +106,27 @@ def _overlapping(x: jax.Array, axis: int, m: int, tiles: int) -> jax.Array:
   Each window is its own block of m plus the next block's first 2: two slices and a concatenate
   (36 strided slices compile ~10× slower).
   """
-  blocks = x.reshape(*x.shape[:axis], tiles + 1, m, *x.shape[axis + 1:])
+  blocks = x.reshape(*x.shape[:axis], tiles + 1, m, *x.shape[axis + 1 :])
   head = lax.slice_in_dim(blocks, 0, tiles, axis=axis)
   tail = lax.slice_in_dim(lax.slice_in_dim(blocks, 1, tiles + 1, axis=axis), 0, 2, axis=axis + 1)
   return jnp.concatenate([head, tail], axis=axis + 1)
 
 
-def _input_tiles(x: jax.Array, pads: Pads, m: int, btb: np.ndarray,
-                 ) -> tuple[jax.Array, tuple[int, ...]]:
+def _input_tiles(
+  x: jax.Array,
+  pads: Pads,
+  m: int,
+  btb: np.ndarray,
+) -> tuple[jax.Array, tuple[int, ...]]:
   """Bᵀ·d·B of every (m+2)² input tile at stride m: (a², N·tiles_h·tiles_w, C), and the geometry."""
   a = m + 2
   n, h, w, c = x.shape
   (lo_h, hi_h), (lo_w, hi_w) = pads
   ho, wo = h + lo_h + hi_h - 2, w + lo_w + hi_w - 2
   th, tw = -(-ho // m), -(-wo // m)  # tiles; ragged edges are zero-extended and cropped
-  xp = jnp.pad(x, ((0, 0), (lo_h, m * (th + 1) - h - lo_h), (lo_w, m * (tw + 1) - w - lo_w), (0, 0)))
+  xp = jnp.pad(
+    x, ((0, 0), (lo_h, m * (th + 1) - h - lo_h), (lo_w, m * (tw + 1) - w - lo_w), (0, 0))
+  )
   d = _overlapping(_overlapping(xp, 1, m, th), 3, m, tw)  # (n, th, a, tw, a, C)
   d = jnp.transpose(d, (2, 4, 0, 1, 3, 5)).reshape(a * a, n * th * tw, c)
   return jnp.einsum('pq,qtc->ptc', btb.astype(x.dtype), d), (n, th, tw, ho, wo)
@@ -122,8 +149,9 @@ def _conv(x: jax.Array, u: jax.Array, pads: Pads) -> jax.Array:
   """3×3 stride-1 conv of `x` with a transformed kernel `u` (its variant from `u.shape[0]`)."""
   m, btb, _, ata = _MATRICES[_BY_TILES[u.shape[0]]]
   v, geometry = _input_tiles(x, pads, m, btb)
-  prod = lax.dot_general(v, u.astype(v.dtype), (((2,), (1,)), ((0,), (0,))),
-                         preferred_element_type=v.dtype)
+  prod = lax.dot_general(
+    v, u.astype(v.dtype), (((2,), (1,)), ((0,), (0,))), preferred_element_type=v.dtype
+  )
   return _output(prod, geometry, m, ata)
 
 
@@ -141,7 +169,9 @@ def conv3x3(x: jax.Array, kernel: jax.Array, pads: Pads, variant: str) -> jax.Ar
   gradient's tiles, mapped back through the kernel transform's transpose.
   """
   if not transposable(pads):
-    raise ValueError(f'winograd.conv3x3 needs pads in [0, 2] (its input gradient pads by 2 - pad), got {pads}')
+    raise ValueError(
+      f'winograd.conv3x3 needs pads in [0, 2] (its input gradient pads by 2 - pad), got {pads}'
+    )
   return _conv3x3_fwd(x, kernel, pads, variant)[0]
 
 

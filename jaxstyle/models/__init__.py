@@ -6,6 +6,7 @@ CycleGAN generator, so it is deliberately absent from `GENERATORS`.
 The registries are plain dicts of builders `model_cfg -> nn.Module` (no dynamic imports), so a
 config names a network by string and every field it reads is visible here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -23,23 +24,41 @@ from jaxstyle.models.unet import UnetBookGenerator
 from jaxstyle.networks import GENERATOR_MULTIPLE
 
 __all__ = [
-    'DISCRIMINATORS', 'GENERATORS', 'JohnsonNet', 'PatchDiscriminator', 'ResnetGenerator',
-    'UnetBookGenerator', 'generator_multiple', 'make_discriminator', 'make_generator',
+  'DISCRIMINATORS',
+  'GENERATORS',
+  'JohnsonNet',
+  'PatchDiscriminator',
+  'ResnetGenerator',
+  'UnetBookGenerator',
+  'generator_multiple',
+  'make_discriminator',
+  'make_generator',
 ]
 
 
 def _common(cfg: Any) -> dict[str, Any]:
   # Configs written before `conv_impl` existed (checkpoints, ports) lack it: 'auto'.
-  return dict(norm_eps=cfg.norm_eps, eps_mode=cfg.eps_mode, init_scheme=cfg.init,
-              init_gain=cfg.init_gain, dtype=jnp.dtype(cfg.dtype),
-              conv_impl=str(getattr(cfg, 'conv_impl', 'auto')))
+  return dict(
+    norm_eps=cfg.norm_eps,
+    eps_mode=cfg.eps_mode,
+    init_scheme=cfg.init,
+    init_gain=cfg.init_gain,
+    dtype=jnp.dtype(cfg.dtype),
+    conv_impl=str(getattr(cfg, 'conv_impl', 'auto')),
+  )
 
 
 def _resnet(book: bool) -> Callable[[Any], nn.Module]:
   def build(cfg: Any) -> nn.Module:
-    return ResnetGenerator(filters=cfg.gen_filters, n_blocks=cfg.n_blocks,
-                           out_channels=cfg.out_channels, book=book, upsample=cfg.upsample,
-                           **_common(cfg))
+    return ResnetGenerator(
+      filters=cfg.gen_filters,
+      n_blocks=cfg.n_blocks,
+      out_channels=cfg.out_channels,
+      book=book,
+      upsample=cfg.upsample,
+      **_common(cfg),
+    )
+
   return build
 
 
@@ -50,19 +69,21 @@ def _unet_book(cfg: Any) -> nn.Module:
 
 def _patchgan(book: bool) -> Callable[[Any], nn.Module]:
   def build(cfg: Any) -> nn.Module:
-    return PatchDiscriminator(filters=cfg.disc_filters, n_layers=cfg.n_layers, book=book,
-                              **_common(cfg))
+    return PatchDiscriminator(
+      filters=cfg.disc_filters, n_layers=cfg.n_layers, book=book, **_common(cfg)
+    )
+
   return build
 
 
 GENERATORS: dict[str, Callable[[Any], nn.Module]] = {
-    'resnet': _resnet(book=False),
-    'resnet_book': _resnet(book=True),
-    'unet_book': _unet_book,
+  'resnet': _resnet(book=False),
+  'resnet_book': _resnet(book=True),
+  'unet_book': _unet_book,
 }
 DISCRIMINATORS: dict[str, Callable[[Any], nn.Module]] = {
-    'patchgan': _patchgan(book=False),
-    'patchgan_book': _patchgan(book=True),
+  'patchgan': _patchgan(book=False),
+  'patchgan_book': _patchgan(book=True),
 }
 
 
@@ -81,7 +102,8 @@ def make_discriminator(model_cfg: Any) -> nn.Module:
   """The discriminator named by `model_cfg.discriminator` (1-channel LSGAN score map)."""
   if model_cfg.discriminator not in DISCRIMINATORS:
     raise ConfigError(
-        f'unknown discriminator {model_cfg.discriminator!r}; choose from {list(DISCRIMINATORS)}')
+      f'unknown discriminator {model_cfg.discriminator!r}; choose from {list(DISCRIMINATORS)}'
+    )
   return DISCRIMINATORS[model_cfg.discriminator](model_cfg)
 
 

@@ -16,6 +16,7 @@ it one key at a time, see `params_from_state_dict`):
   torch `X.bn.running_mean / _var`   -> `X/bn/mean / var`
   torch `fc.*`, `*.num_batches_tracked` are not needed for pool3 and are skipped.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -37,15 +38,26 @@ FEATURE_DIM = 2048
 
 # The stem: name -> conv, in order (maxpools after Conv2d_2b_3x3 and Conv2d_4a_3x3).
 STEM: dict[str, ConvSpec] = {
-    'Conv2d_1a_3x3': _c(3, 32, 3, stride=2), 'Conv2d_2a_3x3': _c(32, 32, 3),
-    'Conv2d_2b_3x3': _c(32, 64, 3, pad=1), 'Conv2d_3b_1x1': _c(64, 80, 1),
-    'Conv2d_4a_3x3': _c(80, 192, 3)}
+  'Conv2d_1a_3x3': _c(3, 32, 3, stride=2),
+  'Conv2d_2a_3x3': _c(32, 32, 3),
+  'Conv2d_2b_3x3': _c(32, 64, 3, pad=1),
+  'Conv2d_3b_1x1': _c(64, 80, 1),
+  'Conv2d_4a_3x3': _c(80, 192, 3),
+}
 # Mixed blocks: name -> (kind, in channels, pool_features / channels_7x7), as fid_inception_v3().
 MIXED: dict[str, tuple[str, int, int]] = {
-    'Mixed_5b': ('A', 192, 32), 'Mixed_5c': ('A', 256, 64), 'Mixed_5d': ('A', 288, 64),
-    'Mixed_6a': ('B', 288, 0), 'Mixed_6b': ('C', 768, 128), 'Mixed_6c': ('C', 768, 160),
-    'Mixed_6d': ('C', 768, 160), 'Mixed_6e': ('C', 768, 192), 'Mixed_7a': ('D', 768, 0),
-    'Mixed_7b': ('E_1', 1280, 0), 'Mixed_7c': ('E_2', 2048, 0)}
+  'Mixed_5b': ('A', 192, 32),
+  'Mixed_5c': ('A', 256, 64),
+  'Mixed_5d': ('A', 288, 64),
+  'Mixed_6a': ('B', 288, 0),
+  'Mixed_6b': ('C', 768, 128),
+  'Mixed_6c': ('C', 768, 160),
+  'Mixed_6d': ('C', 768, 160),
+  'Mixed_6e': ('C', 768, 192),
+  'Mixed_7a': ('D', 768, 0),
+  'Mixed_7b': ('E_1', 1280, 0),
+  'Mixed_7c': ('E_2', 2048, 0),
+}
 _SKIPPED_PREFIXES = ('fc.',)
 _SKIPPED_SUFFIXES = ('.num_batches_tracked',)
 
@@ -86,6 +98,7 @@ class FIDInceptionV3(nn.Module):
   `resize_input=False` takes already-`preprocess`ed 299x299 [-1,1] input, so callers that see
   several image sizes can compile the trunk once and resize outside it.
   """
+
   resize_input: bool = True
 
   @nn.compact
@@ -107,16 +120,27 @@ def params_from_state_dict(sd: Mapping[str, Any]) -> dict[str, Any]:
   the key), so a torchvision Inception3 or a truncated file fails here, not as wrong FID numbers.
   """
   arrays = state_dicts.checked_arrays(
-      sd, torch_shapes(), error=InceptionWeightError, network='pytorch-fid pt_inception-2015-12-05',
-      skip=lambda k: k.startswith(_SKIPPED_PREFIXES) or k.endswith(_SKIPPED_SUFFIXES))
+    sd,
+    torch_shapes(),
+    error=InceptionWeightError,
+    network='pytorch-fid pt_inception-2015-12-05',
+    skip=lambda k: k.startswith(_SKIPPED_PREFIXES) or k.endswith(_SKIPPED_SUFFIXES),
+  )
   params: dict[str, Any] = {}
   for prefix in conv_specs():
     node = params
     for part in prefix.split('.'):
       node = node.setdefault(part, {})
     node['conv'] = {'kernel': jnp.asarray(arrays[f'{prefix}.conv.weight'].transpose(2, 3, 1, 0))}
-    node['bn'] = {ours: jnp.asarray(arrays[f'{prefix}.bn.{theirs}']) for ours, theirs in (
-        ('scale', 'weight'), ('bias', 'bias'), ('mean', 'running_mean'), ('var', 'running_var'))}
+    node['bn'] = {
+      ours: jnp.asarray(arrays[f'{prefix}.bn.{theirs}'])
+      for ours, theirs in (
+        ('scale', 'weight'),
+        ('bias', 'bias'),
+        ('mean', 'running_mean'),
+        ('var', 'running_var'),
+      )
+    }
   return {'params': params}
 
 

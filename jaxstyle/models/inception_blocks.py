@@ -9,6 +9,7 @@ plain params because the network is inference-only (no `batch_stats` collection 
 `Mixed` can read its 1x1 convs' kernels and run those reading the same input as one GEMM (faster on
 CPU: docs/performance.md, "FID Inception on CPU"; the param tree is unchanged).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -26,6 +27,7 @@ _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32/bf16 passes: FID features must b
 
 class ConvSpec(NamedTuple):
   """One BasicConv2d: torch `Conv2d(cin, cout, kernel, stride, padding, bias=False)`."""
+
   cin: int
   cout: int
   kernel: tuple[int, int]
@@ -33,8 +35,9 @@ class ConvSpec(NamedTuple):
   padding: tuple[int, int] = (0, 0)
 
 
-def conv_spec(cin: int, cout: int, k: int | tuple[int, int], stride: int = 1,
-              pad: int | tuple[int, int] = 0) -> ConvSpec:
+def conv_spec(
+  cin: int, cout: int, k: int | tuple[int, int], stride: int = 1, pad: int | tuple[int, int] = 0
+) -> ConvSpec:
   """Short form for the layer tables: square kernels/paddings may be given as one int."""
   k2 = (k, k) if isinstance(k, int) else k
   p2 = (pad, pad) if isinstance(pad, int) else pad
@@ -47,45 +50,64 @@ _c = conv_spec
 def block_convs(kind: str, cin: int, arg: int = 0) -> dict[str, ConvSpec]:
   """The convs of a Mixed block (torchvision Inception3 layout); `arg` is pool_features / c7."""
   if kind == 'A':
-    return {'branch1x1': _c(cin, 64, 1),
-            'branch5x5_1': _c(cin, 48, 1), 'branch5x5_2': _c(48, 64, 5, pad=2),
-            'branch3x3dbl_1': _c(cin, 64, 1), 'branch3x3dbl_2': _c(64, 96, 3, pad=1),
-            'branch3x3dbl_3': _c(96, 96, 3, pad=1),
-            'branch_pool': _c(cin, arg, 1)}
+    return {
+      'branch1x1': _c(cin, 64, 1),
+      'branch5x5_1': _c(cin, 48, 1),
+      'branch5x5_2': _c(48, 64, 5, pad=2),
+      'branch3x3dbl_1': _c(cin, 64, 1),
+      'branch3x3dbl_2': _c(64, 96, 3, pad=1),
+      'branch3x3dbl_3': _c(96, 96, 3, pad=1),
+      'branch_pool': _c(cin, arg, 1),
+    }
   if kind == 'B':
-    return {'branch3x3': _c(cin, 384, 3, stride=2),
-            'branch3x3dbl_1': _c(cin, 64, 1), 'branch3x3dbl_2': _c(64, 96, 3, pad=1),
-            'branch3x3dbl_3': _c(96, 96, 3, stride=2)}
+    return {
+      'branch3x3': _c(cin, 384, 3, stride=2),
+      'branch3x3dbl_1': _c(cin, 64, 1),
+      'branch3x3dbl_2': _c(64, 96, 3, pad=1),
+      'branch3x3dbl_3': _c(96, 96, 3, stride=2),
+    }
   if kind == 'C':
     c7 = arg
-    return {'branch1x1': _c(cin, 192, 1),
-            'branch7x7_1': _c(cin, c7, 1), 'branch7x7_2': _c(c7, c7, (1, 7), pad=(0, 3)),
-            'branch7x7_3': _c(c7, 192, (7, 1), pad=(3, 0)),
-            'branch7x7dbl_1': _c(cin, c7, 1), 'branch7x7dbl_2': _c(c7, c7, (7, 1), pad=(3, 0)),
-            'branch7x7dbl_3': _c(c7, c7, (1, 7), pad=(0, 3)),
-            'branch7x7dbl_4': _c(c7, c7, (7, 1), pad=(3, 0)),
-            'branch7x7dbl_5': _c(c7, 192, (1, 7), pad=(0, 3)),
-            'branch_pool': _c(cin, 192, 1)}
+    return {
+      'branch1x1': _c(cin, 192, 1),
+      'branch7x7_1': _c(cin, c7, 1),
+      'branch7x7_2': _c(c7, c7, (1, 7), pad=(0, 3)),
+      'branch7x7_3': _c(c7, 192, (7, 1), pad=(3, 0)),
+      'branch7x7dbl_1': _c(cin, c7, 1),
+      'branch7x7dbl_2': _c(c7, c7, (7, 1), pad=(3, 0)),
+      'branch7x7dbl_3': _c(c7, c7, (1, 7), pad=(0, 3)),
+      'branch7x7dbl_4': _c(c7, c7, (7, 1), pad=(3, 0)),
+      'branch7x7dbl_5': _c(c7, 192, (1, 7), pad=(0, 3)),
+      'branch_pool': _c(cin, 192, 1),
+    }
   if kind == 'D':
-    return {'branch3x3_1': _c(cin, 192, 1), 'branch3x3_2': _c(192, 320, 3, stride=2),
-            'branch7x7x3_1': _c(cin, 192, 1),
-            'branch7x7x3_2': _c(192, 192, (1, 7), pad=(0, 3)),
-            'branch7x7x3_3': _c(192, 192, (7, 1), pad=(3, 0)),
-            'branch7x7x3_4': _c(192, 192, 3, stride=2)}
+    return {
+      'branch3x3_1': _c(cin, 192, 1),
+      'branch3x3_2': _c(192, 320, 3, stride=2),
+      'branch7x7x3_1': _c(cin, 192, 1),
+      'branch7x7x3_2': _c(192, 192, (1, 7), pad=(0, 3)),
+      'branch7x7x3_3': _c(192, 192, (7, 1), pad=(3, 0)),
+      'branch7x7x3_4': _c(192, 192, 3, stride=2),
+    }
   if kind in ('E_1', 'E_2'):
-    return {'branch1x1': _c(cin, 320, 1),
-            'branch3x3_1': _c(cin, 384, 1), 'branch3x3_2a': _c(384, 384, (1, 3), pad=(0, 1)),
-            'branch3x3_2b': _c(384, 384, (3, 1), pad=(1, 0)),
-            'branch3x3dbl_1': _c(cin, 448, 1), 'branch3x3dbl_2': _c(448, 384, 3, pad=1),
-            'branch3x3dbl_3a': _c(384, 384, (1, 3), pad=(0, 1)),
-            'branch3x3dbl_3b': _c(384, 384, (3, 1), pad=(1, 0)),
-            'branch_pool': _c(cin, 192, 1)}
+    return {
+      'branch1x1': _c(cin, 320, 1),
+      'branch3x3_1': _c(cin, 384, 1),
+      'branch3x3_2a': _c(384, 384, (1, 3), pad=(0, 1)),
+      'branch3x3_2b': _c(384, 384, (3, 1), pad=(1, 0)),
+      'branch3x3dbl_1': _c(cin, 448, 1),
+      'branch3x3dbl_2': _c(448, 384, 3, pad=1),
+      'branch3x3dbl_3a': _c(384, 384, (1, 3), pad=(0, 1)),
+      'branch3x3dbl_3b': _c(384, 384, (3, 1), pad=(1, 0)),
+      'branch_pool': _c(cin, 192, 1),
+    }
   raise ValueError(f'unknown Inception block kind {kind!r}')
 
 
 class Conv(nn.Module):
   """Bias-free conv with torch's symmetric explicit padding (HWIO kernel); `kernel` is readable
   by the parent (`Mixed` merges the kernels of 1x1 convs that read the same input)."""
+
   spec: ConvSpec
 
   def setup(self):
@@ -99,6 +121,7 @@ class Conv(nn.Module):
 
 class FrozenBatchNorm(nn.Module):
   """Inference BatchNorm from running stats: (x - mean) / sqrt(var + eps) * scale + bias."""
+
   features: int
 
   @nn.compact
@@ -113,6 +136,7 @@ class FrozenBatchNorm(nn.Module):
 
 class BasicConv2d(nn.Module):
   """torchvision's BasicConv2d: conv (no bias) -> BatchNorm(eps=0.001) -> ReLU."""
+
   spec: ConvSpec
 
   def setup(self):
@@ -144,6 +168,7 @@ def avg_pool_exclude_pad(x: jax.Array) -> jax.Array:
 
 class Mixed(nn.Module):
   """One Mixed_* block: FIDInceptionA / InceptionB / FIDInceptionC / InceptionD / FIDInceptionE_1/2."""
+
   kind: str
   cin: int
   arg: int = 0
@@ -162,8 +187,11 @@ class Mixed(nn.Module):
     # branch pools its conv's output instead of the input (pool and 1x1 conv are both linear and
     # commute exactly; the pool then runs on 192 channels, not 768): same sums, other order.
     avg_pool_branch = self.kind in ('A', 'C', 'E_1')
-    heads = [n for n, s in specs.items() if s.cin == self.cin and s.kernel == (1, 1)
-             and (n != 'branch_pool' or avg_pool_branch)]
+    heads = [
+      n
+      for n, s in specs.items()
+      if s.cin == self.cin and s.kernel == (1, 1) and (n != 'branch_pool' or avg_pool_branch)
+    ]
     kernels = jnp.concatenate([convs[n].conv.kernel for n in heads], -1)
     merged = layers.pointwise(x, kernels.astype(x.dtype))
     bounds = np.cumsum([0] + [specs[n].cout for n in heads])
@@ -176,28 +204,45 @@ class Mixed(nn.Module):
       return chain(head[first] if first in head else convs[first](x), *rest)
 
     if self.kind == 'A':
-      outs = [head['branch1x1'], branch('branch5x5_1', 'branch5x5_2'),
-              branch('branch3x3dbl_1', 'branch3x3dbl_2', 'branch3x3dbl_3'), head['branch_pool']]
+      outs = [
+        head['branch1x1'],
+        branch('branch5x5_1', 'branch5x5_2'),
+        branch('branch3x3dbl_1', 'branch3x3dbl_2', 'branch3x3dbl_3'),
+        head['branch_pool'],
+      ]
     elif self.kind == 'B':
-      outs = [branch('branch3x3'),
-              branch('branch3x3dbl_1', 'branch3x3dbl_2', 'branch3x3dbl_3'),
-              max_pool(x, stride=2)]
+      outs = [
+        branch('branch3x3'),
+        branch('branch3x3dbl_1', 'branch3x3dbl_2', 'branch3x3dbl_3'),
+        max_pool(x, stride=2),
+      ]
     elif self.kind == 'C':
-      outs = [head['branch1x1'], branch('branch7x7_1', 'branch7x7_2', 'branch7x7_3'),
-              branch(*(f'branch7x7dbl_{i}' for i in range(1, 6))), head['branch_pool']]
+      outs = [
+        head['branch1x1'],
+        branch('branch7x7_1', 'branch7x7_2', 'branch7x7_3'),
+        branch(*(f'branch7x7dbl_{i}' for i in range(1, 6))),
+        head['branch_pool'],
+      ]
     elif self.kind == 'D':
-      outs = [branch('branch3x3_1', 'branch3x3_2'),
-              branch(*(f'branch7x7x3_{i}' for i in range(1, 5))),
-              max_pool(x, stride=2)]
+      outs = [
+        branch('branch3x3_1', 'branch3x3_2'),
+        branch(*(f'branch7x7x3_{i}' for i in range(1, 5))),
+        max_pool(x, stride=2),
+      ]
     else:  # E_1 / E_2: identical but for the pool (pytorch-fid: E_2's max pool is the TF graph's)
       b3 = head['branch3x3_1']
       d3 = branch('branch3x3dbl_1', 'branch3x3dbl_2')
-      pool = (head['branch_pool'] if avg_pool_branch
-              else convs['branch_pool'](max_pool(x, stride=1, pad=1)))
-      outs = [head['branch1x1'],
-              jnp.concatenate([convs['branch3x3_2a'](b3), convs['branch3x3_2b'](b3)], -1),
-              jnp.concatenate([convs['branch3x3dbl_3a'](d3), convs['branch3x3dbl_3b'](d3)], -1),
-              pool]
+      pool = (
+        head['branch_pool']
+        if avg_pool_branch
+        else convs['branch_pool'](max_pool(x, stride=1, pad=1))
+      )
+      outs = [
+        head['branch1x1'],
+        jnp.concatenate([convs['branch3x3_2a'](b3), convs['branch3x3_2b'](b3)], -1),
+        jnp.concatenate([convs['branch3x3dbl_3a'](d3), convs['branch3x3dbl_3b'](d3)], -1),
+        pool,
+      ]
     return jnp.concatenate(outs, axis=-1)
 
 

@@ -27,6 +27,7 @@ padding 1, output_padding 1) `up_{i}` holds the (kh, kw, Cout, Cin) kernel of a 
 `ConvTranspose2d` weight (Cin, Cout, kh, kw); same parameter count. Resize-conv is the default
 because it cannot make checkerboard artefacts (Odena et al. 2016), which style losses amplify.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -62,6 +63,7 @@ def _norm(y: jax.Array, style: Any, n_styles: int, name: str) -> jax.Array:
 
 class JohnsonBlock(nn.Module):
   """Reflect-pad 1 → conv3 → IN → ReLU → reflect-pad 1 → conv3 → IN, plus the skip (no ReLU)."""
+
   n_styles: int = 1
   init_scheme: str = 'normal'
   init_gain: float = 0.02
@@ -97,6 +99,7 @@ class JohnsonNet(nn.Module):
   style. Params float32; `dtype` is the convs' compute dtype (norms compute in float32) and the
   output is float32.
   """
+
   upsample: str = 'resize'
   output: str = 'tanh'
   n_styles: int = 1
@@ -116,8 +119,10 @@ class JohnsonNet(nn.Module):
     if self.n_styles < 1:
       raise ValueError(f'n_styles must be >= 1, got {self.n_styles}')
     if (style is None) != (self.n_styles == 1):
-      raise ValueError('a single-style net (n_styles=1) takes no style; a conditional net '
-                       f'(n_styles={self.n_styles}) needs style ids or weights')
+      raise ValueError(
+        'a single-style net (n_styles=1) takes no style; a conditional net '
+        f'(n_styles={self.n_styles}) needs style ids or weights'
+      )
     ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype, impl=self.conv_impl)
     norm = lambda y, name: nn.relu(_norm(y, style, self.n_styles, name))
     g = self.filters
@@ -128,8 +133,14 @@ class JohnsonNet(nn.Module):
       y = norm(y, f'down_{i}_norm')
 
     for i in range(self.n_blocks):
-      y = JohnsonBlock(self.n_styles, self.init_scheme, self.init_gain, self.dtype,
-                       self.conv_impl, name=f'block_{i}')(y, style)
+      y = JohnsonBlock(
+        self.n_styles,
+        self.init_scheme,
+        self.init_gain,
+        self.dtype,
+        self.conv_impl,
+        name=f'block_{i}',
+      )(y, style)
 
     for i in range(2):
       features = g * 2 ** (1 - i)
@@ -143,19 +154,26 @@ class JohnsonNet(nn.Module):
     return TANH_CENTRE + TANH_SCALE * jnp.tanh(y) if self.output == 'tanh' else y
 
 
-def layer_specs(filters: int = 32, n_blocks: int = 5) -> tuple[list[tuple[str, str, int, int, int]],
-                                                               list[tuple[str, str, int]]]:
+def layer_specs(
+  filters: int = 32, n_blocks: int = 5
+) -> tuple[list[tuple[str, str, int, int, int]], list[tuple[str, str, int]]]:
   """([(our conv path, torch prefix, cin, cout, k)], [(our norm path, torch prefix, C)])."""
   g, c4 = filters, filters * 4
-  convs = [('stem', 'conv1', 3, g, 9), ('down_0', 'conv2', g, 2 * g, 3),
-           ('down_1', 'conv3', 2 * g, c4, 3)]
+  convs = [
+    ('stem', 'conv1', 3, g, 9),
+    ('down_0', 'conv2', g, 2 * g, 3),
+    ('down_1', 'conv3', 2 * g, c4, 3),
+  ]
   norms = [('stem_norm', 'in1', g), ('down_0_norm', 'in2', 2 * g), ('down_1_norm', 'in3', c4)]
   for i in range(n_blocks):
     for j in range(2):
       convs.append((f'block_{i}/conv_{j}', f'res{i + 1}.conv{j + 1}', c4, c4, 3))
       norms.append((f'block_{i}/norm_{j}', f'res{i + 1}.in{j + 1}', c4))
-  convs += [('up_0', 'deconv1', c4, 2 * g, 3), ('up_1', 'deconv2', 2 * g, g, 3),
-            ('head', 'deconv3', g, 3, 9)]
+  convs += [
+    ('up_0', 'deconv1', c4, 2 * g, 3),
+    ('up_1', 'deconv2', 2 * g, g, 3),
+    ('head', 'deconv3', g, 3, 9),
+  ]
   norms += [('up_0_norm', 'in4', 2 * g), ('up_1_norm', 'in5', g)]
   return convs, norms
 
@@ -185,11 +203,15 @@ def params_from_state_dict(sd: Mapping[str, Any], upsample: str = 'resize') -> d
   _, norms = layer_specs()
   norm_prefixes = tuple(f'{p}.' for _, p, _ in norms)
   arrays = state_dicts.checked_arrays(
-      sd, torch_shapes(upsample), error=JohnsonWeightError,
-      network='pytorch/examples fast_neural_style TransformerNet',
-      skip=lambda k: k.startswith(norm_prefixes) and k.endswith(_SKIPPED_SUFFIXES),
-      shape_hint=lambda k: (" (upsample='transpose' expects ConvTranspose2d (I, O, k, k))"
-                            if 'deconv' in k else ''))
+    sd,
+    torch_shapes(upsample),
+    error=JohnsonWeightError,
+    network='pytorch/examples fast_neural_style TransformerNet',
+    skip=lambda k: k.startswith(norm_prefixes) and k.endswith(_SKIPPED_SUFFIXES),
+    shape_hint=lambda k: (
+      " (upsample='transpose' expects ConvTranspose2d (I, O, k, k))" if 'deconv' in k else ''
+    ),
+  )
 
   params: dict[str, Any] = {}
 
@@ -201,8 +223,13 @@ def params_from_state_dict(sd: Mapping[str, Any], upsample: str = 'resize') -> d
 
   convs, norms = layer_specs()
   for ours, prefix, *_ in convs:  # Conv2d (O,I,k,k) and ConvTranspose2d (I,O,k,k): same transpose
-    put(ours, {'kernel': arrays[f'{prefix}.conv2d.weight'].transpose(2, 3, 1, 0),
-               'bias': arrays[f'{prefix}.conv2d.bias']})
+    put(
+      ours,
+      {
+        'kernel': arrays[f'{prefix}.conv2d.weight'].transpose(2, 3, 1, 0),
+        'bias': arrays[f'{prefix}.conv2d.bias'],
+      },
+    )
   for ours, prefix, _ in norms:
     put(ours, {'scale': arrays[f'{prefix}.weight'], 'bias': arrays[f'{prefix}.bias']})
   return {'params': params}

@@ -5,6 +5,7 @@ Flax defaults: Flax's own `InstanceNorm` uses eps 1e-6 with scale/bias on, which
 This is the models' only door to `kernels.dispatch`: the conv layers own their variables (the same
 names, shapes and init for every `conv_impl`) and hand the arithmetic to the chosen implementation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ class InstanceNorm(nn.Module):
   always computed in float32 (bf16 sums over 64² pixels lose too much), the result is cast back to
   the input dtype. With `affine=False` (the reference) the layer has no variables at all.
   """
+
   epsilon: float = 1e-5
   eps_mode: str = 'var'
   affine: bool = False
@@ -68,6 +70,7 @@ class ConditionalInstanceNorm(nn.Module):
   Normalisation is `InstanceNorm`'s, so the row of a one-hot weight reproduces
   `InstanceNorm(affine=True)` with that row as its (C,) `scale` and `bias`.
   """
+
   n_styles: int
   epsilon: float = 1e-5
   eps_mode: str = 'var'
@@ -132,6 +135,7 @@ class Conv(nn.Module):
   3×3 VALID conv. Variables (`kernel`, then `bias`) are those of the Flax
   layer each replaces, for every impl, so checkpoints and weight ports do not depend on the choice.
   """
+
   features: int
   kernel_size: tuple[int, int]
   strides: tuple[int, int] = (1, 1)
@@ -159,22 +163,49 @@ class Conv(nn.Module):
     elif self.op == 'upsample_reflect':
       y = dispatch.upsample_conv_reflect(x, kernel, self.impl)
     else:
-      raise ValueError("op must be 'conv', 'transpose', 'upsample' or 'upsample_reflect', got "
-                       f'{self.op!r}')
+      raise ValueError(
+        f"op must be 'conv', 'transpose', 'upsample' or 'upsample_reflect', got {self.op!r}"
+      )
     return y + bias.astype(self.dtype)
 
 
-def conv(features: int, kernel: int, stride: int, padding: Padding, name: str, *,
-         init: str = 'normal', gain: float = 0.02, dtype: Any = jnp.float32,
-         impl: str = 'auto') -> nn.Module:
+def conv(
+  features: int,
+  kernel: int,
+  stride: int,
+  padding: Padding,
+  name: str,
+  *,
+  init: str = 'normal',
+  gain: float = 0.02,
+  dtype: Any = jnp.float32,
+  impl: str = 'auto',
+) -> nn.Module:
   """A biased conv (bias 0 at init, as junyanz and Keras both do); params float32."""
-  return Conv(features, (kernel, kernel), strides=(stride, stride), padding=_hashable(padding),
-              kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros, dtype=dtype,
-              param_dtype=jnp.float32, impl=impl, name=name)
+  return Conv(
+    features,
+    (kernel, kernel),
+    strides=(stride, stride),
+    padding=_hashable(padding),
+    kernel_init=kernel_init(init, gain),
+    bias_init=nn.initializers.zeros,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    impl=impl,
+    name=name,
+  )
 
 
-def conv_transpose(features: int, padding: Padding, name: str, *, init: str = 'normal',
-                   gain: float = 0.02, dtype: Any = jnp.float32, impl: str = 'auto') -> nn.Module:
+def conv_transpose(
+  features: int,
+  padding: Padding,
+  name: str,
+  *,
+  init: str = 'normal',
+  gain: float = 0.02,
+  dtype: Any = jnp.float32,
+  impl: str = 'auto',
+) -> nn.Module:
   """A 3×3 stride-2 transposed conv; kernel (kH, kW, Cout, Cin), i.e. torch's weight transposed.
 
   `transpose_kernel=True` semantics: the gradient of a conv, like PyTorch `ConvTranspose2d` and
@@ -182,26 +213,67 @@ def conv_transpose(features: int, padding: Padding, name: str, *, init: str = 'n
   Keras 'same' is ((2, 1), (2, 1)): same shape, output shifted by one pixel. Every impl but 'xla'
   runs those two in the sub-pixel form (kernels/subpixel.py): same variables, same values.
   """
-  return Conv(features, (3, 3), strides=(2, 2), padding=_hashable(padding), op='transpose',
-              kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros, dtype=dtype,
-              param_dtype=jnp.float32, impl=impl, name=name)
+  return Conv(
+    features,
+    (3, 3),
+    strides=(2, 2),
+    padding=_hashable(padding),
+    op='transpose',
+    kernel_init=kernel_init(init, gain),
+    bias_init=nn.initializers.zeros,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    impl=impl,
+    name=name,
+  )
 
 
-def upsample_conv(features: int, kernel: int, name: str, *, init: str = 'normal',
-                  gain: float = 0.02, dtype: Any = jnp.float32, impl: str = 'auto') -> nn.Module:
+def upsample_conv(
+  features: int,
+  kernel: int,
+  name: str,
+  *,
+  init: str = 'normal',
+  gain: float = 0.02,
+  dtype: Any = jnp.float32,
+  impl: str = 'auto',
+) -> nn.Module:
   """`conv(features, kernel, 1, 'SAME', name)` applied to `upsample_nearest2x(x)`, same variables."""
-  return Conv(features, (kernel, kernel), op='upsample', kernel_init=kernel_init(init, gain),
-              bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32, impl=impl,
-              name=name)
+  return Conv(
+    features,
+    (kernel, kernel),
+    op='upsample',
+    kernel_init=kernel_init(init, gain),
+    bias_init=nn.initializers.zeros,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    impl=impl,
+    name=name,
+  )
 
 
-def upsample_conv_reflect(features: int, name: str, *, init: str = 'normal', gain: float = 0.02,
-                          dtype: Any = jnp.float32, impl: str = 'auto') -> nn.Module:
+def upsample_conv_reflect(
+  features: int,
+  name: str,
+  *,
+  init: str = 'normal',
+  gain: float = 0.02,
+  dtype: Any = jnp.float32,
+  impl: str = 'auto',
+) -> nn.Module:
   """`conv(features, 3, 1, 'VALID', name)` of `reflect_pad(upsample_nearest2x(x), 1)`, same
   variables; computed on the low-res x (kernels/subpixel.py) unless `impl` is 'xla'."""
-  return Conv(features, (3, 3), op='upsample_reflect', kernel_init=kernel_init(init, gain),
-              bias_init=nn.initializers.zeros, dtype=dtype, param_dtype=jnp.float32, impl=impl,
-              name=name)
+  return Conv(
+    features,
+    (3, 3),
+    op='upsample_reflect',
+    kernel_init=kernel_init(init, gain),
+    bias_init=nn.initializers.zeros,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    impl=impl,
+    name=name,
+  )
 
 
 def _hashable(padding: Padding) -> Padding:

@@ -6,6 +6,7 @@ reference uses explicit zero padding 1 and a PyTorch-aligned ConvTranspose; the 
 'same' convs and a Keras-aligned `Conv2DTranspose` (same shape, output shifted by one pixel).
 Submodule names are pinned (ARCHITECTURE.md) because the weight ports map onto them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,6 +23,7 @@ class ResBlock(nn.Module):
 
   No activation after the add, as in junyanz `ResnetBlock` and the book's `residual`.
   """
+
   norm_eps: float = 1e-5
   eps_mode: str = 'var'
   init_scheme: str = 'normal'
@@ -31,8 +33,7 @@ class ResBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype,
-              impl=self.conv_impl)
+    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype, impl=self.conv_impl)
     c = x.shape[-1]
     h = layers.conv(c, 3, 1, 'VALID', 'conv_0', **ck)(layers.reflect_pad(x, 1))
     h = nn.relu(layers.InstanceNorm(self.norm_eps, self.eps_mode)(h))
@@ -46,6 +47,7 @@ class ResnetGenerator(nn.Module):
   Each input side must be a multiple of 4. `upsample='resize_conv'` replaces each ConvTranspose
   by nearest ×2 + reflect-pad 1 + 3×3 conv (same parameter count, no checkerboard artefacts).
   """
+
   filters: int = 64
   n_blocks: int = 9
   out_channels: int = 3
@@ -62,8 +64,7 @@ class ResnetGenerator(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.upsample not in ('deconv', 'resize_conv'):
       raise ValueError(f"upsample must be 'deconv' or 'resize_conv', got {self.upsample!r}")
-    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype,
-              impl=self.conv_impl)
+    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype, impl=self.conv_impl)
     norm = lambda y: layers.InstanceNorm(self.norm_eps, self.eps_mode)(y)
     g = self.filters
 
@@ -76,8 +77,15 @@ class ResnetGenerator(nn.Module):
       y = nn.relu(norm(layers.conv(g * 2 ** (i + 1), 3, 2, down_pad, f'down_{i}', **ck)(y)))
 
     for i in range(self.n_blocks):
-      y = ResBlock(self.norm_eps, self.eps_mode, self.init_scheme, self.init_gain, self.dtype,
-                   self.conv_impl, name=f'block_{i}')(y)
+      y = ResBlock(
+        self.norm_eps,
+        self.eps_mode,
+        self.init_scheme,
+        self.init_gain,
+        self.dtype,
+        self.conv_impl,
+        name=f'block_{i}',
+      )(y)
 
     for i in range(2):
       features = g * 2 ** (1 - i)

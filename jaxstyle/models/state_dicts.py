@@ -4,6 +4,7 @@ Shared by the ports of the FID Inception and the fast-style net (`params_from_st
 wrong network, a truncated file or a transposed layer must fail naming the key, not produce
 wrong numbers later.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -12,9 +13,15 @@ from typing import Any
 import numpy as np
 
 
-def checked_arrays(sd: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]], *,
-                   skip: Callable[[str], bool], error: type[Exception], network: str,
-                   shape_hint: Callable[[str], str] = lambda key: '') -> dict[str, np.ndarray]:
+def checked_arrays(
+  sd: Mapping[str, Any],
+  expected: Mapping[str, tuple[int, ...]],
+  *,
+  skip: Callable[[str], bool],
+  error: type[Exception],
+  network: str,
+  shape_hint: Callable[[str], str] = lambda key: '',
+) -> dict[str, np.ndarray]:
   """The `expected` keys of `sd` as float32 arrays of exactly their expected shapes.
 
   Keys for which `skip(key)` is true may be present and are ignored (e.g. BatchNorm counters);
@@ -23,8 +30,10 @@ def checked_arrays(sd: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]
   """
   unknown = sorted(k for k in sd if k not in expected and not skip(k))
   if unknown:
-    raise error(f'unknown key {unknown[0]!r} in the state dict ({len(unknown)} unknown); '
-                f'expected the keys of {network}')
+    raise error(
+      f'unknown key {unknown[0]!r} in the state dict ({len(unknown)} unknown); '
+      f'expected the keys of {network}'
+    )
   missing = [k for k in expected if k not in sd]
   if missing:
     raise error(f'missing key {missing[0]!r} in the state dict ({len(missing)} missing)')

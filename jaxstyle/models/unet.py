@@ -6,6 +6,7 @@ Upsampling is nearest ×2 + conv (no transposed conv; computed as one conv of th
 input, `layers.upsample_conv`, same variables and values), and the encoder uses ReLU, as in the
 book (not LeakyReLU as in Keras-GAN/pix2pix). The book's `dropout_rate` is dead code and omitted.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,6 +20,7 @@ from jaxstyle.models import layers
 
 class UnetBookGenerator(nn.Module):
   """Book U-Net; input sides must be multiples of 16. Names: `down_0..3`, `up_0..2`, `head`."""
+
   filters: int = 32
   out_channels: int = 3
   norm_eps: float = 1e-3
@@ -30,14 +32,13 @@ class UnetBookGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype,
-              impl=self.conv_impl)
+    ck = dict(init=self.init_scheme, gain=self.init_gain, dtype=self.dtype, impl=self.conv_impl)
     norm = lambda y: layers.InstanceNorm(self.norm_eps, self.eps_mode)(y)
     g = self.filters
     skips = []
     y = x
     for i in range(4):
-      y = nn.relu(norm(layers.conv(g * 2 ** i, 4, 2, 'SAME', f'down_{i}', **ck)(y)))
+      y = nn.relu(norm(layers.conv(g * 2**i, 4, 2, 'SAME', f'down_{i}', **ck)(y)))
       skips.append(y)
     skips.pop()  # the bottleneck is not a skip
     for i in range(3):

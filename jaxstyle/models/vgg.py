@@ -7,6 +7,7 @@ ReLU, so the output named `blockB_convI` is post-ReLU exactly like the Keras app
 Params live in a flat tree `{'block1_conv1': {'kernel', 'bias'}, ...}` that the weight ports in
 `jaxstyle/ports/` fill; NST code passes them as an argument to jitted functions, never closes over them.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,12 +24,17 @@ from jaxstyle.models import layers
 
 # (block, number of convs, output channels) for configuration "E".
 BLOCKS: tuple[tuple[int, int, int], ...] = (
-    (1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+  (1, 2, 64),
+  (2, 2, 128),
+  (3, 4, 256),
+  (4, 4, 512),
+  (5, 4, 512),
+)
 LAYER_NAMES: tuple[str, ...] = tuple(
-    f'block{b}_conv{i}' for b, n, _ in BLOCKS for i in range(1, n + 1))
+  f'block{b}_conv{i}' for b, n, _ in BLOCKS for i in range(1, n + 1)
+)
 # Output channels N_l of every conv (used by the Gatys normaliser and layer-weight presets).
-CHANNELS: dict[str, int] = {
-    f'block{b}_conv{i}': c for b, n, c in BLOCKS for i in range(1, n + 1)}
+CHANNELS: dict[str, int] = {f'block{b}_conv{i}': c for b, n, c in BLOCKS for i in range(1, n + 1)}
 NUM_CONV_PARAMS = 20_024_384
 
 
@@ -54,8 +60,10 @@ def canonical_name(name: str) -> str:
   m = _ALIAS.match(name)
   canon = f'block{m.group(1)}_conv{m.group(2)}' if m else name
   if canon not in CHANNELS:
-    raise ValueError(f'unknown VGG19 layer {name!r}; valid: {", ".join(LAYER_NAMES)} '
-                     '(or the aliases convB_I / reluB_I)')
+    raise ValueError(
+      f'unknown VGG19 layer {name!r}; valid: {", ".join(LAYER_NAMES)} '
+      '(or the aliases convB_I / reluB_I)'
+    )
   return canon
 
 
@@ -72,13 +80,15 @@ def check_params(params: Any, source: str) -> dict[str, dict[str, np.ndarray]]:
       value = np.asarray(params[name][leaf], dtype=np.float32)
       if value.shape != shape:
         raise WeightFileError(
-            f'{source}: {name}/{leaf} has shape {value.shape}, expected {shape} (VGG19)')
+          f'{source}: {name}/{leaf} has shape {value.shape}, expected {shape} (VGG19)'
+        )
       out[name][leaf] = value
   return out
 
 
-def frozen_kernels(params: Mapping[str, Any], image_hw: tuple[int, int] | None = None,
-                   conv_impl: str = 'auto') -> dict[str, Any]:
+def frozen_kernels(
+  params: Mapping[str, Any], image_hw: tuple[int, int] | None = None, conv_impl: str = 'auto'
+) -> dict[str, Any]:
   """`{layer: input-gradient kernel}` for frozen weights (NST): compute once, pass as `kernels_t`.
 
   With `image_hw` (the image the objective runs on), `conv_impl` may run the wide layers as Winograd
@@ -109,7 +119,7 @@ def _pool2x2(x: jax.Array, kind: str) -> jax.Array:
   largest term of the whole NST memory plan.
   """
   n, h, w, c = x.shape
-  win = x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+  win = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
   return win.max(axis=(2, 4)) if kind == 'max' else win.mean(axis=(2, 4))
 
 
@@ -119,8 +129,9 @@ def _after(x: jax.Array, ct: Any) -> jax.Array:
   A 32-bit word has at most 32 set bits, so the added term is exactly 0 for every c (NaN and inf
   included); XLA folds `|c| < 0` and drops optimization barriers, but does not see through popcount.
   """
-  firsts = [jnp.ravel(leaf)[0].astype(jnp.float32) for leaf in jax.tree.leaves(ct)
-            if jnp.size(leaf)]
+  firsts = [
+    jnp.ravel(leaf)[0].astype(jnp.float32) for leaf in jax.tree.leaves(ct) if jnp.size(leaf)
+  ]
   c = sum(firsts, jnp.float32(0))
   never = jax.lax.population_count(jax.lax.bitcast_convert_type(c, jnp.uint32)) > 32
   return x + jnp.where(never, c, 0.0).astype(x.dtype)
@@ -153,9 +164,15 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def block_losses(
-    params: Any, x: jax.Array, layer_losses: Mapping[str, Callable[[jax.Array, Any], dict[str, jax.Array]]],
-    loss_args: Mapping[str, Any], *, pool: str = 'max', remat: bool = True,
-    dtype: Any = jnp.float32, kernels_t: Mapping[str, Any] | None = None,
+  params: Any,
+  x: jax.Array,
+  layer_losses: Mapping[str, Callable[[jax.Array, Any], dict[str, jax.Array]]],
+  loss_args: Mapping[str, Any],
+  *,
+  pool: str = 'max',
+  remat: bool = True,
+  dtype: Any = jnp.float32,
+  kernels_t: Mapping[str, Any] | None = None,
 ) -> dict[str, jax.Array]:
   """Σ over layers of `layer_losses[name](features, loss_args[name])` (dicts of scalars, summed by key).
 
@@ -174,14 +191,19 @@ def block_losses(
   x = jnp.asarray(x, dtype)
   totals: dict[str, jax.Array] = {}
   for b, n, _ in BLOCKS:
-    names = [f'block{b}_conv{i}' for i in range(1, n + 1)
-             if LAYER_NAMES.index(f'block{b}_conv{i}') <= deepest]
+    names = [
+      f'block{b}_conv{i}'
+      for i in range(1, n + 1)
+      if LAYER_NAMES.index(f'block{b}_conv{i}') <= deepest
+    ]
     if not names:
       break
     fns = {i: layer_losses[wanted[nm]] for i, nm in enumerate(names) if nm in wanted}
     args = {i: loss_args[wanted[nm]] for i, nm in enumerate(names) if nm in wanted}
-    weights = [(params[nm]['kernel'], params[nm]['bias'],
-                None if kernels_t is None else kernels_t[nm]) for nm in names]
+    weights = [
+      (params[nm]['kernel'], params[nm]['bias'], None if kernels_t is None else kernels_t[nm])
+      for nm in names
+    ]
     do_pool = LAYER_NAMES.index(names[-1]) < deepest
 
     def block_fn(x, weights, args, fns=fns, do_pool=do_pool):
@@ -201,14 +223,16 @@ def block_losses(
 
 class _ConvParams(nn.Module):
   """Holds one conv's params (`blockB_convI/{kernel, bias}`); the conv is `layers.frozen_conv3x3`."""
+
   in_features: int
   features: int
 
   @nn.compact
   def __call__(self) -> tuple[jax.Array, jax.Array]:
     # He init keeps activations O(1) through 16 random ReLU convs (tests use random weights).
-    kernel = self.param('kernel', nn.initializers.he_normal(),
-                        (3, 3, self.in_features, self.features), jnp.float32)
+    kernel = self.param(
+      'kernel', nn.initializers.he_normal(), (3, 3, self.in_features, self.features), jnp.float32
+    )
     bias = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
     return kernel, bias
 
@@ -223,13 +247,15 @@ class VGG19(nn.Module):
     dtype: compute dtype (params stay float32).
   NST objectives that must fit high resolutions use `block_losses` (per-block remat) instead.
   """
+
   pool: str = 'max'
   outputs: Sequence[str] = ('block5_conv2',)
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array,
-               kernels_t: Mapping[str, Any] | None = None) -> dict[str, jax.Array]:
+  def __call__(
+    self, x: jax.Array, kernels_t: Mapping[str, Any] | None = None
+  ) -> dict[str, jax.Array]:
     """`kernels_t`: precomputed `frozen_kernels(params, ...)` for frozen weights (NST), or None."""
     if self.pool not in ('max', 'avg'):
       raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
@@ -247,8 +273,11 @@ class VGG19(nn.Module):
     for b, n, c in BLOCKS:
       if b > last_block:
         break
-      names = [f'block{b}_conv{i}' for i in range(1, n + 1)
-               if LAYER_NAMES.index(f'block{b}_conv{i}') <= deepest]
+      names = [
+        f'block{b}_conv{i}'
+        for i in range(1, n + 1)
+        if LAYER_NAMES.index(f'block{b}_conv{i}') <= deepest
+      ]
       for i, nm in enumerate(names):
         kernel, bias = _ConvParams(cin if i == 0 else c, c, name=nm)()
         x = _conv_relu(x, kernel, bias, None if kernels_t is None else kernels_t[nm])

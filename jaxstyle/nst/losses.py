@@ -6,6 +6,7 @@ One implementation serves both the pixel optimisation (`make_objective`) and the
 (`make_terms`, on a batch of outputs with per-image targets). All functions are pure and compute in float32. Normalisers are built from static shapes in Python floats,
 because (H*W)^2 overflows int32 already at 216x216 and int64-free code must not depend on x64 mode.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -110,9 +111,9 @@ def tv_loss(x: jax.Array, exponent: float = 1.25) -> jax.Array:
   """
   x = jnp.asarray(x, jnp.float32)
   h, w = x.shape[1], x.shape[2]
-  corner = x[:, :h - 1, :w - 1, :]
-  a = jnp.square(corner - x[:, 1:, :w - 1, :])
-  b = jnp.square(corner - x[:, :h - 1, 1:, :])
+  corner = x[:, : h - 1, : w - 1, :]
+  a = jnp.square(corner - x[:, 1:, : w - 1, :])
+  b = jnp.square(corner - x[:, : h - 1, 1:, :])
   return jnp.sum(jnp.power(a + b, exponent))
 
 
@@ -140,9 +141,17 @@ def _layer_weights(layer_weights: Any, layers: Sequence[str]) -> dict[str, float
   return {name: float(w) for name, w in zip(layers, layer_weights)}
 
 
-def _targets(net: Any, vgg_params: Any, content_img: Any, style_imgs: Any,
-             style_blend: Sequence[float] | None, content_layers: Sequence[str],
-             style_layers: Sequence[str], conv_impl: str, normalisation: str) -> dict[str, Any]:
+def _targets(
+  net: Any,
+  vgg_params: Any,
+  content_img: Any,
+  style_imgs: Any,
+  style_blend: Sequence[float] | None,
+  content_layers: Sequence[str],
+  style_layers: Sequence[str],
+  conv_impl: str,
+  normalisation: str,
+) -> dict[str, Any]:
   """Content features, blended style Grams and the frozen kernels: everything fixed during a run."""
   feature_fn = jax.jit(lambda p, x: net.apply({'params': p}, x))
   styles = _as_images(style_imgs)
@@ -159,10 +168,13 @@ def _targets(net: Any, vgg_params: Any, content_img: Any, style_imgs: Any,
   content_feats = feature_fn(vgg_params, content)
   # The input-gradient kernels (and the Winograd transforms of wide layers on CPU) depend only on
   # the frozen weights and the image size: once here, not per evaluation.
-  upto = LAYER_NAMES[:LAYER_NAMES.index(net.outputs[-1]) + 1]
+  upto = LAYER_NAMES[: LAYER_NAMES.index(net.outputs[-1]) + 1]
   kernels_t = frozen_kernels({n: vgg_params[n] for n in upto}, tuple(content.shape[1:3]), conv_impl)
-  return {'content': {name: content_feats[name] for name in content_layers},
-          'style': style_grams, 'kernels_t': kernels_t}
+  return {
+    'content': {name: content_feats[name] for name in content_layers},
+    'style': style_grams,
+    'kernels_t': kernels_t,
+  }
 
 
 def term_fns(normalisation: str) -> tuple[Callable[..., jax.Array], Callable[..., jax.Array]]:
@@ -180,9 +192,15 @@ def term_fns(normalisation: str) -> tuple[Callable[..., jax.Array], Callable[...
 
 
 def make_terms(
-    content_layers: Sequence[str], style_layers: Sequence[str], *, layer_weights: Any = None,
-    content_weight: float = 1.0, style_weight: float = 100.0, tv_weight: float = 20.0,
-    normalisation: str = 'book', tv_exponent: float = 1.25,
+  content_layers: Sequence[str],
+  style_layers: Sequence[str],
+  *,
+  layer_weights: Any = None,
+  content_weight: float = 1.0,
+  style_weight: float = 100.0,
+  tv_weight: float = 20.0,
+  normalisation: str = 'book',
+  tv_exponent: float = 1.25,
 ) -> Callable[..., tuple[jax.Array, dict[str, jax.Array]]]:
   """`terms(feats, x, content_targets, style_targets) -> (total, {'loss_content', ...})`.
 
@@ -195,13 +213,19 @@ def make_terms(
   weights = _layer_weights(layer_weights, style_layers)
   c_fn, style_fn = term_fns(normalisation)
 
-  def terms(feats: Mapping[str, jax.Array], x: jax.Array, content_targets: Mapping[str, Any],
-            style_targets: Mapping[str, Any]) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def terms(
+    feats: Mapping[str, jax.Array],
+    x: jax.Array,
+    content_targets: Mapping[str, Any],
+    style_targets: Mapping[str, Any],
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
     height, width = x.shape[1], x.shape[2]
     loss_content = content_weight * sum(
-        c_fn(feats[name], content_targets[name]) for name in content_layers)
+      c_fn(feats[name], content_targets[name]) for name in content_layers
+    )
     loss_style = style_weight * sum(
-        weights[n] * style_fn(feats[n], style_targets[n], height, width) for n in style_layers)
+      weights[n] * style_fn(feats[n], style_targets[n], height, width) for n in style_layers
+    )
     loss_tv = tv_weight * tv_loss(x, tv_exponent)
     total = loss_content + loss_style + loss_tv
     return total, {'loss_content': loss_content, 'loss_style': loss_style, 'loss_tv': loss_tv}
@@ -210,12 +234,22 @@ def make_terms(
 
 
 def make_objective(
-    vgg: Any, vgg_params: Any, content_img: Any, style_imgs: Any, style_blend: Sequence[float] | None = None,
-    *, content_layers: Sequence[str] = BOOK_CONTENT_LAYERS,
-    style_layers: Sequence[str] = BOOK_STYLE_LAYERS, layer_weights: Any = None,
-    content_weight: float = 1.0, style_weight: float = 100.0, tv_weight: float = 20.0,
-    normalisation: str = 'book', tv_exponent: float = 1.25, remat: bool = False,
-    conv_impl: str = 'auto',
+  vgg: Any,
+  vgg_params: Any,
+  content_img: Any,
+  style_imgs: Any,
+  style_blend: Sequence[float] | None = None,
+  *,
+  content_layers: Sequence[str] = BOOK_CONTENT_LAYERS,
+  style_layers: Sequence[str] = BOOK_STYLE_LAYERS,
+  layer_weights: Any = None,
+  content_weight: float = 1.0,
+  style_weight: float = 100.0,
+  tv_weight: float = 20.0,
+  normalisation: str = 'book',
+  tv_exponent: float = 1.25,
+  remat: bool = False,
+  conv_impl: str = 'auto',
 ) -> tuple[dict[str, Any], Callable[..., tuple[jax.Array, dict[str, jax.Array]]]]:
   """Builds the NST objective with targets computed once (the book recomputes them every evaluation).
 
@@ -249,15 +283,32 @@ def make_objective(
   weights = _layer_weights(layer_weights, style_layers)
   needed = sorted(set(content_layers) | set(style_layers), key=LAYER_NAMES.index)
   net = vgg.clone(outputs=tuple(needed))
-  targets = _targets(net, vgg_params, content_img, style_imgs, style_blend, content_layers,
-                     style_layers, conv_impl, normalisation)
+  targets = _targets(
+    net,
+    vgg_params,
+    content_img,
+    style_imgs,
+    style_blend,
+    content_layers,
+    style_layers,
+    conv_impl,
+    normalisation,
+  )
   c_fn, style_fn = term_fns(normalisation)
-  terms_fn = make_terms(content_layers, style_layers, layer_weights=weights,
-                        content_weight=content_weight, style_weight=style_weight,
-                        tv_weight=tv_weight, normalisation=normalisation, tv_exponent=tv_exponent)
+  terms_fn = make_terms(
+    content_layers,
+    style_layers,
+    layer_weights=weights,
+    content_weight=content_weight,
+    style_weight=style_weight,
+    tv_weight=tv_weight,
+    normalisation=normalisation,
+    tv_exponent=tv_exponent,
+  )
 
   def layer_losses(height: int, width: int) -> dict[str, Callable[..., dict[str, jax.Array]]]:
     """Per-layer `(features, targets) -> {'content', 'style'}` terms, for `vgg.block_losses`."""
+
     def fn(name: str) -> Callable[..., dict[str, jax.Array]]:
       def terms(f: jax.Array, t: Any) -> dict[str, jax.Array]:
         out = {}
@@ -266,19 +317,32 @@ def make_objective(
         if name in style_layers:
           out['style'] = style_weight * weights[name] * style_fn(f, t['style'], height, width)
         return out
+
       return terms
+
     return {name: fn(name) for name in needed}
 
-  def loss_fn(x: jax.Array, targets: Any, vgg_params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss_fn(
+    x: jax.Array, targets: Any, vgg_params: Any
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
     height, width = x.shape[1], x.shape[2]
     if not remat:
       feats = net.apply({'params': vgg_params}, x, targets.get('kernels_t'))
       return terms_fn(feats, x, targets['content'], targets['style'])
     # Losses inside the checkpointed blocks: only block inputs are kept.
-    args = {name: {k: targets[k][name] for k in ('content', 'style') if name in targets[k]}
-            for name in needed}
-    terms = block_losses(vgg_params, x, layer_losses(height, width), args, pool=net.pool,
-                         dtype=net.dtype, kernels_t=targets.get('kernels_t'))
+    args = {
+      name: {k: targets[k][name] for k in ('content', 'style') if name in targets[k]}
+      for name in needed
+    }
+    terms = block_losses(
+      vgg_params,
+      x,
+      layer_losses(height, width),
+      args,
+      pool=net.pool,
+      dtype=net.dtype,
+      kernels_t=targets.get('kernels_t'),
+    )
     loss_content, loss_style = terms['content'], terms['style']
     loss_tv = tv_weight * tv_loss(x, tv_exponent)
     total = loss_content + loss_style + loss_tv

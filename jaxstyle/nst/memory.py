@@ -8,6 +8,7 @@ peak RSS is the whole footprint: weights, targets, activations kept for the back
 optimiser state (L-BFGS keeps 2*m image-sized vectors on top of Adam's 2). "remat on" is the
 objective built on `vgg.block_losses` (each block recomputed in the backward pass, losses inside it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ import time
 
 def _hw(size: int | str) -> tuple[int, int]:
   """`1024` -> (1024, 1024); `3840x2160` (W x H, like a screen) -> (2160, 3840)."""
-  w, _, h = str(size).partition("x")
+  w, _, h = str(size).partition('x')
   return (int(h or w), int(w))
 
 
@@ -38,10 +39,10 @@ def _case(size: int | str, remat: bool, iters: int, optimizer: str) -> dict[str,
   from jaxstyle.nst import presets, stylize
   from jaxstyle.nst.weights import PREPROCESSING
 
-  config = presets.nst_base("", "")  # book losses (block5_conv2 content), style stretched
-  config.vgg.remat = "on" if remat else "off"
+  config = presets.nst_base('', '')  # book losses (block5_conv2 content), style stretched
+  config.vgg.remat = 'on' if remat else 'off'
   params = jax.device_put(init_params(jax.random.key(0)))
-  prep = PREPROCESSING["keras"]
+  prep = PREPROCESSING['keras']
   rng = np.random.default_rng(0)
   hw = _hw(size)
   content = rng.uniform(0, 255, (*hw, 3)).astype(np.float32)
@@ -54,12 +55,19 @@ def _case(size: int | str, remat: bool, iters: int, optimizer: str) -> dict[str,
   jax.block_until_ready(x)
   wall = time.perf_counter() - start
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return {"size": f"{hw[1]}x{hw[0]}", "remat": remat, "iters": iters, "optimizer": optimizer,
-          "evals": int(stats["evals"]), "peak_rss_mib": peak / 1024,
-          "import_rss_mib": base_rss / 1024, "wall_s": wall}
+  return {
+    'size': f'{hw[1]}x{hw[0]}',
+    'remat': remat,
+    'iters': iters,
+    'optimizer': optimizer,
+    'evals': int(stats['evals']),
+    'peak_rss_mib': peak / 1024,
+    'import_rss_mib': base_rss / 1024,
+    'wall_s': wall,
+  }
 
 
-def compiled_memory(size: int | str, remat: bool, optimizer: str = "adam") -> dict[str, float]:
+def compiled_memory(size: int | str, remat: bool, optimizer: str = 'adam') -> dict[str, float]:
   """XLA's own buffer plan for one segment at `size`, from compilation alone (nothing runs).
 
   Cheap enough for 4K on a laptop CPU; `measure_peak_rss` at a small size checks it against
@@ -74,75 +82,102 @@ def compiled_memory(size: int | str, remat: bool, optimizer: str = "adam") -> di
   from jaxstyle.nst import presets, stylize
   from jaxstyle.nst.weights import PREPROCESSING
 
-  config = presets.nst_base("", "")  # book losses (block5_conv2 content), style stretched
-  config.vgg.remat = "on" if remat else "off"
+  config = presets.nst_base('', '')  # book losses (block5_conv2 content), style stretched
+  config.vgg.remat = 'on' if remat else 'off'
   params = init_params(jax.random.key(0))
   small = np.full((32, 32, 3), 128.0, np.float32)
-  _, loss_fn, _ = stylize.make_loss(config, params, PREPROCESSING["keras"], small, [small],
-                                    (32, 32))
+  _, loss_fn, _ = stylize.make_loss(
+    config, params, PREPROCESSING['keras'], small, [small], (32, 32)
+  )
   hw = _hw(size)
   x = jax.ShapeDtypeStruct((1, *hw, 3), jnp.float32)
   net = VGG19(outputs=config.loss.content_layers)
-  content = jax.eval_shape(lambda p, z: net.apply({"params": p}, z), params, x)
-  targets = {"content": content,
-             "style": {n: jax.ShapeDtypeStruct((1, CHANNELS[n], CHANNELS[n]), jnp.float32)
-                       for n in config.loss.style_layers}}
+  content = jax.eval_shape(lambda p, z: net.apply({'params': p}, z), params, x)
+  targets = {
+    'content': content,
+    'style': {
+      n: jax.ShapeDtypeStruct((1, CHANNELS[n], CHANNELS[n]), jnp.float32)
+      for n in config.loss.style_layers
+    },
+  }
   runner = nst_optim.SegmentRunner(loss_fn, optimizer, 1, linesearch_steps=2)
   opt_state = jax.eval_shape(runner._init, x)
   weights = stylize.weights_of(config)
   compiled = runner._segment.lower(x, opt_state, targets, params, weights).compile()
   m = compiled.memory_analysis()
   mib = lambda b: b / 2**20
-  return {"size": f"{hw[1]}x{hw[0]}", "remat": remat, "optimizer": optimizer,
-          "temp_mib": mib(m.temp_size_in_bytes), "argument_mib": mib(m.argument_size_in_bytes),
-          "output_mib": mib(m.output_size_in_bytes),
-          "total_mib": mib(m.temp_size_in_bytes + m.argument_size_in_bytes
-                           + m.output_size_in_bytes)}
+  return {
+    'size': f'{hw[1]}x{hw[0]}',
+    'remat': remat,
+    'optimizer': optimizer,
+    'temp_mib': mib(m.temp_size_in_bytes),
+    'argument_mib': mib(m.argument_size_in_bytes),
+    'output_mib': mib(m.output_size_in_bytes),
+    'total_mib': mib(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes),
+  }
 
 
-def measure_peak_rss(size: int | str, remat: bool, iters: int = 1,
-                     optimizer: str = "adam") -> dict[str, float]:
+def measure_peak_rss(
+  size: int | str, remat: bool, iters: int = 1, optimizer: str = 'adam'
+) -> dict[str, float]:
   """Peak RSS (MiB) of `iters` NST iterations at `size` (1024 or 3840x2160), in a fresh subprocess."""
-  cmd = [sys.executable, "-m", "jaxstyle.nst.memory", "--child", str(size), str(int(remat)),
-         str(iters), optimizer]
+  cmd = [
+    sys.executable,
+    '-m',
+    'jaxstyle.nst.memory',
+    '--child',
+    str(size),
+    str(int(remat)),
+    str(iters),
+    optimizer,
+  ]
   out = subprocess.run(cmd, check=True, capture_output=True, text=True)
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--sizes", default="1024,2048")
-  parser.add_argument("--iters", type=int, default=1)
-  parser.add_argument("--optimizer", default="adam", choices=("adam", "lbfgs"))
-  parser.add_argument("--remat", default="both", choices=("both", "on", "off"))
-  parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
-  parser.add_argument("--compiled", action="store_true",
-                      help="report XLA's compiled buffer sizes instead of running (fast, any size)")
+  parser.add_argument('--sizes', default='1024,2048')
+  parser.add_argument('--iters', type=int, default=1)
+  parser.add_argument('--optimizer', default='adam', choices=('adam', 'lbfgs'))
+  parser.add_argument('--remat', default='both', choices=('both', 'on', 'off'))
+  parser.add_argument('--child', nargs=4, help=argparse.SUPPRESS)
+  parser.add_argument(
+    '--compiled',
+    action='store_true',
+    help="report XLA's compiled buffer sizes instead of running (fast, any size)",
+  )
   args = parser.parse_args(argv)
-  remats = (False, True) if args.remat == "both" else (args.remat == "on",)
+  remats = (False, True) if args.remat == 'both' else (args.remat == 'on',)
   if args.compiled:
-    print("| size | remat | optimizer | XLA temp (MiB) | args+outputs (MiB) | total (MiB) |")
-    print("|---|---|---|---|---|---|")
-    for size in args.sizes.split(","):
+    print('| size | remat | optimizer | XLA temp (MiB) | args+outputs (MiB) | total (MiB) |')
+    print('|---|---|---|---|---|---|')
+    for size in args.sizes.split(','):
       for remat in remats:
         r = compiled_memory(size, remat, args.optimizer)
-        print(f"| {r['size']} | {'on' if remat else 'off'} | {r['optimizer']} | "
-              f"{r['temp_mib']:.0f} | {r['argument_mib'] + r['output_mib']:.0f} | "
-              f"{r['total_mib']:.0f} |", flush=True)
+        print(
+          f'| {r["size"]} | {"on" if remat else "off"} | {r["optimizer"]} | '
+          f'{r["temp_mib"]:.0f} | {r["argument_mib"] + r["output_mib"]:.0f} | '
+          f'{r["total_mib"]:.0f} |',
+          flush=True,
+        )
     return 0
   if args.child:
     size, remat, iters, opt = args.child
     print(json.dumps(_case(size, bool(int(remat)), int(iters), opt)))
     return 0
-  print("| size | remat | optimizer | evals | peak RSS (MiB) | wall (s) |")
-  print("|---|---|---|---|---|---|")
-  for size in args.sizes.split(","):
+  print('| size | remat | optimizer | evals | peak RSS (MiB) | wall (s) |')
+  print('|---|---|---|---|---|---|')
+  for size in args.sizes.split(','):
     for remat in remats:
       r = measure_peak_rss(size, remat, args.iters, args.optimizer)
-      print(f"| {size} | {'on' if remat else 'off'} | {r['optimizer']} | {r['evals']} | "
-            f"{r['peak_rss_mib']:.0f} | {r['wall_s']:.1f} |", flush=True)
+      print(
+        f'| {size} | {"on" if remat else "off"} | {r["optimizer"]} | {r["evals"]} | '
+        f'{r["peak_rss_mib"]:.0f} | {r["wall_s"]:.1f} |',
+        flush=True,
+      )
   return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
   sys.exit(main())

@@ -8,6 +8,7 @@ weights never become HLO constants and one executable serves every image of the 
 `loss_fn(x, targets, vgg_params, weights) -> (total, aux)` is the objective; `weights` is a small
 pytree of loss weights passed as traced values, which is what lets `vmap` sweep them in one program.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,20 +27,23 @@ LossFn = Callable[[jax.Array, Any, Any, Any], tuple[jax.Array, dict[str, jax.Arr
 _COMPILED: dict[tuple, tuple[Callable, Callable]] = {}
 
 
-def make_optimizer(name: str, lr: float = 10.0, memory_size: int = 10,
-                   linesearch_steps: int = 20) -> optax.GradientTransformation:
+def make_optimizer(
+  name: str, lr: float = 10.0, memory_size: int = 10, linesearch_steps: int = 20
+) -> optax.GradientTransformation:
   """optax L-BFGS with the zoom line search (scipy's m=10, maxls=20) or Adam at learning rate `lr`."""
-  if name == "lbfgs":
-    return optax.lbfgs(memory_size=memory_size,
-                       linesearch=optax.scale_by_zoom_linesearch(
-                           max_linesearch_steps=linesearch_steps))
-  if name == "adam":
+  if name == 'lbfgs':
+    return optax.lbfgs(
+      memory_size=memory_size,
+      linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=linesearch_steps),
+    )
+  if name == 'adam':
     return optax.adam(lr)
-  raise ValueError(f"unknown on-device optimizer {name!r}; choose from {OPTIMIZERS}")
+  raise ValueError(f'unknown on-device optimizer {name!r}; choose from {OPTIMIZERS}')
 
 
-def make_segment_fn(loss_fn: LossFn, opt: optax.GradientTransformation, iters: int,
-                    name: str, unroll: int | bool = 1) -> Callable[..., tuple[jax.Array, Any, dict[str, jax.Array]]]:
+def make_segment_fn(
+  loss_fn: LossFn, opt: optax.GradientTransformation, iters: int, name: str, unroll: int | bool = 1
+) -> Callable[..., tuple[jax.Array, Any, dict[str, jax.Array]]]:
   """Returns `segment(x, opt_state, targets, vgg_params, weights) -> (x, opt_state, stats)`.
 
   The function is pure and un-jitted so callers can `jit` it directly or `jit(vmap(...))` it for
@@ -51,17 +55,19 @@ def make_segment_fn(loss_fn: LossFn, opt: optax.GradientTransformation, iters: i
   def segment(x, opt_state, targets, vgg_params, weights):
     value_fn = lambda z: loss_fn(z, targets, vgg_params, weights)[0]
 
-    if name == "lbfgs":
+    if name == 'lbfgs':
       value_and_grad = optax.value_and_grad_from_state(value_fn)
 
       def step(carry, _):
         z, st, evals = carry
         # A fresh state (value inf) makes value_and_grad evaluate here; later ones reuse the line
         # search's last evaluation, which num_linesearch_steps already counts.
-        evals += jnp.logical_not(jnp.isfinite(optax.tree_utils.tree_get(st, "value"))).astype(jnp.int32)
+        evals += jnp.logical_not(jnp.isfinite(optax.tree_utils.tree_get(st, 'value'))).astype(
+          jnp.int32
+        )
         value, grad = value_and_grad(z, state=st)
         updates, st = opt.update(grad, st, z, value=value, grad=grad, value_fn=value_fn)
-        evals += optax.tree_utils.tree_get(st, "num_linesearch_steps")
+        evals += optax.tree_utils.tree_get(st, 'num_linesearch_steps')
         return (optax.apply_updates(z, updates), st, evals), value
     else:
       grad_fn = jax.value_and_grad(value_fn)
@@ -73,9 +79,10 @@ def make_segment_fn(loss_fn: LossFn, opt: optax.GradientTransformation, iters: i
         return (optax.apply_updates(z, updates), st, evals + 1), value
 
     (x, opt_state, evals), losses = jax.lax.scan(
-        step, (x, opt_state, jnp.zeros((), jnp.int32)), None, length=iters, unroll=unroll)
+      step, (x, opt_state, jnp.zeros((), jnp.int32)), None, length=iters, unroll=unroll
+    )
     total, aux = loss_fn(x, targets, vgg_params, weights)
-    stats = {"loss": losses, "evals": evals, "total": total, **aux}
+    stats = {'loss': losses, 'evals': evals, 'total': total, **aux}
     return x, opt_state, stats
 
   return segment
@@ -90,9 +97,19 @@ class SegmentRunner:
   (one image per weight setting) and the segment is `vmap`-ed into a single program.
   """
 
-  def __init__(self, loss_fn: LossFn, name: str, iters: int, *, lr: float = 10.0,
-               memory_size: int = 10, linesearch_steps: int = 20, restart: bool = False,
-               batched: bool = False, unroll: int | bool = 1):
+  def __init__(
+    self,
+    loss_fn: LossFn,
+    name: str,
+    iters: int,
+    *,
+    lr: float = 10.0,
+    memory_size: int = 10,
+    linesearch_steps: int = 20,
+    restart: bool = False,
+    batched: bool = False,
+    unroll: int | bool = 1,
+  ):
     self.restart = restart
     key = (loss_fn, name, iters, lr, memory_size, linesearch_steps, batched, unroll)
     if key not in _COMPILED:  # runners of the same problem share one executable
@@ -110,8 +127,9 @@ class SegmentRunner:
     self._init, self._segment = _COMPILED[key]
     self.opt_state = None
 
-  def __call__(self, x: jax.Array, targets: Any, vgg_params: Any,
-               weights: Any) -> tuple[jax.Array, dict[str, np.ndarray]]:
+  def __call__(
+    self, x: jax.Array, targets: Any, vgg_params: Any, weights: Any
+  ) -> tuple[jax.Array, dict[str, np.ndarray]]:
     if self.opt_state is None or self.restart:
       self.opt_state = self._init(x)
     x, self.opt_state, stats = self._segment(x, self.opt_state, targets, vgg_params, weights)
@@ -123,9 +141,14 @@ def make_value_and_grad(loss_fn: LossFn) -> Callable[..., tuple[jax.Array, jax.A
   return jax.jit(jax.value_and_grad(lambda x, t, p, w: loss_fn(x, t, p, w)[0]))
 
 
-def scipy_segment(value_and_grad: Callable[..., tuple[jax.Array, jax.Array]], x: jax.Array,
-                  targets: Any, vgg_params: Any, weights: Any,
-                  maxfun: int = 20) -> tuple[jax.Array, dict[str, np.ndarray]]:
+def scipy_segment(
+  value_and_grad: Callable[..., tuple[jax.Array, jax.Array]],
+  x: jax.Array,
+  targets: Any,
+  vgg_params: Any,
+  weights: Any,
+  maxfun: int = 20,
+) -> tuple[jax.Array, dict[str, np.ndarray]]:
   """One book outer iteration: a fresh `fmin_l_bfgs_b(maxfun=20)` around the jitted objective.
 
   Like the Keras example, the float32 gradient is cast to float64 on the host, so every evaluation
@@ -137,12 +160,13 @@ def scipy_segment(value_and_grad: Callable[..., tuple[jax.Array, jax.Array]], x:
   losses: list[float] = []
 
   def fun(flat):
-    value, grad = value_and_grad(jnp.asarray(flat.reshape(shape), dtype), targets, vgg_params,
-                                 weights)
+    value, grad = value_and_grad(
+      jnp.asarray(flat.reshape(shape), dtype), targets, vgg_params, weights
+    )
     value, grad = jax.device_get((value, grad))
     losses.append(float(value))
     return float(value), np.asarray(grad, np.float64).ravel()
 
   flat, _, info = fmin_l_bfgs_b(fun, np.asarray(x, np.float64).ravel(), maxfun=maxfun)
-  stats = {"loss": np.asarray(losses, np.float32), "evals": np.int32(info["funcalls"])}
+  stats = {'loss': np.asarray(losses, np.float32), 'evals': np.int32(info['funcalls'])}
   return jnp.asarray(flat.reshape(shape), dtype), stats

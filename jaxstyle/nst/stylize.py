@@ -5,6 +5,7 @@ Keras example with its targets computed once and the L-BFGS loop on device. Conf
 `jaxstyle/nst/presets.py`; the `jaxstyle stylize` command is `jaxstyle/nst/cli.py`, which imports
 this module (never the reverse).
 """
+
 from __future__ import annotations
 
 import os
@@ -70,15 +71,21 @@ def sweep_plan(config: ml_collections.ConfigDict) -> tuple[str, str]:
 
 def _remat(config: ml_collections.ConfigDict, size: tuple[int, int]) -> bool:
   mode = str(config.vgg.remat)
-  if mode not in ("auto", "on", "off", "True", "False"):
-    raise ValueError(f"vgg.remat must be auto, on or off, got {mode!r}")
-  if mode == "auto":
+  if mode not in ('auto', 'on', 'off', 'True', 'False'):
+    raise ValueError(f'vgg.remat must be auto, on or off, got {mode!r}')
+  if mode == 'auto':
     return size[0] * size[1] > REMAT_AUTO_PIXELS
-  return mode in ("on", "True")
+  return mode in ('on', 'True')
 
 
-def make_loss(config: ml_collections.ConfigDict, vgg_params: Any, prep: Any,
-              content_rgb: np.ndarray, style_rgbs: list[np.ndarray], size: tuple[int, int]):
+def make_loss(
+  config: ml_collections.ConfigDict,
+  vgg_params: Any,
+  prep: Any,
+  content_rgb: np.ndarray,
+  style_rgbs: list[np.ndarray],
+  size: tuple[int, int],
+):
   """Builds `(targets, loss_fn, content_x)` at one output size.
 
   The core objective is built with unit weights and its terms are recombined with the traced
@@ -89,25 +96,40 @@ def make_loss(config: ml_collections.ConfigDict, vgg_params: Any, prep: Any,
   vgg = VGG19(pool=config.vgg.pool, outputs=layers, dtype=jnp.dtype(config.vgg.dtype))
   method = config.image.resize
   content = nst_image.resize(content_rgb, size, method)
-  styles = [nst_image.resize(s, nst_image.style_size(s.shape, size, config.image.style_mode,
-                                                     config.image.style_scale), method)
-            for s in style_rgbs]
+  styles = [
+    nst_image.resize(
+      s,
+      nst_image.style_size(s.shape, size, config.image.style_mode, config.image.style_scale),
+      method,
+    )
+    for s in style_rgbs
+  ]
   content_x = jnp.asarray(prep.preprocess(content[None]))
   style_x = [jnp.asarray(prep.preprocess(s[None])) for s in styles]
   blend = tuple(config.style_blend) or (1.0,) * len(styles)
   if len(blend) != len(styles):
-    raise ValueError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
+    raise ValueError(f'style_blend has {len(blend)} weights for {len(styles)} style images')
   targets, base_fn = make_objective(
-      vgg, vgg_params, content_x, style_x, blend,
-      content_layers=tuple(lc.content_layers), style_layers=tuple(lc.style_layers),
-      layer_weights=tuple(lc.layer_weights) or None, content_weight=1.0, style_weight=1.0,
-      tv_weight=1.0, normalisation=lc.normalisation, remat=_remat(config, size),
-      conv_impl=config.vgg.get("conv_impl", "auto"))
+    vgg,
+    vgg_params,
+    content_x,
+    style_x,
+    blend,
+    content_layers=tuple(lc.content_layers),
+    style_layers=tuple(lc.style_layers),
+    layer_weights=tuple(lc.layer_weights) or None,
+    content_weight=1.0,
+    style_weight=1.0,
+    tv_weight=1.0,
+    normalisation=lc.normalisation,
+    remat=_remat(config, size),
+    conv_impl=config.vgg.get('conv_impl', 'auto'),
+  )
 
   def loss_fn(x, targets, vgg_params, weights):
     _, aux = base_fn(x, targets, vgg_params)
-    terms = {k: weights[k] * aux[f"loss_{k}"] for k in ("content", "style", "tv")}
-    return terms["content"] + terms["style"] + terms["tv"], terms
+    terms = {k: weights[k] * aux[f'loss_{k}'] for k in ('content', 'style', 'tv')}
+    return terms['content'] + terms['style'] + terms['tv'], terms
 
   return targets, loss_fn, content_x
 
@@ -115,31 +137,41 @@ def make_loss(config: ml_collections.ConfigDict, vgg_params: Any, prep: Any,
 def weights_of(config: ml_collections.ConfigDict, style_weight: float | None = None):
   lc = config.loss
   sw = lc.style_weight if style_weight is None else style_weight
-  return {"content": jnp.float32(lc.content_weight), "style": jnp.float32(sw),
-          "tv": jnp.float32(lc.tv_weight)}
+  return {
+    'content': jnp.float32(lc.content_weight),
+    'style': jnp.float32(sw),
+    'tv': jnp.float32(lc.tv_weight),
+  }
 
 
 def _init_image(config, content_x: jax.Array, prep: Any, size: tuple[int, int]) -> jax.Array:
-  if config.init == "content":
+  if config.init == 'content':
     return content_x
-  if config.init == "noise":
+  if config.init == 'noise':
     rng = np.random.default_rng(config.seed)
     noise = rng.uniform(0, 255, (1, *size, 3)).astype(np.float32)
     img = 127.5 + config.noise_scale * (noise - 127.5)
     return jnp.asarray(prep.preprocess(img))
-  if config.init == "image":
+  if config.init == 'image':
     if not config.init_image:
       raise ValueError("init='image' needs init_image (--init-image PATH)")
     img = nst_image.resize(nst_image.load_image(config.init_image), size, config.image.resize)
     return jnp.asarray(prep.preprocess(img[None]))
-  raise ValueError(f"unknown init {config.init!r}; choose content, noise or image")
+  raise ValueError(f'unknown init {config.init!r}; choose content, noise or image')
 
 
 def _runner(config: ml_collections.ConfigDict, loss_fn: Any, batched: bool) -> Any:
   o = config.optim
   return nst_optim.SegmentRunner(
-      loss_fn, o.name, o.segment_iters, lr=o.lr, memory_size=o.memory_size,
-      linesearch_steps=o.linesearch_steps, restart=o.restart, batched=batched)
+    loss_fn,
+    o.name,
+    o.segment_iters,
+    lr=o.lr,
+    memory_size=o.memory_size,
+    linesearch_steps=o.linesearch_steps,
+    restart=o.restart,
+    batched=batched,
+  )
 
 
 def _members(runners: list[Any], workers: int = 1) -> Any:
@@ -153,24 +185,29 @@ def _members(runners: list[Any], workers: int = 1) -> Any:
   def segment(xs, targets, vgg_params, weights):
     def one(k):
       return runners[k](xs[k], targets, vgg_params, jax.tree.map(lambda w: w[k], weights))
+
     if workers > 1:
       with ThreadPoolExecutor(workers) as pool:
         outs = list(pool.map(one, range(len(runners))))
     else:
       outs = [one(k) for k in range(len(runners))]
-    return (jnp.stack([x for x, _ in outs]),
-            jax.tree.map(lambda *v: np.stack(v), *[stats for _, stats in outs]))
+    return (
+      jnp.stack([x for x, _ in outs]),
+      jax.tree.map(lambda *v: np.stack(v), *[stats for _, stats in outs]),
+    )
+
   return segment
 
 
-def _segment_fn(config: ml_collections.ConfigDict, loss_fn: Any, batch: int,
-                strategy: str = 'sequential') -> Any:
+def _segment_fn(
+  config: ml_collections.ConfigDict, loss_fn: Any, batch: int, strategy: str = 'sequential'
+) -> Any:
   """One outer iteration `(x, targets, vgg_params, weights) -> (x, stats)` of `optim.name`.
 
   With a sweep (`batch` members) x and weights are stacked along a leading axis either way.
   """
   o = config.optim
-  if o.name != "lbfgs_scipy":
+  if o.name != 'lbfgs_scipy':
     if batch and strategy in ('sequential', 'concurrent'):
       workers = min(batch, _cores()) if strategy == 'concurrent' else 1
       return _members([_runner(config, loss_fn, False) for _ in range(batch)], workers)
@@ -181,36 +218,48 @@ def _segment_fn(config: ml_collections.ConfigDict, loss_fn: Any, batch: int,
   evaluate = jax.jit(loss_fn)
 
   def segment(x, targets, vgg_params, weights):
-    x, stats = nst_optim.scipy_segment(vg, x, targets, vgg_params, weights,
-                                       maxfun=o.segment_iters)
+    x, stats = nst_optim.scipy_segment(vg, x, targets, vgg_params, weights, maxfun=o.segment_iters)
     total, aux = jax.device_get(evaluate(x, targets, vgg_params, weights))
     stats.update(total=total, **aux)
     return x, stats
+
   return segment
 
 
 def _record(stats: dict[str, Any], wall: float, iters: int, batch: int) -> dict[str, float]:
   """The `nst/*` metrics of one segment (docs/design/house_style.md), averaged over a sweep's images."""
-  rec = {"nst/loss": np.mean(stats["total"]), "nst/loss_content": np.mean(stats["content"]),
-         "nst/loss_style": np.mean(stats["style"]), "nst/loss_tv": np.mean(stats["tv"]),
-         "nst/sec_per_iter": wall / iters, "nst/evals": np.sum(stats["evals"]) / max(batch, 1),
-         "nst/segment_sec": wall}
+  rec = {
+    'nst/loss': np.mean(stats['total']),
+    'nst/loss_content': np.mean(stats['content']),
+    'nst/loss_style': np.mean(stats['style']),
+    'nst/loss_tv': np.mean(stats['tv']),
+    'nst/sec_per_iter': wall / iters,
+    'nst/evals': np.sum(stats['evals']) / max(batch, 1),
+    'nst/segment_sec': wall,
+  }
   return {k: float(v) for k, v in rec.items()}
 
 
-def _write_snapshot(writer: MetricWriter, config: ml_collections.ConfigDict,
-                    images: list[np.ndarray], sweep: tuple[float, ...], prefix: str,
-                    segment: int, iteration: int) -> None:
+def _write_snapshot(
+  writer: MetricWriter,
+  config: ml_collections.ConfigDict,
+  images: list[np.ndarray],
+  sweep: tuple[float, ...],
+  prefix: str,
+  segment: int,
+  iteration: int,
+) -> None:
   """Each image of a segment to TensorBoard (when a workdir is given) and, if asked, to PNG."""
   for img, sw in zip(images, sweep or (None,)):
-    tag = "" if sw is None else f"_sw{sw:g}"
-    writer.write_image(iteration, f"nst/snapshot{tag}", image_io.clip_uint8(img))
+    tag = '' if sw is None else f'_sw{sw:g}'
+    writer.write_image(iteration, f'nst/snapshot{tag}', image_io.clip_uint8(img))
     if config.snapshots:
-      image_io.save(f"{prefix}{tag}_at_iteration_{segment}.png", img)
+      image_io.save(f'{prefix}{tag}_at_iteration_{segment}.png', img)
 
 
-def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
-            vgg: tuple[Any, Any] | None = None) -> dict[str, Any]:
+def stylize(
+  config: ml_collections.ConfigDict, workdir: str | None = None, vgg: tuple[Any, Any] | None = None
+) -> dict[str, Any]:
   """Runs one (or, with `loss.style_weights`, a sweep of) stylisation(s); `sweep_plan` says how.
 
   Returns `{'images': [RGB float arrays], 'snapshots': {segment: [images]}, 'history': [...]}`
@@ -229,8 +278,11 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
   out_size = nst_image.output_size(content_rgb.shape, config.image.height, config.image.max_side)
   sweep = tuple(config.loss.style_weights)
   batch = len(sweep)
-  weights = (jax.tree.map(lambda *w: jnp.stack(w), *[weights_of(config, s) for s in sweep])
-             if batch else weights_of(config))
+  weights = (
+    jax.tree.map(lambda *w: jnp.stack(w), *[weights_of(config, s) for s in sweep])
+    if batch
+    else weights_of(config)
+  )
   output = output_path(config.output, workdir)
   prefix = os.path.splitext(output)[0]
   if workdir:
@@ -239,25 +291,31 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
   history: list[dict[str, float]] = []
   snapshots: dict[int, list[np.ndarray]] = {}
   sizes = nst_image.scale_sizes(out_size, config.scales)
-  writer = MetricWriter(workdir or ".", enabled=bool(workdir))
-  bar = tqdm(total=config.optim.segments * len(sizes), desc="stylize", unit="seg",
-             disable=not config.progress)
+  writer = MetricWriter(workdir or '.', enabled=bool(workdir))
+  bar = tqdm(
+    total=config.optim.segments * len(sizes),
+    desc='stylize',
+    unit='seg',
+    disable=not config.progress,
+  )
   strategy, why = sweep_plan(config) if batch else ('single', '')
   if batch:
-    bar.write(f"sweep of {batch} style weights {', '.join(f'{w:g}' for w in sweep)}: "
-              f"{strategy} ({why})")
+    bar.write(
+      f'sweep of {batch} style weights {", ".join(f"{w:g}" for w in sweep)}: {strategy} ({why})'
+    )
   x = None
   try:
     for size in sizes:
       ################ Objective at this scale (targets computed once here) ################
-      targets, loss_fn, content_x = make_loss(config, vgg_params, prep, content_rgb, style_rgbs,
-                                              size)
+      targets, loss_fn, content_x = make_loss(
+        config, vgg_params, prep, content_rgb, style_rgbs, size
+      )
       if x is None:
         x = _init_image(config, content_x, prep, size)
         if batch:
           x = jnp.repeat(x[None], batch, axis=0)
       else:  # preprocessing is per-channel affine, so resizing in its space equals resizing RGB
-        x = jax.image.resize(x, (*x.shape[:-3], *size, 3), "bilinear")
+        x = jax.image.resize(x, (*x.shape[:-3], *size, 3), 'bilinear')
       segment = _segment_fn(config, loss_fn, batch, strategy)
       ################ Segments: jitted K-iteration loops, snapshots in between ################
       for _ in range(config.optim.segments):
@@ -267,9 +325,11 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
         seg, iteration = len(snapshots), (len(snapshots) + 1) * iters
         history.append(rec)
         writer.write(iteration, rec)
-        bar.write(f"segment {seg} {size[0]}x{size[1]}: loss {rec['nst/loss']:.4g} "
-                  f"({rec['nst/segment_sec']:.2f} s, {rec['nst/sec_per_iter']:.3f} s/iter, "
-                  f"{rec['nst/evals']:g} evals)")
+        bar.write(
+          f'segment {seg} {size[0]}x{size[1]}: loss {rec["nst/loss"]:.4g} '
+          f'({rec["nst/segment_sec"]:.2f} s, {rec["nst/sec_per_iter"]:.3f} s/iter, '
+          f'{rec["nst/evals"]:g} evals)'
+        )
         bar.update(1)
         snapshots[seg] = _to_rgb(x, prep, batch, config, content_rgb, size)
         _write_snapshot(writer, config, snapshots[seg], sweep, prefix, seg, iteration)
@@ -279,8 +339,14 @@ def stylize(config: ml_collections.ConfigDict, workdir: str | None = None,
   images = snapshots[len(snapshots) - 1]
   outputs = _write_outputs(output, images, sweep)
   strip = _write_strip(config, content_rgb, style_rgbs, snapshots, prefix)
-  return {"images": images, "snapshots": snapshots, "history": history,
-          "outputs": outputs, "strip": strip, "sweep_strategy": strategy}
+  return {
+    'images': images,
+    'snapshots': snapshots,
+    'history': history,
+    'outputs': outputs,
+    'strip': strip,
+    'sweep_strategy': strategy,
+  }
 
 
 def _to_rgb(x, prep, batch, config, content_rgb, size) -> list[np.ndarray]:
@@ -289,8 +355,8 @@ def _to_rgb(x, prep, batch, config, content_rgb, size) -> list[np.ndarray]:
   out = []
   for xi in xs:
     img = np.clip(np.asarray(prep.deprocess(xi), np.float32).reshape(*size, 3), 0, 255)
-    if config.colors == "preserve":
-      img = nst_image.original_colors(img, nst_image.resize(content_rgb, size, "bilinear"))
+    if config.colors == 'preserve':
+      img = nst_image.original_colors(img, nst_image.resize(content_rgb, size, 'bilinear'))
     out.append(img.astype(np.float32))
   return out
 
@@ -303,7 +369,7 @@ def output_path(output: str, workdir: str | None) -> str:
 def _write_outputs(output, images, sweep) -> list[str]:
   """The result at `output`; a sweep's members at `<stem>_sw<weight><ext>` beside it."""
   base, ext = os.path.splitext(output)
-  paths = [f"{base}_sw{s:g}{ext or '.png'}" for s in sweep] if sweep else [base + (ext or ".png")]
+  paths = [f'{base}_sw{s:g}{ext or ".png"}' for s in sweep] if sweep else [base + (ext or '.png')]
   for path, img in zip(paths, images):
     image_io.save(path, img)
   return paths
@@ -313,12 +379,14 @@ def _write_strip(config, content_rgb, style_rgbs, snapshots, prefix) -> str:
   """Book Figure 5-18 layout: content | style | result at a few iterations (first sweep member)."""
   n = len(snapshots)
   chosen = [i for i in config.strip_iters if i < n] or sorted(
-      {int(round(v)) for v in np.linspace(0, n - 1, min(4, n))})
+    {int(round(v)) for v in np.linspace(0, n - 1, min(4, n))}
+  )
   images = [content_rgb, style_rgbs[0]] + [snapshots[i][0] for i in chosen]
-  labels = ["content", "style"] + [f"iteration {i}" for i in chosen]
+  labels = ['content', 'style'] + [f'iteration {i}' for i in chosen]
   tiles = [image_io.scale_to_height(image_io.clip_uint8(img), 160) for img in images]
-  return image_io.save(f"{prefix}_progress.png",
-                       image_io.grid([tiles], labels=[labels], font_size=16))
+  return image_io.save(
+    f'{prefix}_progress.png', image_io.grid([tiles], labels=[labels], font_size=16)
+  )
 
 
 def run_config(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -327,9 +395,9 @@ def run_config(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any
   config.json also gets a "runtime" section: the conv implementation 'auto' resolved to, the
   backend and the JAX versions, which change the numbers and the speed.
   """
-  runtime = dispatch.runtime_record(config.vgg.get("conv_impl", "auto"))
+  runtime = dispatch.runtime_record(config.vgg.get('conv_impl', 'auto'))
   if config.loss.style_weights:
-    runtime["sweep_strategy"] = sweep_plan(config)[0]
+    runtime['sweep_strategy'] = sweep_plan(config)[0]
   metrics.write_config(workdir, config, runtime)
   result = stylize(config, workdir=workdir)
-  return result["history"][-1] if result["history"] else {}
+  return result['history'][-1] if result['history'] else {}

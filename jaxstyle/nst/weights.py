@@ -13,6 +13,7 @@ in `<file>.verified.json` next to it (size, mtime_ns, digest) so later runs skip
 That machinery (cache folder, downloads, sidecars) is `ports.weight_files`, shared with the FID
 Inception weights; this module keeps the VGG19 specifics and re-exports its names.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,10 @@ from jaxstyle.ports.weight_files import sidecar_path as sidecar_path
 
 log = logging.getLogger(__name__)
 
-KERAS_URL = ('https://storage.googleapis.com/tensorflow/keras-applications/vgg19/'
-             'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5')
+KERAS_URL = (
+  'https://storage.googleapis.com/tensorflow/keras-applications/vgg19/'
+  'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5'
+)
 KERAS_FILE = 'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5'
 KERAS_MD5 = '253f8cb515780f3b799900260a226db6'
 KERAS_BYTES = 80_134_624
@@ -61,6 +64,7 @@ class Preprocessing:
     mean: per-channel mean subtracted, in network channel order, after scaling.
     std: per-channel divisor, in network channel order.
   """
+
   source: str
   channel_order: str
   scale: float
@@ -72,7 +76,9 @@ class Preprocessing:
     x = jnp.asarray(rgb, jnp.float32)
     if self.channel_order == 'BGR':
       x = x[..., ::-1]
-    return (x * self.scale - jnp.asarray(self.mean, jnp.float32)) / jnp.asarray(self.std, jnp.float32)
+    return (x * self.scale - jnp.asarray(self.mean, jnp.float32)) / jnp.asarray(
+      self.std, jnp.float32
+    )
 
   def deprocess(self, x: Any, clip: bool = True) -> Any:
     """Network input -> RGB in [0, 255] float (clipped unless clip=False), as the book's deprocess."""
@@ -84,21 +90,33 @@ class Preprocessing:
 
 
 PREPROCESSING: dict[str, Preprocessing] = {
-    'keras': Preprocessing('keras', 'BGR', 1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
-    'torchvision': Preprocessing(
-        'torchvision', 'RGB', 1.0 / 255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+  'keras': Preprocessing('keras', 'BGR', 1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
+  'torchvision': Preprocessing(
+    'torchvision', 'RGB', 1.0 / 255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+  ),
 }
 
 
-def download(url: str, dest: str, *, md5: str | None = None, sha256_prefix: str | None = None,
-             progress: bool = True) -> str:
+def download(
+  url: str,
+  dest: str,
+  *,
+  md5: str | None = None,
+  sha256_prefix: str | None = None,
+  progress: bool = True,
+) -> str:
   """`weight_files.download` with the VGG19 messages (they name the --vgg19 flag)."""
-  return weight_files.download(url, dest, HINT, md5=md5, sha256_prefix=sha256_prefix,
-                               progress=progress)
+  return weight_files.download(
+    url, dest, HINT, md5=md5, sha256_prefix=sha256_prefix, progress=progress
+  )
 
 
-def locate(source: str, path: str | os.PathLike | None = None,
-           cache: str | os.PathLike | None = None, download_missing: bool = True) -> str:
+def locate(
+  source: str,
+  path: str | os.PathLike | None = None,
+  cache: str | os.PathLike | None = None,
+  download_missing: bool = True,
+) -> str:
   """Returns the weight file for `source`: `path` if given, else the cached copy (fetched if absent)."""
   if path is not None:
     return os.fspath(path)
@@ -114,6 +132,7 @@ def locate(source: str, path: str | os.PathLike | None = None,
 
 
 #### Verification: size, then the hash once per file (remembered in a sidecar)
+
 
 def known_checksum(path: str | os.PathLike) -> Checksum | None:
   """The checksum of an official file name (read at call time, so tests can patch the constants)."""
@@ -139,11 +158,14 @@ def verify(path: str | os.PathLike) -> bool:
 
 #### Format: from the file's content
 
+
 def _check_file(path: str | os.PathLike) -> str:
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise WeightFileError(f'VGG19 weight file {path!r} does not exist (or is not a file); pass an '
-                          'existing file with --vgg19 PATH')
+    raise WeightFileError(
+      f'VGG19 weight file {path!r} does not exist (or is not a file); pass an '
+      'existing file with --vgg19 PATH'
+    )
   if os.path.getsize(path) == 0:
     raise WeightFileError(f'VGG19 weight file {path!r} is empty; delete it and re-download')
   return path
@@ -161,9 +183,10 @@ def detect_format(path: str | os.PathLike) -> str:
   if torchvision_vgg.is_torch_checkpoint(path):
     return 'torchvision'
   raise WeightFileError(
-      f'{path}: not a VGG19 weight file in an accepted format: expected the Keras notop HDF5 '
-      f'({KERAS_FILE}) or a torchvision PyTorch checkpoint ({TORCHVISION_FILE}, zip or legacy '
-      'pickle); pass one of those with --vgg19 PATH')
+    f'{path}: not a VGG19 weight file in an accepted format: expected the Keras notop HDF5 '
+    f'({KERAS_FILE}) or a torchvision PyTorch checkpoint ({TORCHVISION_FILE}, zip or legacy '
+    'pickle); pass one of those with --vgg19 PATH'
+  )
 
 
 def random_vgg19(seed: int = 0) -> tuple[dict[str, Any], Preprocessing]:
@@ -177,9 +200,13 @@ def random_vgg19(seed: int = 0) -> tuple[dict[str, Any], Preprocessing]:
   return jax.device_get(init_params(jax.random.PRNGKey(seed))), PREPROCESSING['keras']
 
 
-def get_vgg19(source: str = 'keras', path: str | os.PathLike | None = None,
-              cache_dir: str | os.PathLike | None = None, download: bool = True,
-              seed: int = 0) -> tuple[dict[str, Any], Preprocessing]:
+def get_vgg19(
+  source: str = 'keras',
+  path: str | os.PathLike | None = None,
+  cache_dir: str | os.PathLike | None = None,
+  download: bool = True,
+  seed: int = 0,
+) -> tuple[dict[str, Any], Preprocessing]:
   """Loads VGG19 conv params for `models.vgg.VGG19` plus the preprocessing those weights expect.
 
   The file's content decides the loader and the preprocessing; `prep.source` says which was used.
@@ -205,14 +232,23 @@ def get_vgg19(source: str = 'keras', path: str | os.PathLike | None = None,
   if source == 'random':
     return random_vgg19(seed)
   if source not in PREPROCESSING:
-    raise ConfigError(f"unknown VGG19 weight source {source!r}; use 'keras', 'torchvision' or "
-                      "'random'")
+    raise ConfigError(
+      f"unknown VGG19 weight source {source!r}; use 'keras', 'torchvision' or 'random'"
+    )
   file = _check_file(locate(source, path, cache_dir, download))
-  verify(file)  # first: a damaged official file gets "delete it and re-download", not "wrong format"
+  verify(
+    file
+  )  # first: a damaged official file gets "delete it and re-download", not "wrong format"
   fmt = detect_format(file)
   if fmt != source:
-    log.warning('%s holds %s weights (%s); using the %s loader and preprocessing instead of the '
-                'configured vgg.source=%r', file, fmt,
-                'HDF5' if fmt == 'keras' else 'PyTorch checkpoint', fmt, source)
+    log.warning(
+      '%s holds %s weights (%s); using the %s loader and preprocessing instead of the '
+      'configured vgg.source=%r',
+      file,
+      fmt,
+      'HDF5' if fmt == 'keras' else 'PyTorch checkpoint',
+      fmt,
+      source,
+    )
   loader = keras_h5.load_vgg19 if fmt == 'keras' else torchvision_vgg.load_vgg19
   return loader(file), PREPROCESSING[fmt]

@@ -4,6 +4,7 @@ The output directory (`checkpoint.save_params`) stores the params plus a `jaxsty
 model config, so `translate`/`evaluate` rebuild the right network without guessing flags, which
 is the most common failure when loading reference checkpoints.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,83 +14,92 @@ from typing import Any
 from jaxstyle import errors
 from jaxstyle.errors import UserError
 
-KINDS = ("junyanz-G", "junyanz-D", "vgg19-keras", "vgg19-torchvision", "inception-fid")
+KINDS = ('junyanz-G', 'junyanz-D', 'vgg19-keras', 'vgg19-torchvision', 'inception-fid')
 # The converters are imported where used: they pull numpy, h5py or the jax stack, and
 # `jaxstyle port-weights --help` (this module's only import-time work) stays instant.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the sub-command's flags (called by `jaxstyle.cli`)."""
-  parser.add_argument("src", metavar="SRC", help="source weights (.pth or Keras .h5)")
-  parser.add_argument("-o", "--output", required=True, metavar="DST",
-                      help="output directory (project format; overwritten)")
-  parser.add_argument("--kind", choices=KINDS, default=None,
-                      help="source network; default: guessed from the file extension and keys")
+  parser.add_argument('src', metavar='SRC', help='source weights (.pth or Keras .h5)')
+  parser.add_argument(
+    '-o',
+    '--output',
+    required=True,
+    metavar='DST',
+    help='output directory (project format; overwritten)',
+  )
+  parser.add_argument(
+    '--kind',
+    choices=KINDS,
+    default=None,
+    help='source network; default: guessed from the file extension and keys',
+  )
 
 
 def _guess_kind(src: str) -> str:
   """Extension first (.h5 is Keras); for .pth, the keys tell G, D, VGG and Inception apart."""
-  if src.lower().endswith((".h5", ".hdf5", ".keras")):
-    return "vgg19-keras"
+  if src.lower().endswith(('.h5', '.hdf5', '.keras')):
+    return 'vgg19-keras'
   from jaxstyle.ports import inception_fid, torch_pth
 
   keys = torch_pth.load_state_dict(src).keys()
-  keys = {k[len("module."):] if k.startswith("module.") else k for k in keys}
+  keys = {k[len('module.') :] if k.startswith('module.') else k for k in keys}
   if inception_fid.is_inception_fid(keys):
-    return "inception-fid"
-  if any(k.startswith("features.") for k in keys):
-    return "vgg19-torchvision"
-  if any(".conv_block." in k for k in keys):
-    return "junyanz-G"
-  if "model.0.weight" in keys:
-    return "junyanz-D"
-  raise UserError(f"{src}: cannot tell which network this is; pass --kind ({', '.join(KINDS)})")
+    return 'inception-fid'
+  if any(k.startswith('features.') for k in keys):
+    return 'vgg19-torchvision'
+  if any('.conv_block.' in k for k in keys):
+    return 'junyanz-G'
+  if 'model.0.weight' in keys:
+    return 'junyanz-D'
+  raise UserError(f'{src}: cannot tell which network this is; pass --kind ({", ".join(KINDS)})')
 
 
 def convert(src: str, kind: str) -> tuple[Any, dict]:
   """Loads `src` as `kind`; returns (params, meta) ready for `checkpoint.save_params`."""
-  meta: dict[str, Any] = {"kind": kind, "source": os.path.abspath(src)}
-  if kind in ("junyanz-G", "junyanz-D"):
+  meta: dict[str, Any] = {'kind': kind, 'source': os.path.abspath(src)}
+  if kind in ('junyanz-G', 'junyanz-D'):
     from jaxstyle.ports import junyanz
 
-    load = junyanz.generator_from_pth if kind == "junyanz-G" else junyanz.discriminator_from_pth
+    load = junyanz.generator_from_pth if kind == 'junyanz-G' else junyanz.discriminator_from_pth
     params, model_cfg = load(src)
-    meta["model_cfg"] = model_cfg.to_dict()
-  elif kind == "vgg19-keras":
+    meta['model_cfg'] = model_cfg.to_dict()
+  elif kind == 'vgg19-keras':
     from jaxstyle.ports import keras_h5
 
     params = keras_h5.load_vgg19(src)
-    meta["model_cfg"] = {"net": "vgg19", "weights": "keras"}
-  elif kind == "vgg19-torchvision":
+    meta['model_cfg'] = {'net': 'vgg19', 'weights': 'keras'}
+  elif kind == 'vgg19-torchvision':
     from jaxstyle.ports import torchvision_vgg
 
     params = torchvision_vgg.load_vgg19(src)
-    meta["model_cfg"] = {"net": "vgg19", "weights": "torchvision"}
-  elif kind == "inception-fid":
+    meta['model_cfg'] = {'net': 'vgg19', 'weights': 'torchvision'}
+  elif kind == 'inception-fid':
     from jaxstyle.ports import inception_fid
 
-    params = inception_fid.load_inception_fid(src)["params"]
-    meta["model_cfg"] = {"net": "inception_fid"}
+    params = inception_fid.load_inception_fid(src)['params']
+    meta['model_cfg'] = {'net': 'inception_fid'}
   else:
-    raise ValueError(f"unknown --kind {kind!r}; choose from {', '.join(KINDS)}")
+    raise ValueError(f'unknown --kind {kind!r}; choose from {", ".join(KINDS)}')
   return params, meta
 
 
 def _count(tree: Any) -> int:
   if isinstance(tree, dict):
     return sum(_count(v) for v in tree.values())
-  return int(getattr(tree, "size", 0))
+  return int(getattr(tree, 'size', 0))
 
 
 def run(args: argparse.Namespace) -> int:
   """Converts and writes (a bad or unsafe source file is one error line from jaxstyle.cli)."""
-  errors.readable_file(args.src, "source weights")
-  errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), "output parent folder")
+  errors.readable_file(args.src, 'source weights')
+  errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), 'output parent folder')
   kind = args.kind or _guess_kind(args.src)
   params, meta = convert(args.src, kind)
   from jaxstyle import checkpoint
 
   checkpoint.save_params(args.output, params, meta)
-  cfg = meta["model_cfg"]
-  print(f"ported {args.src} ({kind}, {_count(params):,} params) -> {args.output}: {cfg}")
+  cfg = meta['model_cfg']
+  print(f'ported {args.src} ({kind}, {_count(params):,} params) -> {args.output}: {cfg}')
   return 0

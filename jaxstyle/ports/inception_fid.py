@@ -6,6 +6,7 @@ and this is how they get in without trusting a pickle. The key mapping itself is
 `models.inception.params_from_state_dict`; this module adds the file, a DataParallel `module.`
 prefix, and the path in every error.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ _MODULE = 'module.'
 def _strip_module(sd: Mapping[str, Any]) -> dict[str, Any]:
   """Drops a DataParallel `module.` prefix when every key has it."""
   if sd and all(k.startswith(_MODULE) for k in sd):
-    return {k[len(_MODULE):]: v for k, v in sd.items()}
+    return {k[len(_MODULE) :]: v for k, v in sd.items()}
   return dict(sd)
 
 
@@ -46,7 +47,8 @@ def load_inception_fid(path: str | os.PathLike) -> dict[str, Any]:
     return inception.params_from_state_dict(sd)
   except inception.InceptionWeightError as e:
     raise inception.InceptionWeightError(
-        f'{path}: {e} (is it pytorch-fid\'s pt_inception-2015-12-05-6726825d.pth?)') from None
+      f"{path}: {e} (is it pytorch-fid's pt_inception-2015-12-05-6726825d.pth?)"
+    ) from None
 
 
 def expected_shapes() -> dict[tuple[str, ...], tuple[int, ...]]:
@@ -79,12 +81,16 @@ def check_params(params: Mapping[str, Any], where: str) -> None:
   want = expected_shapes()
   for path, shape in want.items():
     if path not in flat:
-      raise inception.InceptionWeightError(f'{where}: missing {"/".join(path)} in the Inception params')
+      raise inception.InceptionWeightError(
+        f'{where}: missing {"/".join(path)} in the Inception params'
+      )
     got = tuple(np.shape(flat[path]))
     if got != shape:
       raise inception.InceptionWeightError(
-          f'{where}: {"/".join(path)} has shape {got}, expected {shape}')
+        f'{where}: {"/".join(path)} has shape {got}, expected {shape}'
+      )
   unknown = sorted(set(flat) - set(want))
   if unknown:
     raise inception.InceptionWeightError(
-        f'{where}: unknown param {"/".join(unknown[0])} ({len(unknown)} unknown) in the Inception params')
+      f'{where}: unknown param {"/".join(unknown[0])} ({len(unknown)} unknown) in the Inception params'
+    )

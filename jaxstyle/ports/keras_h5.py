@@ -6,6 +6,7 @@ each layer group's attribute `weight_names` lists its datasets (`block1_conv1_W_
 other Keras versions (`block1_conv1/kernel:0` sub-groups) load too. Kernels are already HWIO: no transpose.
 The weights expect BGR, mean-subtracted, 0-255 input (see `jaxstyle.nst.weights`).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,12 +51,15 @@ def _read_layer(group: h5py.Group, name: str, path: str) -> dict[str, np.ndarray
   weights = {}
   for wname in _decode(group.attrs['weight_names']):
     if wname not in group:
-      raise WeightFileError(f'{path}: layer {name} lists weight {wname!r} but the dataset is missing')
+      raise WeightFileError(
+        f'{path}: layer {name} lists weight {wname!r} but the dataset is missing'
+      )
     value = np.asarray(group[wname][()], dtype=np.float32)
     leaf = {4: 'kernel', 1: 'bias'}.get(value.ndim)
     if leaf is None or leaf in weights:
       raise WeightFileError(
-          f'{path}: layer {name} weight {wname!r} has unexpected shape {value.shape}')
+        f'{path}: layer {name} weight {wname!r} has unexpected shape {value.shape}'
+      )
     weights[leaf] = value
   return weights
 
@@ -72,22 +76,25 @@ def load_vgg19(path: str | os.PathLike) -> dict[str, Any]:
     raise WeightFileError(f'{path}: no such file')
   if not is_hdf5(path):
     raise WeightFileError(
-        f'{path}: not an HDF5 file (no HDF5 signature), so not Keras weights: if it is meant to be '
-        f'{_KERAS_NAME} it is truncated or corrupt, delete it and re-download; a PyTorch .pth is '
-        'read by the torchvision loader')
+      f'{path}: not an HDF5 file (no HDF5 signature), so not Keras weights: if it is meant to be '
+      f'{_KERAS_NAME} it is truncated or corrupt, delete it and re-download; a PyTorch .pth is '
+      'read by the torchvision loader'
+    )
   try:
     with h5py.File(path, 'r') as f:
       if 'layer_names' not in f.attrs:
         raise WeightFileError(
-            f'{path}: no root attribute layer_names; not a Keras save_weights h5 '
-            f'(expected {_KERAS_NAME})')
+          f'{path}: no root attribute layer_names; not a Keras save_weights h5 '
+          f'(expected {_KERAS_NAME})'
+        )
       layer_names = _decode(f.attrs['layer_names'])
       convs = [n for n in layer_names if _CONV.match(n)]
       missing = [n for n in LAYER_NAMES if n not in convs]
       if missing:
         raise WeightFileError(
-            f'{path}: has {len(convs)} conv layers, VGG19 has 16; missing {", ".join(missing)}'
-            ' (a VGG16 or other network file?)')
+          f'{path}: has {len(convs)} conv layers, VGG19 has 16; missing {", ".join(missing)}'
+          ' (a VGG16 or other network file?)'
+        )
       params = {}
       for name in LAYER_NAMES:
         if name not in f:
@@ -97,6 +104,7 @@ def load_vgg19(path: str | os.PathLike) -> dict[str, Any]:
     raise
   except (OSError, KeyError, ValueError, RuntimeError) as e:
     raise WeightFileError(
-        f'{path}: cannot read HDF5 weights ({e}); the file is truncated or corrupt, delete it and '
-        're-download') from e
+      f'{path}: cannot read HDF5 weights ({e}); the file is truncated or corrupt, delete it and '
+      're-download'
+    ) from e
   return check_params(params, path)

@@ -11,6 +11,7 @@ Formats: the zip format (torch >= 1.6: `<prefix>/data.pkl`, `<prefix>/data/<key>
 `<prefix>/byteorder`) and the legacy raw-pickle stream (torch 0.4 - 1.5, or
 `_use_new_zipfile_serialization=False`). The pre-0.4 tar format is refused with a clear message.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,19 +25,19 @@ from typing import Any
 import numpy as np
 
 from jaxstyle.ports.torch_pickle import (
-    ALLOWED,
-    CheckpointFormatError,
-    DType,
-    SafeUnpickler,
-    Storage,
-    UnsafeCheckpointError,
-    materialise,
-    storage_from_pid,
-    to_state_dict,
-    with_path,
+  ALLOWED,
+  CheckpointFormatError,
+  DType,
+  SafeUnpickler,
+  Storage,
+  UnsafeCheckpointError,
+  materialise,
+  storage_from_pid,
+  to_state_dict,
+  with_path,
 )
 
-__all__ = ["ALLOWED", "CheckpointFormatError", "UnsafeCheckpointError", "load_state_dict"]
+__all__ = ['ALLOWED', 'CheckpointFormatError', 'UnsafeCheckpointError', 'load_state_dict']
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -46,29 +47,31 @@ def _load_zip(path: str) -> Any:
   try:
     zf = zipfile.ZipFile(path)
   except (zipfile.BadZipFile, OSError) as e:
-    raise CheckpointFormatError(f"{path}: corrupt or truncated PyTorch zip checkpoint ({e})") from e
+    raise CheckpointFormatError(f'{path}: corrupt or truncated PyTorch zip checkpoint ({e})') from e
   with zf:
-    pkls = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
+    pkls = [n for n in zf.namelist() if n.endswith('data.pkl') and n.count('/') == 1]
     if len(pkls) != 1:
       raise CheckpointFormatError(
-          f"{path}: a zip file but not a torch.save archive (found {len(pkls)} '<dir>/data.pkl')")
-    prefix = pkls[0][: -len("data.pkl")]
+        f"{path}: a zip file but not a torch.save archive (found {len(pkls)} '<dir>/data.pkl')"
+      )
+    prefix = pkls[0][: -len('data.pkl')]
     names = set(zf.namelist())
-    byteorder = "little"
-    if prefix + "byteorder" in names:
-      byteorder = zf.read(prefix + "byteorder").decode("ascii", "replace").strip()
-      if byteorder not in ("little", "big"):
-        raise CheckpointFormatError(f"{path}: unknown byteorder {byteorder!r}")
+    byteorder = 'little'
+    if prefix + 'byteorder' in names:
+      byteorder = zf.read(prefix + 'byteorder').decode('ascii', 'replace').strip()
+      if byteorder not in ('little', 'big'):
+        raise CheckpointFormatError(f'{path}: unknown byteorder {byteorder!r}')
     try:
-      root = SafeUnpickler(io.BytesIO(zf.read(pkls[0])), path,
-                            lambda pid: storage_from_pid(pid, path)).load()
+      root = SafeUnpickler(
+        io.BytesIO(zf.read(pkls[0])), path, lambda pid: storage_from_pid(pid, path)
+      ).load()
       cache: dict[str, bytes] = {}
 
       def fetch(key: str) -> bytes:
         if key not in cache:
-          name = f"{prefix}data/{key}"
+          name = f'{prefix}data/{key}'
           if name not in names:
-            raise CheckpointFormatError(f"{path}: storage {name!r} is missing from the archive")
+            raise CheckpointFormatError(f'{path}: storage {name!r} is missing from the archive')
           cache[key] = zf.read(name)
         return cache[key]
 
@@ -77,9 +80,19 @@ def _load_zip(path: str) -> Any:
       raise
     except CheckpointFormatError as e:
       raise with_path(e, path) from None
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
-            AttributeError, IndexError, KeyError) as e:
-      raise CheckpointFormatError(f"{path}: corrupt PyTorch checkpoint ({type(e).__name__}: {e})") from e
+    except (
+      pickle.UnpicklingError,
+      EOFError,
+      zipfile.BadZipFile,
+      ValueError,
+      TypeError,
+      AttributeError,
+      IndexError,
+      KeyError,
+    ) as e:
+      raise CheckpointFormatError(
+        f'{path}: corrupt PyTorch checkpoint ({type(e).__name__}: {e})'
+      ) from e
 
 
 def _load_legacy(path: str) -> Any:
@@ -87,59 +100,70 @@ def _load_legacy(path: str) -> Any:
   storages: dict[str, Storage] = {}
 
   def persistent(pid: Any) -> Storage:
-    if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] in ("storage", b"storage")):
-      raise CheckpointFormatError(f"{path}: unsupported persistent id {pid!r}")
+    if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] in ('storage', b'storage')):
+      raise CheckpointFormatError(f'{path}: unsupported persistent id {pid!r}')
     _, storage_type, key, _, numel, view = pid
     if not isinstance(storage_type, DType) or type(numel) is not int:
-      raise CheckpointFormatError(f"{path}: malformed storage reference {pid!r}")
+      raise CheckpointFormatError(f'{path}: malformed storage reference {pid!r}')
     key = str(key)
     root = storages.setdefault(key, Storage(key, storage_type.np_dtype, 0, numel))
     if view is None:
       return root
     _, offset, size = view
     if type(offset) is not int or type(size) is not int or offset < 0 or size < 0:
-      raise CheckpointFormatError(f"{path}: malformed storage view {view!r}")
+      raise CheckpointFormatError(f'{path}: malformed storage view {view!r}')
     return Storage(key, root.np_dtype, offset, size)
 
-  with open(path, "rb") as f:
+  with open(path, 'rb') as f:
     try:
       header = [SafeUnpickler(f, path).load() for _ in range(3)]
       if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
         raise CheckpointFormatError(
-            f"{path}: not a PyTorch checkpoint (no zip archive and no legacy torch.save header)")
-      little = header[2].get("little_endian", True) if isinstance(header[2], dict) else True
+          f'{path}: not a PyTorch checkpoint (no zip archive and no legacy torch.save header)'
+        )
+      little = header[2].get('little_endian', True) if isinstance(header[2], dict) else True
       root = SafeUnpickler(f, path, persistent).load()
       keys = SafeUnpickler(f, path).load()
       if not isinstance(keys, list):
-        raise CheckpointFormatError(f"{path}: malformed storage key list")
+        raise CheckpointFormatError(f'{path}: malformed storage key list')
       raw: dict[str, bytes] = {}
       for key in map(str, keys):
         if key not in storages:
-          raise CheckpointFormatError(f"{path}: storage {key} is not referenced by the pickle")
+          raise CheckpointFormatError(f'{path}: storage {key} is not referenced by the pickle')
         head = f.read(8)
         if len(head) < 8:
-          raise CheckpointFormatError(f"{path}: truncated before storage {key}")
-        (numel,) = struct.unpack("<q" if little else ">q", head)
+          raise CheckpointFormatError(f'{path}: truncated before storage {key}')
+        (numel,) = struct.unpack('<q' if little else '>q', head)
         code = storages[key].np_dtype
-        nbytes = numel * (2 if code == "bfloat16" else np.dtype(code).itemsize)
+        nbytes = numel * (2 if code == 'bfloat16' else np.dtype(code).itemsize)
         raw[key] = f.read(nbytes)
         if numel < 0 or len(raw[key]) != nbytes:
-          raise CheckpointFormatError(f"{path}: truncated inside storage {key}")
+          raise CheckpointFormatError(f'{path}: truncated inside storage {key}')
     except UnsafeCheckpointError:
       raise
     except CheckpointFormatError as e:
       raise with_path(e, path) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, MemoryError, OverflowError) as e:
+    except (
+      pickle.UnpicklingError,
+      EOFError,
+      ValueError,
+      TypeError,
+      AttributeError,
+      IndexError,
+      KeyError,
+      MemoryError,
+      OverflowError,
+    ) as e:
       raise CheckpointFormatError(
-          f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
+        f'{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})'
+      ) from e
 
   def fetch(key: str) -> bytes:
     if key not in raw:
-      raise CheckpointFormatError(f"{path}: storage {key} has no data in the file")
+      raise CheckpointFormatError(f'{path}: storage {key} has no data in the file')
     return raw[key]
 
-  return materialise(root, fetch, "little" if little else "big", path)
+  return materialise(root, fetch, 'little' if little else 'big', path)
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -155,19 +179,20 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path}: no such checkpoint file")
-  with open(path, "rb") as f:
+    raise FileNotFoundError(f'{path}: no such checkpoint file')
+  with open(path, 'rb') as f:
     head = f.read(4)
   if not head:
-    raise CheckpointFormatError(f"{path}: the file is empty")
-  if head.startswith(b"PK"):
+    raise CheckpointFormatError(f'{path}: the file is empty')
+  if head.startswith(b'PK'):
     obj = _load_zip(path)
   elif tarfile.is_tarfile(path):
     raise CheckpointFormatError(
-        f"{path}: this is the pre-0.4 PyTorch tar format, which jaxstyle does not read. Re-save it "
-        "with a current torch: `torch.save(torch.load(src), dst)` (only for a file you trust).")
-  elif head[:1] == b"\x80":
+      f'{path}: this is the pre-0.4 PyTorch tar format, which jaxstyle does not read. Re-save it '
+      'with a current torch: `torch.save(torch.load(src), dst)` (only for a file you trust).'
+    )
+  elif head[:1] == b'\x80':
     obj = _load_legacy(path)
   else:
-    raise CheckpointFormatError(f"{path}: not a PyTorch checkpoint (neither zip nor pickle)")
+    raise CheckpointFormatError(f'{path}: not a PyTorch checkpoint (neither zip nor pickle)')
   return to_state_dict(obj, path)

@@ -5,6 +5,7 @@ Flax HWIO by `transpose(2, 3, 1, 0)`. The FC head (`classifier.*`) is ignored: N
 The file is read by our torch-free restricted unpickler (`ports.torch_pth`), so it never runs file code.
 The weights expect RGB input in [0, 1] normalised with the ImageNet mean/std (see `jaxstyle.nst.weights`).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,9 +50,10 @@ def from_state_dict(sd: Mapping[str, Any], source: str = 'state_dict') -> dict[s
   if conv_idx != list(FEATURE_INDICES):
     missing = [f'features.{i}.weight' for i in FEATURE_INDICES if i not in conv_idx]
     raise WeightFileError(
-        f'{source}: has {len(conv_idx)} conv layers at features.{conv_idx}; VGG19 has 16 at '
-        f'features.{list(FEATURE_INDICES)}; missing {", ".join(missing) or "none"} '
-        '(a VGG16 or non-torchvision file?)')
+      f'{source}: has {len(conv_idx)} conv layers at features.{conv_idx}; VGG19 has 16 at '
+      f'features.{list(FEATURE_INDICES)}; missing {", ".join(missing) or "none"} '
+      '(a VGG16 or non-torchvision file?)'
+    )
   params = {}
   for name, idx in zip(LAYER_NAMES, FEATURE_INDICES):
     entry = found[idx]
@@ -60,8 +62,10 @@ def from_state_dict(sd: Mapping[str, Any], source: str = 'state_dict') -> dict[s
     kernel = np.asarray(entry['weight'], dtype=np.float32)
     if kernel.ndim != 4:
       raise WeightFileError(f'{source}: features.{idx}.weight has shape {kernel.shape}, want OIHW')
-    params[name] = {'kernel': kernel.transpose(2, 3, 1, 0),
-                    'bias': np.asarray(entry['bias'], dtype=np.float32)}
+    params[name] = {
+      'kernel': kernel.transpose(2, 3, 1, 0),
+      'bias': np.asarray(entry['bias'], dtype=np.float32),
+    }
   return check_params(params, source)
 
 

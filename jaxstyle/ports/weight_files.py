@@ -12,6 +12,7 @@ tells the user exactly what to do.
   computed once and remembered in `<file>.verified.json` (size, mtime_ns, algo, digest) next to it,
   so later runs skip the 80-550 MB read.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,6 +53,7 @@ class Hint:
     logger: the logger name for notes, so the caller's log settings apply.
     checksum_error: the `WeightChecksumError` subclass raised for a mismatch.
   """
+
   network: str
   flag: str
   alternative: str = ''
@@ -62,6 +64,7 @@ class Hint:
 @dataclasses.dataclass(frozen=True)
 class Checksum:
   """The published identity of an official weight file; `digest` may be a prefix (torchvision's)."""
+
   algo: str
   digest: str
   size: int | None
@@ -72,7 +75,9 @@ def cache_dir(override: str | os.PathLike | None = None) -> str:
   """`override`, else `$JAXSTYLE_CACHE`, else `~/.cache/jaxstyle`."""
   if override is not None:
     return os.fspath(override)
-  return os.environ.get('JAXSTYLE_CACHE') or os.path.join(os.path.expanduser('~'), '.cache', 'jaxstyle')
+  return os.environ.get('JAXSTYLE_CACHE') or os.path.join(
+    os.path.expanduser('~'), '.cache', 'jaxstyle'
+  )
 
 
 def offline() -> bool:
@@ -82,13 +87,22 @@ def offline() -> bool:
 
 def offline_message(url: str, dest: str, reason: Any, hint: Hint) -> str:
   """One line: what failed, and the two ways to provide the file by hand."""
-  return (f'could not download {hint.network} weights from {url} ({reason}). Download that file by '
-          f'hand and either place it at {dest} or pass its path with {hint.flag} PATH'
-          f'{hint.alternative}.')
+  return (
+    f'could not download {hint.network} weights from {url} ({reason}). Download that file by '
+    f'hand and either place it at {dest} or pass its path with {hint.flag} PATH'
+    f'{hint.alternative}.'
+  )
 
 
-def download(url: str, dest: str, hint: Hint, *, md5: str | None = None,
-             sha256_prefix: str | None = None, progress: bool = True) -> str:
+def download(
+  url: str,
+  dest: str,
+  hint: Hint,
+  *,
+  md5: str | None = None,
+  sha256_prefix: str | None = None,
+  progress: bool = True,
+) -> str:
   """Downloads `url` to `dest` through a temp file in the same folder, checking the hash before rename.
 
   A checksum mismatch deletes the temp file; the hash computed on the way is recorded in the
@@ -99,8 +113,11 @@ def download(url: str, dest: str, hint: Hint, *, md5: str | None = None,
       message gives the URL, `dest` and the hint's flag), or a checksum mismatch.
   """
   if offline() and urllib.parse.urlsplit(url).scheme != 'file':
-    raise WeightDownloadError(offline_message(
-        url, dest, f'downloads are disabled by {OFFLINE_ENV}={os.environ[OFFLINE_ENV]}', hint))
+    raise WeightDownloadError(
+      offline_message(
+        url, dest, f'downloads are disabled by {OFFLINE_ENV}={os.environ[OFFLINE_ENV]}', hint
+      )
+    )
   folder = os.path.dirname(os.path.abspath(dest))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(dest) + '.', suffix='.part')
@@ -109,8 +126,13 @@ def download(url: str, dest: str, hint: Hint, *, md5: str | None = None,
     try:
       with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=60) as resp:
         total = resp.headers.get('Content-Length') if getattr(resp, 'headers', None) else None
-        with tqdm(total=int(total) if total else None, unit='B', unit_scale=True,
-                  desc=os.path.basename(dest), disable=not progress) as bar:
+        with tqdm(
+          total=int(total) if total else None,
+          unit='B',
+          unit_scale=True,
+          desc=os.path.basename(dest),
+          disable=not progress,
+        ) as bar:
           while chunk := resp.read(1 << 20):
             out.write(chunk)
             hasher.update(chunk)
@@ -122,8 +144,9 @@ def download(url: str, dest: str, hint: Hint, *, md5: str | None = None,
     if expected and not digest.startswith(expected):
       kind = 'MD5' if md5 else 'SHA-256'
       raise WeightDownloadError(
-          f'{kind} mismatch for {url}: got {digest}, expected {expected}; the partial file was deleted. '
-          f'Retry, or place a verified copy at {dest} or pass {hint.flag} PATH.')
+        f'{kind} mismatch for {url}: got {digest}, expected {expected}; the partial file was deleted. '
+        f'Retry, or place a verified copy at {dest} or pass {hint.flag} PATH.'
+      )
     os.replace(tmp, dest)
     write_sidecar(dest, hasher.name, digest, hint)
   finally:
@@ -142,6 +165,7 @@ def fetch(url: str, dest: str, hint: Hint, *, allow_download: bool = True, **che
 
 
 #### Verification: size, then the hash once per file (remembered in a sidecar)
+
 
 def sidecar_path(path: str) -> str:
   """Where `verify` remembers a file's hash: next to it, so it travels and is deleted with it."""
@@ -173,29 +197,40 @@ def write_sidecar(path: str, algo: str, digest: str, hint: Hint) -> None:
   record = {'size': st.st_size, 'mtime_ns': st.st_mtime_ns, 'algo': algo, 'digest': digest}
   side, tmp = sidecar_path(path), None
   try:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(side)),
-                               prefix=os.path.basename(side) + '.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(
+      dir=os.path.dirname(os.path.abspath(side)), prefix=os.path.basename(side) + '.', suffix='.tmp'
+    )
     with os.fdopen(fd, 'w') as f:
       json.dump(record, f)
     os.replace(tmp, side)
   except OSError as e:
     logging.getLogger(hint.logger).info(
-        'could not record the checksum of %s in %s (%s); it will be hashed again next run',
-        path, side, e)
+      'could not record the checksum of %s in %s (%s); it will be hashed again next run',
+      path,
+      side,
+      e,
+    )
     if tmp and os.path.exists(tmp):
       os.remove(tmp)
 
 
-def _mismatch(path: str, what: str, got: Any, want: Any, url: str, hint: Hint) -> WeightChecksumError:
+def _mismatch(
+  path: str, what: str, got: Any, want: Any, url: str, hint: Hint
+) -> WeightChecksumError:
   return hint.checksum_error(
-      f'{path}: {what} is {got}, expected {want} for the official {os.path.basename(path)}; the '
-      f'file is truncated, corrupt or a different file under the official name. Delete it and '
-      f're-download (from {url}, or let jaxstyle fetch it by omitting {hint.flag}), or pass another '
-      f'{hint.network} file with {hint.flag} PATH.')
+    f'{path}: {what} is {got}, expected {want} for the official {os.path.basename(path)}; the '
+    f'file is truncated, corrupt or a different file under the official name. Delete it and '
+    f're-download (from {url}, or let jaxstyle fetch it by omitting {hint.flag}), or pass another '
+    f'{hint.network} file with {hint.flag} PATH.'
+  )
 
 
-def verify(path: str | os.PathLike, want: Checksum | None, hint: Hint,
-           digest: Callable[[str, str], str] = file_digest) -> bool:
+def verify(
+  path: str | os.PathLike,
+  want: Checksum | None,
+  hint: Hint,
+  digest: Callable[[str, str], str] = file_digest,
+) -> bool:
   """Checks a file against its published size and hash (`want`; None: not an official name).
 
   Returns False when `want` is None. The size check costs a stat; the hash (`digest(path, algo)`)
@@ -209,10 +244,17 @@ def verify(path: str | os.PathLike, want: Checksum | None, hint: Hint,
     return False
   st = os.stat(path)
   if want.size is not None and st.st_size != want.size:
-    raise _mismatch(path, 'the size', f'{st.st_size:,} bytes', f'{want.size:,} bytes', want.url, hint)
+    raise _mismatch(
+      path, 'the size', f'{st.st_size:,} bytes', f'{want.size:,} bytes', want.url, hint
+    )
   record = read_sidecar(path)
-  if (record and record.get('size') == st.st_size and record.get('mtime_ns') == st.st_mtime_ns
-      and record.get('algo') == want.algo and str(record.get('digest', '')).startswith(want.digest)):
+  if (
+    record
+    and record.get('size') == st.st_size
+    and record.get('mtime_ns') == st.st_mtime_ns
+    and record.get('algo') == want.algo
+    and str(record.get('digest', '')).startswith(want.digest)
+  ):
     return True
   got = digest(path, want.algo)
   if not got.startswith(want.digest):

@@ -21,6 +21,7 @@ input I/O. Each line has the conv implementation and versions it ran with, the m
 f32 GEMM peak measured in the same process (bench_peers.py). CycleGAN at batch 1 is latency-bound:
 expect far from peak FLOP/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,26 +60,43 @@ def _timing(p: argparse.ArgumentParser, steps: int, peer: bool = True) -> None:
 
 def _precision(p: argparse.ArgumentParser) -> None:
   p.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
-  p.add_argument('--conv-impl', default='auto', choices=('auto', *dispatch.CONV_IMPLS),
-                 help='conv implementation (kernels/dispatch.py); auto: by backend')
+  p.add_argument(
+    '--conv-impl',
+    default='auto',
+    choices=('auto', *dispatch.CONV_IMPLS),
+    help='conv implementation (kernels/dispatch.py); auto: by backend',
+  )
 
 
-def _model(p: argparse.ArgumentParser, batch: int = 1, batch_help: str = 'per-device batch',
-           arch: bool = True, size_help: str = 'override the image side') -> None:
+def _model(
+  p: argparse.ArgumentParser,
+  batch: int = 1,
+  batch_help: str = 'per-device batch',
+  arch: bool = True,
+  size_help: str = 'override the image side',
+) -> None:
   """The network flags: --size, --batch, --dtype, --conv-impl (and the CycleGAN --arch, --lambda-id)."""
   if arch:
     p.add_argument('--arch', choices=list(ARCHS), default='unet128')
     p.add_argument('--lambda-id', type=float, default=5.0, help='0 skips the identity passes')
   p.add_argument('--size', type=nonnegative_int, default=0, help=size_help)
-  p.add_argument('--batch', type=positive_int, default=batch, help=f'{batch_help} (default {batch})')
+  p.add_argument(
+    '--batch', type=positive_int, default=batch, help=f'{batch_help} (default {batch})'
+  )
   _precision(p)
 
 
 def _add_cyclegan(p: argparse.ArgumentParser) -> None:
   _model(p)
-  p.add_argument('--devices', type=nonnegative_int, default=1, help='data-parallel devices (0 = all)')
-  p.add_argument('--profile', default='', help='write a jax.profiler trace of the timed steps to '
-                 'this directory (open with xprof / TensorBoard)')
+  p.add_argument(
+    '--devices', type=nonnegative_int, default=1, help='data-parallel devices (0 = all)'
+  )
+  p.add_argument(
+    '--profile',
+    default='',
+    help='write a jax.profiler trace of the timed steps to '
+    'this directory (open with xprof / TensorBoard)',
+  )
   _timing(p, 20)
 
 
@@ -94,33 +112,43 @@ def _add_nst(outer: bool) -> Callable[[argparse.ArgumentParser], None]:
     if outer:
       p.add_argument('--outer', type=positive_int, default=3, help='L-BFGS segments of 20')
     _timing(p, 20)
+
   return add
 
 
 def _add_nst_sweep(p: argparse.ArgumentParser) -> None:
-  p.add_argument('--size', type=nonnegative_int, default=0,
-                 help='output height (default 256)')
+  p.add_argument('--size', type=nonnegative_int, default=0, help='output height (default 256)')
   bench_nst_sweep.add_arguments(p)
 
 
 def _add_fid(p: argparse.ArgumentParser) -> None:
   p.add_argument('--size', type=nonnegative_int, default=0, help='image side (default 299)')
-  p.add_argument('--batch', type=positive_int, default=bench_fid.DEFAULT_BATCH,
-                 help=f'images per step over all devices (default {bench_fid.DEFAULT_BATCH})')
+  p.add_argument(
+    '--batch',
+    type=positive_int,
+    default=bench_fid.DEFAULT_BATCH,
+    help=f'images per step over all devices (default {bench_fid.DEFAULT_BATCH})',
+  )
   p.add_argument('--devices', type=nonnegative_int, default=1, help='devices (0 = all)')
   _timing(p, bench_fid.DEFAULT_STEPS)
 
 
 def _add_fast_style(p: argparse.ArgumentParser) -> None:
-  _model(p, batch=bench_fast_style.DEFAULT_BATCH, batch_help='train-step batch (the forward uses 1)',
-         arch=False, size_help=f'forward frame side (default {bench_fast_style.DEFAULT_SIZE})')
+  _model(
+    p,
+    batch=bench_fast_style.DEFAULT_BATCH,
+    batch_help='train-step batch (the forward uses 1)',
+    arch=False,
+    size_help=f'forward frame side (default {bench_fast_style.DEFAULT_SIZE})',
+  )
   bench_fast_style.add_arguments(p)
   _timing(p, bench_fast_style.DEFAULT_STEPS)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-  _model(p, batch_help='batch of the streams (and of --train-steps)',
-         size_help='crop side (default 256)')
+  _model(
+    p, batch_help='batch of the streams (and of --train-steps)', size_help='crop side (default 256)'
+  )
   bench_data.add_arguments(p)
 
 
@@ -133,17 +161,27 @@ def bench_translate(args: argparse.Namespace) -> dict[str, Any]:
   size = args.size or ARCHS[args.arch][0]
   cfg = bench_config(args.arch, args.dtype, args.lambda_id, args.conv_impl).model
   gen = models.make_generator(cfg)
-  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (args.batch, size, size, 3)),
-                  jnp.float32)
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (args.batch, size, size, 3)), jnp.float32)
   params = jax.jit(gen.init)(jax.random.key(0), x)['params']
   t0 = time.perf_counter()
   compiled = jax.jit(lambda p, x: gen.apply({'params': p}, x)).lower(params, x).compile()
   compile_s = time.perf_counter() - t0
-  times = bench_peers.time_calls(lambda: jax.block_until_ready(compiled(params, x)),
-                                 args.steps, args.warmup)
-  out = bench_peers.report(args, 'translate', times, compile_s, bench_peers.xla_flops(compiled),
-                           None, arch=args.arch, batch=args.batch, size=size,
-                           flops_source='XLA cost analysis', peer_note='no translate peer')
+  times = bench_peers.time_calls(
+    lambda: jax.block_until_ready(compiled(params, x)), args.steps, args.warmup
+  )
+  out = bench_peers.report(
+    args,
+    'translate',
+    times,
+    compile_s,
+    bench_peers.xla_flops(compiled),
+    None,
+    arch=args.arch,
+    batch=args.batch,
+    size=size,
+    flops_source='XLA cost analysis',
+    peer_note='no translate peer',
+  )
   out['images_per_s'] = round(args.batch / out['median_s'], 2)
   return out
 
@@ -163,9 +201,11 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
   rng = np.random.default_rng(0)
   shape = (args.batch * n_dev, size, size, config.model.in_channels)
   batch = parallel.global_batch_from_local(
-      mesh, {d: rng.uniform(-1, 1, shape).astype(np.float32) for d in 'AB'})
-  step = parallel.compile_step(train_state.make_train_step(config, steps_per_epoch=1000),
-                               mesh, specs)
+    mesh, {d: rng.uniform(-1, 1, shape).astype(np.float32) for d in 'AB'}
+  )
+  step = parallel.compile_step(
+    train_state.make_train_step(config, steps_per_epoch=1000), mesh, specs
+  )
   t0 = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
@@ -184,36 +224,60 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
     times = bench_peers.time_calls(one_step, args.steps, args.warmup)
   peer_args = [args.arch, str(args.peer_steps or args.steps), str(args.batch * n_dev), str(size)]
   out = bench_peers.report(
-      args, 'cyclegan', times, compile_s, bench_peers.xla_flops(compiled),
-      ('peer_torch_cyclegan.py', peer_args), arch=args.arch, devices=n_dev,
-      batch_per_device=args.batch, size=size, dtype=args.dtype, lambda_id=args.lambda_id,
-      init_s=round(init_s, 2),
-      flops_source='XLA cost analysis of the compiled step (executed FLOPs: Winograd '
-                   'layers count their own, smaller, GEMMs)')
+    args,
+    'cyclegan',
+    times,
+    compile_s,
+    bench_peers.xla_flops(compiled),
+    ('peer_torch_cyclegan.py', peer_args),
+    arch=args.arch,
+    devices=n_dev,
+    batch_per_device=args.batch,
+    size=size,
+    dtype=args.dtype,
+    lambda_id=args.lambda_id,
+    init_s=round(init_s, 2),
+    flops_source='XLA cost analysis of the compiled step (executed FLOPs: Winograd '
+    'layers count their own, smaller, GEMMs)',
+  )
   out['images_per_s'] = round(args.batch * n_dev / out['median_s'], 2)
   out['loss_G'] = round(box['loss'], 4)
   return out
 
 
 # name -> (help, add its flags, run: args -> one JSON line's dict, or a list of them).
-BENCHES: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
-                         Callable[[argparse.Namespace], Any]]] = {
-    'cyclegan': ('one CycleGAN training iteration (G then D), the trainer\'s step',
-                 _add_cyclegan, bench_cyclegan),
-    'translate': ('generator forward, images/s', _add_translate, bench_translate),
-    'nst-eval': ('one NST loss + gradient (bench_nst.py)', _add_nst(False), bench_nst.bench_eval),
-    'nst-run': ('a full L-BFGS NST run', _add_nst(True), bench_nst.bench_run),
-    'nst-sweep': ('a style-weight sweep vs N separate runs (bench_nst_sweep.py)', _add_nst_sweep,
-                  bench_nst_sweep.bench),
-    'fid': ('Inception features, images/s (bench_fid.py)', _add_fid, bench_fid.bench),
-    'fast-style': ('fast-style net forward + train step (bench_fast_style.py)', _add_fast_style,
-                   bench_fast_style.bench),
-    'data': ('input pipeline, images/s (bench_data.py)', _add_data, bench_data.bench),
-    'gemm': ('this machine\'s f32 GEMM peak, GFLOP/s', lambda p: None, _gemm),
+BENCHES: dict[
+  str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Any]]
+] = {
+  'cyclegan': (
+    "one CycleGAN training iteration (G then D), the trainer's step",
+    _add_cyclegan,
+    bench_cyclegan,
+  ),
+  'translate': ('generator forward, images/s', _add_translate, bench_translate),
+  'nst-eval': ('one NST loss + gradient (bench_nst.py)', _add_nst(False), bench_nst.bench_eval),
+  'nst-run': ('a full L-BFGS NST run', _add_nst(True), bench_nst.bench_run),
+  'nst-sweep': (
+    'a style-weight sweep vs N separate runs (bench_nst_sweep.py)',
+    _add_nst_sweep,
+    bench_nst_sweep.bench,
+  ),
+  'fid': ('Inception features, images/s (bench_fid.py)', _add_fid, bench_fid.bench),
+  'fast-style': (
+    'fast-style net forward + train step (bench_fast_style.py)',
+    _add_fast_style,
+    bench_fast_style.bench,
+  ),
+  'data': ('input pipeline, images/s (bench_data.py)', _add_data, bench_data.bench),
+  'gemm': ("this machine's f32 GEMM peak, GFLOP/s", lambda p: None, _gemm),
 }
 # Sub-commands that print their own line: `preset` (bench_preset.py) also takes --config.* extras.
-COMMANDS = {'preset': ("a config's real step at its real shapes, and its projected wall time "
-                       '(bench_preset.py)', bench_preset)}
+COMMANDS = {
+  'preset': (
+    "a config's real step at its real shapes, and its projected wall time (bench_preset.py)",
+    bench_preset,
+  )
+}
 ACCEPTS_CONFIG_OVERRIDES = True  # for `preset`; `run` refuses extras for every other bench
 
 
@@ -221,13 +285,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   """One sub-command per benchmark, each with only the flags it reads (`jaxstyle bench B --help`)."""
   sub = parser.add_subparsers(dest='task', metavar='BENCH', required=True)
   entries = [(name, text, add, {'run_bench': fn}) for name, (text, add, fn) in BENCHES.items()]
-  entries += [(name, text, module.add_arguments, {'run_command': module.run})
-              for name, (text, module) in COMMANDS.items()]
+  entries += [
+    (name, text, module.add_arguments, {'run_command': module.run})
+    for name, (text, module) in COMMANDS.items()
+  ]
   for name, help_text, add, defaults in entries:
     p = sub.add_parser(name, help=help_text, description=help_text)
     add(p)
-    p.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
-                   help='show the full traceback of errors (also JAXSTYLE_DEBUG=1)')
+    p.add_argument(
+      '--debug',
+      action='store_true',
+      default=argparse.SUPPRESS,
+      help='show the full traceback of errors (also JAXSTYLE_DEBUG=1)',
+    )
     p.set_defaults(**defaults)
 
 
@@ -236,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
   if hasattr(args, 'run_command'):
     return args.run_command(args)
   if getattr(args, 'unknown', None):
-    raise UserError(f"unrecognized arguments: {' '.join(args.unknown)}")
+    raise UserError(f'unrecognized arguments: {" ".join(args.unknown)}')
   result = args.run_bench(args)
   lines = result if isinstance(result, list) else [result]
   for line in lines:
@@ -246,8 +316,11 @@ def run(args: argparse.Namespace) -> int:
   return 0 if all(np.isfinite(line.get('loss_G', line.get('loss', 0.0))) for line in lines) else 1
 
 
-if __name__ == '__main__':  # `python -m jaxstyle.tools.bench cyclegan ...` == `jaxstyle bench cyclegan ...`
+if (
+  __name__ == '__main__'
+):  # `python -m jaxstyle.tools.bench cyclegan ...` == `jaxstyle bench cyclegan ...`
   import sys
 
   from jaxstyle import cli
+
   sys.exit(cli.main(['bench', *sys.argv[1:]]))

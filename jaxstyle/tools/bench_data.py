@@ -13,6 +13,7 @@ Whether a real run is input-bound is the trainer's `train/data_wait_frac` metric
 the share of wall time the loop blocked on `next(stream)` between log steps. `--train-steps N`
 measures it here: N trainer steps per timed source (`bench_data_train.py`), reported under `train`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,22 +32,37 @@ from jaxstyle.errors import nonnegative_int, positive_int
 from jaxstyle.tools import bench_data_train
 
 PHOTO_WH = (400, 300)  # a typical photo's aspect, not square: the resize to load_size does work
-DEFAULT_IMAGES = 256   # per training domain: one pass is 2 × 256 augmented views per worker count
-TEST_IMAGES = 2        # testA/ testB/ only make the folder a complete dataset root
+DEFAULT_IMAGES = 256  # per training domain: one pass is 2 × 256 augmented views per worker count
+TEST_IMAGES = 2  # testA/ testB/ only make the folder a complete dataset root
 MOCK_NAME = 'jaxstyle_mock'  # TFDS config written as cycle_gan/jaxstyle_mock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle bench data` (the rest, --size, --batch, --arch, are bench.py's)."""
-  parser.add_argument('--source', choices=('folder', 'tfds', 'both'), default='both',
-                      help='data: which mock source to time')
-  parser.add_argument('--images', type=positive_int, default=DEFAULT_IMAGES,
-                      help=f'data: mock images per training domain (default {DEFAULT_IMAGES})')
-  parser.add_argument('--workers', default='1,2,4',
-                      help='data: comma-separated TrainStream worker counts (default 1,2,4)')
-  parser.add_argument('--train-steps', type=nonnegative_int, default=0,
-                      help='data: then train this many CycleGAN steps (--arch, --batch, --size) '
-                           'per source and report the mean train/data_wait_frac (default 0: off)')
+  parser.add_argument(
+    '--source',
+    choices=('folder', 'tfds', 'both'),
+    default='both',
+    help='data: which mock source to time',
+  )
+  parser.add_argument(
+    '--images',
+    type=positive_int,
+    default=DEFAULT_IMAGES,
+    help=f'data: mock images per training domain (default {DEFAULT_IMAGES})',
+  )
+  parser.add_argument(
+    '--workers',
+    default='1,2,4',
+    help='data: comma-separated TrainStream worker counts (default 1,2,4)',
+  )
+  parser.add_argument(
+    '--train-steps',
+    type=nonnegative_int,
+    default=0,
+    help='data: then train this many CycleGAN steps (--arch, --batch, --size) '
+    'per source and report the mean train/data_wait_frac (default 0: off)',
+  )
 
 
 def _photo(rng: np.random.Generator) -> np.ndarray:
@@ -94,9 +110,14 @@ def _mock_builder_class() -> type:
       super().__init__(**kwargs)
 
     def _info(self) -> Any:
-      return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-          'image': tfds.features.Image(encoding_format='jpeg'),
-          'label': tfds.features.ClassLabel(num_classes=2)}))
+      return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict(
+          {
+            'image': tfds.features.Image(encoding_format='jpeg'),
+            'label': tfds.features.ClassLabel(num_classes=2),
+          }
+        )
+      )
 
     def _split_generators(self, dl_manager: Any) -> dict[str, Any]:
       return {s: self._generate_examples(s, ps) for s, ps in self._paths.items()}
@@ -113,13 +134,19 @@ def write_tfds(data_dir: str, paths: dict[str, list[str]]) -> str:
   try:
     import tensorflow_datasets as tfds
 
-    builder = _mock_builder_class()(paths=paths, data_dir=data_dir, config=MOCK_NAME,
-                                    file_format='array_record')
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        compute_stats=tfds.download.ComputeStatsMode.SKIP))
+    builder = _mock_builder_class()(
+      paths=paths, data_dir=data_dir, config=MOCK_NAME, file_format='array_record'
+    )
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+        compute_stats=tfds.download.ComputeStatsMode.SKIP
+      )
+    )
     data.TfdsSource(MOCK_NAME, 'trainA', data_dir).image(0)  # readable the way the trainer reads
   except Exception as e:  # noqa: BLE001 -- any failure is reported in the JSON line, not raised
-    return f'skipped: cannot write/read a TFDS ArrayRecord build offline here: {type(e).__name__}: {e}'
+    return (
+      f'skipped: cannot write/read a TFDS ArrayRecord build offline here: {type(e).__name__}: {e}'
+    )
   return ''
 
 
@@ -135,8 +162,14 @@ def time_stream(data_cfg: Any, batch: int, workers: int) -> dict[str, Any]:
   seconds = time.perf_counter() - t0
   assert out['A'].shape == (batch, data_cfg.image_size, data_cfg.image_size, 3)
   ips = 2 * batch * steps / seconds
-  return dict(workers=workers, prefetch=prefetch, steps=steps, seconds=round(seconds, 3),
-              images_per_s=round(ips, 1), per_worker_images_per_s=round(ips / workers, 1))
+  return dict(
+    workers=workers,
+    prefetch=prefetch,
+    steps=steps,
+    seconds=round(seconds, 3),
+    images_per_s=round(ips, 1),
+    per_worker_images_per_s=round(ips / workers, 1),
+  )
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,15 +179,24 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     raise ValueError(f'--workers must list positive ints, got {args.workers!r}')
   size = args.size or 256
   sources = ['folder', 'tfds'] if args.source == 'both' else [args.source]
-  out: dict[str, Any] = dict(bench='data', cpu_count=os.cpu_count(),
-                             affinity_cpus=len(os.sched_getaffinity(0)), images=args.images,
-                             batch=args.batch, size=size, photo_wh=list(PHOTO_WH),
-                             pillow=PIL.__version__, numpy=np.__version__)
+  out: dict[str, Any] = dict(
+    bench='data',
+    cpu_count=os.cpu_count(),
+    affinity_cpus=len(os.sched_getaffinity(0)),
+    images=args.images,
+    batch=args.batch,
+    size=size,
+    photo_wh=list(PHOTO_WH),
+    pillow=PIL.__version__,
+    numpy=np.__version__,
+  )
   with tempfile.TemporaryDirectory(prefix='jaxstyle-bench-data-') as tmp:
     t0 = time.perf_counter()
     paths = write_folder(os.path.join(tmp, 'folder'), args.images)
     out['write_s'] = round(time.perf_counter() - t0, 2)
-    out['jpeg_kb_mean'] = round(float(np.mean([os.path.getsize(p) for p in paths['trainA']])) / 1024, 1)
+    out['jpeg_kb_mean'] = round(
+      float(np.mean([os.path.getsize(p) for p in paths['trainA']])) / 1024, 1
+    )
     configs = {'folder': dict(source='folder', root=os.path.join(tmp, 'folder'))}
     if 'tfds' in sources:
       skipped = write_tfds(os.path.join(tmp, 'tfds'), paths)
@@ -166,17 +208,21 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     summary: dict[str, dict[str, float]] = {}
     out['sources_timed'] = list(sources)  # 'tfds' is absent when its build was skipped
     for name in sources:
-      cfg = presets.data_config(**configs[name], image_size=size, load_size=0, augment='reference',
-                                epoch_rule='max')
-      out.setdefault('data_config', {k: v for k, v in cfg.to_dict().items()
-                                     if k not in ('root', 'data_dir', 'name', 'source')})
+      cfg = presets.data_config(
+        **configs[name], image_size=size, load_size=0, augment='reference', epoch_rule='max'
+      )
+      out.setdefault(
+        'data_config',
+        {k: v for k, v in cfg.to_dict().items() if k not in ('root', 'data_dir', 'name', 'source')},
+      )
       out['data_config']['load_size_used'] = data.load_size(cfg)
       runs = [time_stream(cfg, args.batch, w) for w in workers]
       out[name] = runs
       summary[name] = {str(r['workers']): r['images_per_s'] for r in runs}
     out['images_per_s'] = summary
     if getattr(args, 'train_steps', 0):
-      out['train'] = {name: bench_data_train.time_training(args, configs[name], size)
-                      for name in sources}
+      out['train'] = {
+        name: bench_data_train.time_training(args, configs[name], size) for name in sources
+      }
   out['load_avg_1m'] = round(os.getloadavg()[0], 2)  # other processes on the cores skew the rates
   return out

@@ -10,6 +10,7 @@ out; that syncs the host each step, so the device queue is one step shorter than
 Samples, checkpoints and evaluation are pushed past the last step (the trainer still writes its
 final sample grid and checkpoint after the last record, outside the timing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,16 +28,18 @@ from jaxstyle.tools.bench_archs import bench_config
 NEVER = 1 << 30  # a sample / checkpoint interval no bench run reaches
 
 
-def train_config(args: argparse.Namespace, data_fields: dict[str, Any],
-                 size: int) -> ml_collections.ConfigDict:
+def train_config(
+  args: argparse.Namespace, data_fields: dict[str, Any], size: int
+) -> ml_collections.ConfigDict:
   """`bench cyclegan`'s config for `--arch` (book base + the arch's networks) on the mock data.
 
   Data: the reference augmentation (bicubic to 286/256 of `size`, random crop, flip) with the
   trainer's default prefetch and num_workers, so the wait is what a default run would see.
   """
   config = bench_config(args.arch, args.dtype, args.lambda_id, args.conv_impl)
-  config.data = presets.data_config(**data_fields, image_size=size, load_size=0,
-                                    augment='reference', epoch_rule='max')
+  config.data = presets.data_config(
+    **data_fields, image_size=size, load_size=0, augment='reference', epoch_rule='max'
+  )
   config.per_device_batch = args.batch
   config.total_steps = args.train_steps
   config.log_every = 1
@@ -55,12 +58,17 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
   if not timed:
     return dict(timed_steps=0, step_s_mean=None, data_wait_frac_mean=None)
   step_s = [1.0 / r['train/steps_per_sec'] for r in timed]
-  return dict(timed_steps=len(timed), first_step_s=round(1.0 / train[0]['train/steps_per_sec'], 3),
-              step_s_mean=round(float(np.mean(step_s)), 4),
-              data_wait_frac_mean=round(float(np.mean([r['train/data_wait_frac'] for r in timed])), 4))
+  return dict(
+    timed_steps=len(timed),
+    first_step_s=round(1.0 / train[0]['train/steps_per_sec'], 3),
+    step_s_mean=round(float(np.mean(step_s)), 4),
+    data_wait_frac_mean=round(float(np.mean([r['train/data_wait_frac'] for r in timed])), 4),
+  )
 
 
-def time_training(args: argparse.Namespace, data_fields: dict[str, Any], size: int) -> dict[str, Any]:
+def time_training(
+  args: argparse.Namespace, data_fields: dict[str, Any], size: int
+) -> dict[str, Any]:
   """Trains `args.train_steps` steps in a temp workdir; steps, mean step s, mean data wait."""
   from jaxstyle.cyclegan import train  # heavy (jax, orbax): only when --train-steps > 0
 
@@ -70,6 +78,13 @@ def time_training(args: argparse.Namespace, data_fields: dict[str, Any], size: i
     train.train(config, workdir)
     wall_s = time.perf_counter() - t0
     records = read_metrics(workdir)
-  return dict(steps=args.train_steps, arch=args.arch, batch_per_device=args.batch, size=size,
-              num_workers=config.data.num_workers, prefetch=config.data.prefetch,
-              wall_s=round(wall_s, 2), **summarize(records))
+  return dict(
+    steps=args.train_steps,
+    arch=args.arch,
+    batch_per_device=args.batch,
+    size=size,
+    num_workers=config.data.num_workers,
+    prefetch=config.data.prefetch,
+    wall_s=round(wall_s, 2),
+    **summarize(records),
+  )

@@ -14,6 +14,7 @@ train mode uses the tanh head like ours; its forward mode always uses the linear
 selects it) while ours uses `model.output='tanh'`: one elementwise tanh on a 3-channel output,
 negligible next to the convs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,19 +32,27 @@ from jaxstyle.fast_style import presets
 from jaxstyle.fast_style import step as fs_step
 from jaxstyle.tools import bench_peers
 
-DEFAULT_SIZE = 512        # forward: one video/photo frame
+DEFAULT_SIZE = 512  # forward: one video/photo frame
 DEFAULT_TRAIN_SIZE = 256  # Johnson et al.'s 256² crops
-DEFAULT_BATCH = 4         # ... at batch 4
-DEFAULT_STEPS = 3         # a 512² forward and a batch-4 step take seconds each on a small CPU
+DEFAULT_BATCH = 4  # ... at batch 4
+DEFAULT_STEPS = 3  # a 512² forward and a batch-4 step take seconds each on a small CPU
 PEER = 'peer_torch_fast_style.py'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options only `jaxstyle bench fast-style` reads (--size, --batch, --steps are bench.py's)."""
-  parser.add_argument('--train-size', type=positive_int, default=DEFAULT_TRAIN_SIZE,
-                      help=f'fast-style: train-step crop side (default {DEFAULT_TRAIN_SIZE})')
-  parser.add_argument('--upsample', choices=presets.UPSAMPLES, default='resize',
-                      help='fast-style: resize-conv or transposed-conv ups (peer too)')
+  parser.add_argument(
+    '--train-size',
+    type=positive_int,
+    default=DEFAULT_TRAIN_SIZE,
+    help=f'fast-style: train-step crop side (default {DEFAULT_TRAIN_SIZE})',
+  )
+  parser.add_argument(
+    '--upsample',
+    choices=presets.UPSAMPLES,
+    default='resize',
+    help='fast-style: resize-conv or transposed-conv ups (peer too)',
+  )
 
 
 def bench_config(args: argparse.Namespace, size: int) -> ml_collections.ConfigDict:
@@ -74,13 +83,25 @@ def bench_forward(args: argparse.Namespace) -> dict[str, Any]:
   t0 = time.perf_counter()
   compiled = jax.jit(lambda p, x: net.apply({'params': p}, x)).lower(params, x).compile()
   compile_s = time.perf_counter() - t0
-  times = bench_peers.time_calls(lambda: jax.block_until_ready(compiled(params, x)),
-                                 args.steps, args.warmup)
+  times = bench_peers.time_calls(
+    lambda: jax.block_until_ready(compiled(params, x)), args.steps, args.warmup
+  )
   out = bench_peers.report(
-      args, 'fast-style-forward', times, compile_s, bench_peers.xla_flops(compiled),
-      _peer(args, size, 1, 'forward'), mode='forward', batch=1, size=size,
-      upsample=args.upsample, output=c.model.output, dtype=args.dtype,
-      flops_source='XLA cost analysis', unit='seconds per frame')
+    args,
+    'fast-style-forward',
+    times,
+    compile_s,
+    bench_peers.xla_flops(compiled),
+    _peer(args, size, 1, 'forward'),
+    mode='forward',
+    batch=1,
+    size=size,
+    upsample=args.upsample,
+    output=c.model.output,
+    dtype=args.dtype,
+    flops_source='XLA cost analysis',
+    unit='seconds per frame',
+  )
   out['frames_per_s'] = round(1 / out['median_s'], 2)
   if 'peer_s' in out:
     out['peer_frames_per_s'] = round(1 / out['peer_s'], 2)
@@ -103,9 +124,13 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
   init_s = time.perf_counter() - t0
 
   rng = np.random.default_rng(0)
-  batch = parallel.global_batch_from_local(mesh, {
+  batch = parallel.global_batch_from_local(
+    mesh,
+    {
       'content': rng.uniform(0, 255, (args.batch, size, size, 3)).astype(np.float32),
-      'style': np.zeros((args.batch,), np.int32)})
+      'style': np.zeros((args.batch,), np.int32),
+    },
+  )
   step = parallel.compile_step(fs_step.make_train_step(c, prep), mesh, specs, n_frozen=1)
   t0 = time.perf_counter()
   compiled = step.lower(state, batch, frozen).compile()
@@ -119,11 +144,22 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
 
   times = bench_peers.time_calls(one_step, args.steps, args.warmup)
   out = bench_peers.report(
-      args, 'fast-style-train', times, compile_s, bench_peers.xla_flops(compiled),
-      _peer(args, size, args.batch, 'train'), mode='train', batch=args.batch, size=size,
-      upsample=args.upsample, output=c.model.output, dtype=args.dtype,
-      init_s=round(init_s, 2), flops_source='XLA cost analysis of the compiled step',
-      unit='seconds per train step')
+    args,
+    'fast-style-train',
+    times,
+    compile_s,
+    bench_peers.xla_flops(compiled),
+    _peer(args, size, args.batch, 'train'),
+    mode='train',
+    batch=args.batch,
+    size=size,
+    upsample=args.upsample,
+    output=c.model.output,
+    dtype=args.dtype,
+    init_s=round(init_s, 2),
+    flops_source='XLA cost analysis of the compiled step',
+    unit='seconds per train step',
+  )
   out['images_per_s'] = round(args.batch / out['median_s'], 2)
   out['loss'] = round(box['loss'], 4)
   return out

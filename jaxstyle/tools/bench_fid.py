@@ -7,6 +7,7 @@ identity BatchNorm), built with NumPy in the pytorch-fid layout: speed does not 
 The peer (`peers/peer_torch_fid.py`) is pytorch-fid's `get_activations` on one batch of the same
 size: float32 [0, 1] NCHW, resize to 299, the net, pool3.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,9 @@ def random_params(seed: int = 0) -> dict[str, Any]:
     if key.endswith('conv.weight'):
       sd[key] = rng.standard_normal(shape, np.float32) * np.float32(np.sqrt(2 / np.prod(shape[1:])))
     else:  # BatchNorm as torch initialises it: scale 1, bias 0, mean 0, var 1
-      sd[key] = np.full(shape, 1.0 if key.endswith(('bn.weight', 'running_var')) else 0.0,
-                        np.float32)
+      sd[key] = np.full(
+        shape, 1.0 if key.endswith(('bn.weight', 'running_var')) else 0.0, np.float32
+      )
   return inception.params_from_state_dict(sd)
 
 
@@ -48,7 +50,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
   batch = extractor.batch_size  # rounded up to a multiple of the devices
   images = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), np.uint8)
   lowered = extractor._forward.lower(
-      extractor.params, jax.ShapeDtypeStruct(images.shape, images.dtype, sharding=extractor._images))
+    extractor.params, jax.ShapeDtypeStruct(images.shape, images.dtype, sharding=extractor._images)
+  )
   flops = bench_peers.xla_flops(lowered)  # the per-device program: times the devices for the call
   t0 = time.perf_counter()
   feats = extractor(images)  # compile + first run
@@ -57,11 +60,19 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
   times = bench_peers.time_calls(lambda: extractor(images), args.steps, max(args.warmup - 1, 0))
   compile_s = max(first_s - float(np.median(times)), 0.0)
   out = bench_peers.report(
-      args, 'fid', times, compile_s, flops * n_dev if flops else None,
-      ('peer_torch_fid.py', [str(size), str(args.peer_steps or args.steps), str(batch)]),
-      devices=n_dev, batch=batch, size=size, conv_impl="kernels/inference_conv.py (--conv-impl does not apply)",
-      flops_source='XLA cost analysis of the per-device program x devices',
-      unit='seconds per batch')
+    args,
+    'fid',
+    times,
+    compile_s,
+    flops * n_dev if flops else None,
+    ('peer_torch_fid.py', [str(size), str(args.peer_steps or args.steps), str(batch)]),
+    devices=n_dev,
+    batch=batch,
+    size=size,
+    conv_impl='kernels/inference_conv.py (--conv-impl does not apply)',
+    flops_source='XLA cost analysis of the per-device program x devices',
+    unit='seconds per batch',
+  )
   out['images_per_s'] = round(batch / out['median_s'], 2)
   if 'peer_s' in out:
     out['peer_images_per_s'] = round(batch / out['peer_s'], 2)

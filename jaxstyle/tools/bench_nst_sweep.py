@@ -8,6 +8,7 @@ Each process writes metrics.jsonl, so the line also splits the wall time into th
 optimisation, compile included in the first) and the rest, and compares the steady segments alone.
 The sweep's images are compared with the separate runs' PNGs (identical for the sequential strategy).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ from PIL import Image
 import jaxstyle
 from jaxstyle.nst import presets
 
-BOOK_CONFIG = os.path.join(os.path.dirname(os.path.dirname(jaxstyle.__file__)), 'configs',
-                           'nst_book.py')
+BOOK_CONFIG = os.path.join(
+  os.path.dirname(os.path.dirname(jaxstyle.__file__)), 'configs', 'nst_book.py'
+)
 DEFAULT_WEIGHTS = '10,100,1000'  # the book preset's get_sweep() around its 100
 DEFAULT_SEGMENTS = 2
 TARGET_RATIO = 0.8  # issue: a sweep of N costs <= 0.8x N separate runs
@@ -34,15 +36,29 @@ TARGET_RATIO = 0.8  # issue: a sweep of N costs <= 0.8x N separate runs
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `jaxstyle bench nst-sweep` (`--size` is bench.py's: the output height)."""
-  parser.add_argument('--style-weights', default=DEFAULT_WEIGHTS,
-                      help=f'nst-sweep: the swept style weights (default {DEFAULT_WEIGHTS})')
-  parser.add_argument('--segments', type=int, default=DEFAULT_SEGMENTS,
-                      help=f'nst-sweep: book segments of 20 L-BFGS iterations (default '
-                           f'{DEFAULT_SEGMENTS})')
-  parser.add_argument('--segment-iters', type=int, default=20,
-                      help='nst-sweep: L-BFGS iterations per segment (default 20, the book\'s)')
-  parser.add_argument('--sweep', choices=presets.SWEEP_STRATEGIES, default='auto',
-                      help='nst-sweep: the strategy of the one-command sweep (default auto)')
+  parser.add_argument(
+    '--style-weights',
+    default=DEFAULT_WEIGHTS,
+    help=f'nst-sweep: the swept style weights (default {DEFAULT_WEIGHTS})',
+  )
+  parser.add_argument(
+    '--segments',
+    type=int,
+    default=DEFAULT_SEGMENTS,
+    help=f'nst-sweep: book segments of 20 L-BFGS iterations (default {DEFAULT_SEGMENTS})',
+  )
+  parser.add_argument(
+    '--segment-iters',
+    type=int,
+    default=20,
+    help="nst-sweep: L-BFGS iterations per segment (default 20, the book's)",
+  )
+  parser.add_argument(
+    '--sweep',
+    choices=presets.SWEEP_STRATEGIES,
+    default='auto',
+    help='nst-sweep: the strategy of the one-command sweep (default auto)',
+  )
 
 
 def _write_images(root: str) -> tuple[str, str]:
@@ -58,15 +74,34 @@ def _write_images(root: str) -> tuple[str, str]:
   return paths
 
 
-def _stylize(args: argparse.Namespace, images: tuple[str, str], workdir: str,
-             flags: list[str]) -> dict[str, Any]:
+def _stylize(
+  args: argparse.Namespace, images: tuple[str, str], workdir: str, flags: list[str]
+) -> dict[str, Any]:
   """One `jaxstyle stylize` process: its wall time and the segment seconds it logged."""
-  cmd = [sys.executable, '-m', 'jaxstyle.cli', 'stylize', *images,
-         '-o', os.path.join(workdir, 'out.png'),
-         '--config', BOOK_CONFIG, '--weights-source', 'random', '--height', str(args.size),
-         '--iterations', str(args.segments), '--segment-iters', str(args.segment_iters),
-         '--no-progress', '--no-snapshots',
-         '--workdir', workdir, *flags]
+  cmd = [
+    sys.executable,
+    '-m',
+    'jaxstyle.cli',
+    'stylize',
+    *images,
+    '-o',
+    os.path.join(workdir, 'out.png'),
+    '--config',
+    BOOK_CONFIG,
+    '--weights-source',
+    'random',
+    '--height',
+    str(args.size),
+    '--iterations',
+    str(args.segments),
+    '--segment-iters',
+    str(args.segment_iters),
+    '--no-progress',
+    '--no-snapshots',
+    '--workdir',
+    workdir,
+    *flags,
+  ]
   t0 = time.perf_counter()
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   wall = time.perf_counter() - t0
@@ -75,11 +110,21 @@ def _stylize(args: argparse.Namespace, images: tuple[str, str], workdir: str,
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     records = [json.loads(line) for line in f if line.strip()]
   segments = [r['nst/segment_sec'] for r in records if 'nst/segment_sec' in r]
-  strategy = next((line.split(': ', 1)[1] for line in (proc.stdout + proc.stderr).splitlines()
-                   if line.startswith('sweep of ')), '')
-  return dict(wall_s=round(wall, 2), segments_s=[round(s, 2) for s in segments],
-              outside_segments_s=round(wall - sum(segments), 2), strategy=strategy,
-              evals=[r.get('nst/evals') for r in records if 'nst/evals' in r])
+  strategy = next(
+    (
+      line.split(': ', 1)[1]
+      for line in (proc.stdout + proc.stderr).splitlines()
+      if line.startswith('sweep of ')
+    ),
+    '',
+  )
+  return dict(
+    wall_s=round(wall, 2),
+    segments_s=[round(s, 2) for s in segments],
+    outside_segments_s=round(wall - sum(segments), 2),
+    strategy=strategy,
+    evals=[r.get('nst/evals') for r in records if 'nst/evals' in r],
+  )
 
 
 def _pixels(path: str) -> np.ndarray:
@@ -90,14 +135,21 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
   """N separate stylize processes, then the sweep in one; the JSON line's fields."""
   weights = [float(w) for w in str(args.style_weights).split(',') if w.strip()]
   if len(weights) < 2 or min(weights) <= 0 or args.segments < 1 or args.segment_iters < 1:
-    raise ValueError('--style-weights needs >= 2 positive weights, --segments and '
-                     '--segment-iters >= 1')
+    raise ValueError(
+      '--style-weights needs >= 2 positive weights, --segments and --segment-iters >= 1'
+    )
   args.size = args.size or 256
-  out: dict[str, Any] = dict(bench='nst-sweep', config='configs/nst_book.py',
-                             height=args.size, style_weights=weights, segments=args.segments,
-                             segment_iters=args.segment_iters,
-                             iterations_per_member=args.segment_iters * args.segments, vgg='random',
-                             cpu_count=os.cpu_count())
+  out: dict[str, Any] = dict(
+    bench='nst-sweep',
+    config='configs/nst_book.py',
+    height=args.size,
+    style_weights=weights,
+    segments=args.segments,
+    segment_iters=args.segment_iters,
+    iterations_per_member=args.segment_iters * args.segments,
+    vgg='random',
+    cpu_count=os.cpu_count(),
+  )
   with tempfile.TemporaryDirectory(prefix='jaxstyle-bench-sweep-') as tmp:
     images = _write_images(tmp)
     separate = []
@@ -106,19 +158,30 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
       separate.append(_stylize(args, images, work, ['--style-weight', f'{w:g}']))
       separate[-1]['image'] = os.path.join(work, 'out.png')
     work = os.path.join(tmp, 'sweep')
-    sweep = _stylize(args, images, work, ['--style-weights', ','.join(f'{w:g}' for w in weights),
-                                          '--sweep', args.sweep])
-    diffs = [int(np.abs(_pixels(os.path.join(work, f'out_sw{w:g}.png')) - _pixels(s['image'])).max())
-             for w, s in zip(weights, separate)]
+    sweep = _stylize(
+      args,
+      images,
+      work,
+      ['--style-weights', ','.join(f'{w:g}' for w in weights), '--sweep', args.sweep],
+    )
+    diffs = [
+      int(np.abs(_pixels(os.path.join(work, f'out_sw{w:g}.png')) - _pixels(s['image'])).max())
+      for w, s in zip(weights, separate)
+    ]
   separate_wall = sum(s['wall_s'] for s in separate)
   steady_separate = sum(sum(s['segments_s'][1:]) for s in separate)
   out.update(
-      separate_runs=[{k: v for k, v in s.items() if k not in ('image', 'strategy')}
-                     for s in separate],
-      sweep_run={k: v for k, v in sweep.items() if k != 'strategy'}, sweep_strategy=sweep['strategy'],
-      separate_total_s=round(separate_wall, 2), sweep_total_s=sweep['wall_s'],
-      ratio=round(sweep['wall_s'] / separate_wall, 3), target_ratio=TARGET_RATIO,
-      image_max_abs_diff_uint8=diffs)
+    separate_runs=[
+      {k: v for k, v in s.items() if k not in ('image', 'strategy')} for s in separate
+    ],
+    sweep_run={k: v for k, v in sweep.items() if k != 'strategy'},
+    sweep_strategy=sweep['strategy'],
+    separate_total_s=round(separate_wall, 2),
+    sweep_total_s=sweep['wall_s'],
+    ratio=round(sweep['wall_s'] / separate_wall, 3),
+    target_ratio=TARGET_RATIO,
+    image_max_abs_diff_uint8=diffs,
+  )
   if args.segments > 1:  # segments after the first: the optimisation alone, no compile
     out['steady_segments_ratio'] = round(sum(sweep['segments_s'][1:]) / steady_separate, 3)
   out['load_avg_1m'] = round(os.getloadavg()[0], 2)

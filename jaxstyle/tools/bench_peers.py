@@ -5,6 +5,7 @@ same command (jaxstyle/tools/peers/README.md), so `--with-peer` runs the peer sc
 jaxstyle bench and prints both. Every figure is also put next to an f32 GEMM peak measured here, in
 the same process, so a reader can tell "slow machine" from "slow code".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, peer: bool = True) -> 
   if not peer:
     parser.set_defaults(with_peer=False)
     return
-  parser.add_argument('--with-peer', action='store_true',
-                      help='run the PyTorch peer right after and print the ratio')
+  parser.add_argument(
+    '--with-peer', action='store_true', help='run the PyTorch peer right after and print the ratio'
+  )
   parser.add_argument('--peer-python', default=os.path.join(_REPO, 'peer-venv', 'bin', 'python'))
   parser.add_argument('--peer-dir', default=os.path.join(_HERE, 'peers'))
-  parser.add_argument('--peer-steps', type=nonnegative_int, default=0, help='0 = as many as --steps')
+  parser.add_argument(
+    '--peer-steps', type=nonnegative_int, default=0, help='0 = as many as --steps'
+  )
 
 
 def gemm_peak_gflops(n: int = 0, reps: int = 5, dtype: str = 'float32') -> float:
@@ -53,7 +57,7 @@ def gemm_peak_gflops(n: int = 0, reps: int = 5, dtype: str = 'float32') -> float
     t0 = time.perf_counter()
     jax.block_until_ready(f(a))
     best = min(best, time.perf_counter() - t0)
-  return 2 * n ** 3 / best / 1e9
+  return 2 * n**3 / best / 1e9
 
 
 def peak_rss_mb() -> float:
@@ -70,7 +74,7 @@ def device_peak_mb() -> float | None:
   except Exception:  # noqa: BLE001  (memory_stats is optional per backend)
     return None
   peak = stats.get('peak_bytes_in_use')
-  return round(peak / 2 ** 20, 1) if peak else None
+  return round(peak / 2**20, 1) if peak else None
 
 
 def xla_flops(compiled: Any) -> float | None:
@@ -108,15 +112,28 @@ def run_peer(args: argparse.Namespace, script: str, peer_args: list[str]) -> dic
   return {'peer_cmd': ' '.join(cmd[1:]), 'peer_s': float(m.group(1))}
 
 
-def report(args: argparse.Namespace, name: str, times: list[float], compile_s: float,
-           flops: float | None, peer: tuple[str, list[str]] | None, **extra: Any) -> dict[str, Any]:
+def report(
+  args: argparse.Namespace,
+  name: str,
+  times: list[float],
+  compile_s: float,
+  flops: float | None,
+  peer: tuple[str, list[str]] | None,
+  **extra: Any,
+) -> dict[str, Any]:
   """Assembles the one-line JSON result (and runs the peer when asked)."""
   median = statistics.median(times)
-  out: dict[str, Any] = dict(bench=name, device=jax.devices()[0].device_kind,
-                             cpu_count=os.cpu_count(), **extra,
-                             median_s=round(median, 4), min_s=round(min(times), 4),
-                             steps=len(times), compile_s=round(compile_s, 2),
-                             peak_rss_mb=round(peak_rss_mb(), 1))
+  out: dict[str, Any] = dict(
+    bench=name,
+    device=jax.devices()[0].device_kind,
+    cpu_count=os.cpu_count(),
+    **extra,
+    median_s=round(median, 4),
+    min_s=round(min(times), 4),
+    steps=len(times),
+    compile_s=round(compile_s, 2),
+    peak_rss_mb=round(peak_rss_mb(), 1),
+  )
   device_peak = device_peak_mb()
   if device_peak is not None:
     out['device_peak_mb'] = device_peak

@@ -16,6 +16,7 @@ from the catalog's split sizes (TFDS_TRAIN_SIZES), so nothing is downloaded.
   jaxstyle bench preset --config configs/cyclegan_reference.py --steps 2
   python -m jaxstyle.tools.bench_preset --config configs/cyclegan_reference.py --steps 2  # the same
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,23 +48,34 @@ ACCEPTS_CONFIG_OVERRIDES = True
 
 # TFDS cycle_gan/* train split sizes (trainA, trainB) from the TFDS catalog: an epoch without
 # downloading the data.
-TFDS_TRAIN_SIZES = {'apple2orange': (995, 1019), 'monet2photo': (1072, 6287),
-                    'horse2zebra': (1067, 1334), 'summer2winter_yosemite': (1231, 962),
-                    'vangogh2photo': (400, 6287), 'cezanne2photo': (525, 6287),
-                    'ukiyoe2photo': (562, 6287), 'iphone2dslr_flower': (1812, 3325)}
+TFDS_TRAIN_SIZES = {
+  'apple2orange': (995, 1019),
+  'monet2photo': (1072, 6287),
+  'horse2zebra': (1067, 1334),
+  'summer2winter_yosemite': (1231, 962),
+  'vangogh2photo': (400, 6287),
+  'cezanne2photo': (525, 6287),
+  'ukiyoe2photo': (562, 6287),
+  'iphone2dslr_flower': (1812, 3325),
+}
 # NST stand-in content: a 4:3 landscape photo (the book's 400 px height gives 400x533).
 NST_CONTENT_HW = (768, 1024)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Options of `bench preset`."""
-  parser.add_argument('--config', required=True,
-                      help='config file (with :args), e.g. configs/cyclegan_reference.py')
+  parser.add_argument(
+    '--config', required=True, help='config file (with :args), e.g. configs/cyclegan_reference.py'
+  )
   parser.add_argument('--steps', type=positive_int, default=3, help='timed steps (default 3)')
-  parser.add_argument('--warmup', type=nonnegative_int, default=1,
-                      help='untimed steps after the compile (default 1)')
-  parser.add_argument('--content-hw', default='x'.join(map(str, NST_CONTENT_HW)),
-                      help='NST: stand-in content image HxW (default %(default)s, 4:3)')
+  parser.add_argument(
+    '--warmup', type=nonnegative_int, default=1, help='untimed steps after the compile (default 1)'
+  )
+  parser.add_argument(
+    '--content-hw',
+    default='x'.join(map(str, NST_CONTENT_HW)),
+    help='NST: stand-in content image HxW (default %(default)s, 4:3)',
+  )
 
 
 def _cyclegan(config: Any, steps: int, warmup: int) -> dict[str, Any]:
@@ -75,17 +87,26 @@ def _cyclegan(config: Any, steps: int, warmup: int) -> dict[str, Any]:
   else:  # synthetic (generated lazily) or a folder listing: cheap to count
     sources = data.make_sources(config.data, 'train')
     sizes = (len(sources['A']), len(sources['B']))
-  spe = None if sizes is None else max(1, (max(sizes) if config.data.epoch_rule == 'max'
-                                           else min(sizes)) // batch)
-  total = (config.total_steps if config.total_steps > 0
-           else None if spe is None else int(round(config.num_epochs * spe)))
+  spe = (
+    None
+    if sizes is None
+    else max(1, (max(sizes) if config.data.epoch_rule == 'max' else min(sizes)) // batch)
+  )
+  total = (
+    config.total_steps
+    if config.total_steps > 0
+    else None
+    if spe is None
+    else int(round(config.num_epochs * spe))
+  )
   state = jax.device_get(train_state.init_state(config, jax.random.PRNGKey(config.seed), size, 1))
   specs = parallel.state_specs(state)
   state = parallel.place(state, parallel.shardings(mesh, specs))
   rng = np.random.default_rng(0)
   shape = (batch, size, size, config.model.in_channels)
   images = parallel.global_batch_from_local(
-      mesh, {d: rng.uniform(-1, 1, shape).astype(np.float32) for d in 'AB'})
+    mesh, {d: rng.uniform(-1, 1, shape).astype(np.float32) for d in 'AB'}
+  )
   step = parallel.compile_step(train_state.make_train_step(config, spe or 1000), mesh, specs)
   t0 = time.perf_counter()
   compiled = step.lower(state, images).compile()
@@ -97,9 +118,16 @@ def _cyclegan(config: Any, steps: int, warmup: int) -> dict[str, Any]:
     box['loss'] = float(jax.device_get(metrics['train/loss_G']))
 
   times = bench_peers.time_calls(one, steps, warmup)
-  return dict(shape=f'{batch}x{size}x{size} per domain', times=times, compile_s=compile_s,
-              total_steps=total, steps_per_epoch=spe, conv_impl=config.model.conv_impl,
-              loss=box['loss'], stand_in='uniform random images in [-1, 1]')
+  return dict(
+    shape=f'{batch}x{size}x{size} per domain',
+    times=times,
+    compile_s=compile_s,
+    total_steps=total,
+    steps_per_epoch=spe,
+    conv_impl=config.model.conv_impl,
+    loss=box['loss'],
+    stand_in='uniform random images in [-1, 1]',
+  )
 
 
 def _fast_style(config: Any, steps: int, warmup: int) -> dict[str, Any]:
@@ -116,9 +144,13 @@ def _fast_style(config: Any, steps: int, warmup: int) -> dict[str, Any]:
   state = jax.device_get(fs_step.init_state(config, jax.random.PRNGKey(config.seed)))
   specs = parallel.state_specs(state, ())
   state = parallel.place(state, parallel.shardings(mesh, specs))
-  feed = parallel.global_batch_from_local(mesh, {
+  feed = parallel.global_batch_from_local(
+    mesh,
+    {
       'content': rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32),
-      'style': (np.arange(batch) % n_styles).astype(np.int32)})
+      'style': (np.arange(batch) % n_styles).astype(np.int32),
+    },
+  )
   step = parallel.compile_step(fs_step.make_train_step(config, prep), mesh, specs, n_frozen=1)
   t0 = time.perf_counter()
   compiled = step.lower(state, feed, frozen).compile()
@@ -130,16 +162,22 @@ def _fast_style(config: Any, steps: int, warmup: int) -> dict[str, Any]:
     box['loss'] = float(jax.device_get(metrics['train/loss']))
 
   times = bench_peers.time_calls(one, steps, warmup)
-  return dict(shape=f'{batch}x{size}x{size}, {n_styles} style(s) of {side}x{side}', times=times,
-              compile_s=compile_s, total_steps=config.total_steps, conv_impl=config.model.conv_impl,
-              loss=box['loss'], stand_in='uniform random content crops and style images, '
-              'random-initialised VGG19')
+  return dict(
+    shape=f'{batch}x{size}x{size}, {n_styles} style(s) of {side}x{side}',
+    times=times,
+    compile_s=compile_s,
+    total_steps=config.total_steps,
+    conv_impl=config.model.conv_impl,
+    loss=box['loss'],
+    stand_in='uniform random content crops and style images, random-initialised VGG19',
+  )
 
 
 def _nst(config: Any, steps: int, warmup: int, content_hw: tuple[int, int]) -> dict[str, Any]:
   """Value and gradient of the preset's objective at each of its scales (random VGG19, images)."""
-  vgg_params, prep = nst_weights.get_vgg19(config.vgg.source, path=config.vgg.path or None,
-                                           seed=config.seed)
+  vgg_params, prep = nst_weights.get_vgg19(
+    config.vgg.source, path=config.vgg.path or None, seed=config.seed
+  )
   rng = np.random.default_rng(0)
   content = rng.uniform(0, 255, (*content_hw, 3)).astype(np.float32)
   style = rng.uniform(0, 255, (*content_hw, 3)).astype(np.float32)
@@ -148,25 +186,40 @@ def _nst(config: Any, steps: int, warmup: int, content_hw: tuple[int, int]) -> d
   iters = config.optim.segments * config.optim.segment_iters
   per_scale, all_times, compile_s, projected = [], [], 0.0, 0.0
   for size in nst_image.scale_sizes(out_size, config.scales):
-    times, seconds = _nst_scale(config, vgg_params, prep, content, style, size, weights,
-                                steps, warmup)
+    times, seconds = _nst_scale(
+      config, vgg_params, prep, content, style, size, weights, steps, warmup
+    )
     compile_s += seconds
     median = float(np.median(times))
     per_scale.append({'size': f'{size[0]}x{size[1]}', 'median_s': round(median, 4)})
     all_times += times
     projected += iters * median
-  return dict(shape=' -> '.join(s['size'] for s in per_scale), times=all_times,
-              compile_s=compile_s, total_steps=iters * len(per_scale), scales=per_scale,
-              projected_s=projected, conv_impl=config.vgg.conv_impl,
-              stand_in=f'uniform random {content_hw[0]}x{content_hw[1]} content and style images, '
-              'random-initialised VGG19',
-              step_unit='one objective evaluation (value and gradient); projection counts one '
-                        'per L-BFGS iteration, a lower bound')
+  return dict(
+    shape=' -> '.join(s['size'] for s in per_scale),
+    times=all_times,
+    compile_s=compile_s,
+    total_steps=iters * len(per_scale),
+    scales=per_scale,
+    projected_s=projected,
+    conv_impl=config.vgg.conv_impl,
+    stand_in=f'uniform random {content_hw[0]}x{content_hw[1]} content and style images, '
+    'random-initialised VGG19',
+    step_unit='one objective evaluation (value and gradient); projection counts one '
+    'per L-BFGS iteration, a lower bound',
+  )
 
 
-def _nst_scale(config: Any, vgg_params: Any, prep: Any, content: np.ndarray, style: np.ndarray,
-               size: tuple[int, int], weights: Any, steps: int,
-               warmup: int) -> tuple[list[float], float]:
+def _nst_scale(
+  config: Any,
+  vgg_params: Any,
+  prep: Any,
+  content: np.ndarray,
+  style: np.ndarray,
+  size: tuple[int, int],
+  weights: Any,
+  steps: int,
+  warmup: int,
+) -> tuple[list[float], float]:
   """(times, compile seconds) of the objective's value and gradient at one output size."""
   targets, loss_fn, x = stylize.make_loss(config, vgg_params, prep, content, [style], size)
   vg = jax.jit(jax.value_and_grad(lambda z, t, p, w: loss_fn(z, t, p, w)[0]))
@@ -174,7 +227,8 @@ def _nst_scale(config: Any, vgg_params: Any, prep: Any, content: np.ndarray, sty
   compiled = vg.lower(x, targets, vgg_params, weights).compile()
   compile_s = time.perf_counter() - t0
   times = bench_peers.time_calls(
-      lambda: jax.block_until_ready(compiled(x, targets, vgg_params, weights)), steps, warmup)
+    lambda: jax.block_until_ready(compiled(x, targets, vgg_params, weights)), steps, warmup
+  )
   return times, compile_s
 
 
@@ -189,8 +243,13 @@ def _human(seconds: float) -> str:
   return f'{m} min {s % 60} s' if m else f'{s} s'
 
 
-def bench(config: Any, spec: str, steps: int = 3, warmup: int = 1,
-          content_hw: tuple[int, int] = NST_CONTENT_HW) -> dict[str, Any]:
+def bench(
+  config: Any,
+  spec: str,
+  steps: int = 3,
+  warmup: int = 1,
+  content_hw: tuple[int, int] = NST_CONTENT_HW,
+) -> dict[str, Any]:
   """Times `config`'s step at its shapes on stand-in data; returns the JSON line's fields."""
   task = config.get('task', 'cyclegan')
   with config.unlocked():
@@ -209,18 +268,28 @@ def bench(config: Any, spec: str, steps: int = 3, warmup: int = 1,
   if projected is None and total is not None:
     projected = total * median
   out: dict[str, Any] = dict(
-      bench='preset', config=spec, task=task, shape=res.pop('shape'),
-      s_per_step=round(median, 4), min_s=round(min(times), 4), timed_steps=len(times),
-      compile_s=round(res.pop('compile_s'), 2), peak_rss_mb=round(bench_peers.peak_rss_mb(), 1),
-      total_steps=total,
-      projected_wall_s=None if projected is None else round(projected, 1),
-      projected_wall=None if projected is None else _human(projected))
+    bench='preset',
+    config=spec,
+    task=task,
+    shape=res.pop('shape'),
+    s_per_step=round(median, 4),
+    min_s=round(min(times), 4),
+    timed_steps=len(times),
+    compile_s=round(res.pop('compile_s'), 2),
+    peak_rss_mb=round(bench_peers.peak_rss_mb(), 1),
+    total_steps=total,
+    projected_wall_s=None if projected is None else round(projected, 1),
+    projected_wall=None if projected is None else _human(projected),
+  )
   if 'loss' in res:
     out['loss'] = round(float(res.pop('loss')), 4)
   out.update(res)
   out.update(dispatch.runtime_record(str(out.pop('conv_impl'))))
-  out.update(device=jax.devices()[0].device_kind, cpu_count=_cpu_count(),
-             date=datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC'))
+  out.update(
+    device=jax.devices()[0].device_kind,
+    cpu_count=_cpu_count(),
+    date=datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC'),
+  )
   return out
 
 

@@ -5,6 +5,7 @@ One 6-step reference run (checkpoints 2, 4, 6) is copied and damaged per test; t
 resume from the newest readable step and must end bit-identical to the reference. The re-runs
 also watch the progress bar: it may count only steps the device has finished.
 """
+
 import json
 import logging
 import re
@@ -29,9 +30,17 @@ _ASYNC_NOISE = pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExcept
 def _config(**overrides):
   cfg = config_lib.load_config(CONFIG + ':runlocal')
   # log_every 3: steps 1, 2 and 5 are not synced, so the progress bar's lag-1 wait runs too.
-  base = {'total_steps': TOTAL, 'log_every': 3, 'sample_every': TOTAL, 'ckpt.every_steps': 2,
-          'ckpt.keep': 5, 'progress': False, 'eval_at_end': False, 'eval_max_images': 4,
-          'data.synthetic_size': 16}
+  base = {
+    'total_steps': TOTAL,
+    'log_every': 3,
+    'sample_every': TOTAL,
+    'ckpt.every_steps': 2,
+    'ckpt.keep': 5,
+    'progress': False,
+    'eval_at_end': False,
+    'eval_max_images': 4,
+    'data.synthetic_size': 16,
+  }
   config_lib.apply_overrides(cfg, {**base, **overrides})
   return cfg
 
@@ -70,12 +79,16 @@ def _moved(workdir):
 # Each damage kind alone, and a middle step, are covered in tests/test_checkpoint.py (no training);
 # here two re-runs (~15 s each, mostly tracing) show the trainer completes after them.
 @_ASYNC_NOISE
-@pytest.mark.parametrize('damage, resumed_from', [
+@pytest.mark.parametrize(
+  'damage, resumed_from',
+  [
     ({6: 'truncate'}, 4),
     ({6: 'delete_metadata', 4: 'truncate'}, 2),  # the newest and a middle step: both moved
-])
-def test_rerun_moves_damaged_steps_aside_and_completes(reference, tmp_path, caplog, monkeypatch,
-                                                      damage, resumed_from):
+  ],
+)
+def test_rerun_moves_damaged_steps_aside_and_completes(
+  reference, tmp_path, caplog, monkeypatch, damage, resumed_from
+):
   workdir = _copy(reference, tmp_path)
   bar = _BarProbe(monkeypatch)
   for step, how in damage.items():
@@ -121,6 +134,7 @@ class _BarProbe:
         state, metrics = step_fn(state, batch)
         self.outputs.append(metrics['train/loss_G'])
         return state, metrics
+
       return step
 
     probe = self
@@ -175,7 +189,7 @@ def test_rerun_after_final_save_writes_samples_and_eval(reference, tmp_path):
   lines = (workdir / 'metrics.jsonl').read_text().splitlines()
   mtime = sample.stat().st_mtime_ns
   train_cyclegan.train(_config(eval_at_end=True), str(workdir))
-  new = (workdir / 'metrics.jsonl').read_text().splitlines()[len(lines):]
+  new = (workdir / 'metrics.jsonl').read_text().splitlines()[len(lines) :]
   assert [json.loads(line) for line in new] == [{'event': 'resume'}]
   assert sample.stat().st_mtime_ns == mtime
 
@@ -185,8 +199,9 @@ def test_evaluate_reports_the_older_step_and_moves_nothing(reference, tmp_path, 
   workdir = _copy(reference, tmp_path)
   _damage(workdir / 'ckpt' / str(TOTAL), 'truncate')
   capsys.readouterr()
-  assert cli.main(['evaluate', '--workdir', str(workdir), '--max-images', '2',
-                   '--batch-size', '2']) == 0
+  assert (
+    cli.main(['evaluate', '--workdir', str(workdir), '--max-images', '2', '--batch-size', '2']) == 0
+  )
   assert f'scored step 4 of {workdir}' in capsys.readouterr().out
   assert json.loads((workdir / 'eval.json').read_text())['step'] == 4
   assert (workdir / 'ckpt' / str(TOTAL)).is_dir() and not _moved(workdir)  # readers never move

@@ -1,4 +1,5 @@
 """CycleGAN losses against hand-computed values."""
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -25,5 +26,6 @@ def test_l1_is_a_mean():
   a = np.arange(12, dtype=np.float32).reshape(1, 2, 2, 3)
   b = a[::-1] * 0 + 2.0
   assert float(losses.l1(jnp.asarray(a), jnp.asarray(b))) == pytest.approx(
-      np.abs(a - 2.0).sum() / 12)
+    np.abs(a - 2.0).sum() / 12
+  )
   assert float(losses.l1(jnp.ones((3, 4)), -jnp.ones((3, 4)))) == pytest.approx(2.0)

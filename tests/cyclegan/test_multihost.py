@@ -6,6 +6,7 @@ one process with 8 devices. Same global batch, same per-device rngs and the same
 pools (device i holds pool i in both layouts), so the final params must agree up to
 reduction-order rounding. (pool_size 2, not 0: the trainer cannot checkpoint a zero-size pool.) Only process 0 may write metrics, samples and config.json.
 """
+
 import json
 import os
 import socket
@@ -22,10 +23,11 @@ TIMEOUT_S = 600  # a hung collective must fail the test, not stall CI
 STEPS = 3
 
 pytestmark = [
-    pytest.mark.slow,  # three interpreter starts and compiles: ~1 min on 2 idle cores
-    pytest.mark.skipif(
-        not (os.path.exists(CONFIG) and os.path.exists(os.path.join(ROOT, "jaxstyle", "main.py"))),
-        reason="trainer or configs/cyclegan_synthetic.py not present"),
+  pytest.mark.slow,  # three interpreter starts and compiles: ~1 min on 2 idle cores
+  pytest.mark.skipif(
+    not (os.path.exists(CONFIG) and os.path.exists(os.path.join(ROOT, 'jaxstyle', 'main.py'))),
+    reason='trainer or configs/cyclegan_synthetic.py not present',
+  ),
 ]
 
 # Runs `jaxstyle <argv>` and records every file this process opens for writing under the workdir
@@ -51,36 +53,50 @@ with open(out, "w") as f:
 sys.exit(rc)
 """
 
-OVERRIDES = [f"--config.total_steps={STEPS}", "--config.optim.lr=2e-4", "--config.pool_size=2", "--config.progress=False",
-             "--config.eval_at_end=False"]
+OVERRIDES = [
+  f'--config.total_steps={STEPS}',
+  '--config.optim.lr=2e-4',
+  '--config.pool_size=2',
+  '--config.progress=False',
+  '--config.eval_at_end=False',
+]
 
 
 def _free_port() -> int:
   with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
+    s.bind(('127.0.0.1', 0))
     return s.getsockname()[1]
 
 
 def _env(devices: int, **extra: str) -> dict:
-  env = {k: v for k, v in os.environ.items()
-         if not k.startswith(("JAX_", "JAXSTYLE_", "XLA_FLAGS"))}
-  env.update(JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES=str(devices),
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {TEST_XLA_FLAGS}",
-             JAX_COMPILATION_CACHE_DIR=os.environ["JAX_COMPILATION_CACHE_DIR"], **extra)
+  env = {
+    k: v for k, v in os.environ.items() if not k.startswith(('JAX_', 'JAXSTYLE_', 'XLA_FLAGS'))
+  }
+  env.update(
+    JAX_PLATFORMS='cpu',
+    JAX_NUM_CPU_DEVICES=str(devices),
+    XLA_FLAGS=f'--xla_force_host_platform_device_count={devices} {TEST_XLA_FLAGS}',
+    JAX_COMPILATION_CACHE_DIR=os.environ['JAX_COMPILATION_CACHE_DIR'],
+    **extra,
+  )
   return env
 
 
 def _launch(tmp, name, devices, env_extra):
-  workdir = tmp / "work"
-  script = tmp / "worker.py"
+  workdir = tmp / 'work'
+  script = tmp / 'worker.py'
   if not script.exists():
     script.write_text(WORKER)
-  argv = ["train", "--config", CONFIG + ":runlocal", "--workdir", str(workdir), *OVERRIDES]
-  log_path = tmp / f"{name}.log"
-  log = open(log_path, "w")
-  proc = subprocess.Popen([sys.executable, str(script), str(tmp / f"{name}.json"), str(workdir),
-                           *argv], env=_env(devices, **env_extra), stdout=log,
-                          stderr=subprocess.STDOUT, cwd=ROOT)
+  argv = ['train', '--config', CONFIG + ':runlocal', '--workdir', str(workdir), *OVERRIDES]
+  log_path = tmp / f'{name}.log'
+  log = open(log_path, 'w')
+  proc = subprocess.Popen(
+    [sys.executable, str(script), str(tmp / f'{name}.json'), str(workdir), *argv],
+    env=_env(devices, **env_extra),
+    stdout=log,
+    stderr=subprocess.STDOUT,
+    cwd=ROOT,
+  )
   return proc, log, log_path
 
 
@@ -98,28 +114,42 @@ def _wait(procs):
     assert proc.returncode == 0, log_path.read_text()[-4000:]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-  single = tmp_path_factory.mktemp("single")
-  multi = tmp_path_factory.mktemp("multi")
-  coord = f"127.0.0.1:{_free_port()}"
-  procs = [_launch(single, "p0", 8, {})] + [_launch(multi, f"p{i}", 4, dict(
-      JAXSTYLE_DISTRIBUTED="1", JAX_COORDINATOR_ADDRESS=coord, JAXSTYLE_NUM_PROCESSES="2",
-      JAXSTYLE_PROCESS_ID=str(i))) for i in range(2)]
+  single = tmp_path_factory.mktemp('single')
+  multi = tmp_path_factory.mktemp('multi')
+  coord = f'127.0.0.1:{_free_port()}'
+  procs = [_launch(single, 'p0', 8, {})] + [
+    _launch(
+      multi,
+      f'p{i}',
+      4,
+      dict(
+        JAXSTYLE_DISTRIBUTED='1',
+        JAX_COORDINATOR_ADDRESS=coord,
+        JAXSTYLE_NUM_PROCESSES='2',
+        JAXSTYLE_PROCESS_ID=str(i),
+      ),
+    )
+    for i in range(2)
+  ]
   _wait(procs)
   return single, multi
 
 
 def test_two_processes_match_one(runs):
   from jaxstyle import checkpoint
+
   single, multi = runs
-  _, p1 = checkpoint.load_run(str(single / "work"))
-  _, p2 = checkpoint.load_run(str(multi / "work"))
+  _, p1 = checkpoint.load_run(str(single / 'work'))
+  _, p2 = checkpoint.load_run(str(multi / 'work'))
   a, b = flat(p1), flat(p2)
-  assert sorted(a) == sorted(b) and any(k.startswith("/G_A") for k in a)
+  assert sorted(a) == sorted(b) and any(k.startswith('/G_A') for k in a)
   diff = np.concatenate([np.abs(a[k] - b[k]).ravel() for k in a])
-  print(f"2x4 vs 1x8 devices after {STEPS} steps: max abs param diff {diff.max():.3g}, "
-        f"{np.mean(diff > 1e-5):.2%} of {diff.size} params differ by > 1e-5")
+  print(
+    f'2x4 vs 1x8 devices after {STEPS} steps: max abs param diff {diff.max():.3g}, '
+    f'{np.mean(diff > 1e-5):.2%} of {diff.size} params differ by > 1e-5'
+  )
   # Error model: gloo and the in-process all-reduce sum in different orders (~sqrt(8)·u of the
   # gradient), which Adam passes on smoothly except where a gradient is within rounding of 0 (the
   # conv biases before an instance norm, exactly 0: ~1/(k²·Cin) ≲ 1 % of the params): there the
@@ -128,22 +158,24 @@ def test_two_processes_match_one(runs):
   # runs differ by < 2·3·1.14·2e-4 ≈ 1.4e-3 whatever the noise; the fraction is the test: a wrong
   # data slice or a missing pmean moves every param by ~lr instead.
   assert diff.max() < 2e-3 and np.mean(diff > 1e-5) < 0.05
-  last = [[r for r in map(json.loads, open(run / "work" / "metrics.jsonl")) if "train/loss_G" in r]
-          [-1] for run in runs]
-  for key in ("train/loss_G", "train/loss_D_A", "train/loss_D_B", "train/loss_cycle_A"):
+  last = [
+    [r for r in map(json.loads, open(run / 'work' / 'metrics.jsonl')) if 'train/loss_G' in r][-1]
+    for run in runs
+  ]
+  for key in ('train/loss_G', 'train/loss_D_A', 'train/loss_D_B', 'train/loss_cycle_A'):
     assert last[0][key] == pytest.approx(last[1][key], rel=1e-5), key
   for run in runs:  # both really trained all steps (not two identical initialisations)
-    assert (run / "work" / "ckpt" / str(STEPS)).is_dir(), sorted(os.listdir(run / "work" / "ckpt"))
+    assert (run / 'work' / 'ckpt' / str(STEPS)).is_dir(), sorted(os.listdir(run / 'work' / 'ckpt'))
 
 
 def test_only_process_zero_writes_outputs(runs):
   _, multi = runs
-  w0 = [p for p in json.loads((multi / "p0.json").read_text()) if not p.startswith("ckpt")]
-  w1 = [p for p in json.loads((multi / "p1.json").read_text()) if not p.startswith("ckpt")]
-  assert "metrics.jsonl" in w0 and "config.json" in w0
+  w0 = [p for p in json.loads((multi / 'p0.json').read_text()) if not p.startswith('ckpt')]
+  w1 = [p for p in json.loads((multi / 'p1.json').read_text()) if not p.startswith('ckpt')]
+  assert 'metrics.jsonl' in w0 and 'config.json' in w0
   assert w1 == [], w1
-  records = [json.loads(line) for line in open(multi / "work" / "metrics.jsonl") if line.strip()]
-  train_steps = [r["step"] for r in records if "train/loss_G" in r]
+  records = [json.loads(line) for line in open(multi / 'work' / 'metrics.jsonl') if line.strip()]
+  train_steps = [r['step'] for r in records if 'train/loss_G' in r]
   # One writer: each logged train step appears once (two writers would duplicate every line).
   assert train_steps and train_steps == sorted(set(train_steps)) and max(train_steps) <= STEPS
-  assert all("event" not in r for r in records)  # nobody appended a resume marker
+  assert all('event' not in r for r in records)  # nobody appended a resume marker

@@ -1,4 +1,5 @@
 """The image pool: fill phase, the 50 % swap rule, determinism, and junyanz parity."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -100,5 +101,5 @@ def test_matches_junyanz_reference_on_the_same_draws():
     want = ref.query(_ids(x), np.asarray(u).tolist(), np.asarray(slot).tolist())
     p, out = query(p, x, rng_step)
     assert _ids(out) == want, f'step {step}'
-    assert _ids(p['images'])[:len(ref.images)] == ref.images
+    assert _ids(p['images'])[: len(ref.images)] == ref.images
   assert int(p['count']) == size

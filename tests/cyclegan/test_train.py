@@ -1,4 +1,5 @@
 """End-to-end trainer tests (flax-examples style): 2 steps, resume, NaN guard, kill -9 + resume."""
+
 import glob
 import json
 import os
@@ -68,10 +69,22 @@ def _launch(workdir, total):
   os.makedirs(workdir, exist_ok=True)
   log = open(os.path.join(os.path.dirname(workdir), os.path.basename(workdir) + '.log'), 'ab')  # noqa: SIM115
   env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=TEST_XLA_FLAGS)  # 1 device
-  cmd = [sys.executable, '-m', 'jaxstyle.main', '--config', CONFIG + ':runlocal',
-         '--workdir', workdir, f'--config.total_steps={total}', '--config.ckpt.every_steps=4',
-         '--config.ckpt.keep=5', '--config.progress=false', '--config.eval_at_end=false',
-         '--config.data.synthetic_size=16', '--config.sample_every=1000']
+  cmd = [
+    sys.executable,
+    '-m',
+    'jaxstyle.main',
+    '--config',
+    CONFIG + ':runlocal',
+    '--workdir',
+    workdir,
+    f'--config.total_steps={total}',
+    '--config.ckpt.every_steps=4',
+    '--config.ckpt.keep=5',
+    '--config.progress=false',
+    '--config.eval_at_end=false',
+    '--config.data.synthetic_size=16',
+    '--config.sample_every=1000',
+  ]
   return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 

@@ -4,6 +4,7 @@ Parity: tests/fixtures/make_fast_style_loss_fixture.py (torch, float64) stores t
 two gradients of a seeded random TransformerNet + VGG19 on seeded images; both sides rebuild the
 weights with random_weights.py. "Relative" is |ours − ref| / |ref| (norms for arrays).
 """
+
 import json
 
 import jax
@@ -75,7 +76,9 @@ def test_matches_the_torch_reference(case):
   # Not from a rounding model: VGG pools by max here (the fixture's torch run), and with ~7e4 2×2
   # windows and 1e-5 forward differences about one near-tie reroutes a gradient; the bounds are
   # the measured values with 10× and 5× room (docs/development.md, "Tolerances").
-  assert rel(np.transpose(grads['head']['kernel'], (3, 2, 0, 1)), data['grad_deconv3_weight']) < 1e-3
+  assert (
+    rel(np.transpose(grads['head']['kernel'], (3, 2, 0, 1)), data['grad_deconv3_weight']) < 1e-3
+  )
   assert rel(np.transpose(grads['stem']['kernel'], (3, 2, 0, 1)), data['grad_conv1_weight']) < 1e-2
 
 
@@ -96,14 +99,24 @@ def test_same_numbers_as_the_optimisation_objective(case):
   lc = config.loss
   y = fs_step.make_net(config).apply({'params': params}, x[:1])
   ours, ours_aux = fs_step.make_perceptual_loss(config, PREP)(
-      y, x[:1], jnp.zeros((1,), jnp.int32), frozen)
+    y, x[:1], jnp.zeros((1,), jnp.int32), frozen
+  )
   vgg = VGG19(pool=config.vgg.pool)
   targets, objective = losses.make_objective(
-      vgg, vgg_params, PREP.preprocess(x[:1]), [PREP.preprocess(style[None])],
-      content_layers=lc.content_layers, style_layers=lc.style_layers,
-      layer_weights=lc.layer_weights, content_weight=lc.content_weight,
-      style_weight=lc.style_weight, tv_weight=lc.tv_weight, normalisation=lc.normalisation,
-      tv_exponent=lc.tv_exponent, conv_impl='xla')
+    vgg,
+    vgg_params,
+    PREP.preprocess(x[:1]),
+    [PREP.preprocess(style[None])],
+    content_layers=lc.content_layers,
+    style_layers=lc.style_layers,
+    layer_weights=lc.layer_weights,
+    content_weight=lc.content_weight,
+    style_weight=lc.style_weight,
+    tv_weight=lc.tv_weight,
+    normalisation=lc.normalisation,
+    tv_exponent=lc.tv_exponent,
+    conv_impl='xla',
+  )
   # The objective works in VGG input space: Keras preprocessing shifts and reorders channels,
   # which leaves the TV differences unchanged.
   theirs, theirs_aux = objective(PREP.preprocess(y), targets, vgg_params)
@@ -118,7 +131,9 @@ def test_batch_loss_is_the_mean_of_per_image_losses(case):
   y = fs_step.make_net(config).apply({'params': params}, x)
   loss_fn = fs_step.make_perceptual_loss(config, PREP)
   both, _ = loss_fn(y, x, jnp.zeros((2,), jnp.int32), frozen)
-  each = [loss_fn(y[i:i + 1], x[i:i + 1], jnp.zeros((1,), jnp.int32), frozen)[0] for i in range(2)]
+  each = [
+    loss_fn(y[i : i + 1], x[i : i + 1], jnp.zeros((1,), jnp.int32), frozen)[0] for i in range(2)
+  ]
   # Error model: batch 2 vs batch 1 convs may sum in other orders: ≤ 10·sqrt(2304)·u ≈ 3e-5; a sum
   # instead of a mean is off by 2×.
   assert float(both) == pytest.approx(float(np.mean(each)), rel=1e-4)

@@ -4,6 +4,7 @@ One tiny conditional run (2 embedded styles, 16² crops, an 8-filter 1-block net
 VGG19) is trained once per module; every test reads it. Random VGG weights make the pictures
 meaningless but the optimisation, data parallelism and resume are the real ones.
 """
+
 import json
 import os
 import shutil
@@ -28,8 +29,16 @@ def tiny_config(**overrides):
   c.data.update(dict(image_size=16, synthetic_size=16))
   c.style_size = 16
   c.model.update(dict(filters=8, n_blocks=1))
-  c.update(dict(per_device_batch=1, total_steps=STEPS, log_every=1, sample_every=STEPS,
-                num_samples=4, progress=False))
+  c.update(
+    dict(
+      per_device_batch=1,
+      total_steps=STEPS,
+      log_every=1,
+      sample_every=STEPS,
+      num_samples=4,
+      progress=False,
+    )
+  )
   c.ckpt.every_steps = 2
   config_lib.apply_overrides(c, overrides)
   return presets.validate(c)
@@ -59,8 +68,9 @@ def test_resume_is_bit_identical(runs):
 def test_training_lowers_the_held_out_perceptual_loss(runs):
   config = tiny_config()
   vgg_params, prep = fs_step.load_vgg(config)
-  frozen = fs_step.frozen_inputs(config, vgg_params, prep,
-                                 data.load_styles(config.styles, config.style_size))
+  frozen = fs_step.frozen_inputs(
+    config, vgg_params, prep, data.load_styles(config.styles, config.style_size)
+  )
   eval_fn = fs_step.make_eval_fn(config, prep)
   held = train._held_out(config)
   assert len(held) == 4
@@ -99,8 +109,11 @@ def test_eight_devices_equal_one():
   """
   config = tiny_config(**{'vgg.pool': 'avg'})
   vgg_params, prep = fs_step.load_vgg(config)
-  frozen = jax.device_get(fs_step.frozen_inputs(
-      config, vgg_params, prep, data.load_styles(config.styles, config.style_size)))
+  frozen = jax.device_get(
+    fs_step.frozen_inputs(
+      config, vgg_params, prep, data.load_styles(config.styles, config.style_size)
+    )
+  )
   source = data.make_source(config.data, 'train')
   init = jax.device_get(fs_step.init_state(config, jax.random.PRNGKey(0)))
   batch = data.batch_at(config.data, (source, 2), 3, 8)
@@ -112,8 +125,13 @@ def test_eight_devices_equal_one():
     frozen_d = parallel.place(frozen, parallel.shardings(mesh, parallel.state_specs(frozen, ())))
     step_fn = parallel.compile_step(fs_step.make_train_step(config, prep), mesh, specs, n_frozen=1)
     state, metrics = step_fn(state, parallel.global_batch_from_local(mesh, batch), frozen_d)
-    results.append((jax.device_get(state['params']), float(metrics['train/loss']),
-                    jax.device_get(state['opt']['net'][0].mu)))
+    results.append(
+      (
+        jax.device_get(state['params']),
+        float(metrics['train/loss']),
+        jax.device_get(state['opt']['net'][0].mu),
+      )
+    )
   assert len(jax.devices()) == 8
   (p8, loss8, mu8), (p1, loss1, mu1) = results
   # Error model: the two programs compute the same sums in other orders. A float32 sum of n terms
@@ -135,8 +153,13 @@ def test_eight_devices_equal_one():
   checked = 0
   for path, x in jax.tree_util.tree_leaves_with_path(p8):
     real = np.abs(_at(mu1, path[1:])) >= 1e-2 * scale  # mu has no 'net' level
-    np.testing.assert_allclose(x[real], _at(p1, path)[real], rtol=1e-3, atol=1e-5,  # 1 % of a step
-                               err_msg=jax.tree_util.keystr(path))
+    np.testing.assert_allclose(
+      x[real],
+      _at(p1, path)[real],
+      rtol=1e-3,
+      atol=1e-5,  # 1 % of a step
+      err_msg=jax.tree_util.keystr(path),
+    )
     checked += int(real.sum())
   assert checked > 0.1 * sum(m.size for m in jax.tree.leaves(mu1))
 
@@ -179,22 +202,53 @@ def test_stylize_model_command(runs, tmp_path, capsys):
     Image.fromarray((rng.rand(*shape) * 255).astype(np.uint8)).save(images / name)
   (images / 'notes.png').write_text('not an image')
   out = tmp_path / 'out.png'
-  assert cli.main(['stylize', '--model', runs['straight'], str(images / 'a.png'), '-o', str(out),
-                   '--style-mix', '1,3', '--no-progress']) == 0
+  assert (
+    cli.main(
+      [
+        'stylize',
+        '--model',
+        runs['straight'],
+        str(images / 'a.png'),
+        '-o',
+        str(out),
+        '--style-mix',
+        '1,3',
+        '--no-progress',
+      ]
+    )
+    == 0
+  )
   assert np.asarray(Image.open(out)).shape == (20, 28, 3)
-  assert cli.main(['stylize', '--model', runs['straight'], str(images), '-o',
-                   str(tmp_path / 'folder'), '--style', '1', '--no-progress']) == 0
+  assert (
+    cli.main(
+      [
+        'stylize',
+        '--model',
+        runs['straight'],
+        str(images),
+        '-o',
+        str(tmp_path / 'folder'),
+        '--style',
+        '1',
+        '--no-progress',
+      ]
+    )
+    == 0
+  )
   written = sorted(p.name for p in (tmp_path / 'folder').iterdir())  # -o mirrors the one folder
   assert written == ['a.png', 'b.png']
   assert 'stylized 2, skipped 1' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize('argv, message', [
+@pytest.mark.parametrize(
+  'argv, message',
+  [
     (['--style', '5'], 'out of range: this network holds 2 styles'),
     (['--style-mix', '1,2,3'], 'needs 2 non-negative weights'),
     (['--style', '0', '--style-mix', '1,1'], 'not both'),
     (['--style-weight', '3'], '--style-weight set the optimisation NST'),
-])
+  ],
+)
 def test_stylize_model_errors(runs, tmp_path, capsys, argv, message):
   img = tmp_path / 'a.png'
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
@@ -228,13 +282,31 @@ def test_train_rejects_bad_configs(tmp_path, capsys):
 def test_stylize_video_round_trip(runs, tmp_path, capsys):
   """`--video`: every frame of a clip the test writes goes through the net, at the clip's fps."""
   from jaxstyle.fast_style import video
+
   yy, xx = np.mgrid[0:24, 0:32]
-  frames = [np.stack([(xx * 8 + 20 * t) % 256, yy * 10, 0 * xx + 128], -1).astype(np.uint8)
-            for t in range(5)]
+  frames = [
+    np.stack([(xx * 8 + 20 * t) % 256, yy * 10, 0 * xx + 128], -1).astype(np.uint8)
+    for t in range(5)
+  ]
   clip, out = str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4')
   video.write_video(clip, frames, fps=10)
-  assert cli.main(['stylize', '--model', runs['straight'], '--video', clip, '-o', out,
-                   '--style', '1', '--no-progress']) == 0
+  assert (
+    cli.main(
+      [
+        'stylize',
+        '--model',
+        runs['straight'],
+        '--video',
+        clip,
+        '-o',
+        out,
+        '--style',
+        '1',
+        '--no-progress',
+      ]
+    )
+    == 0
+  )
   assert '5 frames of 32x24' in capsys.readouterr().out
   info = video.probe(out)
   assert (info.n_frames, info.width, info.height, info.fps) == (5, 32, 24, 10.0)

@@ -1,4 +1,5 @@
 """kernels.dispatch: how conv_impl resolves, what it records, and that every impl computes the same conv."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,8 +30,10 @@ def test_env_overrides_config(monkeypatch):
 
 def test_unknown_values_name_the_allowed_ones(monkeypatch):
   monkeypatch.delenv(dispatch.ENV, raising=False)
-  with pytest.raises(ValueError, match="conv_impl .*'auto' or one of xla, subpixel, cpu_fast, "
-                                       "cpu_winograd.*'winograd'"):
+  with pytest.raises(
+    ValueError,
+    match="conv_impl .*'auto' or one of xla, subpixel, cpu_fast, cpu_winograd.*'winograd'",
+  ):
     dispatch.resolve('winograd')
   monkeypatch.setenv(dispatch.ENV, 'fast')
   with pytest.raises(ValueError, match=f"{dispatch.ENV} .*cpu_winograd.*'fast'"):
@@ -51,7 +54,10 @@ def test_runtime_record(monkeypatch):
   monkeypatch.setenv(dispatch.ENV, 'subpixel')
   record = dispatch.runtime_record('cpu_fast')
   assert (record['conv_impl'], record['conv_impl_requested'], record['conv_impl_env']) == (
-      'subpixel', 'cpu_fast', 'subpixel')
+    'subpixel',
+    'cpu_fast',
+    'subpixel',
+  )
   assert record['upsample_xla_below_pixels'] is None
 
 
@@ -67,8 +73,11 @@ def _value_and_grads(fn, x, w, seed):
 
 # (kernel, stride, padding, H, W, Cin, Cout): a wide 3×3 layer that Winograd takes (F2x2 at 8²),
 # a strided Keras-'SAME' conv, and an odd-sided explicit-padding conv.
-CONV_CASES = [(3, 1, 'VALID', 10, 10, 128, 256), (4, 2, 'SAME', 9, 8, 3, 16),
-              (3, 1, ((1, 1), (1, 1)), 7, 5, 4, 5)]
+CONV_CASES = [
+  (3, 1, 'VALID', 10, 10, 128, 256),
+  (4, 2, 'SAME', 9, 8, 3, 16),
+  (3, 1, ((1, 1), (1, 1)), 7, 5, 4, 5),
+]
 
 
 @pytest.mark.parametrize('k, stride, padding, h, w, cin, cout', CONV_CASES)
@@ -76,8 +85,15 @@ def test_conv2d_every_impl_matches_xla(no_env, k, stride, padding, h, w, cin, co
   rng = np.random.default_rng(k + cin)
   x = jnp.asarray(rng.normal(size=(2, h, w, cin)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(k, k, cin, cout)) / np.sqrt(k * k * cin), jnp.float32)
-  results = {impl: _value_and_grads(lambda x, w, impl=impl: dispatch.conv2d(
-      x, w, (stride, stride), padding, impl), x, kernel, seed=1) for impl in dispatch.CONV_IMPLS}
+  results = {
+    impl: _value_and_grads(
+      lambda x, w, impl=impl: dispatch.conv2d(x, w, (stride, stride), padding, impl),
+      x,
+      kernel,
+      seed=1,
+    )
+    for impl in dispatch.CONV_IMPLS
+  }
   for impl, got in results.items():
     for a, b in zip(got, results['xla']):
       assert a.shape == b.shape and _rel_err(a, b) < 1e-4, impl
@@ -91,12 +107,18 @@ def test_conv_transpose_every_impl_matches_xla(no_env, padding):
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.normal(size=(2, 5, 6, 4)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(3, 3, 7, 4)), jnp.float32)  # (kH, kW, Cout, Cin)
-  ref = _value_and_grads(lambda x, w: jax.lax.conv_transpose(
-      x, w, (2, 2), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'), transpose_kernel=True),
-      x, kernel, seed=2)
+  ref = _value_and_grads(
+    lambda x, w: jax.lax.conv_transpose(
+      x, w, (2, 2), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'), transpose_kernel=True
+    ),
+    x,
+    kernel,
+    seed=2,
+  )
   for impl in dispatch.CONV_IMPLS:
-    got = _value_and_grads(lambda x, w, impl=impl: dispatch.conv_transpose(x, w, padding, impl),
-                           x, kernel, seed=2)
+    got = _value_and_grads(
+      lambda x, w, impl=impl: dispatch.conv_transpose(x, w, padding, impl), x, kernel, seed=2
+    )
     for a, b in zip(got, ref):
       assert a.shape == b.shape and _rel_err(a, b) < 1e-5, impl
 
@@ -108,12 +130,22 @@ def test_upsample_conv_every_impl_matches_upsample_then_conv(no_env, n, h, w):
   rng = np.random.default_rng(4)
   x = jnp.asarray(rng.normal(size=(n, h, w, 5)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(4, 4, 5, 3)), jnp.float32)
-  ref = _value_and_grads(lambda x, w: jax.lax.conv_general_dilated(
-      jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2), w, (1, 1), 'SAME',
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC')), x, kernel, seed=3)
+  ref = _value_and_grads(
+    lambda x, w: jax.lax.conv_general_dilated(
+      jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2),
+      w,
+      (1, 1),
+      'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+    ),
+    x,
+    kernel,
+    seed=3,
+  )
   for impl in dispatch.CONV_IMPLS:
-    got = _value_and_grads(lambda x, w, impl=impl: dispatch.upsample_conv(x, w, impl),
-                           x, kernel, seed=3)
+    got = _value_and_grads(
+      lambda x, w, impl=impl: dispatch.upsample_conv(x, w, impl), x, kernel, seed=3
+    )
     # Error model: the sub-pixel form sums in another order; the kernel gradient sums n = 2·16·32
     # products of N(0, 1)s whose magnitudes add up to ~7× its largest element: sqrt(n)·u·7 ≈ 1.3e-5
     # of it. A misaligned phase is off by O(1).
@@ -178,9 +210,17 @@ def test_upsample_rule_routes_small_to_xla_and_large_to_subpixel(no_env, upsampl
   for side, (x, kernel, dy) in upsample_sides.items():
     assert _uses_subpixel(impl, x, kernel) == (side == 'large'), side
     assert not _uses_subpixel('xla', x, kernel)
-    y, vjp = jax.vjp(lambda x, w: jax.lax.conv_general_dilated(
-        jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2), w, (1, 1), 'SAME',
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC')), x, kernel)
+    y, vjp = jax.vjp(
+      lambda x, w: jax.lax.conv_general_dilated(
+        jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2),
+        w,
+        (1, 1),
+        'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+      ),
+      x,
+      kernel,
+    )
     ref = (y, *vjp(dy))
     got = _upsample_vjp(impl, x, kernel, dy)
     for a, b in zip(got, ref):  # as above: n = 2·32·32 terms, sqrt(n)·u·10 ≈ 3e-5 of the largest
@@ -192,16 +232,20 @@ def test_upsample_rule_routes_small_to_xla_and_large_to_subpixel(no_env, upsampl
 
 def test_frozen_kernels_winograd_only_where_chosen(no_env):
   rng = np.random.default_rng(5)
-  params = {name: {'kernel': jnp.asarray(rng.normal(size=(3, 3, cin, cout)), jnp.float32)}
-            for name, cin, cout in (('narrow', 8, 8), ('wide', 128, 256))}
+  params = {
+    name: {'kernel': jnp.asarray(rng.normal(size=(3, 3, cin, cout)), jnp.float32)}
+    for name, cin, cout in (('narrow', 8, 8), ('wide', 128, 256))
+  }
   layer_hw = {'narrow': (32, 32), 'wide': (32, 32)}
   for impl in dispatch.CONV_IMPLS:
     kernels_t = dispatch.frozen_kernels(params, layer_hw, impl)
     prepared = {n for n, k in kernels_t.items() if isinstance(k, winograd.Prepared)}
     assert prepared == ({'wide'} if impl == 'cpu_winograd' else set()), impl
     assert kernels_t['narrow'].shape == (3, 3, 8, 8)
-  assert not any(isinstance(k, winograd.Prepared)  # without sizes nothing is prepared
-                 for k in dispatch.frozen_kernels(params, None, 'cpu_winograd').values())
+  assert not any(
+    isinstance(k, winograd.Prepared)  # without sizes nothing is prepared
+    for k in dispatch.frozen_kernels(params, None, 'cpu_winograd').values()
+  )
   x = jnp.asarray(rng.normal(size=(1, 32, 32, 128)), jnp.float32)
   kernel = params['wide']['kernel']
   results = {}

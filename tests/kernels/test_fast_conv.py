@@ -1,4 +1,5 @@
 """fast_conv: the shifted-GEMM kernel gradient equals XLA's, and layers.Conv on it equals nn.Conv."""
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -9,25 +10,28 @@ from jax import lax
 from jaxstyle.kernels import fast_conv
 from jaxstyle.models import layers
 
-pytestmark = pytest.mark.slow  # many conv-gradient compiles (~35 s); test_dispatch covers the same paths
+pytestmark = (
+  pytest.mark.slow
+)  # many conv-gradient compiles (~35 s); test_dispatch covers the same paths
 
 CASES = [  # (kernel, stride, padding, H, Cin, Cout)
-    (3, 1, 'VALID', 9, 3, 5),            # ResNet block conv on a reflect-padded input
-    (4, 2, 'SAME', 8, 4, 6),             # book U-Net / PatchGAN down conv
-    (4, 1, 'SAME', 8, 3, 2),             # book U-Net up conv (pads 1 before, 2 after)
-    (3, 2, ((1, 1), (1, 1)), 9, 2, 3),   # reference down conv, odd side
-    (7, 1, 'VALID', 12, 3, 4),           # stem / head
-    (4, 1, ((1, 1), (1, 1)), 7, 3, 1),   # reference PatchGAN head
-    (3, 1, 'VALID', 6, 4, 16),           # Cout >= MIN_GEMM_COUT: the shifted-GEMM path
-    (4, 2, ((1, 1), (1, 1)), 10, 3, 16), # the same, strided, reference padding
-    (3, 1, ((2, 0), (0, 2)), 8, 6, 3),   # stride 1, Cout < Cin: shifted copies of dy, uneven pads
-    (4, 1, 'SAME', 6, 16, 12),           # book U-Net head as a sub-pixel conv (64 -> 4*3)
+  (3, 1, 'VALID', 9, 3, 5),  # ResNet block conv on a reflect-padded input
+  (4, 2, 'SAME', 8, 4, 6),  # book U-Net / PatchGAN down conv
+  (4, 1, 'SAME', 8, 3, 2),  # book U-Net up conv (pads 1 before, 2 after)
+  (3, 2, ((1, 1), (1, 1)), 9, 2, 3),  # reference down conv, odd side
+  (7, 1, 'VALID', 12, 3, 4),  # stem / head
+  (4, 1, ((1, 1), (1, 1)), 7, 3, 1),  # reference PatchGAN head
+  (3, 1, 'VALID', 6, 4, 16),  # Cout >= MIN_GEMM_COUT: the shifted-GEMM path
+  (4, 2, ((1, 1), (1, 1)), 10, 3, 16),  # the same, strided, reference padding
+  (3, 1, ((2, 0), (0, 2)), 8, 6, 3),  # stride 1, Cout < Cin: shifted copies of dy, uneven pads
+  (4, 1, 'SAME', 6, 16, 12),  # book U-Net head as a sub-pixel conv (64 -> 4*3)
 ]
 
 
 def _reference(x, w, stride, padding):
-  return lax.conv_general_dilated(x, w, (stride, stride), padding,
-                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return lax.conv_general_dilated(
+    x, w, (stride, stride), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
 
 
 def _numpy_kernel_grad(x, dy, k, stride, pads):
@@ -37,7 +41,7 @@ def _numpy_kernel_grad(x, dy, k, stride, pads):
   dw = np.zeros((k, k, x.shape[-1], cout))
   for i in range(k):
     for j in range(k):
-      xs = xp[:, i:i + stride * ho:stride, j:j + stride * wo:stride, :][:, :ho, :wo]
+      xs = xp[:, i : i + stride * ho : stride, j : j + stride * wo : stride, :][:, :ho, :wo]
       dw[i, j] = np.einsum('nhwc,nhwd->cd', xs.astype(np.float64), dy.astype(np.float64))
   return dw
 
@@ -77,8 +81,12 @@ def test_bfloat16_grad_dtype():
 
 @pytest.fixture(scope='module')
 def both_convs():
-  kw = dict(strides=(2, 2), padding='SAME', kernel_init=layers.kernel_init('keras'),
-            bias_init=nn.initializers.normal(1.0))
+  kw = dict(
+    strides=(2, 2),
+    padding='SAME',
+    kernel_init=layers.kernel_init('keras'),
+    bias_init=nn.initializers.normal(1.0),
+  )
   return layers.Conv(6, (4, 4), impl='cpu_fast', **kw), nn.Conv(6, (4, 4), **kw)
 
 
@@ -90,8 +98,9 @@ def test_module_matches_nn_conv(both_convs):
   assert jax.tree.map(jnp.shape, p_fast) == jax.tree.map(jnp.shape, p_ref)
   for name in ('kernel', 'bias'):  # same names, same init order -> identical initial values
     np.testing.assert_array_equal(p_fast[name], p_ref[name])
-  np.testing.assert_allclose(fast.apply({'params': p_ref}, x), ref.apply({'params': p_ref}, x),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    fast.apply({'params': p_ref}, x), ref.apply({'params': p_ref}, x), rtol=1e-5, atol=1e-5
+  )
 
 
 def test_layers_pass_the_impl_down():

@@ -1,4 +1,5 @@
 """Winograd 3×3 convs (kernels/winograd.py) against XLA's direct conv, and their use in VGG/NST."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,8 +12,9 @@ from jaxstyle.tools import bench_nst
 
 
 def _direct(x, w, pads='SAME'):
-  return jax.lax.conv_general_dilated(x, w, (1, 1), pads,
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jax.lax.conv_general_dilated(
+    x, w, (1, 1), pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
 
 
 def _rel_err(a, b):
@@ -46,11 +48,11 @@ def test_prepared_vgg_conv_value_and_input_gradient(variant):
 
 
 def test_choose_policy():
-  assert winograd.choose(64, 64, 256, 256) is None        # few channels: transforms dominate
+  assert winograd.choose(64, 64, 256, 256) is None  # few channels: transforms dominate
   assert winograd.choose(128, 128, 128, 128) is None
   assert winograd.choose(128, 256, 64, 64) == 'F4x4'
   assert winograd.choose(256, 256, 64, 64) == 'F4x4'
-  assert winograd.choose(512, 512, 16, 16) == 'F2x2'      # small maps: fewer, larger tiles lose
+  assert winograd.choose(512, 512, 16, 16) == 'F2x2'  # small maps: fewer, larger tiles lose
   assert winograd.choose(512, 512, 4, 4) is None
 
 
@@ -62,11 +64,20 @@ def test_nst_objective_same_values_for_every_conv_impl(monkeypatch):
   # Average pooling: with max pooling the gradient is discontinuous at near-ties, and Winograd's
   # ~2e-5 rounding makes ties within reach (docs/development.md, "Tolerances").
   style = jnp.asarray(np.random.default_rng(1).uniform(-128, 127, x.shape), jnp.float32)
-  targets, loss_fn = nst_losses.make_objective(vgg.VGG19(pool='avg'), params, x, style,
-                                               conv_impl='cpu_winograd')
+  targets, loss_fn = nst_losses.make_objective(
+    vgg.VGG19(pool='avg'), params, x, style, conv_impl='cpu_winograd'
+  )
   prepared = [n for n, k in targets['kernels_t'].items() if isinstance(k, winograd.Prepared)]
-  assert prepared == ['block3_conv1', 'block3_conv2', 'block3_conv3', 'block3_conv4', 'block4_conv1',
-                      'block4_conv2', 'block4_conv3', 'block4_conv4']  # block 5 is 4x4 at 64²
+  assert prepared == [
+    'block3_conv1',
+    'block3_conv2',
+    'block3_conv3',
+    'block3_conv4',
+    'block4_conv1',
+    'block4_conv2',
+    'block4_conv3',
+    'block4_conv4',
+  ]  # block 5 is 4x4 at 64²
   x = x * 0.01  # a small image, so the style/content terms are not lost under the TV term
   upto = {n: params[n] for n in targets['kernels_t']}
   value_and_grad = jax.jit(jax.value_and_grad(lambda x, t: loss_fn(x, t, params)[0]))
@@ -87,10 +98,15 @@ def test_nst_objective_same_values_for_every_conv_impl(monkeypatch):
   assert not np.array_equal(results['cpu_winograd'][1], g_ref)  # Winograd really ran
 
 
-@pytest.mark.parametrize('variant,tol,pads', [
-    ('F2x2', 1e-5, ((1, 1), (1, 1))), ('F4x4', 1e-4, ((1, 1), (1, 1))),  # SAME
-    ('F4x4', 1e-4, ((0, 0), (0, 0))),                                     # VALID (ResNet blocks)
-    ('F2x2', 1e-5, ((0, 2), (1, 0)))])                                    # asymmetric
+@pytest.mark.parametrize(
+  'variant,tol,pads',
+  [
+    ('F2x2', 1e-5, ((1, 1), (1, 1))),
+    ('F4x4', 1e-4, ((1, 1), (1, 1))),  # SAME
+    ('F4x4', 1e-4, ((0, 0), (0, 0))),  # VALID (ResNet blocks)
+    ('F2x2', 1e-5, ((0, 2), (1, 0))),
+  ],
+)  # asymmetric
 def test_trainable_conv_value_and_both_gradients(variant, tol, pads):
   """conv3x3 (custom VJP in the Winograd domain) vs jax.vjp of the direct conv: y, dx and dkernel."""
   rng = np.random.default_rng(2)

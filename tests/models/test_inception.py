@@ -4,6 +4,7 @@ The fixture (tests/fixtures/make_inception_fixture.py) stores the torch key->sha
 and reference pool3 features; the ~22M weights are regenerated here by the same NumPy code.
 "Relative difference" below is max|ours - ref| / max|ref|, per image.
 """
+
 import json
 
 import jax
@@ -32,8 +33,10 @@ def features(ref):
   """Our pool3 features for every fixture image: resize per size, one compiled trunk for all."""
   meta, sd, _ = ref
   params = inception.params_from_state_dict(sd)
-  batch = [jax.jit(inception.preprocess)(jnp.asarray(random_images(tuple(shape), seed)))
-           for shape, seed in meta['images']]
+  batch = [
+    jax.jit(inception.preprocess)(jnp.asarray(random_images(tuple(shape), seed)))
+    for shape, seed in meta['images']
+  ]
   trunk = jax.jit(inception.FIDInceptionV3(resize_input=False).apply)
   out = np.asarray(trunk(params, jnp.concatenate(batch)))
   sizes = np.cumsum([0] + [b.shape[0] for b in batch])
@@ -68,18 +71,21 @@ def test_full_module_takes_any_size(features):
 def test_resize_matches_torch_bilinear_rule():
   """Half-pixel, clamped, no antialias: 4->2 picks pixel pairs' means, not a wider low-pass."""
   x = jnp.arange(4.0).reshape(1, 4, 1, 1)
-  np.testing.assert_allclose(np.asarray(inception.resize_bilinear(x, (2, 1)))[0, :, 0, 0], [0.5, 2.5])
+  np.testing.assert_allclose(
+    np.asarray(inception.resize_bilinear(x, (2, 1)))[0, :, 0, 0], [0.5, 2.5]
+  )
   # 2 -> 4: src = (i + 0.5) / 2 - 0.5 = -0.25 (clamped to 0), 0.25, 0.75, 1.25 (upper clamped).
   y = jnp.array([0.0, 4.0]).reshape(1, 2, 1, 1)
-  np.testing.assert_allclose(np.asarray(inception.resize_bilinear(y, (4, 1)))[0, :, 0, 0],
-                             [0.0, 1.0, 3.0, 4.0])
+  np.testing.assert_allclose(
+    np.asarray(inception.resize_bilinear(y, (4, 1)))[0, :, 0, 0], [0.0, 1.0, 3.0, 4.0]
+  )
 
 
 def test_state_dict_errors_name_the_key(ref):
   _, sd, _ = ref
   bad = dict(sd)
   bad['Mixed_6b.branch7x7_2.conv.weight'] = np.zeros((128, 128, 7, 1), np.float32)
-  with pytest.raises(inception.InceptionWeightError, match=r"Mixed_6b\.branch7x7_2\.conv\.weight"):
+  with pytest.raises(inception.InceptionWeightError, match=r'Mixed_6b\.branch7x7_2\.conv\.weight'):
     inception.params_from_state_dict(bad)
   missing = {k: v for k, v in sd.items() if k != 'Mixed_7c.branch_pool.bn.running_var'}
   with pytest.raises(inception.InceptionWeightError, match=r"missing key 'Mixed_7c\.branch_pool"):

@@ -6,6 +6,7 @@ difference" is max|ours - ref| / max|ref|. Shapes and counts use `jax.eval_shape
 the conditional-norm checks use a narrow net (filters=8, 1 block), since the property does not
 depend on the width.
 """
+
 import json
 
 import jax
@@ -27,15 +28,23 @@ def conv_count(cin, cout, k):
 
 def expected_count(n_styles=1):
   """By hand: pytorch TransformerNet's convs, plus 2·C per IN per style (1,600 IN channels)."""
-  convs = (conv_count(3, 32, 9) + conv_count(32, 64, 3) + conv_count(64, 128, 3)
-           + 10 * conv_count(128, 128, 3) + conv_count(128, 64, 3) + conv_count(64, 32, 3)
-           + conv_count(32, 3, 9))
+  convs = (
+    conv_count(3, 32, 9)
+    + conv_count(32, 64, 3)
+    + conv_count(64, 128, 3)
+    + 10 * conv_count(128, 128, 3)
+    + conv_count(128, 64, 3)
+    + conv_count(64, 32, 3)
+    + conv_count(32, 3, 9)
+  )
   in_channels = 32 + 64 + 128 + 10 * 128 + 64 + 32
   return convs + 2 * in_channels * n_styles
 
 
 def shapes(net, x_shape, style=None):
-  tree = jax.eval_shape(lambda x: net.init(KEY, x, style), jax.ShapeDtypeStruct(x_shape, jnp.float32))
+  tree = jax.eval_shape(
+    lambda x: net.init(KEY, x, style), jax.ShapeDtypeStruct(x_shape, jnp.float32)
+  )
   return jax.tree.map(lambda a: a.shape, tree['params'])
 
 
@@ -49,6 +58,7 @@ def ref():
 
 # ---------------------------------------------------------------- parity with the pytorch example
 
+
 def test_torch_layout_and_counts(ref):
   meta, layouts, _ = ref
   for variant, layout in layouts.items():
@@ -59,21 +69,31 @@ def test_torch_layout_and_counts(ref):
 @pytest.mark.parametrize('variant', ['resize', 'transpose'])
 def test_output_matches_torch(ref, variant):
   meta, layouts, want = ref
-  params = johnson.params_from_state_dict(random_state_dict(layouts[variant], meta['seed']), variant)
+  params = johnson.params_from_state_dict(
+    random_state_dict(layouts[variant], meta['seed']), variant
+  )
   assert johnson.count_params(params) == meta['variants'][variant]['torch_parameters']
   net = johnson.JohnsonNet(upsample=variant, output='linear')
   assert jax.tree.map(jnp.shape, params['params']) == shapes(net, (1, 32, 40, 3))
-  got = np.asarray(jax.jit(net.apply)(params, jnp.asarray(random_images(*meta['image'], high=255.0))))
+  got = np.asarray(
+    jax.jit(net.apply)(params, jnp.asarray(random_images(*meta['image'], high=255.0)))
+  )
   rel = np.abs(got - want[variant]).max() / np.abs(want[variant]).max()
   print(f'{variant}: max relative diff {rel:.2e}')
   # Error model: torch's float32 sums in other orders: 16 convs (fan-in ≤ 9·9·32), ≤ 16·sqrt(2592)·u
   # ≈ 5e-5 of the output scale.
   assert got.shape == want[variant].shape and rel <= 1e-4
   if variant == 'resize':  # the default output: Johnson's scaled tanh, re-centred on 127.5
-    tanh = jax.jit(johnson.JohnsonNet().apply)(params, jnp.asarray(random_images(*meta['image'], high=255.0)))
+    tanh = jax.jit(johnson.JohnsonNet().apply)(
+      params, jnp.asarray(random_images(*meta['image'], high=255.0))
+    )
     # The same bound through 150·tanh (slope ≤ 150): a wrong scale or centre is off by ≥ 1.
-    np.testing.assert_allclose(tanh, 127.5 + 150.0 * np.tanh(want[variant]), rtol=0,
-                               atol=150 * 1e-4 * np.abs(want[variant]).max())
+    np.testing.assert_allclose(
+      tanh,
+      127.5 + 150.0 * np.tanh(want[variant]),
+      rtol=0,
+      atol=150 * 1e-4 * np.abs(want[variant]).max(),
+    )
 
 
 def test_state_dict_errors_name_the_key(ref):
@@ -83,9 +103,11 @@ def test_state_dict_errors_name_the_key(ref):
     johnson.params_from_state_dict({**sd, 'res3.in1.weight': np.zeros(64, np.float32)})
   with pytest.raises(johnson.JohnsonWeightError, match=r"missing key 'deconv3\.conv2d\.bias'"):
     johnson.params_from_state_dict({k: v for k, v in sd.items() if k != 'deconv3.conv2d.bias'})
-  with pytest.raises(johnson.JohnsonWeightError, match=r"unknown key 'res6\.conv1\.conv2d\.weight'"):
+  with pytest.raises(
+    johnson.JohnsonWeightError, match=r"unknown key 'res6\.conv1\.conv2d\.weight'"
+  ):
     johnson.params_from_state_dict({**sd, 'res6.conv1.conv2d.weight': np.zeros((1,))})
-  with pytest.raises(johnson.JohnsonWeightError, match=r"deconv1\.conv2d\.weight.*transpose"):
+  with pytest.raises(johnson.JohnsonWeightError, match=r'deconv1\.conv2d\.weight.*transpose'):
     johnson.params_from_state_dict(sd, 'transpose')  # a resize checkpoint read as transpose
   # The example's old checkpoints hold IN running stats; its own loader deletes them, so do we.
   old = {**sd, 'in1.running_mean': np.zeros(32), 'res1.in2.running_var': np.ones(128)}
@@ -94,24 +116,46 @@ def test_state_dict_errors_name_the_key(ref):
 
 # ---------------------------------------------------------------- structure, counts, shapes
 
+
 def test_param_counts_and_names():
   counts = {}
-  for name, net, style in [('resize', johnson.JohnsonNet(), None),
-                           ('transpose', johnson.JohnsonNet(upsample='transpose'), None),
-                           ('cond4', johnson.JohnsonNet(n_styles=4), jnp.zeros((1,), jnp.int32))]:
+  for name, net, style in [
+    ('resize', johnson.JohnsonNet(), None),
+    ('transpose', johnson.JohnsonNet(upsample='transpose'), None),
+    ('cond4', johnson.JohnsonNet(n_styles=4), jnp.zeros((1,), jnp.int32)),
+  ]:
     tree = shapes(net, (1, 16, 16, 3), style)
-    counts[name] = sum(int(np.prod(s)) for s in jax.tree.leaves(tree, is_leaf=lambda t: isinstance(t, tuple)))
-    assert set(tree) == {'stem', 'stem_norm', 'down_0', 'down_0_norm', 'down_1', 'down_1_norm',
-                         *(f'block_{i}' for i in range(5)), 'up_0', 'up_0_norm', 'up_1',
-                         'up_1_norm', 'head'}
+    counts[name] = sum(
+      int(np.prod(s)) for s in jax.tree.leaves(tree, is_leaf=lambda t: isinstance(t, tuple))
+    )
+    assert set(tree) == {
+      'stem',
+      'stem_norm',
+      'down_0',
+      'down_0_norm',
+      'down_1',
+      'down_1_norm',
+      *(f'block_{i}' for i in range(5)),
+      'up_0',
+      'up_0_norm',
+      'up_1',
+      'up_1_norm',
+      'head',
+    }
     assert set(tree['block_4']) == {'conv_0', 'norm_0', 'conv_1', 'norm_1'}
     assert tree['head'] == {'kernel': (9, 9, 32, 3), 'bias': (3,)}
   assert counts == {'resize': 1_679_235, 'transpose': 1_679_235, 'cond4': 1_688_835}
   assert counts['cond4'] == expected_count(4)
   assert shapes(johnson.JohnsonNet(n_styles=4), (1, 16, 16, 3), 0)['up_1_norm'] == {
-      'scale': (4, 32), 'bias': (4, 32)}
+    'scale': (4, 32),
+    'bias': (4, 32),
+  }
   assert shapes(johnson.JohnsonNet(upsample='transpose'), (1, 16, 16, 3))['up_0']['kernel'] == (
-      3, 3, 64, 128)  # (kh, kw, Cout, Cin), torch ConvTranspose2d's (Cin, Cout, kh, kw) permuted
+    3,
+    3,
+    64,
+    128,
+  )  # (kh, kw, Cout, Cin), torch ConvTranspose2d's (Cin, Cout, kh, kw) permuted
 
 
 @pytest.mark.parametrize('upsample', ['resize', 'transpose'])
@@ -150,25 +194,35 @@ def test_config_errors():
 
 # ---------------------------------------------------------------- conditional instance norm
 
+
 @pytest.fixture(scope='module')
 def norm_case():
   rng = np.random.RandomState(1)
   x = jnp.asarray(rng.standard_normal((3, 5, 6, 4)) * 3 + 2, jnp.float32)
-  params = {'scale': jnp.asarray(rng.uniform(0.5, 1.5, (3, 4)), jnp.float32),
-            'bias': jnp.asarray(rng.standard_normal((3, 4)), jnp.float32)}
+  params = {
+    'scale': jnp.asarray(rng.uniform(0.5, 1.5, (3, 4)), jnp.float32),
+    'bias': jnp.asarray(rng.standard_normal((3, 4)), jnp.float32),
+  }
   return x, params
 
 
 def test_conditional_norm_rows_equal_affine_in(norm_case):
   x, p = norm_case
   cond = layers.ConditionalInstanceNorm(3)
-  assert jax.tree.map(jnp.shape, cond.init(KEY, x, 0)['params']) == {'scale': (3, 4), 'bias': (3, 4)}
+  assert jax.tree.map(jnp.shape, cond.init(KEY, x, 0)['params']) == {
+    'scale': (3, 4),
+    'bias': (3, 4),
+  }
   ids = jnp.array([2, 0, 1])
   by_id = cond.apply({'params': p}, x, ids)
   by_onehot = cond.apply({'params': p}, x, jax.nn.one_hot(ids, 3))
   single = layers.InstanceNorm(affine=True)
-  want = jnp.concatenate([single.apply({'params': {'scale': p['scale'][s], 'bias': p['bias'][s]}},
-                                       x[i:i + 1]) for i, s in enumerate(ids.tolist())])
+  want = jnp.concatenate(
+    [
+      single.apply({'params': {'scale': p['scale'][s], 'bias': p['bias'][s]}}, x[i : i + 1])
+      for i, s in enumerate(ids.tolist())
+    ]
+  )
   # Error model: batch 3 vs batch 1 may reduce the statistics over 30 pixels in other orders,
   # sqrt(30)·u ≈ 3e-7 of the inputs' magnitudes each, times ≤ 5 through (x - μ)/σ·γ: ≤ 2e-6 of the
   # output scale. A wrong row is off by O(1).
@@ -176,8 +230,9 @@ def test_conditional_norm_rows_equal_affine_in(norm_case):
   # The one-hot product picks γ/β exactly (1·a + 0·b + 0·c), and the same ops follow: bit-equal.
   np.testing.assert_array_equal(by_onehot, by_id)
   # A scalar id or a (n_styles,) weight vector applies to the whole batch.
-  np.testing.assert_array_equal(cond.apply({'params': p}, x, 1),
-                                cond.apply({'params': p}, x, jnp.array([0.0, 1.0, 0.0])))
+  np.testing.assert_array_equal(
+    cond.apply({'params': p}, x, 1), cond.apply({'params': p}, x, jnp.array([0.0, 1.0, 0.0]))
+  )
 
 
 def test_conditional_norm_blends(norm_case):
@@ -223,8 +278,10 @@ def cond_net():
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(1), len(leaves))
   # Distinct rows per style (init is all ones/zeros) so a wrong row shows.
-  params = jax.tree.unflatten(tree, [a + 0.3 * jax.random.normal(k, a.shape) if a.ndim == 2 else a
-                                     for a, k in zip(leaves, keys)])
+  params = jax.tree.unflatten(
+    tree,
+    [a + 0.3 * jax.random.normal(k, a.shape) if a.ndim == 2 else a for a, k in zip(leaves, keys)],
+  )
   return net, params, x, jax.jit(net.apply)
 
 

@@ -1,4 +1,5 @@
 """layers.py against NumPy re-implementations of the PyTorch / Keras ops (docs/design/cyclegan.md)."""
+
 import math
 
 import jax
@@ -23,7 +24,7 @@ def np_conv(x, w, stride, pads):
   y = np.zeros((x.shape[0], ho, wo, w.shape[3]))
   for i in range(ho):
     for j in range(wo):
-      patch = x[:, i * stride:i * stride + kh, j * stride:j * stride + kw, :]
+      patch = x[:, i * stride : i * stride + kh, j * stride : j * stride + kw, :]
       y[:, i, j] = np.einsum('nhwc,hwco->no', patch, w)
   return y
 
@@ -42,7 +43,7 @@ def np_conv_transpose(x, w_torch, shift):
       for a in range(3):
         for b in range(3):
           y[:, 2 * i + a, 2 * j + b] += x[:, i, j] @ w_torch[:, :, a, b]
-  return y[:, shift:shift + 2 * h, shift:shift + 2 * w]
+  return y[:, shift : shift + 2 * h, shift : shift + 2 * w]
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +51,9 @@ def x():
   rng = np.random.default_rng(0)
   # Two samples with different offsets/scales: statistics must be per sample and per channel.
   base = rng.normal(size=(2, 6, 5, 4)).astype(np.float32)
-  return base * np.array([1.0, 3.0], np.float32)[:, None, None, None] + np.arange(4, dtype=np.float32)
+  return base * np.array([1.0, 3.0], np.float32)[:, None, None, None] + np.arange(
+    4, dtype=np.float32
+  )
 
 
 @pytest.mark.parametrize('mode,eps', [('var', 1e-5), ('std', 1e-3), ('var', 0.5), ('std', 0.5)])
@@ -116,8 +119,9 @@ def test_upsample_has_no_gather():
   assert 'gather' not in hlo
 
 
-@pytest.mark.parametrize('shift,padding', [(1, layers.TORCH_CONVT_PADDING),
-                                           (0, layers.KERAS_CONVT_PADDING), (0, 'SAME')])
+@pytest.mark.parametrize(
+  'shift,padding', [(1, layers.TORCH_CONVT_PADDING), (0, layers.KERAS_CONVT_PADDING), (0, 'SAME')]
+)
 def test_conv_transpose_alignment(shift, padding):
   """((1,2),(1,2)) is torch ConvT(k3,s2,p1,op1); ((2,1),(2,1)) = 'SAME' is Keras Conv2DTranspose."""
   rng = np.random.default_rng(3)
@@ -137,15 +141,23 @@ def test_conv_transpose_alignment(shift, padding):
 def test_conv_transpose_matches_flax_for_every_impl(padding, impl):
   """Same init, outputs and gradients (input, kernel, bias) as the input-dilated nn.ConvTranspose."""
   import flax.linen as nn
+
   x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 6, 10, 5)), jnp.float32)
   layer = layers.conv_transpose(7, padding, 'up', init='keras', impl=impl)
-  ref = nn.ConvTranspose(7, (3, 3), strides=(2, 2), padding=padding, transpose_kernel=True,
-                         kernel_init=nn.initializers.glorot_uniform())
+  ref = nn.ConvTranspose(
+    7,
+    (3, 3),
+    strides=(2, 2),
+    padding=padding,
+    transpose_kernel=True,
+    kernel_init=nn.initializers.glorot_uniform(),
+  )
   params = layer.init(jax.random.key(1), x)
-  np.testing.assert_array_equal(params['params']['kernel'],
-                                ref.init(jax.random.key(1), x)['params']['kernel'])
+  np.testing.assert_array_equal(
+    params['params']['kernel'], ref.init(jax.random.key(1), x)['params']['kernel']
+  )
   params = jax.tree.map(lambda a: a + 0.1, params)  # non-zero bias
-  loss = lambda m: (lambda p, x: jnp.sum(jnp.sin(m.apply(p, x))))
+  loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))
   with jax.default_matmul_precision('highest'):
     ours, theirs = layer.apply(params, x), ref.apply(params, x)
     g_ours = jax.grad(loss(layer), argnums=(0, 1))(params, x)
@@ -155,8 +167,9 @@ def test_conv_transpose_matches_flax_for_every_impl(padding, impl):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.abs(b).max()))
 
 
-@pytest.mark.parametrize('size,k,s', [((8, 6), 4, 2), ((9, 7), 4, 2), ((5, 6), 4, 1),
-                                      ((8, 10), 3, 2), ((7, 7), 3, 2)])
+@pytest.mark.parametrize(
+  'size,k,s', [((8, 6), 4, 2), ((9, 7), 4, 2), ((5, 6), 4, 1), ((8, 10), 3, 2), ((7, 7), 3, 2)]
+)
 def test_conv_same_is_keras_same(size, k, s):
   rng = np.random.default_rng(4)
   x = rng.normal(size=(1, *size, 2)).astype(np.float32)
@@ -190,9 +203,17 @@ def test_kernel_init():
     layers.kernel_init('xavier')
 
 
-@pytest.mark.parametrize('k,size,impl', [(4, (4, 6), 'subpixel'), (4, (4, 6), 'cpu_fast'),
-                                         (4, (4, 6), 'xla'), (3, (5, 3), 'cpu_fast'),
-                                         (5, (3, 4), 'cpu_winograd'), (1, (2, 3), 'subpixel')])
+@pytest.mark.parametrize(
+  'k,size,impl',
+  [
+    (4, (4, 6), 'subpixel'),
+    (4, (4, 6), 'cpu_fast'),
+    (4, (4, 6), 'xla'),
+    (3, (5, 3), 'cpu_fast'),
+    (5, (3, 4), 'cpu_winograd'),
+    (1, (2, 3), 'subpixel'),
+  ],
+)
 def test_upsample_conv_matches_upsample_then_conv(k, size, impl):
   """Same init, outputs and gradients as nearest ×2 followed by the 'SAME' conv it replaces."""
   x = jnp.asarray(np.random.default_rng(6).normal(size=(2, *size, 5)), jnp.float32)

@@ -1,4 +1,5 @@
 """Network shapes, exact parameter counts (docs/design/), pinned names, init, bf16 and the registry."""
+
 import math
 
 import jax
@@ -32,24 +33,30 @@ def init_shapes(net, size=(128, 128), channels=3):
   return params, out
 
 
-@pytest.mark.parametrize('kw,expected', [
+@pytest.mark.parametrize(
+  'kw,expected',
+  [
     (dict(generator='resnet'), 11_378_179),
     (dict(generator='resnet', n_blocks=6), 7_837_699),
     (dict(generator='resnet_book', gen_filters=32), 2_850_563),
     (dict(generator='unet_book', gen_filters=32), 1_545_411),
     (dict(generator='resnet', upsample='resize_conv'), 11_378_179),
-])
+  ],
+)
 def test_generator_param_counts(kw, expected):
   params, out = init_shapes(gen(**kw)[0])
   assert count(params) == expected
   assert out.shape == (1, 128, 128, 3) and out.dtype == jnp.float32
 
 
-@pytest.mark.parametrize('kw,expected,out128,out256', [
+@pytest.mark.parametrize(
+  'kw,expected,out128,out256',
+  [
     (dict(discriminator='patchgan'), 2_764_737, 14, 30),
     (dict(discriminator='patchgan_book', disc_filters=32), 694_241, 16, 32),
     (dict(discriminator='patchgan_book', disc_filters=64), 2_764_737, 16, 32),
-])
+  ],
+)
 def test_discriminator_param_counts_and_patch(kw, expected, out128, out256):
   net = disc(**kw)[0]
   params, out = init_shapes(net)
@@ -63,24 +70,27 @@ def test_patchgan_depth(n_layers, out):
   params, y = init_shapes(disc(n_layers=n_layers)[0])
   assert sorted(params) == sorted([f'conv_{i}' for i in range(n_layers + 1)] + ['head'])
   assert y.shape == (1, out, out, 1)
-  assert params[f'conv_{n_layers}']['kernel'].shape[-1] == 64 * min(2 ** n_layers, 8)
+  assert params[f'conv_{n_layers}']['kernel'].shape[-1] == 64 * min(2**n_layers, 8)
 
 
 def test_pinned_names():
   resnet, _ = init_shapes(gen(n_blocks=6)[0])
-  assert sorted(resnet) == sorted(['stem', 'down_0', 'down_1', 'up_0', 'up_1', 'head']
-                                  + [f'block_{i}' for i in range(6)])
+  assert sorted(resnet) == sorted(
+    ['stem', 'down_0', 'down_1', 'up_0', 'up_1', 'head'] + [f'block_{i}' for i in range(6)]
+  )
   assert all(sorted(resnet[f'block_{i}']) == ['conv_0', 'conv_1'] for i in range(6))
   for layer in jax.tree.leaves(resnet, is_leaf=lambda n: 'kernel' in n):
     assert sorted(layer) == ['bias', 'kernel']
   assert resnet['stem']['kernel'].shape == (7, 7, 3, 64)  # HWIO
   assert resnet['up_0']['kernel'].shape == (3, 3, 128, 256)  # ConvT: (kH, kW, Cout, Cin)
   book, _ = init_shapes(gen(generator='resnet_book', gen_filters=32)[0])
-  assert sorted(book) == sorted(['stem', 'down_0', 'down_1', 'up_0', 'up_1', 'head']
-                                + [f'block_{i}' for i in range(9)])
+  assert sorted(book) == sorted(
+    ['stem', 'down_0', 'down_1', 'up_0', 'up_1', 'head'] + [f'block_{i}' for i in range(9)]
+  )
   unet, _ = init_shapes(gen(generator='unet_book', gen_filters=32)[0])
-  assert sorted(unet) == sorted([f'down_{i}' for i in range(4)] + [f'up_{i}' for i in range(3)]
-                                + ['head'])
+  assert sorted(unet) == sorted(
+    [f'down_{i}' for i in range(4)] + [f'up_{i}' for i in range(3)] + ['head']
+  )
   assert unet['head']['kernel'].shape == (4, 4, 64, 3)
   patch, _ = init_shapes(disc()[0])
   assert sorted(patch) == ['conv_0', 'conv_1', 'conv_2', 'conv_3', 'head']
@@ -119,26 +129,31 @@ def test_generator_multiple_and_config():
 # Params come from NumPy, not `net.init`: on CPU, compiling the per-parameter threefry draws of a
 # whole net's init takes over a minute, while the forward compiles in seconds.
 SMALL = {
-    'resnet': dict(generator='resnet', gen_filters=4, n_blocks=2),
-    'resnet_resize': dict(generator='resnet', gen_filters=4, n_blocks=2, upsample='resize_conv'),
-    'resnet_book': dict(generator='resnet_book', gen_filters=4, n_blocks=2, norm_eps=1e-3,
-                        eps_mode='std'),
-    'unet_book': dict(generator='unet_book', gen_filters=4, init='keras', norm_eps=1e-3,
-                      eps_mode='std'),
+  'resnet': dict(generator='resnet', gen_filters=4, n_blocks=2),
+  'resnet_resize': dict(generator='resnet', gen_filters=4, n_blocks=2, upsample='resize_conv'),
+  'resnet_book': dict(
+    generator='resnet_book', gen_filters=4, n_blocks=2, norm_eps=1e-3, eps_mode='std'
+  ),
+  'unet_book': dict(
+    generator='unet_book', gen_filters=4, init='keras', norm_eps=1e-3, eps_mode='std'
+  ),
 }
 
 
 def numpy_params(net, shape, seed=0):
   abstract = jax.eval_shape(net.init, jax.random.key(0), jax.ShapeDtypeStruct(shape, jnp.float32))
   rng = np.random.default_rng(seed)
-  return jax.tree.map(lambda a: (0.2 * rng.standard_normal(a.shape)).astype(np.float32),
-                      abstract['params'])
+  return jax.tree.map(
+    lambda a: (0.2 * rng.standard_normal(a.shape)).astype(np.float32), abstract['params']
+  )
 
 
 @pytest.fixture(scope='module')
 def small_params():
-  return {name: numpy_params(models.make_generator(presets.reference_model(**kw)),
-                             (1, 32, 32, 3)) for name, kw in SMALL.items()}
+  return {
+    name: numpy_params(models.make_generator(presets.reference_model(**kw)), (1, 32, 32, 3))
+    for name, kw in SMALL.items()
+  }
 
 
 @pytest.fixture(scope='module')
@@ -148,8 +163,12 @@ def inputs():
 
 @pytest.fixture(scope='module')
 def f32_outputs(small_params, inputs):
-  return {name: jax.jit(models.make_generator(presets.reference_model(**kw)).apply)(
-      {'params': small_params[name]}, inputs) for name, kw in SMALL.items()}
+  return {
+    name: jax.jit(models.make_generator(presets.reference_model(**kw)).apply)(
+      {'params': small_params[name]}, inputs
+    )
+    for name, kw in SMALL.items()
+  }
 
 
 @pytest.mark.parametrize('name', list(SMALL))
@@ -189,8 +208,9 @@ def test_init_from_config():
   net = models.make_discriminator(presets.reference_model(init_gain=0.05))
   assert net.init_scheme == 'normal' and net.init_gain == 0.05
   # One real init of a tiny D: N(0, gain) kernels, zero biases.
-  tiny = models.make_discriminator(presets.reference_model(disc_filters=8, n_layers=1,
-                                                               init_gain=0.05))
+  tiny = models.make_discriminator(
+    presets.reference_model(disc_filters=8, n_layers=1, init_gain=0.05)
+  )
   # An 'rbg' key: the default threefry draws take ~30 s to compile on a CPU runner.
   params = jax.jit(tiny.init)(jax.random.key(0, impl='rbg'), jnp.zeros((1, 16, 16, 3)))['params']
   assert all(float(jnp.abs(layer['bias']).max()) == 0 for layer in params.values())
@@ -200,7 +220,12 @@ def test_init_from_config():
 
 def test_demo_command(capsys):
   from jaxstyle import cli
-  assert cli.main(['demo', '--only', 'patchgan_book f32', '--size', '32', '--fast-init',
-                   '--repeats', '1']) == 0
+
+  assert (
+    cli.main(
+      ['demo', '--only', 'patchgan_book f32', '--size', '32', '--fast-init', '--repeats', '1']
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   assert '694,241' in out and '(1, 4, 4, 1)' in out

@@ -4,6 +4,7 @@ The reference outputs come from tests/fixtures/torch_parity.npz, written by
 tests/fixtures/make_torch_parity.py (float64 torch forward on float32 weights); torch is never
 imported here.
 """
+
 import json
 import pathlib
 import re
@@ -33,8 +34,9 @@ def junyanz_name(key: str, cfg: dict) -> tuple[str, ...]:
     n = cfg['n_blocks']
     if m.group(2) is not None:
       return (f'block_{idx - 10}', {'1': 'conv_0', '5': 'conv_1'}[m.group(2)])
-    return ({1: 'stem', 4: 'down_0', 7: 'down_1', 10 + n: 'up_0', 13 + n: 'up_1',
-             17 + n: 'head'}[idx],)
+    return (
+      {1: 'stem', 4: 'down_0', 7: 'down_1', 10 + n: 'up_0', 13 + n: 'up_1', 17 + n: 'head'}[idx],
+    )
   n = cfg['n_layers']  # NLayerDiscriminator: conv, lrelu, then (conv, norm, lrelu) × n, conv
   names = {0: 'conv_0', 2 + 3 * n: 'head'} | {2 + 3 * (i - 1): f'conv_{i}' for i in range(1, n + 1)}
   return (names[idx],)
@@ -53,7 +55,8 @@ def to_params(sd: dict[str, np.ndarray], cfg: dict) -> dict:
     for part in path:
       node = node.setdefault(part, {})
     node[{'weight': 'kernel', 'bias': 'bias'}[leaf]] = (
-        value.transpose(2, 3, 1, 0) if leaf == 'weight' else value)
+      value.transpose(2, 3, 1, 0) if leaf == 'weight' else value
+    )
   return params
 
 
@@ -77,7 +80,7 @@ def shapes(tree):
 def test_matches_torch(fixture, name):
   arrays, meta = fixture
   cfg = meta[name]
-  sd = {k[len(name) + 4:]: v for k, v in arrays.items() if k.startswith(f'{name}/sd/')}
+  sd = {k[len(name) + 4 :]: v for k, v in arrays.items() if k.startswith(f'{name}/sd/')}
   params = to_params(sd, cfg)
   net = build(cfg)
   x0 = arrays[f'{name}/x0']

@@ -3,6 +3,7 @@
 Weight files are written in the real layouts with random values; activations are checked against an
 independent float64 NumPy VGG (im2col conv, ReLU, floor pooling).
 """
+
 import hashlib
 import os
 import pathlib
@@ -70,6 +71,7 @@ def loaded(keras_file):
 ################################################################################
 # Module.
 
+
 def test_param_count_names_and_shapes():
   shapes = jax.eval_shape(vgg.init_params, jax.random.key(0))
   assert sum(x.size for x in jax.tree.leaves(shapes)) == vgg.NUM_CONV_PARAMS == 20_024_384
@@ -118,20 +120,21 @@ def test_forward_matches_numpy(loaded, pool):
 def test_block_losses_same_values_and_grads_as_vgg19(params):
   """`block_losses` (losses inside each block; remat or not) equals VGG19 features + the losses."""
   x = jax.random.normal(jax.random.key(2), (1, 16, 16, 3)) * 50
-  layer_losses = {name: lambda f, _: {'l': jnp.mean(f ** 2)} for name in ('relu1_1', 'relu3_1')}
+  layer_losses = {name: lambda f, _: {'l': jnp.mean(f**2)} for name in ('relu1_1', 'relu3_1')}
 
   # Average pooling: three programs may round the forward differently, and a max pool's gradient
   # is discontinuous at near-ties (docs/development.md, "Tolerances"); the forward test covers max.
   def loss(x, remat):
     if remat is None:
       feats = vgg.VGG19(pool='avg', outputs=tuple(layer_losses)).apply({'params': params}, x)
-      return sum(jnp.mean(f ** 2) for f in feats.values())
+      return sum(jnp.mean(f**2) for f in feats.values())
     args = dict.fromkeys(layer_losses)
     return vgg.block_losses(params, x, layer_losses, args, pool='avg', remat=remat)['l']
 
   with jax.default_matmul_precision('highest'):
-    (v0, g0), *others = (jax.jit(jax.value_and_grad(loss), static_argnums=1)(x, r)
-                         for r in (None, False, True))
+    (v0, g0), *others = (
+      jax.jit(jax.value_and_grad(loss), static_argnums=1)(x, r) for r in (None, False, True)
+    )
   # Error model: the same convs, possibly fused and so summed in other orders: relu3_1 is 5 convs
   # deep (fan-in ≤ 3·3·128), ≤ 5·sqrt(1152)·u ≈ 1e-5 relative for the value, 3× that for the
   # gradient (forward, transposed convs, the recomputed forward), relative to its largest element.
@@ -159,9 +162,12 @@ def test_input_gradient_matches_autodiff_with_and_without_precomputed_kernels(pa
     h, total = x, 0.0
     for name in vgg.LAYER_NAMES[:LAYER_NAMES_UPTO_3_1]:
       p = params[name]
-      h = jax.nn.relu(jax.lax.conv_general_dilated(h, p['kernel'], (1, 1), 'SAME',
-                                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-                      + p['bias'])
+      h = jax.nn.relu(
+        jax.lax.conv_general_dilated(
+          h, p['kernel'], (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+        )
+        + p['bias']
+      )
       if name in ('block2_conv2', 'block3_conv1'):
         total = total + jnp.sum(jnp.sin(h))
       if name in ('block1_conv2', 'block2_conv2'):  # average pooling, as the net below
@@ -183,6 +189,7 @@ LAYER_NAMES_UPTO_3_1 = 5  # block1_conv1 .. block3_conv1
 
 ################################################################################
 # Keras h5 port.
+
 
 def test_keras_roundtrip(params, loaded):
   assert list(loaded) == list(vgg.LAYER_NAMES)
@@ -217,7 +224,7 @@ def test_keras_vgg16_file_rejected(tmp_path, params):
 
 def test_keras_truncated_and_garbage(tmp_path, keras_file):
   data = keras_file.read_bytes()
-  for name, blob in (('trunc.h5', data[:len(data) // 2]), ('garbage.h5', b'not hdf5' * 100)):
+  for name, blob in (('trunc.h5', data[: len(data) // 2]), ('garbage.h5', b'not hdf5' * 100)):
     path = tmp_path / name
     path.write_bytes(blob)
     with pytest.raises(vgg.WeightFileError, match='truncated or corrupt') as e:
@@ -229,11 +236,15 @@ def test_keras_truncated_and_garbage(tmp_path, keras_file):
 
 def test_keras_wrong_shape_and_no_layer_names(tmp_path, params):
   bad = dict(params)
-  bad['block3_conv2'] = {'kernel': np.zeros((3, 3, 256, 128), np.float32),
-                         'bias': np.zeros(128, np.float32)}
+  bad['block3_conv2'] = {
+    'kernel': np.zeros((3, 3, 256, 128), np.float32),
+    'bias': np.zeros(128, np.float32),
+  }
   path = tmp_path / 'shape.h5'
   write_keras_h5(path, bad)
-  with pytest.raises(vgg.WeightFileError, match=r'block3_conv2/kernel has shape \(3, 3, 256, 128\)'):
+  with pytest.raises(
+    vgg.WeightFileError, match=r'block3_conv2/kernel has shape \(3, 3, 256, 128\)'
+  ):
     keras_h5.load_vgg19(path)
   path = tmp_path / 'plain.h5'
   with h5py.File(path, 'w') as f:
@@ -244,6 +255,7 @@ def test_keras_wrong_shape_and_no_layer_names(tmp_path, params):
 
 ################################################################################
 # torchvision port.
+
 
 def torchvision_state_dict(params, indices=torchvision_vgg.FEATURE_INDICES):
   sd = {}
@@ -321,6 +333,7 @@ def test_torchvision_unreadable(tmp_path):
 ################################################################################
 # Preprocessing and download.
 
+
 def test_preprocessing():
   rgb = np.array([[[[10.0, 20.0, 30.0], [255.0, 0.0, 128.0]]]], np.float32)
   keras = vgg_weights.PREPROCESSING['keras']
@@ -350,14 +363,17 @@ def test_download_file_url_and_load(tmp_path, monkeypatch, keras_file, loaded):
   dest = tmp_path / 'cache' / vgg_weights.KERAS_FILE
   assert dest.read_bytes() == keras_file.read_bytes()
   # No temp file left; the sidecar records the hash computed while downloading.
-  assert sorted(os.listdir(tmp_path / 'cache')) == [vgg_weights.KERAS_FILE,
-                                                    vgg_weights.KERAS_FILE + '.verified.json']
+  assert sorted(os.listdir(tmp_path / 'cache')) == [
+    vgg_weights.KERAS_FILE,
+    vgg_weights.KERAS_FILE + '.verified.json',
+  ]
   assert prep.channel_order == 'BGR'
   np.testing.assert_array_equal(params['block5_conv2']['kernel'], loaded['block5_conv2']['kernel'])
 
   # Second use reads the cache and never opens a URL.
   def no_network(*a, **k):
     raise AssertionError('downloaded although the file is cached')
+
   monkeypatch.setattr(urllib.request, 'urlopen', no_network)
   params, _ = vgg_weights.get_vgg19('keras')
   assert len(params) == 16
@@ -376,6 +392,7 @@ def test_download_md5_mismatch(tmp_path, keras_file):
 def test_offline_error(tmp_path, monkeypatch):
   def offline(*a, **k):
     raise urllib.error.URLError('Name or service not known')
+
   monkeypatch.setattr(urllib.request, 'urlopen', offline)
   with pytest.raises(vgg_weights.WeightDownloadError) as e:
     vgg_weights.get_vgg19('keras', cache_dir=tmp_path)
@@ -404,7 +421,8 @@ def test_get_vgg19_explicit_paths(tmp_path, keras_file):
 def test_bfloat16_compute(params):
   x = np.random.default_rng(3).uniform(-100, 100, (1, 16, 16, 3)).astype(np.float32)
   f32 = vgg.VGG19(outputs=('relu2_1',)).apply({'params': params}, x)['relu2_1']
-  bf16 = jax.jit(lambda p, x: vgg.VGG19(outputs=('relu2_1',), dtype=jnp.bfloat16).apply(
-      {'params': p}, x))(params, x)['relu2_1']
+  bf16 = jax.jit(
+    lambda p, x: vgg.VGG19(outputs=('relu2_1',), dtype=jnp.bfloat16).apply({'params': p}, x)
+  )(params, x)['relu2_1']
   assert bf16.dtype == jnp.bfloat16
   assert float(jnp.max(jnp.abs(bf16.astype(jnp.float32) - f32))) < 0.05 * float(jnp.max(f32))

@@ -1,5 +1,6 @@
 """NST losses: hand-computed values, large-size normalisers, and the book / Gatys objectives against an
 independent NumPy re-implementation of the Keras example (docs/design/nst.md, including its 3-image batch)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,12 +28,16 @@ def ke_objective(params, content, style, comb, content_weight, style_weight, tv_
   loss_s = 0.0
   for name in STYLE:
     s, c = np_gram(feats[name][1]), np_gram(feats[name][2])
-    loss_s += style_weight / len(STYLE) * np.sum((s - c) ** 2) / (4.0 * 3 ** 2 * (h * w) ** 2)
+    loss_s += style_weight / len(STYLE) * np.sum((s - c) ** 2) / (4.0 * 3**2 * (h * w) ** 2)
   x = comb.astype(np.float64)
-  a = (x[:, :h - 1, :w - 1, :] - x[:, 1:, :w - 1, :]) ** 2
-  b = (x[:, :h - 1, :w - 1, :] - x[:, :h - 1, 1:, :]) ** 2
+  a = (x[:, : h - 1, : w - 1, :] - x[:, 1:, : w - 1, :]) ** 2
+  b = (x[:, : h - 1, : w - 1, :] - x[:, : h - 1, 1:, :]) ** 2
   loss_tv = tv_weight * np.sum((a + b) ** 1.25)
-  return loss_c + loss_s + loss_tv, {'loss_content': loss_c, 'loss_style': loss_s, 'loss_tv': loss_tv}
+  return loss_c + loss_s + loss_tv, {
+    'loss_content': loss_c,
+    'loss_style': loss_s,
+    'loss_tv': loss_tv,
+  }
 
 
 @pytest.fixture(scope='module')
@@ -54,8 +59,11 @@ def rel(a, b):
 ################################################################################
 # Hand-computed values.
 
+
 def test_gram_hand():
-  f = np.array([[[[1, 2], [3, 4]], [[0, 1], [-1, 2]]]], np.float32)  # pixels (1,2) (3,4) (0,1) (-1,2)
+  f = np.array(
+    [[[[1, 2], [3, 4]], [[0, 1], [-1, 2]]]], np.float32
+  )  # pixels (1,2) (3,4) (0,1) (-1,2)
   want = np.array([[11, 12], [12, 25]], np.float32)
   np.testing.assert_array_equal(L.gram(f), want[None])
   np.testing.assert_array_equal(L.gram(f[0]), want)
@@ -64,7 +72,7 @@ def test_gram_hand():
 def test_tv_hand():
   x = np.array([[1, 2, 4], [0, 3, 3]], np.float32)
   x = np.stack([x, 2 * x], -1)[None]  # (1, 2, 3, 2): per channel a+b = (2, 5) and (8, 20)
-  want = 2 ** 1.25 + 5 ** 1.25 + 8 ** 1.25 + 20 ** 1.25
+  want = 2**1.25 + 5**1.25 + 8**1.25 + 20**1.25
   assert rel(L.tv_loss(x), want) < 1e-6
   assert rel(L.tv_loss(x, exponent=2.0), 4 + 25 + 64 + 400) < 1e-6
   g = jax.grad(L.tv_loss)(jnp.ones((1, 4, 4, 3)))  # (a+b)^1.25 at 0 must not give NaN gradients
@@ -78,14 +86,14 @@ def test_content_and_style_hand():
   assert float(L.content_loss_gatys(f, t)) == 4
   target = np.full((1, 1, 1), 20.0, np.float32)
   assert rel(L.style_loss_book(f, target, 2, 3), 25 / (4 * 9 * 36)) < 1e-6  # input H*W = 6
-  assert rel(L.style_loss_gatys(f, target), 25 / (4 * 1 * 2 ** 2)) < 1e-6  # N=1, M=2
+  assert rel(L.style_loss_gatys(f, target), 25 / (4 * 1 * 2**2)) < 1e-6  # N=1, M=2
 
 
 def test_large_size_normalisers_do_not_overflow():
   # Book: (H*W)^2 = 2^48 for a 4096^2 input overflows int32 (and any int32 intermediate).
   f = jnp.ones((1, 1, 1, 3))
   got = jax.jit(L.style_loss_book, static_argnums=(2, 3))(f, jnp.zeros((1, 3, 3)), 4096, 4096)
-  assert np.isfinite(got) and rel(got, 9 / (36 * 4096.0 ** 4)) < 1e-6
+  assert np.isfinite(got) and rel(got, 9 / (36 * 4096.0**4)) < 1e-6
   # Gatys: M = 2^20 so M^2 = 2^40; all-ones features give G = M, E = N^2 M^2 / (4 N^2 M^2) = 1/4.
   f = jnp.ones((1, 1024, 1024, 2))
   got = jax.jit(L.style_loss_gatys)(f, jnp.zeros((1, 2, 2)))
@@ -95,14 +103,24 @@ def test_large_size_normalisers_do_not_overflow():
 ################################################################################
 # Objectives.
 
+
 @pytest.fixture(scope='module')
 def book(params, images):
   with jax.default_matmul_precision('highest'):
     targets, loss_fn = L.make_objective(
-        vgg.VGG19(), params, images['content'], [images['style']], None,
-        content_layers=('relu5_2',), style_layers=('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1'),
-        layer_weights=None, content_weight=1.0, style_weight=100.0, tv_weight=20.0,
-        normalisation='book')
+      vgg.VGG19(),
+      params,
+      images['content'],
+      [images['style']],
+      None,
+      content_layers=('relu5_2',),
+      style_layers=('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1'),
+      layer_weights=None,
+      content_weight=1.0,
+      style_weight=100.0,
+      tv_weight=20.0,
+      normalisation='book',
+    )
   return targets, loss_fn
 
 
@@ -110,8 +128,9 @@ def test_book_objective_matches_keras_example(params, images, book):
   targets, loss_fn = book
   with jax.default_matmul_precision('highest'):
     total, parts = jax.jit(loss_fn)(images['comb'], targets, params)
-  want_total, want = ke_objective(params, images['content'], images['style'], images['comb'],
-                                  1.0, 100.0, 20.0)
+  want_total, want = ke_objective(
+    params, images['content'], images['style'], images['comb'], 1.0, 100.0, 20.0
+  )
   diffs = {k: rel(parts[k], want[k]) for k in want}
   diffs['total'] = rel(total, want_total)
   # Error model: float32 vs the float64 reference: relu5_2 is 14 convs deep (fan-in ≤ 3·3·512),
@@ -141,9 +160,19 @@ def test_gatys_objective_blend_and_layer_weights(params, images):
   blend = (0.3, 0.9)
   with jax.default_matmul_precision('highest'):
     targets, loss_fn = L.make_objective(
-        vgg.VGG19(pool='avg'), params, images['content'][0], [images['style'], images['style2']], blend,
-        content_layers=('conv4_2',), style_layers=STYLE, layer_weights=layer_w,
-        content_weight=1.0, style_weight=2.0, tv_weight=0.0, normalisation='gatys')
+      vgg.VGG19(pool='avg'),
+      params,
+      images['content'][0],
+      [images['style'], images['style2']],
+      blend,
+      content_layers=('conv4_2',),
+      style_layers=STYLE,
+      layer_weights=layer_w,
+      content_weight=1.0,
+      style_weight=2.0,
+      tv_weight=0.0,
+      normalisation='gatys',
+    )
     total, parts = jax.jit(loss_fn)(images['comb'], targets, params)
 
   f_c = np_vgg(images['content'], params, 'avg')
@@ -157,16 +186,18 @@ def test_gatys_objective_blend_and_layer_weights(params, images):
     assert np.max(np.abs(targets['style'][n][0] - a)) / np.max(np.abs(a)) < 1e-4, n
     g = np_gram(f_x[n][0])
     m = f_x[n].shape[1] * f_x[n].shape[2]
-    want_s += 2.0 * layer_w[n] * np.sum((g - a) ** 2) / (4.0 * vgg.CHANNELS[n] ** 2 * m ** 2)
+    want_s += 2.0 * layer_w[n] * np.sum((g - a) ** 2) / (4.0 * vgg.CHANNELS[n] ** 2 * m**2)
   assert rel(parts['loss_content'], want_c) < 1e-4  # as above
   assert rel(parts['loss_style'], want_s) < 1e-4
   assert float(parts['loss_tv']) == 0.0 and rel(total, want_c + want_s) < 1e-4
 
 
 def test_bad_arguments(params, images):
-  for kwargs, match in (({'normalisation': 'mean'}, 'normalisation'),
-                        ({'layer_weights': (1.0, 2.0)}, 'layer_weights'),
-                        ({'style_layers': ('relu9_1',)}, 'unknown VGG19 layer')):
+  for kwargs, match in (
+    ({'normalisation': 'mean'}, 'normalisation'),
+    ({'layer_weights': (1.0, 2.0)}, 'layer_weights'),
+    ({'style_layers': ('relu9_1',)}, 'unknown VGG19 layer'),
+  ):
     with pytest.raises(ValueError, match=match):
       L.make_objective(vgg.VGG19(), params, images['content'], images['style'], **kwargs)
   with pytest.raises(ValueError, match='style_blend'):

@@ -1,6 +1,7 @@
 """High-resolution NST memory: the checkpointed per-block objective (vgg.block_losses) gives the same
 value and gradient as the plain one, and XLA:CPU's compiled buffer plan really shrinks with it (the
 plain `jax.checkpoint` version had an identical plan, which nothing caught)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,18 +21,28 @@ def params():
 def _objective(params, remat, shape, **kwargs):
   rng = np.random.default_rng(1)
   content, style = (rng.uniform(-120, 130, shape).astype(np.float32) for _ in range(2))
-  return L.make_objective(vgg.VGG19(pool=kwargs.pop('pool', 'max')), params, content, [style],
-                          remat=remat, **kwargs)
+  return L.make_objective(
+    vgg.VGG19(pool=kwargs.pop('pool', 'max')), params, content, [style], remat=remat, **kwargs
+  )
 
 
 # Both cases pool by averaging: remat and plain are two programs that may round the forward
 # differently, and a max pool's gradient is discontinuous at near-ties; on these tiny images the last
 # pools see 2×2 windows (docs/development.md, "Tolerances").
-@pytest.mark.parametrize('kwargs', [
+@pytest.mark.parametrize(
+  'kwargs',
+  [
     {'pool': 'avg'},  # the book's layers: content block5_conv2, style block1..5_conv1, TV
-    {'pool': 'avg', 'normalisation': 'gatys', 'content_layers': ('block4_conv2', 'block1_conv1'),
-     'style_layers': ('block1_conv1', 'block3_conv2'), 'layer_weights': (0.3, 0.7)},
-], ids=['book', 'gatys_avg_shared_layer'])
+    {
+      'pool': 'avg',
+      'normalisation': 'gatys',
+      'content_layers': ('block4_conv2', 'block1_conv1'),
+      'style_layers': ('block1_conv1', 'block3_conv2'),
+      'layer_weights': (0.3, 0.7),
+    },
+  ],
+  ids=['book', 'gatys_avg_shared_layer'],
+)
 def test_remat_objective_matches_plain(params, kwargs):
   x = jnp.asarray(np.random.default_rng(2).uniform(-120, 130, (1, 40, 36, 3)), jnp.float32)
   outs = []
@@ -59,9 +70,12 @@ def test_remat_plan_is_smaller(params):
   """
   x = jax.ShapeDtypeStruct((1, 256, 256, 3), jnp.float32)
   net = vgg.VGG19(outputs=('block5_conv2',))
-  targets = {'content': jax.eval_shape(lambda p, z: net.apply({'params': p}, z), params, x),
-             'style': {n: jax.ShapeDtypeStruct((1, vgg.CHANNELS[n], vgg.CHANNELS[n]), jnp.float32)
-                       for n in STYLE}}
+  targets = {
+    'content': jax.eval_shape(lambda p, z: net.apply({'params': p}, z), params, x),
+    'style': {
+      n: jax.ShapeDtypeStruct((1, vgg.CHANNELS[n], vgg.CHANNELS[n]), jnp.float32) for n in STYLE
+    },
+  }
 
   def temp_bytes(loss_fn):
     f = jax.jit(jax.value_and_grad(lambda z, t, p: loss_fn(z, t, p)[0]))
@@ -78,8 +92,9 @@ def test_checkpoint_recomputes_after_the_cotangent():
   k = jax.random.normal(jax.random.key(0), (3, 3, 3, 8))
 
   def block(x, k):
-    return jax.nn.relu(jax.lax.conv_general_dilated(
-        x, k, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
+    return jax.nn.relu(
+      jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    )
 
   x = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
   grads = []
@@ -91,4 +106,6 @@ def test_checkpoint_recomputes_after_the_cotangent():
   # Error model: the recompute may sum in another order; each gradient element is a sum of
   # 9·8 = 72 terms (and the forward's 27), 2·sqrt(72)·u ≈ 1e-6 of the terms' magnitudes, whose sum
   # is up to ~10× the largest gradient: 1e-5 of it.
-  np.testing.assert_allclose(grads[1], grads[0], rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(grads[0]))))
+  np.testing.assert_allclose(
+    grads[1], grads[0], rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(grads[0])))
+  )

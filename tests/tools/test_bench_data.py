@@ -1,4 +1,5 @@
 """`jaxstyle bench data`: the input-pipeline bench on tiny mock data (folder and TFDS ArrayRecord)."""
+
 import argparse
 import json
 
@@ -11,15 +12,30 @@ from jaxstyle.tools import bench, bench_data
 
 
 def test_data_bench_prints_images_per_s_for_the_folder_source(capsys):
-  rc = cli.main(['bench', 'data', '--source', 'folder', '--images', '4', '--size', '32',
-                 '--workers', '2', '--batch', '2'])
+  rc = cli.main(
+    [
+      'bench',
+      'data',
+      '--source',
+      'folder',
+      '--images',
+      '4',
+      '--size',
+      '32',
+      '--workers',
+      '2',
+      '--batch',
+      '2',
+    ]
+  )
   line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert rc == 0 and line['bench'] == 'data' and 'tfds' not in line
   assert line['size'] == 32 and line['batch'] == 2 and line['cpu_count'] >= 1
   (run,) = line['folder']
   assert (run['workers'], run['steps']) == (2, 2)  # one pass over 4 A images at batch 2
   assert run['images_per_s'] > 0 and run['per_worker_images_per_s'] == pytest.approx(
-      run['images_per_s'] / 2, abs=0.1)
+    run['images_per_s'] / 2, abs=0.1
+  )
   assert line['images_per_s'] == {'folder': {'2': run['images_per_s']}}
   cfg = line['data_config']
   assert (cfg['augment'], cfg['image_size'], cfg['load_size_used']) == ('reference', 32, 36)
@@ -29,14 +45,25 @@ def test_mock_jpegs_are_photo_sized(tmp_path):
   paths = bench_data.write_folder(str(tmp_path), 2)
   assert sorted(paths) == ['testA', 'testB', 'trainA', 'trainB'] and len(paths['trainB']) == 2
   from PIL import Image
+
   with Image.open(paths['trainA'][0]) as im:
     assert (im.format, im.size) == ('JPEG', bench_data.PHOTO_WH)
 
 
 def _namespace(**overrides):
   """What `jaxstyle bench data` parses, small: 4 images per domain at 32 px, batch 2."""
-  fields = dict(source='folder', images=4, workers='1', size=32, batch=2, train_steps=0,
-                arch='unet128', dtype='float32', lambda_id=5.0, conv_impl='auto')
+  fields = dict(
+    source='folder',
+    images=4,
+    workers='1',
+    size=32,
+    batch=2,
+    train_steps=0,
+    arch='unet128',
+    dtype='float32',
+    lambda_id=5.0,
+    conv_impl='auto',
+  )
   return argparse.Namespace(**{**fields, **overrides})
 
 
@@ -47,10 +74,14 @@ def mock_tfds(tmp_path_factory):
   paths = bench_data.write_folder(str(tmp / 'folder'), 5)
   skipped = bench_data.write_tfds(str(tmp / 'tfds'), paths)
   assert skipped == ''
-  configs = {'folder': dict(source='folder', root=str(tmp / 'folder')),
-             'tfds': dict(source='tfds', name=bench_data.MOCK_NAME, data_dir=str(tmp / 'tfds'))}
-  cfgs = {k: presets.data_config(**v, image_size=32, load_size=0, augment='reference',
-                                 epoch_rule='max') for k, v in configs.items()}
+  configs = {
+    'folder': dict(source='folder', root=str(tmp / 'folder')),
+    'tfds': dict(source='tfds', name=bench_data.MOCK_NAME, data_dir=str(tmp / 'tfds')),
+  }
+  cfgs = {
+    k: presets.data_config(**v, image_size=32, load_size=0, augment='reference', epoch_rule='max')
+    for k, v in configs.items()
+  }
   return {k: (cfg, data.make_sources(cfg, 'train')) for k, cfg in cfgs.items()}
 
 
@@ -85,9 +116,21 @@ def test_data_bench_times_the_tfds_source():
 @pytest.mark.slow  # 15-28 s on 2 shared cores
 def test_data_bench_train_steps_reports_the_data_wait_share(monkeypatch):
   # The smallest nets the config accepts: a 2-step run is mostly compiling its step.
-  monkeypatch.setitem(bench.ARCHS, 'tiny', (32, dict(
-      generator='resnet', n_blocks=0, gen_filters=2, discriminator='patchgan', disc_filters=2,
-      n_layers=1)))
+  monkeypatch.setitem(
+    bench.ARCHS,
+    'tiny',
+    (
+      32,
+      dict(
+        generator='resnet',
+        n_blocks=0,
+        gen_filters=2,
+        discriminator='patchgan',
+        disc_filters=2,
+        n_layers=1,
+      ),
+    ),
+  )
   line = bench_data.bench(_namespace(batch=1, train_steps=2, arch='tiny', lambda_id=0.0))
   run = line['train']['folder']
   assert (run['steps'], run['timed_steps'], run['size'], run['arch']) == (2, 1, 32, 'tiny')

@@ -1,4 +1,5 @@
 """`jaxstyle bench nst-sweep`: one sweep process against separate stylize processes, end to end."""
+
 import json
 
 import pytest
@@ -8,8 +9,20 @@ from jaxstyle import cli
 
 @pytest.mark.slow  # three tiny `jaxstyle stylize` processes (imports and compiles)
 def test_sweep_bench_times_both_sides_and_gets_the_same_images(capsys):
-  rc = cli.main(['bench', 'nst-sweep', '--size', '16', '--segments', '2', '--segment-iters', '1',
-                 '--style-weights', '1,100'])
+  rc = cli.main(
+    [
+      'bench',
+      'nst-sweep',
+      '--size',
+      '16',
+      '--segments',
+      '2',
+      '--segment-iters',
+      '1',
+      '--style-weights',
+      '1,100',
+    ]
+  )
   line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert rc == 0 and line['bench'] == 'nst-sweep'
   assert line['sweep_strategy'].split()[0] in ('concurrent', 'sequential')  # auto on a CPU

@@ -37,6 +37,7 @@ prints (forward): 'peer_torch_fast_style size=<px> batch=<n> upsample=<u> thread
 prints (train):   'peer_torch_fast_style mode=train size=<px> batch=<n> upsample=<u> threads=<t>
                    s_per_iter=<median seconds per step>'
 """
+
 import statistics
 import sys
 import time
@@ -134,8 +135,29 @@ class TransformerNet(nn.Module):
     return 127.5 + 150.0 * torch.tanh(y) if self.output == 'tanh' else y
 
 
-VGG19_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
-             512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M')
+VGG19_CFG = (
+  64,
+  64,
+  'M',
+  128,
+  128,
+  'M',
+  256,
+  256,
+  256,
+  256,
+  'M',
+  512,
+  512,
+  512,
+  512,
+  'M',
+  512,
+  512,
+  512,
+  512,
+  'M',
+)
 # post-ReLU layer name -> index of its ReLU in torchvision's vgg19().features
 VGG19_LAYERS = {'block1_conv2': 3, 'block2_conv2': 8, 'block3_conv3': 15, 'block4_conv3': 24}
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -178,7 +200,7 @@ class VGG19Features(nn.Module):
       else:
         mods += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU()]
         cin = v
-    self.features = nn.Sequential(*mods[:last + 1])
+    self.features = nn.Sequential(*mods[: last + 1])
     if state_dict is not None:
       own = self.state_dict()
       self.load_state_dict({k: torch.as_tensor(v) for k, v in state_dict.items() if k in own})
@@ -210,8 +232,17 @@ def style_targets(vgg, style_image, layers=STYLE_LAYERS):
   return {n: gram(feats[n])[0] for n in layers}
 
 
-def perceptual_loss(y, x, targets, vgg, content_weight=1.0, style_weight=5.0, tv_weight=1e-6,
-                    content_layer=CONTENT_LAYER, style_layer_weights=None):
+def perceptual_loss(
+  y,
+  x,
+  targets,
+  vgg,
+  content_weight=1.0,
+  style_weight=5.0,
+  tv_weight=1e-6,
+  content_layer=CONTENT_LAYER,
+  style_layer_weights=None,
+):
   """Johnson perceptual loss of net output y for content images x (both NCHW RGB [0, 255]).
 
   targets: {style layer: (C, C) Gram of the style image}; style_layer_weights: {layer: w}
@@ -223,13 +254,15 @@ def perceptual_loss(y, x, targets, vgg, content_weight=1.0, style_weight=5.0, tv
   with torch.no_grad():
     fx = vgg(x)[content_layer]
   content = ((fy[content_layer] - fx) ** 2).flatten(1).mean(1)
-  style = sum(weights[n] * ((gram(fy[n]) - t) ** 2).flatten(1).mean(1)
-              for n, t in targets.items())
+  style = sum(weights[n] * ((gram(fy[n]) - t) ** 2).flatten(1).mean(1) for n, t in targets.items())
   a = (y[:, :, :-1, :-1] - y[:, :, 1:, :-1]) ** 2
   b = (y[:, :, :-1, :-1] - y[:, :, :-1, 1:]) ** 2
   tv = (a + b).flatten(1).sum(1)
-  terms = {'content': content_weight * content.mean(), 'style': style_weight * style.mean(),
-           'tv': tv_weight * tv.mean()}
+  terms = {
+    'content': content_weight * content.mean(),
+    'style': style_weight * style.mean(),
+    'tv': tv_weight * tv.mean(),
+  }
   return terms['content'] + terms['style'] + terms['tv'], terms
 
 
@@ -259,8 +292,10 @@ def main():
     with torch.no_grad():
       s_per_iter = _median_time(lambda: net(images), steps)
       assert net(images).shape == images.shape
-    print(f'peer_torch_fast_style size={size} batch={batch} upsample={upsample} '
-          f'threads={threads} s_per_iter={s_per_iter:.5f}')
+    print(
+      f'peer_torch_fast_style size={size} batch={batch} upsample={upsample} '
+      f'threads={threads} s_per_iter={s_per_iter:.5f}'
+    )
     return
   net = TransformerNet(upsample, output='tanh').train()
   vgg = VGG19Features(STYLE_LAYERS + (CONTENT_LAYER,)).eval()  # random init, frozen
@@ -275,8 +310,10 @@ def main():
     return loss
 
   s_per_iter = _median_time(step, steps)
-  print(f'peer_torch_fast_style mode=train size={size} batch={batch} upsample={upsample} '
-        f'threads={threads} s_per_iter={s_per_iter:.5f}')
+  print(
+    f'peer_torch_fast_style mode=train size={size} batch={batch} upsample={upsample} '
+    f'threads={threads} s_per_iter={s_per_iter:.5f}'
+  )
 
 
 if __name__ == '__main__':

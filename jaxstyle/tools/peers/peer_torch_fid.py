@@ -13,6 +13,7 @@ Random weights: speed does not depend on their values. Threads: torch's default 
 usage: python peer_torch_fid.py [size=299] [steps=5] [batch=50]
 prints: 'peer_torch_fid size=<px> batch=<n> s_per_iter=<median seconds per batch>'
 """
+
 import statistics
 import sys
 import time
@@ -48,10 +49,15 @@ class FIDInceptionA(nn.Module):
     self.branch_pool = BasicConv2d(cin, pool_features, kernel_size=1)
 
   def forward(self, x):
-    return torch.cat([
-        self.branch1x1(x), self.branch5x5_2(self.branch5x5_1(x)),
+    return torch.cat(
+      [
+        self.branch1x1(x),
+        self.branch5x5_2(self.branch5x5_1(x)),
         self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-        self.branch_pool(_avg(x))], 1)
+        self.branch_pool(_avg(x)),
+      ],
+      1,
+    )
 
 
 class InceptionB(nn.Module):
@@ -63,9 +69,14 @@ class InceptionB(nn.Module):
     self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, stride=2)
 
   def forward(self, x):
-    return torch.cat([
-        self.branch3x3(x), self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-        F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+    return torch.cat(
+      [
+        self.branch3x3(x),
+        self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+        F.max_pool2d(x, kernel_size=3, stride=2),
+      ],
+      1,
+    )
 
 
 class FIDInceptionC(nn.Module):
@@ -104,8 +115,9 @@ class InceptionD(nn.Module):
     b7 = x
     for i in range(1, 5):
       b7 = getattr(self, f'branch7x7x3_{i}')(b7)
-    return torch.cat([self.branch3x3_2(self.branch3x3_1(x)), b7,
-                      F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+    return torch.cat(
+      [self.branch3x3_2(self.branch3x3_1(x)), b7, F.max_pool2d(x, kernel_size=3, stride=2)], 1
+    )
 
 
 class FIDInceptionE(nn.Module):
@@ -129,7 +141,7 @@ class FIDInceptionE(nn.Module):
     b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
     d3 = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
     d3 = torch.cat([self.branch3x3dbl_3a(d3), self.branch3x3dbl_3b(d3)], 1)
-    pool = (F.max_pool2d(x, kernel_size=3, stride=1, padding=1) if self.use_max_pool else _avg(x))
+    pool = F.max_pool2d(x, kernel_size=3, stride=1, padding=1) if self.use_max_pool else _avg(x)
     return torch.cat([self.branch1x1(x), b3, d3, self.branch_pool(pool)], 1)
 
 
@@ -169,7 +181,6 @@ class FIDInception(nn.Module):
     return F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
 
 
-
 def main():
   size = int(sys.argv[1]) if len(sys.argv) > 1 else 299
   steps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -185,8 +196,10 @@ def main():
       feat = net.pool3(images)
       times.append(time.perf_counter() - t0)
   assert feat.shape == (batch, 2048)
-  print(f'peer_torch_fid size={size} batch={batch} threads={torch.get_num_threads()} '
-        f's_per_iter={statistics.median(times):.5f}')
+  print(
+    f'peer_torch_fid size={size} batch={batch} threads={torch.get_num_threads()} '
+    f's_per_iter={statistics.median(times):.5f}'
+  )
 
 
 if __name__ == '__main__':
