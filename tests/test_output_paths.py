@@ -10,19 +10,18 @@ workdir holds only a run's snapshots, metrics and progress strip.
 import json
 import os
 import shlex
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tiny_run
+from helpers import ROOT
 from PIL import Image
 
 from jaxstyle import checkpoint, cli, config_lib, metrics
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'tests', 'cyclegan'))
-import tiny_run  # noqa: E402
+REPO = str(ROOT)
 
 # Three shallow VGG layers and one 1-iteration segment at 16 px: the NST runs compile in seconds.
 NST_FLAGS = [
@@ -339,8 +338,7 @@ def test_fid_json(tmp_path, cwd, capsys):
 
 @pytest.mark.slow  # compiles the Inception trunk once (~10 s on 2 cores)
 def test_fid_save_stats(images, cwd, capsys, monkeypatch):
-  sys.path.insert(0, os.path.join(REPO, 'tests', 'fixtures'))
-  from random_weights import random_state_dict
+  from random_weights import random_state_dict  # tests/fixtures is on pytest's pythonpath
 
   from jaxstyle.fid import weights as fid_weights
   from jaxstyle.models import inception

@@ -45,6 +45,7 @@ def case():
   style = random_images(tuple(si['shape_nhwc']), si['seed'], high=255.0)[0]
   config = presets.fast_style_base()
   config.vgg.conv_impl = 'xla'
+  config.vgg.pool = meta['pool']  # 'avg': the gradients below are smooth functions of the input
   assert config.loss.content_layers == (meta['content_layer'],)
   assert config.loss.normalisation == meta['normalisation']
   params = johnson.params_from_state_dict(net_sd, 'resize')['params']
@@ -72,12 +73,13 @@ def test_matches_the_torch_reference(case):
   assert float(total) == pytest.approx(float(data['total']), rel=2e-4)
   for ours, theirs in (('loss_content', 'content'), ('loss_style', 'style'), ('loss_tv', 'tv')):
     assert float(aux[ours]) == pytest.approx(float(data[theirs]), rel=2e-4), ours
-  # torch OIHW -> our HWIO; float32 vs float64 gradients (the fixture measured ~1e-4 and ~2e-3).
-  # Not from a rounding model: VGG pools by max here (the fixture's torch run), and with ~7e4 2×2
-  # windows and 1e-5 forward differences about one near-tie reroutes a gradient; the bounds are
-  # the measured values with 10× and 5× room (docs/development.md, "Tolerances").
+  # torch OIHW -> our HWIO; float32 vs float64 gradients. deconv3 (the head) by the model above, 3×
+  # for the backward: ≤ 3e-4 of its largest element. conv1 sits behind the whole net and its
+  # instance norms on 8×10 maps amplify rounding: the fixture's own float32 torch run is 2.4e-3 from
+  # float64 (an independent float32 implementation of the same smooth function), so ours may be
+  # off by that much again; 1e-2 is that with 4× room. A wrong layer or scale is off by O(1).
   assert (
-    rel(np.transpose(grads['head']['kernel'], (3, 2, 0, 1)), data['grad_deconv3_weight']) < 1e-3
+    rel(np.transpose(grads['head']['kernel'], (3, 2, 0, 1)), data['grad_deconv3_weight']) < 3e-4
   )
   assert rel(np.transpose(grads['stem']['kernel'], (3, 2, 0, 1)), data['grad_conv1_weight']) < 1e-2
 

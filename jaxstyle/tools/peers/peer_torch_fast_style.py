@@ -185,9 +185,10 @@ class VGG19Features(nn.Module):
 
   forward(x RGB [0, 255] NCHW) -> {name: feature map}; Keras/Caffe preprocessing is applied inside.
   `state_dict` may hold all 16 convs (torchvision layout); keys past the cut are ignored.
+  `pool`: 'max' (torchvision's) or 'avg' (Gatys et al.'s option; jaxstyle's `vgg.pool`).
   """
 
-  def __init__(self, layers, state_dict=None):
+  def __init__(self, layers, state_dict=None, pool='max'):
     super().__init__()
     self.layers = tuple(layers)
     last = max(VGG19_LAYERS[n] for n in self.layers)
@@ -196,7 +197,7 @@ class VGG19Features(nn.Module):
       if len(mods) > last:
         break
       if v == 'M':
-        mods.append(nn.MaxPool2d(2, 2))
+        mods.append(nn.MaxPool2d(2, 2) if pool == 'max' else nn.AvgPool2d(2, 2))
       else:
         mods += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU()]
         cin = v
