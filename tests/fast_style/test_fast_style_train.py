@@ -19,6 +19,9 @@ from jaxstyle.fast_style import data, presets, train
 from jaxstyle.fast_style import step as fs_step
 from jaxstyle.fast_style.inference import FastStyleModel
 
+# The fast tier's heaviest file (a trained run, 8 = 1 device, the CLI): CI runs it, `-m 'not slow'`
+# skips it.
+pytestmark = pytest.mark.slow
 STEPS = 4
 
 

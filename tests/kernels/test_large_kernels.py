@@ -57,6 +57,7 @@ def test_small_kernels_keep_the_plain_path():
   assert not fast_conv._is_narrow(_arr(9, 9, 32, 3), (2, 2))
 
 
+@pytest.mark.slow  # a literal upsample + reflect-pad form per size, gradients included
 @pytest.mark.parametrize('hw', [(6, 9), (7, 5)])
 def test_reflect_upsample_conv_equals_the_literal_form(hw):
   x, k = _arr(2, *hw, 6), _arr(3, 3, 6, 4, scale=0.2)

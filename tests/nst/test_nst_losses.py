@@ -155,6 +155,7 @@ def test_loss_fn_takes_params_as_argument(params, images, book):
   assert float(parts['loss_content']) < 1e-9 * float(parts0['loss_content'])
 
 
+@pytest.mark.slow  # compiles the full Gatys objective three times
 def test_gatys_objective_blend_and_layer_weights(params, images):
   layer_w = {n: 1e3 / vgg.CHANNELS[n] ** 2 for n in STYLE}
   blend = (0.3, 0.9)
