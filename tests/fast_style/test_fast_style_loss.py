@@ -22,6 +22,10 @@ from jaxstyle.nst import losses
 from jaxstyle.nst.weights import PREPROCESSING
 from jaxstyle.ports import torchvision_vgg
 
+# Compiles the full perceptual loss (Johnson net + VGG19 to block4_conv3) four times: CI runs it,
+# the fast tier skips it.
+pytestmark = pytest.mark.slow
+
 PREP = PREPROCESSING['keras']
 
 
