@@ -103,6 +103,7 @@ def test_eight_devices_equal_one_device_on_global_batch(runs):
   assert max(jax.tree.leaves(moved)) > 1e-3
 
 
+@pytest.mark.slow  # reads the same 8-device / 1-device runs (the fast tier keeps the toy pmean test)
 def test_pool_fill_phase_matches_no_pool_and_is_per_device(runs):
   # In the fill phase the pool returns its input, so D sees the same fakes as without a pool;
   # hence the 8-device run with pools equals the 1-device run on the global batch too.

@@ -3,29 +3,16 @@
 import jax
 import numpy as np
 import pytest
-from helpers import CYCLEGAN_SYNTHETIC as CONFIG
+from helpers import tiny_train_config
 
-from jaxstyle import checkpoint, config_lib
+from jaxstyle import checkpoint
 from jaxstyle.cyclegan import train as train_cyclegan
 
 pytestmark = pytest.mark.slow  # a bf16 train step compile (~50 s)
 
 
 def test_bf16_compute_keeps_fp32_params(tmp_path):
-  cfg = config_lib.load_config(CONFIG + ':runlocal')
-  config_lib.apply_overrides(
-    cfg,
-    {
-      'total_steps': 2,
-      'log_every': 1,
-      'sample_every': 2,
-      'ckpt.every_steps': 2,
-      'progress': False,
-      'eval_at_end': False,
-      'data.synthetic_size': 16,
-      'model.dtype': 'bfloat16',
-    },
-  )
+  cfg = tiny_train_config(**{'model.dtype': 'bfloat16'})
   last = train_cyclegan.train(cfg, str(tmp_path))
   assert all(np.isfinite(v) for k, v in last.items() if k.startswith('train/loss'))
   _, params = checkpoint.load_run(str(tmp_path))
