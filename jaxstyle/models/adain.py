@@ -151,8 +151,12 @@ def encode(
   kind: str = 'normalised',
   outputs: Sequence[str] = ENCODER_LAYERS,
   kernels_t: Mapping[str, Any] | None = None,
+  pool: str = 'max',
 ) -> dict[str, jax.Array]:
   """`{name: features}` for `outputs` (reluB_I names) of NHWC RGB [0, 1] images `x`.
+
+  `pool='avg'` (kind 'imagenet' only) pools by averaging: the trainer's cross-device gradient
+  test uses it, as max pooling's gradient jumps at near-ties (docs/development.md "Tolerances").
 
   Stops after the deepest output. `kernels_t` (kind 'imagenet' only): `vgg.frozen_kernels` of the
   3x3 convs, for the NST fast path of frozen weights. Each side must be at least 16 (reflect pads).
@@ -163,7 +167,7 @@ def encode(
   p = params['input_conv']
   x = _conv(jnp.asarray(x, jnp.float32), p['kernel'], p['bias'])
   if kind == 'imagenet':
-    net = vgg.VGG19(pool='max', outputs=tuple(outputs))
+    net = vgg.VGG19(pool=pool, outputs=tuple(outputs))
     trunk = {k: v for k, v in params.items() if k != 'input_conv'}
     return net.apply({'params': trunk}, x, kernels_t)
   deepest = max(vgg.LAYER_NAMES.index(c) for c in canon)
@@ -262,7 +266,7 @@ def decoder_torch_shapes() -> dict[str, tuple[int, ...]]:
 def vgg_torch_shapes() -> dict[str, tuple[int, ...]]:
   """`net.vgg`'s state dict (`vgg_normalised.pth`, all 17 convs): key -> shape."""
   shapes = {'0.weight': (3, 3, 1, 1), '0.bias': (3,)}
-  for idx, (name, s) in zip(VGG_TORCH_INDICES[1:], vgg.expected_shapes().items(), strict=True):
+  for idx, s in zip(VGG_TORCH_INDICES[1:], vgg.expected_shapes().values(), strict=True):
     kh, kw, cin, cout = s['kernel']
     shapes[f'{idx}.weight'] = (cout, cin, kh, kw)
     shapes[f'{idx}.bias'] = (cout,)
