@@ -111,6 +111,30 @@ def adain(
   return (content_feat.astype(jnp.float32) - c_mean) / c_std * s_std + s_mean
 
 
+def target_features(
+  content_feat: jax.Array,
+  style_feats: Sequence[jax.Array],
+  weights: Sequence[float] | jax.Array,
+  alpha: float | jax.Array = 1.0,
+  masks: Sequence[jax.Array] | None = None,
+  eps: float = EPS,
+) -> jax.Array:
+  """The decoder's input: Σ_i w_i AdaIN(f_c, f_s_i), then α·t + (1 - α)·f_c (pytorch-AdaIN test.py).
+
+  With `masks` (one 0/1 (1, H, W, 1) per style, disjoint, covering the content features), region i
+  gets AdaIN over its own positions with style i (the Lua reference's spatial control); `weights`
+  are then unused.
+  """
+  if masks is None:
+    t = sum(w * adain(content_feat, f, eps) for w, f in zip(weights, style_feats, strict=True))
+  else:
+    t = sum(
+      m * adain(content_feat, f, eps, content_mask=m)
+      for m, f in zip(masks, style_feats, strict=True)
+    )
+  return alpha * t + (1 - alpha) * content_feat.astype(jnp.float32)
+
+
 #### Encoder
 
 

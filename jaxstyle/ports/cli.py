@@ -14,7 +14,15 @@ from typing import Any
 from jaxstyle import errors
 from jaxstyle.errors import UserError
 
-KINDS = ('junyanz-G', 'junyanz-D', 'vgg19-keras', 'vgg19-torchvision', 'inception-fid')
+KINDS = (
+  'junyanz-G',
+  'junyanz-D',
+  'vgg19-keras',
+  'vgg19-torchvision',
+  'inception-fid',
+  'adain-decoder',
+  'adain-vgg',
+)
 # The converters are imported where used: they pull numpy, h5py or the jax stack, and
 # `jaxstyle port-weights --help` (this module's only import-time work) stays instant.
 
@@ -41,12 +49,16 @@ def _guess_kind(src: str) -> str:
   """Extension first (.h5 is Keras); for .pth, the keys tell G, D, VGG and Inception apart."""
   if src.lower().endswith(('.h5', '.hdf5', '.keras')):
     return 'vgg19-keras'
-  from jaxstyle.ports import inception_fid, torch_pth
+  from jaxstyle.ports import adain, inception_fid, torch_pth
 
   keys = torch_pth.load_state_dict(src).keys()
   keys = {k[len('module.') :] if k.startswith('module.') else k for k in keys}
   if inception_fid.is_inception_fid(keys):
     return 'inception-fid'
+  if adain.is_decoder(keys):
+    return 'adain-decoder'
+  if adain.is_vgg(keys):
+    return 'adain-vgg'
   if any(k.startswith('features.') for k in keys):
     return 'vgg19-torchvision'
   if any('.conv_block.' in k for k in keys):
@@ -80,6 +92,15 @@ def convert(src: str, kind: str) -> tuple[Any, dict]:
 
     params = inception_fid.load_inception_fid(src)['params']
     meta['model_cfg'] = {'net': 'inception_fid'}
+  elif kind in ('adain-decoder', 'adain-vgg'):
+    from jaxstyle.ports import adain
+
+    if kind == 'adain-decoder':  # `stylize --model DIR` runs it (with the VGG it was trained on)
+      params, net = adain.load_decoder(src), adain.DECODER_NET
+      meta['task'] = 'adain'
+    else:
+      params, net = adain.load_vgg(src), adain.VGG_NET
+    meta['model_cfg'] = {'net': net, 'encoder': 'normalised'}
   else:
     raise ValueError(f'unknown --kind {kind!r}; choose from {", ".join(KINDS)}')
   return params, meta
