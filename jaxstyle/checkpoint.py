@@ -335,7 +335,12 @@ def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
       f'{workdir} is not a training run: it has no config.json (pass the --workdir given to '
       '`jaxstyle train`)'
     )
-  config = json.loads(config_file.read_text())
+  try:  # a run's config.json damaged by hand or cut short: one line naming it (issue #24)
+    config = json.loads(config_file.read_text())
+  except (OSError, ValueError) as err:
+    raise RunNotFoundError(f'{config_file} cannot be read as a run config ({err})') from err
+  if not isinstance(config, dict):
+    raise RunNotFoundError(f'{config_file} is not a run config (a JSON object)')
   ckpt_dir = workdir / 'ckpt'
   # The committed `{step}` dirs, as CheckpointManager.all_steps lists them, without a manager.
   steps = sorted(ocp.utils.checkpoint_steps(ckpt_dir), reverse=True)

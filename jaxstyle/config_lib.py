@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib.machinery
 import importlib.util
 import math
 import os
@@ -248,20 +249,54 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py[:arg]` the way `config_flags.DEFINE_config_file` does."""
   module = load_config_module(spec)
   _, _, arg = spec.partition(':')
+  if not callable(getattr(module, 'get_config', None)):
+    raise ConfigError(
+      f'config file {spec.partition(":")[0]!r} defines no get_config(arg); see configs/ for '
+      'the layout of a config file'
+    )
   return module.get_config(arg or None)
 
 
-def load_config_module(spec: str):
-  """Imports a config file by path (configs/ is not a package)."""
-  path, _, _ = spec.partition(':')
+def _config_source(path: str) -> bytes:
+  """The bytes of config file `path`, or a ConfigError saying why it cannot be one."""
+  hint = '(give a path such as configs/cyclegan_synthetic.py)'
   if not os.path.exists(path):
-    raise FileNotFoundError(
-      f'config file {path!r} does not exist (give a path such as configs/cyclegan_synthetic.py)'
-    )
+    what = 'is a symbolic link to a missing file' if os.path.islink(path) else 'does not exist'
+    raise FileNotFoundError(f'config file {path!r} {what} {hint}')
+  if os.path.isdir(path):
+    raise ConfigError(f'config file {path!r} is a directory {hint}')
+  try:
+    with open(path, 'rb') as f:
+      source = f.read()
+  except OSError as err:
+    raise ConfigError(f'cannot read config file {path!r}: {err.strerror or err}') from err
+  if not source.strip():
+    raise ConfigError(f'config file {path!r} is empty {hint}')
+  return source
+
+
+def load_config_module(spec: str):
+  """Imports a config file by path (configs/ is not a package).
+
+  A file that is not Python (a syntax error, binary data, a truncated copy) is a ConfigError
+  naming the file and line, checked before anything in it runs.
+  """
+  path, _, _ = spec.partition(':')
+  source = _config_source(path)
+  try:
+    compile(source, path, 'exec')
+  except (SyntaxError, ValueError) as err:  # ValueError: null bytes in the source
+    line = getattr(err, 'lineno', None)
+    reason = (getattr(err, 'msg', None) or str(err)) + (f', line {line}' if line else '')
+    raise ConfigError(
+      f'config file {path!r} is not valid Python ({reason}); '
+      'give a config .py file such as configs/cyclegan_synthetic.py'
+    ) from err
   name = 'jaxstyle_config_' + os.path.splitext(os.path.basename(path))[0]
-  module_spec = importlib.util.spec_from_file_location(name, path)
+  loader = importlib.machinery.SourceFileLoader(name, path)  # any extension, unlike spec_from_file
+  module_spec = importlib.util.spec_from_loader(name, loader)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  loader.exec_module(module)
   return module
 
 

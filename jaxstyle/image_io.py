@@ -93,10 +93,12 @@ def load_rgb(path: str, hint: str = '', *, plain: bool = False) -> np.ndarray:
   `plain=True` decodes exactly as `Image.open(path).convert('RGB')` (no EXIF rotation, Pillow's
   own 16-bit clipping): how pytorch-fid reads files, which FID must match pixel for pixel.
   Fails with the path instead of a PIL trace: FileNotFoundError when the file is missing (with
-  `hint` appended, e.g. how a CLI expects its paths), ValueError when it cannot be decoded.
+  `hint` appended, e.g. how a CLI expects its paths), BadInputError (a UserError and a ValueError)
+  when it cannot be decoded: a directory, unreadable, empty, not an image, truncated.
   """
   if not os.path.exists(path):
-    raise FileNotFoundError(f'image {path!r} does not exist' + (f'; {hint}' if hint else ''))
+    what = 'is a symbolic link to a missing file' if os.path.islink(path) else 'does not exist'
+    raise FileNotFoundError(f'image {path!r} {what}' + (f'; {hint}' if hint else ''))
   try:
     with Image.open(path) as img:
       return np.asarray(img.convert('RGB')) if plain else _pil_to_rgb(img)
@@ -104,16 +106,29 @@ def load_rgb(path: str, hint: str = '', *, plain: bool = False) -> np.ndarray:
     raise _unreadable(path, err) from err
 
 
-def _unreadable(path: str, err: Exception) -> ValueError:
-  """The one-line reason an image file cannot be used, with what to do about it."""
+def _unreadable(path: str, err: Exception) -> BadInputError:
+  """The one-line reason an image file cannot be used, with what to do about it.
+
+  A BadInputError: a user's file, so the CLI prints one line (it is also the ValueError callers
+  that skip bad files catch).
+  """
+  if os.path.isdir(path):
+    return BadInputError(f'cannot read {path!r} as an image: it is a directory')
+  if isinstance(err, PermissionError):
+    return BadInputError(f'cannot read {path!r} as an image: permission denied')
   if os.path.isfile(path) and os.path.getsize(path) == 0:
-    return ValueError(f'cannot read {path!r} as an image: the file is empty')
+    return BadInputError(f'cannot read {path!r} as an image: the file is empty')
   if isinstance(err, Image.DecompressionBombError):
-    return ValueError(
+    return BadInputError(
       f"cannot read {path!r} as an image: {err} (Pillow's decompression-bomb "
       'guard); downscale it first if it is a genuine image'
     )
-  return ValueError(
+  if isinstance(err, OSError) and 'truncated' in str(err):
+    return BadInputError(
+      f'cannot read {path!r} as an image: the file is truncated (an interrupted copy or '
+      'download?); copy it again'
+    )
+  return BadInputError(
     f'cannot read {path!r} as an image ({type(err).__name__}: {err}); '
     'convert it to PNG or JPEG and try again'
   )
@@ -124,8 +139,8 @@ def upright_size(path: str, *, plain: bool = False) -> tuple[int, int]:
 
   Cheap enough to run over a whole folder first, so batches can be planned by size and files
   whose header is unreadable (not an image, empty, a decompression bomb) are found before any
-  work; a file with a good header can still fail to decode (a truncated JPEG). ValueError naming
-  the path otherwise, like `load_rgb`.
+  work; a file with a good header can still fail to decode (a truncated JPEG). BadInputError (a
+  ValueError) naming the path otherwise, like `load_rgb`.
   """
   try:
     with Image.open(path) as img:

@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     else:
       from jaxstyle.fast_style import presets  # type: ignore[no-redef]
     presets.check_inputs(config)
+  elif config.task == 'cyclegan':  # init/resume/data.root: before the state is built (#24)
+    from jaxstyle.cyclegan import presets as cyclegan_presets
+
+    cyclegan_presets.check_inputs(config)
   if '://' not in args.workdir:
     errors.writable_dir(args.workdir, 'workdir')
   from jaxstyle import parallel

@@ -73,7 +73,7 @@ def _cases(d):
     (['train', '--config', NST_BOOK, '--workdir', w], 'needs a content image'),
     (['translate', '--workdir', str(d / 'empty_dir'), '--out', w, c], 'empty_dir'),
     (['translate', '--weights', str(d / 'gen'), '--out', w, str(d / 'missing.png')], 'missing.png'),
-    (['translate', '--weights', str(d / 'gen'), '--out', w, str(d / 'text_only')], 'nothing'),
+    (['translate', '--weights', str(d / 'gen'), '--out', w, str(d / 'text_only')], 'x.png'),
     (['translate', '--weights', str(d / 'gen'), '--out', w, '--batch-size', '0', c], '≥ 1'),
     (['translate', '--weights', str(d / 'gen'), '--out', str(d / 'a_file'), c], 'not a directory'),
     (['translate', '--weights', str(d / 'mismatch'), '--out', w, c], 'mismatch'),

@@ -8,6 +8,7 @@ benchmark, a test) takes it from here too (`data_config`; the `model` section's 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import ml_collections
@@ -167,6 +168,37 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.total_steps == 0:
     ck.number('num_epochs', strict=True)
   _check_image_size(ck, c)
+  ck.raise_if_any()
+  return c
+
+
+def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks the files and folders a run names (init weights, resume run, data root) exist and
+  have the right kind, when the run starts: a bad path fails before the state is built. Remote
+  paths (gs://...) are left to the readers."""
+  ck = config_lib.Checks(c)
+  local = lambda path: bool(path) and '://' not in path
+  if local(c.init):
+    is_file = os.path.isfile(c.init)
+    ck.require(
+      not is_file,
+      f'init={c.init!r} is a file; init takes a weight directory: convert it first with '
+      f'`jaxstyle port-weights {c.init} -o DIR` and pass DIR',
+    )
+    ck.require(
+      is_file or os.path.isfile(os.path.join(c.init, 'jaxstyle.json')),
+      f'init={c.init!r} is not a weight directory made by `jaxstyle port-weights` '
+      '(no jaxstyle.json in it)',
+    )
+  ck.require(
+    not local(c.resume) or os.path.isdir(c.resume),
+    f'resume={c.resume!r} is not a folder (the --workdir of the run to start from)',
+  )
+  if c.data.source == 'folder' and local(c.data.root):
+    ck.require(
+      os.path.isdir(c.data.root),
+      f'data.root={c.data.root!r} is not a folder (one with trainA/trainB/testA/testB)',
+    )
   ck.raise_if_any()
   return c
 

@@ -260,6 +260,8 @@ def run(args: argparse.Namespace) -> int:
   from tqdm import tqdm
 
   items = collect_inputs(args.inputs)
+  if len(items) == 1:  # one image: its own error line (not a warning, then "nothing"), at once
+    image_io.load_rgb(items[0][0])
   errors.writable_dir(args.out, '--out directory')
   skipped: list[str] = []
 

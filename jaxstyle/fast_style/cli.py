@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
   pairs = _outputs(list(args.images), args.output)
+  if len(pairs) == 1:  # one image: its own error line (not a warning, then "nothing"), at once
+    image_io.load_rgb(pairs[0][0])
   model = FastStyleModel.from_workdir(args.model)
   weights = model.style_weights(args.style, mix)
   from tqdm import tqdm

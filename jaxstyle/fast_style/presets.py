@@ -207,7 +207,8 @@ def _check_loss(ck: config_lib.Checks, c: ml_collections.ConfigDict) -> None:
 
 
 def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Checks that every file the run names exists (style images, folders, the VGG19 file)."""
+  """Checks that every file the run names exists (style images, folders, the VGG19 file) and
+  that the style images decode."""
   ck = config_lib.Checks(c)
   for path in c.styles:
     ck.require(
@@ -223,4 +224,9 @@ def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     f'vgg.path {c.vgg.path!r} does not exist (a Keras .h5 or torchvision .pth VGG19 file)',
   )
   ck.raise_if_any()
+  from jaxstyle import image_io  # PIL: only when a run starts, not when a config file loads
+
+  for path in c.styles:
+    if not str(path).startswith(SYNTHETIC_PREFIX):
+      image_io.load_rgb(path)  # decoded now: a bad image is one line before VGG19 or a workdir
   return c

@@ -60,13 +60,20 @@ def _open_reader(path: str):
   """An imageio ffmpeg reader for `path`, or a UserError naming the file instead of ffmpeg's log."""
   iio, _ = _imageio()
   if not os.path.exists(path):
-    raise VideoNotFoundError(f'video {path!r} does not exist')
+    what = 'is a symbolic link to a missing file' if os.path.islink(path) else 'does not exist'
+    raise VideoNotFoundError(f'video {path!r} {what}')
+  if os.path.isdir(path):
+    raise BadInputError(f'video {path!r} is a directory; pass a video file')
+  if not os.access(path, os.R_OK):
+    raise BadInputError(f'video {path!r} is not readable (permissions)')
+  if os.path.getsize(path) == 0:
+    raise BadInputError(f'video {path!r} is empty')
   try:
     return iio.get_reader(path, format='FFMPEG')
   except Exception as err:  # noqa: BLE001 -- imageio raises OSError, IndexError, RuntimeError
     raise BadInputError(
-      f'{path!r} is not a readable video ({type(err).__name__}); check the '
-      'file or convert it to MP4'
+      f'{path!r} is not a readable video ({type(err).__name__}; not a video, or cut short); '
+      'check the file or convert it to MP4'
     ) from err
 
 

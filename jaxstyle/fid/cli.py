@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -98,8 +99,7 @@ class _Sets:
       if _is_stats(path):
         if not os.path.isfile(path):
           raise BadInputError(f'{path}: no such statistics file')
-        stats = metrics.load_statistics(path)  # checks the file and its keys first
-        self._checked[path] = (load_features(path), stats)
+        self._checked[path] = _read_stats(path)
       else:
         files = features.list_images(path)
         self._checked[path] = (files, features.read_sizes(files))
@@ -119,6 +119,22 @@ class _Sets:
 
 def _is_stats(path: str) -> bool:
   return path.lower().endswith('.npz') and not os.path.isdir(path)
+
+
+def _read_stats(path: str) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
+  """(features or None, (mu, sigma)) of a statistics file; any unreadable file (empty, cut
+  short, not a zip) is a BadInputError naming it."""
+  try:
+    stats = metrics.load_statistics(path)  # checks the file and its keys first
+    return load_features(path), stats
+  except UserError:
+    raise
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    reason = 'the file is empty' if os.path.getsize(path) == 0 else f'{type(err).__name__}: {err}'
+    raise BadInputError(
+      f'{path}: not a readable .npz of FID statistics ({reason}); write one with '
+      '`jaxstyle fid FOLDER --save-stats OUT.npz`'
+    ) from err
 
 
 def load_features(path: str) -> np.ndarray | None:

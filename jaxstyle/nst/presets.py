@@ -189,7 +189,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Checks the run has a content and a style image and that every file it names exists."""
+  """Checks the run has a content and a style image and that every file it names exists and
+  every image decodes."""
   ck = config_lib.Checks(c)
   ck.require(
     bool(c.content) and bool(c.styles),
@@ -207,4 +208,9 @@ def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     f'vgg.path {c.vgg.path!r} does not exist (a Keras .h5 or torchvision .pth VGG19 file)',
   )
   ck.raise_if_any()
+  from jaxstyle import image_io  # PIL: only when a run starts, not when a config file loads
+
+  init = [c.init_image] if c.init == 'image' and c.init_image else []
+  for path in (c.content, *c.styles, *init):
+    image_io.load_rgb(path)  # decoded now: a bad image is one line before VGG19 or a workdir
   return c

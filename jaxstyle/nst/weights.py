@@ -240,6 +240,8 @@ def get_vgg19(
     file
   )  # first: a damaged official file gets "delete it and re-download", not "wrong format"
   fmt = detect_format(file)
+  loader = keras_h5.load_vgg19 if fmt == 'keras' else torchvision_vgg.load_vgg19
+  params = loader(file)  # first: a damaged file is its one error line, without the note below
   if fmt != source:
     log.warning(
       '%s holds %s weights (%s); using the %s loader and preprocessing instead of the '
@@ -250,5 +252,4 @@ def get_vgg19(
       fmt,
       source,
     )
-  loader = keras_h5.load_vgg19 if fmt == 'keras' else torchvision_vgg.load_vgg19
-  return loader(file), PREPROCESSING[fmt]
+  return params, PREPROCESSING[fmt]

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure  # Figure + savefig needs no pyplot and no 
 from PIL import Image
 
 from jaxstyle import errors, image_io, metrics
-from jaxstyle.errors import UserError
+from jaxstyle.errors import BadInputError, UserError
 from jaxstyle.tools import figures_fast_style
 
 FIGURES = ('5-8', '5-9', '5-12', '5-13', '5-18', 'loss', *figures_fast_style.FIGURES)
@@ -66,10 +66,16 @@ def pick_sample(workdir: str, step: int | None = None) -> tuple[int, str]:
 def read_config(workdir: str) -> dict[str, Any]:
   """The run's config.json (empty if absent: figures still work, with plainer labels)."""
   path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
+  if not os.path.lexists(path):  # a dangling link is a damaged run, not a missing config
     return {}
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      config = json.load(f)
+  except (OSError, ValueError) as err:  # cut short or edited by hand: one line naming it
+    raise BadInputError(f'{path} cannot be read as a run config ({err})') from err
+  if not isinstance(config, dict):
+    raise BadInputError(f'{path} is not a run config (a JSON object)')
+  return config
 
 
 def run_label(workdir: str) -> str:

@@ -58,10 +58,12 @@ def _model(workdir: str) -> Any:
 
 
 def _check_images(paths: list[str]) -> None:
-  """Fails in a second (before the model loads) if a content image is missing."""
+  """Fails in a second (before the model loads) if a content image is missing or unreadable
+  (decoded once here: a truncated file has a good header)."""
   for path in paths:
     if not os.path.isfile(path):
       raise UserError(f'content image {path!r} does not exist; pass existing image files')
+    image_io.load_rgb(path)
 
 
 def style_thumbnails(model: Any, size: int) -> list[np.ndarray]:

@@ -80,7 +80,7 @@ def expand_sweep(config_spec: str, extra: Sequence[str] = ()) -> list[tuple[dict
   """
   module = config_lib.load_config_module(config_spec)
   if not hasattr(module, 'get_sweep'):
-    raise ValueError(f'{config_spec.partition(":")[0]} defines no get_sweep()')
+    raise errors.ConfigError(f'{config_spec.partition(":")[0]} defines no get_sweep()')
   runs = []
   for overrides in module.get_sweep():
     config = run_config(config_spec, overrides, extra)

@@ -192,6 +192,7 @@ def test_nothing_translated_is_a_user_error(weights_dir, tmp_path, monkeypatch):
   only = tmp_path / 'only'
   only.mkdir()
   _truncated_jpeg(only / 't.jpg')
+  _truncated_jpeg(only / 'u.jpg')  # two: a lone input fails before the model (test_input_matrix)
   with pytest.raises(BadInputError, match='nothing translated'):
     translate.run(_args('--weights', weights_dir, '--out', tmp_path / 'o', only))
   assert list((tmp_path / 'o').iterdir()) == []

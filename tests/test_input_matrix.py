@@ -1,0 +1,325 @@
+"""Every file a sub-command reads, made bad in every common way, is one line and exit 2 (issue #24).
+
+The matrix: each input slot of each sub-command (images, videos, statistics, weights, configs,
+run folders) × {wrong content under the right extension, empty, truncated (a valid file cut in
+half), a directory, unreadable permissions, a dangling symlink}. Every cell must end in
+`jaxstyle CMD: error: ...` naming the bad path, on one stderr line, exit code 2, no traceback, and
+no WARNING logged before it (a user given one bad file gets one line, not a warning and then an
+error). Cells run in-process through `jaxstyle.cli.main` (the console script's entry); inputs are
+tiny valid files, broken here. The bad input is found before any model is built, so every cell
+costs milliseconds once the command's modules are imported.
+"""
+
+import io
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+from helpers import CONFIG_DIR, CYCLEGAN_SYNTHETIC, FIXTURES, NST_BOOK
+from PIL import Image
+
+from jaxstyle import cli
+
+KINDS = ('wrong', 'empty', 'truncated', 'directory', 'unreadable', 'dangling')
+FAST_STYLE = str(CONFIG_DIR / 'fast_style_johnson.py')
+IS_ROOT = hasattr(os, 'geteuid') and os.geteuid() == 0
+
+
+def _png() -> bytes:
+  buf = io.BytesIO()
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 255, (8, 8, 3), np.uint8)).save(buf, format='PNG')
+  return buf.getvalue()
+
+
+def _npz() -> bytes:
+  buf = io.BytesIO()
+  np.savez(buf, mu=np.zeros(4), sigma=np.eye(4))
+  return buf.getvalue()
+
+
+def _h5(path) -> bytes:
+  import h5py
+
+  with h5py.File(path, 'w') as f:
+    f.attrs['layer_names'] = np.array([b'block1_conv1'])
+    f.create_dataset('block1_conv1/block1_conv1/kernel:0', data=np.ones((3, 3, 3, 2), np.float32))
+  return path.read_bytes()
+
+
+def _mp4(path) -> bytes:
+  import imageio.v2 as iio
+
+  with iio.get_writer(path, format='FFMPEG', fps=4, macro_block_size=1) as w:
+    for i in range(4):
+      w.append_data(np.full((16, 16, 3), 60 * i, np.uint8))
+  return path.read_bytes()
+
+
+@pytest.fixture(scope='module')
+def root(tmp_path_factory):
+  """Good inputs under good/, and valid bytes of each slot type (broken by `bad`)."""
+  d = tmp_path_factory.mktemp('input_matrix')
+  good = d / 'good'
+  good.mkdir()
+  png = _png()
+  for name in ('content.png', 'style.png'):
+    (good / name).write_bytes(png)
+  (good / 'images').mkdir()
+  for i in range(2):
+    (good / 'images' / f'{i}.png').write_bytes(png)
+  (good / 'nst').mkdir()  # a stylize --workdir: one snapshot for figure 5-18
+  (good / 'nst' / 'out_at_iteration_0.png').write_bytes(png)
+  run = (
+    good / 'fast_run'
+  )  # a folder that claims to be a fast-style run: inputs fail before it loads
+  run.mkdir()
+  (run / 'config.json').write_text(json.dumps({'task': 'fast_style'}))
+  valid = {
+    'png': png,
+    'npz': _npz(),
+    'py': open(CYCLEGAN_SYNTHETIC, 'rb').read(),
+    'pth': (FIXTURES / 'vgg19_block1.pth').read_bytes(),
+    'h5': _h5(d / 'tiny.h5'),
+    'json': json.dumps({'task': 'fast_style', 'model': {}}).encode(),
+  }
+  try:
+    valid['mp4'] = _mp4(d / 'tiny.mp4')
+  except ImportError:  # jaxstyle[video] not installed: the video cells skip
+    pass
+  return d, valid
+
+
+def bad(root, slot: str, kind: str) -> str:
+  """A file of type `slot` (its extension) broken as `kind`, under root/<kind>/."""
+  d, valid = root
+  folder = d / kind
+  folder.mkdir(exist_ok=True)
+  path = folder / f'input.{slot}'
+  if path.exists() or path.is_symlink():
+    return str(path)
+  data = valid[slot]
+  if kind == 'wrong':
+    path.write_text('this is a text file, not what the extension says\n')
+  elif kind == 'empty':
+    path.write_bytes(b'')
+  elif kind == 'truncated':
+    path.write_bytes(data[: len(data) // 2])
+  elif kind == 'directory':
+    path.mkdir()
+  elif kind == 'unreadable':
+    path.write_bytes(data)
+    path.chmod(0)
+  elif kind == 'dangling':
+    path.symlink_to(folder / f'gone.{slot}')
+  return str(path)
+
+
+def bad_run(root, kind: str) -> str:
+  """A run folder whose config.json is broken as `kind` (a run's "file" is its config)."""
+  d, valid = root
+  run = d / kind / 'run'
+  if not run.exists():
+    (run / 'samples').mkdir(parents=True)
+    (run / 'samples' / 'step_000002.png').write_bytes(valid['png'])
+    os.rename(bad(root, 'json', kind), run / 'config.json')
+  return str(run)
+
+
+# (id, slot, argv builder(bad path, good folder)); every sub-command that reads a file.
+SITES = [
+  ('train-config', 'py', lambda p, g, t: ['train', '--config', p, '--workdir', str(t / 'w')]),
+  ('sweep-config', 'py', lambda p, g, t: ['sweep', '--config', p, '--workdir', str(t / 'w')]),
+  ('bench-preset-config', 'py', lambda p, g, t: ['bench', 'preset', '--config', p]),
+  (
+    'stylize-config',
+    'py',
+    lambda p, g, t: ['stylize', str(g / 'content.png'), str(g / 'style.png'), '--config', p],
+  ),
+  ('stylize-content', 'png', lambda p, g, t: ['stylize', p, str(g / 'style.png')]),
+  ('stylize-style', 'png', lambda p, g, t: ['stylize', str(g / 'content.png'), p]),
+  (
+    'stylize-init-image',
+    'png',
+    lambda p, g, t: [
+      'stylize',
+      str(g / 'content.png'),
+      str(g / 'style.png'),
+      '--init',
+      'image',
+      '--init-image',
+      p,
+    ],
+  ),
+  (
+    'stylize-vgg19-pth',
+    'pth',
+    lambda p, g, t: ['stylize', str(g / 'content.png'), str(g / 'style.png'), '--vgg19', p],
+  ),
+  (
+    'stylize-vgg19-h5',
+    'h5',
+    lambda p, g, t: ['stylize', str(g / 'content.png'), str(g / 'style.png'), '--vgg19', p],
+  ),
+  (
+    'stylize-model-image',
+    'png',
+    lambda p, g, t: ['stylize', '--model', str(g / 'fast_run'), p, '-o', str(t / 'o.png')],
+  ),
+  (
+    'stylize-model-video',
+    'mp4',
+    lambda p, g, t: [
+      'stylize',
+      '--model',
+      str(g / 'fast_run'),
+      '--video',
+      p,
+      '-o',
+      str(t / 'o.mp4'),
+    ],
+  ),
+  (
+    'translate-image',
+    'png',
+    lambda p, g, t: ['translate', '--weights', str(g / 'content.png'), '--out', str(t / 'out'), p],
+  ),
+  (
+    'translate-weights',
+    'pth',
+    lambda p, g, t: ['translate', '--weights', p, '--out', str(t / 'out'), str(g / 'content.png')],
+  ),
+  ('fid-stats', 'npz', lambda p, g, t: ['fid', p, str(g / 'images')]),
+  (
+    'fid-inception',
+    'pth',
+    lambda p, g, t: ['fid', str(g / 'images'), str(g / 'images'), '--inception', p],
+  ),
+  ('port-weights-pth', 'pth', lambda p, g, t: ['port-weights', p, '-o', str(t / 'ported')]),
+  ('port-weights-h5', 'h5', lambda p, g, t: ['port-weights', p, '-o', str(t / 'ported')]),
+  (
+    'figure-5-18-images',
+    'png',
+    lambda p, g, t: [
+      'figure',
+      '5-18',
+      '--workdir',
+      str(g / 'nst'),
+      '--images',
+      p,
+      str(g / 'style.png'),
+      '-o',
+      str(t / 'f.png'),
+    ],
+  ),
+  (
+    'figure-style-mix-image',
+    'png',
+    lambda p, g, t: ['figure', 'style-mix', '--workdir', str(g / 'fast_run'), '--image', p],
+  ),
+  (
+    'train-nst-content',
+    'png',
+    lambda p, g, t: [
+      'train',
+      '--config',
+      f'{NST_BOOK}:content={p},style={g / "style.png"}',
+      '--workdir',
+      str(t / 'w'),
+    ],
+  ),
+  (
+    'train-fast-style-style',
+    'png',
+    lambda p, g, t: [
+      'train',
+      '--config',
+      FAST_STYLE + ':runlocal',
+      '--workdir',
+      str(t / 'w'),
+      f'--config.styles={p}',
+    ],
+  ),
+  (
+    'train-cyclegan-init',
+    'pth',
+    lambda p, g, t: [
+      'train',
+      '--config',
+      CYCLEGAN_SYNTHETIC + ':runlocal',
+      '--workdir',
+      str(t / 'w'),
+      f'--config.init={p}',
+    ],
+  ),
+]
+
+# Run folders (their config.json broken): readers of a training run.
+RUN_SITES = [
+  ('stylize-model-run', lambda r, g, t: ['stylize', '--model', r, str(g / 'content.png')]),
+  (
+    'translate-workdir',
+    lambda r, g, t: ['translate', '--workdir', r, '--out', str(t / 'out'), str(g / 'content.png')],
+  ),
+  ('evaluate-workdir', lambda r, g, t: ['evaluate', '--workdir', r]),
+  ('figure-5-9-workdir', lambda r, g, t: ['figure', '5-9', '--workdir', r, '-o', str(t / 'f.png')]),
+]
+
+
+def _check_one_line(argv, needle, capsys, caplog, monkeypatch):
+  monkeypatch.delenv('JAXSTYLE_DEBUG', raising=False)
+  caplog.set_level(logging.WARNING)
+  try:
+    code = cli.main(argv)
+  except SystemExit as exit_:
+    code = exit_.code
+  err = capsys.readouterr().err
+  lines = [line for line in err.splitlines() if line.strip()]
+  # pytest holds the log handlers, so logged warnings reach caplog, not stderr: count them too.
+  warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert code == 2, (argv, err, warned)
+  assert 'Traceback' not in err
+  assert len(lines) == 1 and not warned, (argv, lines, warned)
+  assert lines[0].startswith(f'jaxstyle {argv[0]}: error: '), lines[0]
+  assert needle in lines[0], (needle, lines[0])
+
+
+def _skip_unreadable(kind):
+  if kind == 'unreadable' and IS_ROOT:
+    pytest.skip('root reads any file: permissions cannot make it unreadable')
+
+
+@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('site', [s[0] for s in SITES])
+def test_bad_input_is_one_line(root, site, kind, tmp_path, capsys, caplog, monkeypatch):
+  _skip_unreadable(kind)
+  _, slot, argv_of = next(s for s in SITES if s[0] == site)
+  if slot not in root[1]:
+    pytest.skip(f'no valid .{slot} could be made here (optional dependency missing)')
+  path = bad(root, slot, kind)
+  argv = argv_of(path, root[0] / 'good', tmp_path)
+  _check_one_line(argv, os.path.basename(path), capsys, caplog, monkeypatch)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('site', [s[0] for s in RUN_SITES])
+def test_bad_run_is_one_line(root, site, kind, tmp_path, capsys, caplog, monkeypatch):
+  _skip_unreadable(kind)
+  _, argv_of = next(s for s in RUN_SITES if s[0] == site)
+  run = bad_run(root, kind)
+  argv = argv_of(run, root[0] / 'good', tmp_path)
+  _check_one_line(argv, 'config.json', capsys, caplog, monkeypatch)
+
+
+def test_matrix_covers_every_reading_command():
+  """Every sub-command that takes a file is in the matrix (demo reads none)."""
+  covered = {argv_of('x', _Anywhere(), _Anywhere())[0] for _, _, argv_of in SITES}
+  covered |= {argv_of('x', _Anywhere(), _Anywhere())[0] for _, argv_of in RUN_SITES}
+  assert covered == set(cli.COMMANDS) - {'demo'}
+
+
+class _Anywhere:
+  def __truediv__(self, other):
+    return other
