@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 import ml_collections
 
-from jaxstyle import config_lib, errors, metrics
+from jaxstyle import config_lib, errors, metrics, workdir
 
 ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
 TASKS = ('cyclegan', 'nst', 'fast_style')
@@ -71,10 +72,30 @@ def run(args: argparse.Namespace) -> int:
     cyclegan_presets.check_inputs(config)
   if '://' not in args.workdir:
     errors.writable_dir(args.workdir, 'workdir')
+  # One trainer per workdir, and the same run on resume (jaxstyle/workdir.py): one process claims
+  # it before JAX starts, several once connected (process 0). Released when the run ends.
+  distributed = os.environ.get('JAXSTYLE_DISTRIBUTED') == '1'  # as parallel.maybe_init_distributed
+  with workdir.Claim(args.workdir, config, distributed) as claim:
+    return _train(config, args, claim)
+
+
+def _all_processes_ok(ok: bool) -> bool:
+  import numpy as np
+  from jax.experimental import multihost_utils
+
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok, np.int32))))
+
+
+def _train(
+  config: ml_collections.ConfigDict, args: argparse.Namespace, claim: workdir.Claim
+) -> int:
+  """Starts JAX and the task's trainer in a claimed workdir."""
   from jaxstyle import parallel
 
   parallel.maybe_init_distributed()  # before any other JAX call
   import jax
+
+  claim.connected(jax.process_index(), _all_processes_ok)
 
   # Logging is set up by jaxstyle.cli (quiet unless --verbose). One process: the trainer's own
   # first line already counts the devices.
