@@ -402,7 +402,12 @@ def load_params(path: str) -> tuple[Any, dict]:
     raise FileNotFoundError(
       f'{meta_file} missing: {path} is not a complete jaxstyle weight directory'
     )
-  meta = json.loads(meta_file.read_text())
+  try:  # damaged by hand or cut short: one line naming it (issue #24)
+    meta = json.loads(meta_file.read_text())
+  except (OSError, ValueError) as err:
+    raise UserError(
+      f'{meta_file} cannot be read ({err}); re-create {path} with `jaxstyle port-weights`'
+    ) from err
   with ocp.PyTreeCheckpointer() as ckptr:
     tree = ckptr.metadata(path / _PARAMS_DIR).item_metadata.tree
     params = ckptr.restore(

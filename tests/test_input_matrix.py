@@ -8,12 +8,17 @@ no WARNING logged before it (a user given one bad file gets one line, not a warn
 error). Cells run in-process through `jaxstyle.cli.main` (the console script's entry); inputs are
 tiny valid files, broken here. The bad input is found before any model is built, so every cell
 costs milliseconds once the command's modules are imported.
+
+Root reads any file, so the `unreadable` column skips as root; to run it in a root container:
+`unshare --user --map-user=1000 --map-group=1000 pytest -n 0 tests/test_input_matrix.py`.
 """
 
 import io
 import json
 import logging
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,7 +133,17 @@ def bad_run(root, kind: str) -> str:
   return str(run)
 
 
-# (id, slot, argv builder(bad path, good folder)); every sub-command that reads a file.
+def bad_weight_dir(root, kind: str) -> str:
+  """A `port-weights` output folder whose jaxstyle.json is broken as `kind`."""
+  d, _ = root
+  folder = d / kind / 'ported'
+  if not folder.exists():
+    folder.mkdir(parents=True)
+    os.rename(bad(root, 'json', kind), folder / 'jaxstyle.json')
+  return str(folder)
+
+
+# (id, slot, argv builder(bad path, good folder, fresh folder)); every sub-command that reads a file.
 SITES = [
   ('train-config', 'py', lambda p, g, t: ['train', '--config', p, '--workdir', str(t / 'w')]),
   ('sweep-config', 'py', lambda p, g, t: ['sweep', '--config', p, '--workdir', str(t / 'w')]),
@@ -256,6 +271,18 @@ SITES = [
   ),
 ]
 
+# Weight folders (their jaxstyle.json broken): readers of `port-weights` outputs.
+DIR_SITES = [
+  (
+    'translate-weights-dir',
+    lambda r, g, t: ['translate', '--weights', r, '--out', str(t / 'out'), str(g / 'content.png')],
+  ),
+  (
+    'fid-inception-dir',
+    lambda r, g, t: ['fid', str(g / 'images'), str(g / 'images'), '--inception', r],
+  ),
+]
+
 # Run folders (their config.json broken): readers of a training run.
 RUN_SITES = [
   ('stylize-model-run', lambda r, g, t: ['stylize', '--model', r, str(g / 'content.png')]),
@@ -311,6 +338,68 @@ def test_bad_run_is_one_line(root, site, kind, tmp_path, capsys, caplog, monkeyp
   run = bad_run(root, kind)
   argv = argv_of(run, root[0] / 'good', tmp_path)
   _check_one_line(argv, 'config.json', capsys, caplog, monkeypatch)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('site', [s[0] for s in DIR_SITES])
+def test_bad_weight_dir_is_one_line(root, site, kind, tmp_path, capsys, caplog, monkeypatch):
+  _skip_unreadable(kind)
+  _, argv_of = next(s for s in DIR_SITES if s[0] == site)
+  argv = argv_of(bad_weight_dir(root, kind), root[0] / 'good', tmp_path)
+  _check_one_line(argv, 'ported', capsys, caplog, monkeypatch)
+
+
+# A bad image among good ones in an FID folder: found from the headers, before the weights load.
+# (A truncated file has a good header: it fails when its features are computed. Sub-folders and
+# dangling links are not inputs: FID reads the files directly in the folder, as pytorch-fid.)
+@pytest.mark.parametrize('kind', ['wrong', 'empty', 'unreadable'])
+def test_bad_image_in_fid_folder_is_one_line(root, kind, tmp_path, capsys, caplog, monkeypatch):
+  _skip_unreadable(kind)
+  d, valid = root
+  folder = tmp_path / 'images'
+  folder.mkdir()
+  for i in range(2):
+    (folder / f'{i}.png').write_bytes(valid['png'])
+  os.rename(bad(root, 'png', kind), folder / 'input.png')
+  argv = ['fid', str(folder), str(d / 'good' / 'images')]
+  _check_one_line(argv, 'input.png', capsys, caplog, monkeypatch)
+
+
+@pytest.fixture(scope='module')
+def cyclegan_run(root):
+  """A finished CycleGAN run (random generators, no compile) for evaluate's --inception cells."""
+  import tiny_run
+
+  config, _, params = tiny_run.small_run()
+  return tiny_run.write_run(root[0] / 'cyclegan_run', config, params)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_bad_evaluate_inception_is_one_line(root, cyclegan_run, kind, capsys, caplog, monkeypatch):
+  _skip_unreadable(kind)
+  path = bad(root, 'pth', kind)
+  argv = ['evaluate', '--workdir', str(cyclegan_run), '--inception', path]
+  _check_one_line(argv, 'input.pth', capsys, caplog, monkeypatch)
+
+
+def test_console_reports_the_issue_example_in_one_line(root, tmp_path):
+  """The issue's escapee through the real console entry (its own logging, no pytest capture):
+  a text file named .png given to `jaxstyle stylize` is one line, exit 2."""
+  d, _ = root
+  notimg = bad(root, 'png', 'wrong')
+  env = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'JAXSTYLE_DEBUG')}
+  out = subprocess.run(
+    [sys.executable, '-m', 'jaxstyle.cli', 'stylize', notimg, str(d / 'good' / 'style.png')]
+    + ['-o', str(tmp_path / 'out.png')],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert out.returncode == 2, out.stderr
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('jaxstyle stylize: error: cannot read '), lines
+  assert notimg in lines[0] and not (tmp_path / 'out.png').exists()
 
 
 def test_matrix_covers_every_reading_command():
