@@ -17,7 +17,7 @@ from jaxstyle import config_lib
 from jaxstyle.nst.presets import CONV_IMPLS as CONV_IMPLS  # one list each for both tasks
 from jaxstyle.nst.presets import NORMALISATIONS as NORMALISATIONS
 from jaxstyle.nst.presets import VGG_SOURCES as VGG_SOURCES
-from jaxstyle.nst.presets import vgg_layer_ok
+from jaxstyle.nst.presets import vgg_layer_ok, why_not_a_file
 
 # What `validate` accepts (kept equal to the runtime code by tests/test_config_validation.py).
 SOURCES = ('synthetic', 'folder', 'tfds')
@@ -213,7 +213,7 @@ def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for path in c.styles:
     ck.require(
       str(path).startswith(SYNTHETIC_PREFIX) or os.path.isfile(path),
-      f'style image {path!r} does not exist',
+      f'style image {path!r} {why_not_a_file(path)}',
     )
   if c.data.source == 'folder':
     for key in ('root', 'test_root'):

@@ -188,6 +188,13 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def why_not_a_file(path: str) -> str:
+  """Why an input path is not a file, for its error line."""
+  if os.path.isdir(path):
+    return 'is a directory, not a file'
+  return 'is a symbolic link to a missing file' if os.path.islink(path) else 'does not exist'
+
+
 def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks the run has a content and a style image and that every file it names exists and
   every image decodes."""
@@ -202,10 +209,11 @@ def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     *[('style image', s) for s in c.styles],
     *([('init_image', c.init_image)] if c.init == 'image' else []),
   ]:
-    ck.require(not path or os.path.isfile(path), f'{what} {path!r} does not exist')
+    ck.require(not path or os.path.isfile(path), f'{what} {path!r} {why_not_a_file(path)}')
   ck.require(
     not c.vgg.path or os.path.isfile(c.vgg.path),
-    f'vgg.path {c.vgg.path!r} does not exist (a Keras .h5 or torchvision .pth VGG19 file)',
+    f'vgg.path {c.vgg.path!r} {why_not_a_file(c.vgg.path)} (a Keras .h5 or torchvision .pth '
+    'VGG19 file)',
   )
   ck.raise_if_any()
   from jaxstyle import image_io  # PIL: only when a run starts, not when a config file loads
