@@ -51,7 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # `stylize` is one command in two modes: CONTENT STYLE... optimises the pixels (nst/cli.py);
 # --model RUN applies a trained network, the module picked by the run's task (config.json).
 STYLIZE_OPTIMISE = 'jaxstyle.nst.cli'
-STYLIZE_MODELS: dict[str, str] = {'fast_style': 'jaxstyle.fast_style.cli'}
+STYLIZE_MODELS: dict[str, str] = {
+  'fast_style': 'jaxstyle.fast_style.cli',
+  'adain': 'jaxstyle.adain.cli',
+}
 _DEFAULT_MODEL_KIND = (
   'fast_style'  # a run without a readable task: its module explains what is wrong
 )
@@ -71,8 +74,8 @@ class Stylize:
     group.add_argument(
       '--model',
       metavar='RUN',
-      help='a fast-style training run (jaxstyle train --config '
-      'configs/fast_style_*.py): stylise the inputs with its network',
+      help='a fast-style or AdaIN training run (jaxstyle train --config '
+      'configs/fast_style_*.py | adain.py), or a ported AdaIN decoder: stylise the inputs',
     )
     for module in dict.fromkeys(STYLIZE_MODELS.values()):
       importlib.import_module(module).add_arguments(group)
@@ -82,7 +85,7 @@ class Stylize:
     optimise = importlib.import_module(STYLIZE_OPTIMISE)
     models = [importlib.import_module(m) for m in dict.fromkeys(STYLIZE_MODELS.values())]
     if not args.model:
-      flags = [flag for module in models for flag in module.given_flags(args)]
+      flags = list(dict.fromkeys(f for module in models for f in module.given_flags(args)))
       if flags:
         raise UserError(f'{", ".join(flags)} need --model RUN (a trained network)')
       return optimise.run(args)
@@ -92,14 +95,22 @@ class Stylize:
         f'{", ".join(flags)} set the optimisation NST; a --model run has its '
         'styles and weights built in'
       )
-    try:
-      with open(os.path.join(args.model, 'config.json')) as f:
-        kind = json.load(f).get('task')
-    except (OSError, ValueError, AttributeError):
-      kind = None
-    return importlib.import_module(
-      STYLIZE_MODELS.get(kind, STYLIZE_MODELS[_DEFAULT_MODEL_KIND])
-    ).run(args)
+    kind = None
+    for name in ('config.json', 'jaxstyle.json'):  # a run, or a port-weights folder
+      try:
+        with open(os.path.join(args.model, name)) as f:
+          kind = json.load(f).get('task')
+        break
+      except (OSError, ValueError, AttributeError):
+        continue
+    chosen = importlib.import_module(STYLIZE_MODELS.get(kind, STYLIZE_MODELS[_DEFAULT_MODEL_KIND]))
+    own = set(chosen.given_flags(args))
+    foreign = [f for m in models if m is not chosen for f in m.given_flags(args) if f not in own]
+    if foreign:
+      raise UserError(
+        f'{", ".join(dict.fromkeys(foreign))}: not a flag of this --model ({kind or "fast_style"})'
+      )
+    return chosen.run(args)
 
 
 def command(name: str) -> Any:
@@ -253,19 +264,29 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser.error(f'unrecognized arguments: {" ".join(unknown)}')
   args.unknown = unknown
   debug = debug or args.debug
+  if debug:
+    os.environ['JAXSTYLE_DEBUG'] = '1'  # library code reads it (Orbax's thread tracebacks)
   args.verbose = verbose or args.verbose
   configure_logging(args.verbose)
+  from jaxstyle.preemption import Preempted
+
   try:
     return int(module.run(args) or 0)
   except (UserError, *_PATH_ERRORS) as err:
     if debug:
       raise
     return report(f'jaxstyle {name}', err)
+  except Preempted as err:  # SIGTERM / Ctrl-C after the state was saved: 143 / 130
+    print(f'jaxstyle {name}: {one_line(err)}', file=sys.stderr)
+    return err.exit_code
   except KeyboardInterrupt:
     if debug:
       raise
     print(f'jaxstyle {name}: interrupted', file=sys.stderr)
     return 130
+  finally:  # whatever the exit path, no Orbax thread outlives the command
+    if 'jaxstyle.checkpoint' in sys.modules:
+      sys.modules['jaxstyle.checkpoint'].close_all()
 
 
 if __name__ == '__main__':

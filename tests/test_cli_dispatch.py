@@ -10,9 +10,9 @@ from jaxstyle import cli
 def _fake_mode(calls: list) -> types.ModuleType:
   """A stand-in for a second kind of trained network (as an AdaIN module would be)."""
   module = types.ModuleType('fake_stylize_mode')
-  module.add_arguments = lambda group: group.add_argument('--alpha', type=float)
-  module.given_flags = lambda args: ['--alpha'] * (args.alpha is not None)
-  module.run = lambda args: calls.append((args.model, args.images, args.alpha)) or 0
+  module.add_arguments = lambda group: group.add_argument('--knob', type=float)
+  module.given_flags = lambda args: ['--knob'] * (args.knob is not None)
+  module.run = lambda args: calls.append((args.model, args.images, args.knob)) or 0
   return module
 
 
@@ -23,11 +23,14 @@ def test_model_runs_dispatch_by_their_task(tmp_path, monkeypatch, capsys):
   run = tmp_path / 'run'
   run.mkdir()
   (run / 'config.json').write_text(json.dumps({'task': 'fake'}))
-  assert cli.main(['stylize', '--model', str(run), 'a.png', '--alpha', '0.5']) == 0
+  assert cli.main(['stylize', '--model', str(run), 'a.png', '--knob', '0.5']) == 0
   assert calls == [(str(run), ['a.png'], 0.5)]
   # the fake mode's flag without --model, and an optimisation flag with it, are refused
-  assert cli.main(['stylize', 'c.png', 's.png', '--alpha', '1']) == 2
-  assert '--alpha need --model RUN' in capsys.readouterr().err
+  assert cli.main(['stylize', 'c.png', 's.png', '--knob', '1']) == 2
+  assert '--knob need --model RUN' in capsys.readouterr().err
+  # so is another kind of network's flag (here fast style's)
+  assert cli.main(['stylize', '--model', str(run), 'a.png', '--style', '1']) == 2
+  assert '--style: not a flag of this --model (fake)' in capsys.readouterr().err
   assert cli.main(['stylize', '--model', str(run), 'a.png', '--tv-weight', '1']) == 2
   assert '--tv-weight set the optimisation NST' in capsys.readouterr().err
   # a folder without a readable task goes to the fast-style module, which says what is wrong

@@ -91,9 +91,10 @@ def test_no_import_cycle():
 def test_stylize_modes_are_dispatched_by_the_cli():
   """One `stylize` command; its two modes meet in jaxstyle.cli, so nst never imports fast_style."""
   assert cli.COMMANDS['stylize'][0] == 'jaxstyle.cli:Stylize'
-  assert set(cli.STYLIZE_MODELS) == {'fast_style'}
+  assert set(cli.STYLIZE_MODELS) == {'fast_style', 'adain'}
   edges = graph()
   assert 'jaxstyle.nst.cli' not in edges['jaxstyle.nst.stylize']
+  assert not any(m.startswith('jaxstyle.adain') for m in edges['jaxstyle.nst.cli'])
   assert not any(m.startswith('jaxstyle.fast_style') for m in edges['jaxstyle.nst.cli'])
 
 

@@ -127,6 +127,11 @@ class AdainModel:
         config.vgg.pool,
         step,
       )
+    if not encoder and os.path.isfile(os.path.join(model, 'jaxstyle.json')):
+      raise UserError(
+        f'--model {model!r} is a ported decoder: pass --encoder PATH, the VGG it was trained '
+        'with (vgg_normalised.pth, or its port-weights --kind adain-vgg folder)'
+      )
     try:
       params, meta = checkpoint.load_params(model)
     except FileNotFoundError:
@@ -136,11 +141,6 @@ class AdainModel:
       ) from None
     if meta.get('model_cfg', {}).get('net') != adain_port.DECODER_NET:
       raise UserError(f'--model {model!r} holds {meta.get("kind")!r} weights, not an AdaIN decoder')
-    if not encoder:
-      raise UserError(
-        f'--model {model!r} is a ported decoder: pass --encoder PATH, the VGG it was trained '
-        'with (vgg_normalised.pth, or its port-weights --kind adain-vgg folder)'
-      )
     return cls(adain_model.Decoder(), params, adain_port.load_encoder(encoder), 'normalised')
 
   def _encode_fn(self, params: Any, x: jax.Array) -> jax.Array:
@@ -202,28 +202,26 @@ class AdainModel:
     masks = []
     for i in range(n):
       m = cells == i
-      if m.sum() < 2:
+      if m.sum() == 1:  # an unbiased variance needs two positions; an empty region is unused
         raise MaskError(
           f'--mask: the region of style {i + 1} covers {int(m.sum())} of the '
-          f'{cells.size} feature cells (8x8 pixels each); AdaIN needs at least 2'
+          f'{cells.size} feature cells (8x8 pixels each); AdaIN needs none or at least 2'
         )
       masks.append(jnp.asarray(m[None, :, :, None], jnp.float32))
     return tuple(masks)
 
 
 def parse_weights(text: str | None, n_styles: int) -> list[float] | None:
-  """`--style-weights 1,3` -> [0.25, 0.75]: one non-negative number per style, normalised."""
+  """`--style-mix 1,3` -> [0.25, 0.75]: one non-negative number per style, normalised."""
   if text is None:
     return None
   try:
     w = [float(v) for v in text.split(',') if v.strip()]
   except ValueError:
-    raise ConfigError(
-      f'--style-weights {text!r}: expected comma-separated numbers, e.g. 1,3'
-    ) from None
+    raise ConfigError(f'--style-mix {text!r}: expected comma-separated numbers, e.g. 1,3') from None
   if len(w) != n_styles or min(w) < 0 or sum(w) <= 0:
     raise ConfigError(
-      f'--style-weights needs {n_styles} non-negative numbers (one per --style-image), not all '
+      f'--style-mix needs {n_styles} non-negative numbers (one per --style-image), not all '
       f'0; got {text!r}'
     )
   return [v / sum(w) for v in w]

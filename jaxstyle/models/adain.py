@@ -123,13 +123,13 @@ def target_features(
 
   With `masks` (one 0/1 (1, H, W, 1) per style, disjoint, covering the content features), region i
   gets AdaIN over its own positions with style i (the Lua reference's spatial control); `weights`
-  are then unused.
+  are then unused. A region may be empty (its style is unused), not a single position.
   """
   if masks is None:
     t = sum(w * adain(content_feat, f, eps) for w, f in zip(weights, style_feats, strict=True))
   else:
-    t = sum(
-      m * adain(content_feat, f, eps, content_mask=m)
+    t = sum(  # `where`, not a product: an empty region's statistics are NaN (0 / 0)
+      jnp.where(m > 0, adain(content_feat, f, eps, content_mask=m), 0.0)
       for m, f in zip(masks, style_feats, strict=True)
     )
   return alpha * t + (1 - alpha) * content_feat.astype(jnp.float32)
