@@ -9,6 +9,7 @@ The weights expect BGR, mean-subtracted, 0-255 input (see `jaxstyle.nst.weights`
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Any
@@ -44,17 +45,45 @@ def _decode(names: Any) -> list[str]:
   return [n.decode('utf8') if isinstance(n, bytes) else str(n) for n in np.atleast_1d(names)]
 
 
+# Deflate's maximum expansion: a compressed dataset cannot honestly hold more than this per byte.
+_MAX_RATIO = 1032
+
+
+def _check_size(what: str, shape: Any, dtype: np.dtype, limit: int, path: str) -> None:
+  """Refuses a declared shape that needs more bytes than the file could hold, before h5py
+  allocates it: HDF5 reads unwritten chunks as the fill value, so a few-KB file can declare a
+  dataset of terabytes and h5py would allocate all of it."""
+  nbytes = math.prod(shape or ()) * dtype.itemsize
+  if nbytes > limit:
+    raise WeightFileError(
+      f'{path}: {what} declares shape {tuple(shape or ())} ({nbytes} bytes), more than the file '
+      'could hold: the file is damaged, delete it and re-download'
+    )
+
+
+def _attr(obj: Any, name: str, path: str) -> Any:
+  """An attribute's value, its declared size checked against the file first."""
+  aid = obj.attrs.get_id(name)
+  _check_size(f'attribute {obj.name}@{name}', aid.shape, aid.dtype, os.path.getsize(path), path)
+  return obj.attrs[name]
+
+
 def _read_layer(group: h5py.Group, name: str, path: str) -> dict[str, np.ndarray]:
   """Reads one conv's kernel and bias, telling them apart by rank (Keras orders them kernel, bias)."""
   if 'weight_names' not in group.attrs:
     raise WeightFileError(f'{path}: layer group {name} has no weight_names attribute')
   weights = {}
-  for wname in _decode(group.attrs['weight_names']):
-    if wname not in group:
+  size = os.path.getsize(path)
+  for wname in _decode(_attr(group, 'weight_names', path)):
+    if wname not in group or not isinstance(group[wname], h5py.Dataset):
       raise WeightFileError(
         f'{path}: layer {name} lists weight {wname!r} but the dataset is missing'
       )
-    value = np.asarray(group[wname][()], dtype=np.float32)
+    ds = group[wname]
+    filtered = ds.id.get_create_plist().get_nfilters() > 0  # gzip, lzf, szip, plugins
+    limit = size * (_MAX_RATIO if filtered else 1)
+    _check_size(f'dataset {ds.name}', ds.shape, ds.dtype, limit, path)
+    value = np.asarray(ds[()], dtype=np.float32)
     leaf = {4: 'kernel', 1: 'bias'}.get(value.ndim)
     if leaf is None or leaf in weights:
       raise WeightFileError(
@@ -87,7 +116,7 @@ def load_vgg19(path: str | os.PathLike) -> dict[str, Any]:
           f'{path}: no root attribute layer_names; not a Keras save_weights h5 '
           f'(expected {_KERAS_NAME})'
         )
-      layer_names = _decode(f.attrs['layer_names'])
+      layer_names = _decode(_attr(f, 'layer_names', path))
       convs = [n for n in layer_names if _CONV.match(n)]
       missing = [n for n in LAYER_NAMES if n not in convs]
       if missing:
@@ -102,7 +131,7 @@ def load_vgg19(path: str | os.PathLike) -> dict[str, Any]:
         params[name] = _read_layer(f[name], name, path)
   except WeightFileError:
     raise
-  except (OSError, KeyError, ValueError, RuntimeError) as e:
+  except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as e:
     raise WeightFileError(
       f'{path}: cannot read HDF5 weights ({e}); the file is truncated or corrupt, delete it and '
       're-download'

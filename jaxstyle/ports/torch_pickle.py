@@ -5,12 +5,20 @@ arbitrary code. `SafeUnpickler` maps the allow-listed names (`collections.Ordere
 `torch._utils._rebuild_*` functions, storage types, dtypes) onto local stand-ins that only record
 shapes and offsets, and raises `UnsafeCheckpointError` for any other global before anything is
 called. `materialise` then builds NumPy arrays from raw storage bytes after bounds checks.
+
+Before the C unpickler sees an in-memory pickle, `check_pickle` walks its opcodes with
+`pickletools` (pure Python, reading only bytes that exist): CPython's unpickler allocates a
+BINBYTES object of the declared length, and a memo of the largest declared index, before it
+notices the file is shorter, so a 2 KB file could make it allocate gigabytes.
 """
 
 from __future__ import annotations
 
 import collections
+import io
+import math
 import pickle
+import pickletools
 from typing import Any
 
 import numpy as np
@@ -21,6 +29,7 @@ __all__ = [
   'CheckpointFormatError',
   'SafeUnpickler',
   'UnsafeCheckpointError',
+  'check_pickle',
   'materialise',
   'to_state_dict',
 ]
@@ -203,12 +212,38 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
 ALLOWED = _allowed_globals()
 
 
+_MEMO_OPS = frozenset({'PUT', 'BINPUT', 'LONG_BINPUT', 'GET', 'BINGET', 'LONG_BINGET'})
+# Nesting depth of containers in a state_dict is a handful; deeper (or self-referencing) is damage.
+MAX_DEPTH = 64
+
+
+def check_pickle(file: io.BytesIO, path: str) -> None:
+  """Walks the pickle at `file`'s position (then rewinds): every length prefix must fit the data
+  and every memo index must be one the pickle could have made; `CheckpointFormatError` if not."""
+  start, count = file.tell(), 0
+  try:
+    for op, arg, _ in pickletools.genops(file):
+      count += 1
+      if op.name in _MEMO_OPS and (type(arg) is not int or not 0 <= arg <= count):
+        raise CheckpointFormatError(f'{path}: damaged pickle (memo index {arg!r} out of range)')
+  except ValueError as e:  # pickletools' error for truncation, bad lengths, unknown opcodes
+    raise CheckpointFormatError(f'{path}: damaged pickle ({e})') from e
+  finally:
+    file.seek(start)
+
+
 class SafeUnpickler(pickle.Unpickler):
-  """Unpickler whose only callables are the stand-ins above."""
+  """Unpickler whose only callables are the stand-ins above; an in-memory (BytesIO) pickle is
+  checked by `check_pickle` before it is unpickled."""
 
   def __init__(self, file: Any, path: str, persistent_load: Any = None):
     super().__init__(file)
-    self._path, self._persistent = path, persistent_load
+    self._file, self._path, self._persistent = file, path, persistent_load
+
+  def load(self) -> Any:
+    if isinstance(self._file, io.BytesIO):
+      check_pickle(self._file, self._path)
+    return super().load()
 
   def find_class(self, module: str, name: str) -> Any:
     obj = ALLOWED.get((module, name))
@@ -254,6 +289,12 @@ def _to_numpy(t: _Tensor, raw: bytes, byteorder: str, path: str) -> np.ndarray:
     memoryview(raw)[start:end], dtype=dtype, count=(end - start) // dtype.itemsize
   )
   shape = tuple(t.size)
+  if math.prod(shape) > max(len(flat), 1):
+    # Only overlapping (stride-0) views hold more elements than their storage; a state_dict never
+    # does, and copying one out could allocate without bound.
+    raise CheckpointFormatError(
+      f'{path}: tensor of shape {shape} has more elements than its storage {st.key} ({len(flat)})'
+    )
   if 0 in shape:
     out = np.zeros(shape, dtype.newbyteorder('='))
   else:
@@ -272,15 +313,35 @@ def _to_numpy(t: _Tensor, raw: bytes, byteorder: str, path: str) -> np.ndarray:
   return out
 
 
-def materialise(obj: Any, fetch: Any, byteorder: str, path: str) -> Any:
-  """Replaces every `_Tensor` in nested dicts/lists by a NumPy array."""
+def materialise(
+  obj: Any, fetch: Any, byteorder: str, path: str, limit: int | None = None, _state: Any = None
+) -> Any:
+  """Replaces every `_Tensor` in nested dicts/lists by a NumPy array.
+
+  `limit` caps the total bytes of the arrays (a few times the file size: tensors sharing one
+  storage may each copy it, a hostile file could make thousands do so).
+  """
+  state = _state or {'depth': 0, 'bytes': 0}
   if isinstance(obj, _Tensor):
-    return _to_numpy(obj, fetch(obj.storage.key), byteorder, path)
+    out = _to_numpy(obj, fetch(obj.storage.key), byteorder, path)
+    state['bytes'] += out.nbytes
+    if limit is not None and state['bytes'] > limit:
+      raise CheckpointFormatError(
+        f'{path}: the tensors add up to more than {limit} bytes, far more than the file holds '
+        '(many views of one storage?)'
+      )
+    return out
+  if not isinstance(obj, (dict, list, tuple)):
+    return obj
+  if state['depth'] >= MAX_DEPTH:
+    raise CheckpointFormatError(f'{path}: containers nested deeper than {MAX_DEPTH} (damaged?)')
+  state['depth'] += 1
   if isinstance(obj, dict):
-    return {k: materialise(v, fetch, byteorder, path) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [materialise(v, fetch, byteorder, path) for v in obj]
-  return obj
+    out = {k: materialise(v, fetch, byteorder, path, limit, state) for k, v in obj.items()}
+  else:
+    out = [materialise(v, fetch, byteorder, path, limit, state) for v in obj]
+  state['depth'] -= 1
+  return out
 
 
 def _flatten(obj: Any, prefix: str, out: dict[str, np.ndarray]) -> None:

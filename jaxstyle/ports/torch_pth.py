@@ -19,11 +19,11 @@ import os
 import pickle
 import struct
 import tarfile
-import zipfile
 from typing import Any
 
 import numpy as np
 
+from jaxstyle.ports.safe_zip import SafeZip
 from jaxstyle.ports.torch_pickle import (
   ALLOWED,
   CheckpointFormatError,
@@ -43,19 +43,21 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
 
+def _limit(path: str) -> int:
+  """Most bytes the tensors of a file may add up to (tied weights share a storage; see
+  `materialise`)."""
+  return 4 * os.path.getsize(path) + (1 << 20)
+
+
 def _load_zip(path: str) -> Any:
-  try:
-    zf = zipfile.ZipFile(path)
-  except (zipfile.BadZipFile, OSError) as e:
-    raise CheckpointFormatError(f'{path}: corrupt or truncated PyTorch zip checkpoint ({e})') from e
-  with zf:
-    pkls = [n for n in zf.namelist() if n.endswith('data.pkl') and n.count('/') == 1]
+  with SafeZip(path, CheckpointFormatError, 'PyTorch zip checkpoint') as zf:
+    names = zf.namelist()
+    pkls = [n for n in names if n.endswith('data.pkl') and n.count('/') == 1]
     if len(pkls) != 1:
       raise CheckpointFormatError(
         f"{path}: a zip file but not a torch.save archive (found {len(pkls)} '<dir>/data.pkl')"
       )
     prefix = pkls[0][: -len('data.pkl')]
-    names = set(zf.namelist())
     byteorder = 'little'
     if prefix + 'byteorder' in names:
       byteorder = zf.read(prefix + 'byteorder').decode('ascii', 'replace').strip()
@@ -75,7 +77,7 @@ def _load_zip(path: str) -> Any:
           cache[key] = zf.read(name)
         return cache[key]
 
-      return materialise(root, fetch, byteorder, path)
+      return materialise(root, fetch, byteorder, path, _limit(path))
     except UnsafeCheckpointError:
       raise
     except CheckpointFormatError as e:
@@ -83,12 +85,13 @@ def _load_zip(path: str) -> Any:
     except (
       pickle.UnpicklingError,
       EOFError,
-      zipfile.BadZipFile,
       ValueError,
       TypeError,
       AttributeError,
       IndexError,
       KeyError,
+      OverflowError,
+      RecursionError,
     ) as e:
       raise CheckpointFormatError(
         f'{path}: corrupt PyTorch checkpoint ({type(e).__name__}: {e})'
@@ -114,7 +117,9 @@ def _load_legacy(path: str) -> Any:
       raise CheckpointFormatError(f'{path}: malformed storage view {view!r}')
     return Storage(key, root.np_dtype, offset, size)
 
-  with open(path, 'rb') as f:
+  with open(path, 'rb') as file:  # in memory: reads never ask for more than the file holds
+    data = file.read()
+  with io.BytesIO(data) as f:
     try:
       header = [SafeUnpickler(f, path).load() for _ in range(3)]
       if header[0] != LEGACY_MAGIC or header[1] != LEGACY_PROTOCOL:
@@ -136,9 +141,13 @@ def _load_legacy(path: str) -> Any:
         (numel,) = struct.unpack('<q' if little else '>q', head)
         code = storages[key].np_dtype
         nbytes = numel * (2 if code == 'bfloat16' else np.dtype(code).itemsize)
+        left = len(data) - f.tell()
+        if numel < 0 or nbytes > left:
+          raise CheckpointFormatError(
+            f'{path}: storage {key} declares {numel} elements ({nbytes} bytes) but only {left} '
+            'bytes remain in the file: truncated or damaged'
+          )
         raw[key] = f.read(nbytes)
-        if numel < 0 or len(raw[key]) != nbytes:
-          raise CheckpointFormatError(f'{path}: truncated inside storage {key}')
     except UnsafeCheckpointError:
       raise
     except CheckpointFormatError as e:
@@ -151,8 +160,8 @@ def _load_legacy(path: str) -> Any:
       AttributeError,
       IndexError,
       KeyError,
-      MemoryError,
       OverflowError,
+      RecursionError,
     ) as e:
       raise CheckpointFormatError(
         f'{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})'
@@ -163,7 +172,10 @@ def _load_legacy(path: str) -> Any:
       raise CheckpointFormatError(f'{path}: storage {key} has no data in the file')
     return raw[key]
 
-  return materialise(root, fetch, 'little' if little else 'big', path)
+  try:
+    return materialise(root, fetch, 'little' if little else 'big', path, _limit(path))
+  except CheckpointFormatError as e:
+    raise with_path(e, path) from None
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
