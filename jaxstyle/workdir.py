@@ -193,7 +193,7 @@ def record_start(workdir: str, config: Any, changes: Mapping[str, tuple] | None)
   )
   _append_lines(path, [json.dumps(line, sort_keys=True) for line in lines])
   if changes:
-    log.info('Resuming %s with %s (history: %s)', workdir, _describe(changes), path)
+    log.info('Resuming %s with changed %s (history: %s)', workdir, _describe(changes), path)
   return path
 
 
