@@ -11,6 +11,7 @@ fetched workdir (`launch/tpu.py fetch`).
   jaxstyle figure loss --workdir runs/5_1 [--workdirs runs/b ...] -o loss.png
   jaxstyle figure style-grid --workdir runs/multi --images a.jpg b.jpg    # figures_fast_style
   jaxstyle figure style-mix  --workdir runs/multi --image a.jpg --styles 0,1 --steps 5
+  jaxstyle figure adain-grid --workdir runs/adain --images a.jpg --style-images s.jpg  # figures_adain
 """
 
 from __future__ import annotations
@@ -29,9 +30,18 @@ from PIL import Image
 
 from jaxstyle import errors, image_io, metrics
 from jaxstyle.errors import BadInputError, UserError
-from jaxstyle.tools import figures_fast_style
+from jaxstyle.tools import figures_adain, figures_fast_style
 
-FIGURES = ('5-8', '5-9', '5-12', '5-13', '5-18', 'loss', *figures_fast_style.FIGURES)
+FIGURES = (
+  '5-8',
+  '5-9',
+  '5-12',
+  '5-13',
+  '5-18',
+  'loss',
+  *figures_fast_style.FIGURES,
+  *figures_adain.FIGURES,
+)
 DPI = 100
 MAX_WIDTH_PX = 3000  # keeps side-by-side figures of many large grids at a sane size
 _STEP_RE = re.compile(r'step_(\d+)\.png$')
@@ -286,12 +296,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     help='output PNG (required, except style-grid/style-mix: RUN/figures/)',
   )
   figures_fast_style.add_arguments(parser)
+  figures_adain.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
   """Draws one figure and prints where it went."""
   if args.figure in figures_fast_style.FIGURES:
     return figures_fast_style.run(args)
+  if args.figure in figures_adain.FIGURES:
+    return figures_adain.run(args)
   if not args.output:
     raise UserError(f'figure {args.figure} needs -o OUT.png (the output PNG)')
   errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), 'output folder (-o)')
