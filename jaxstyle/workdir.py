@@ -317,6 +317,7 @@ class RunLock:
 
   def _try_flock(self) -> bool:
     """True with the flock held; False where the filesystem has no flock (use the record)."""
+    os.makedirs(self.workdir, exist_ok=True)
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -404,7 +405,7 @@ class Claim:
     if process_index == 0:
       try:
         self._start()
-      except UserError as err:
+      except Exception as err:  # noqa: BLE001 -- raised below, once every process knows
         error = err
     if not all_ok(error is None):
       raise error or UserError(

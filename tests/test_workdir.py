@@ -301,3 +301,41 @@ def test_train_with_a_shape_change_exits_2_with_one_line(run_dir):
   after = _tree(run_dir)
   del after[workdir.LOCK_FILE]  # taken and released: the (empty) lock file stays
   assert after == before  # checkpoints, config.json: untouched; no history line either
+
+
+#### Several processes: process 0 claims, everyone learns the outcome
+
+
+def test_distributed_claim_process_zero_only(run_dir):
+  config = train_main.build_config(SYNTH + ':runlocal')
+  votes = []
+
+  def all_ok(ok):  # stands in for the collective: process 1 voted True
+    votes.append(ok)
+    return ok
+
+  with workdir.Claim(str(run_dir), config, distributed=True) as claim:
+    assert not (run_dir / workdir.HISTORY_FILE).exists()  # nothing before JAX connects them
+    claim.connected(0, all_ok)
+    assert json.loads((run_dir / workdir.LOCK_FILE).read_text())['pid'] == os.getpid()
+    with pytest.raises(workdir.WorkdirBusyError):
+      workdir.RunLock(str(run_dir)).acquire()
+  assert votes == [True] and len(workdir.read_history(str(run_dir))) == 2
+  # Another process of the run neither locks nor writes, and goes on when process 0 could.
+  with workdir.Claim(str(run_dir), config, distributed=True) as claim:
+    claim.connected(1, lambda ok: ok)
+    assert (run_dir / workdir.LOCK_FILE).read_text() == ''
+  assert len(workdir.read_history(str(run_dir))) == 2
+
+
+def test_distributed_claim_all_stop_when_process_zero_cannot(run_dir):
+  bad = train_main.build_config(SYNTH + ':runlocal', ['--config.model.gen_filters=8'])
+  votes = []
+  with workdir.Claim(str(run_dir), bad, distributed=True) as claim:
+    with pytest.raises(workdir.ConfigDriftError):
+      claim.connected(0, lambda ok: votes.append(ok) or ok)
+  assert votes == [False]
+  # Process 1 passed its check (it has none) but the collective says process 0 failed.
+  with workdir.Claim(str(run_dir), bad, distributed=True) as claim:
+    with pytest.raises(workdir.UserError, match='process 0 could not start'):
+      claim.connected(1, lambda ok: False)
