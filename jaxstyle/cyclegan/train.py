@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxstyle import checkpoint, config_lib, image_io, parallel
+from jaxstyle import checkpoint, config_lib, image_io, parallel, preemption, storage
 from jaxstyle.cyclegan import data, evaluate, samples
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import NonFiniteLossError as NonFiniteLossError
@@ -125,7 +125,11 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   #### Checkpoint: auto-resume order: this workdir -> config.resume -> config.init -> scratch.
   mngr = checkpoint.make_manager(workdir, config)
   abstract = checkpoint.abstract_of(state)
-  restored = checkpoint.restore_latest(mngr, abstract)
+  try:
+    restored = checkpoint.restore_latest(mngr, abstract)
+  except BaseException:
+    checkpoint.close(mngr)  # no Orbax thread may outlive the run ("Event loop is closed")
+    raise
   origin = 'workdir'
   if restored is None and config.resume:
     other = checkpoint.make_manager(config.resume, None)
@@ -178,9 +182,9 @@ def train(config: Any, workdir: str) -> dict[str, float]:
 
   def write_samples(step: int) -> None:
     rows = jax.device_get(sample_fn(state['params'], sample_images['A'], sample_images['B']))
-    writer.write_image(
-      step, 'samples', samples.save_sample_grid(_sample_path(workdir, step), *rows)
-    )
+    with storage.write_failures('sample write', _sample_path(workdir, step), workdir):
+      grid = samples.save_sample_grid(_sample_path(workdir, step), *rows)
+    writer.write_image(step, 'samples', grid)
 
   #### Loop
   from tqdm import tqdm
@@ -200,6 +204,8 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   last: dict[str, float] = {}
   step, t0, t_steps, in_flight = start, time.time(), 0, None
   t_wait = 0.0  # host seconds blocked on the input pipeline (+ placement) since the last log
+  # SIGTERM (preemption) / Ctrl-C: finish the step, save it, exit 143 / 130 (jaxstyle.preemption).
+  stop = preemption.install()
   try:
     for step in range(start + 1, total + 1):
       t_ask = time.perf_counter()
@@ -207,12 +213,14 @@ def train(config: Any, workdir: str) -> dict[str, float]:
       t_wait += time.perf_counter() - t_ask
       with jax.transfer_guard('disallow'):  # the step must never pull data implicitly
         state, metrics = step_fn(state, batch)
+      checkpoint.check(mngr)  # a failed async save stops the run here, not at exit
       t_steps += 1
       if in_flight is not None:
         in_flight.block_until_ready()  # step - 1 has finished (a scalar: no transfer)
         bar.update(1)
       in_flight = metrics['train/loss_G']
-      is_save = step % config.ckpt.every_steps == 0 or step == total
+      stop_now = stop.requested(step)  # every step, on every process
+      is_save = step % config.ckpt.every_steps == 0 or step == total or stop_now
       if step % config.log_every == 0 or is_save:
         metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
         bar.update(1)
@@ -227,13 +235,15 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         )
       events = []
       if is_save:
-        save(step, force=step == total)
+        save(step, force=step == total or stop_now)
         events.append('checkpoint saved')
       if is_main and (step % config.sample_every == 0 or step == total):
         write_samples(step)
         events.append(f'samples {_sample_path(workdir, step)}')
       if events and is_main:
         log_event(step, events)
+      if stop_now:
+        raise stop.exit(f'saved step {step} in {os.path.join(workdir, "ckpt")}')
   except KeyboardInterrupt:
     # Save what we have unless the interrupt hit while the step owned the (donated) state.
     if not any(x.is_deleted() for x in jax.tree.leaves(state)):
@@ -248,6 +258,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     writer.close()
     raise
   finally:
+    stop.uninstall()
     bar.close()
     stream.close()
     checkpoint.close(mngr)

@@ -160,6 +160,25 @@ def test_style_folder_and_preserve_color(files, capsys):
   assert read(out).shape == (H, W, 3)
 
 
+@pytest.mark.slow
+def test_video_frames_are_stylised_one_by_one(files, capsys):
+  """Each frame of the output is the stylised input frame (H.264 round trips: a few levels)."""
+  from jaxstyle.fast_style import video
+
+  frames = [image_io.load_rgb(files['content'])[:16, :24]] * 3
+  clip = str(files['tmp'] / 'in.mp4')
+  video.write_video(clip, iter(frames), 8, crf=0)
+  out = str(files['tmp'] / 'out.mp4')
+  assert stylize(files, '--video', clip, '--style-image', files['a'], '-o', out) == 0
+  assert '3 frames of 24x16' in capsys.readouterr().out
+  got = list(video.iter_frames(out))
+  model = AdainModel.load(files['dec'], files['vgg'])
+  want = model.stylize(
+    next(video.iter_frames(clip)), [model.style_features(image_io.load_rgb(files['a']), 0)]
+  )
+  assert len(got) == 3 and np.abs(got[1].astype(int) - want).mean() < 8
+
+
 def test_coral_gives_the_target_statistics():
   """The recoloured source has the target's channel means and, up to the +I, its covariance."""
   rng = np.random.default_rng(3)
