@@ -3,20 +3,11 @@
 Orbax's API moves between releases (a v1 API already exists), so everything that touches it lives
 here behind a small surface (docs/design/house_style.md, "Checkpoints"). Checked against orbax-checkpoint 0.12.8.
 
-Layout of a training run:
-
-  {workdir}/config.json          written by the trainer (process 0)
-  {workdir}/ckpt/{step}/state    the whole train state (StandardSave: params, opt, pools, rng, step)
-  {workdir}/ckpt/{step}/extra    optional JSON metadata (data position, model config, ...)
-
-Atomicity: Orbax writes each step into `{step}.orbax-checkpoint-tmp-*` and renames it once every
-process has finished (on gs:// it writes `commit_success.txt` instead), so a save killed with -9
-leaves only a tmp directory that `all_steps()` ignores and the next manager deletes. Damage after
-the commit (truncated or deleted files) is caught at restore time: `restore_latest` falls back
-step by step and moves each unreadable step aside to `{step}.corrupt-{YYYYmmdd-HHMMSS}` (a name
-Orbax does not list), because Orbax refuses to save a step that exists on disk or is not newer
-than the latest one: left in place, a damaged step would crash the run when it got there again.
-Readers (`load_run`) fall back the same way but never move anything.
+A run's layout on disk, how a save commits and what happens to a damaged or partial step:
+`jaxstyle/storage.py` (the file-system side, which needs no Orbax). Damage after the commit is
+caught at restore time: `restore_latest` falls back step by step and moves each unreadable step
+aside, because Orbax refuses to save a step that exists on disk or is not newer than the latest
+one. Readers (`load_run`) fall back the same way but never move anything.
 
 Typed PRNG keys (`jax.random.key`) are handled by Orbax itself: it stores the key data plus the
 key implementation and restores a typed key, so the state keeps its `rng` as is.
@@ -27,23 +18,22 @@ checkpoint) and `jaxstyle.json` (free-form metadata such as the model config).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import time
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from jaxstyle import parallel, storage
 from jaxstyle.errors import UserError
 
 _STATE = 'state'
 _EXTRA = 'extra'
-_COMMIT_FILE = 'commit_success.txt'
 _PARAMS_DIR = 'params'
 _META_FILE = 'jaxstyle.json'
 
@@ -64,34 +54,6 @@ def _path(path: Any) -> epath.Path:
   return epath.Path(text if '://' in text else os.path.abspath(text))
 
 
-def _cfg_get(config: Any, dotted: str, default: Any) -> Any:
-  """Reads `a.b` from a ConfigDict, a plain dict or None, so tests need not build full configs."""
-  node = config
-  for key in dotted.split('.'):
-    if node is None:
-      return default
-    if isinstance(node, Mapping):
-      node = node.get(key)
-    else:
-      node = getattr(node, key, None)
-  return default if node is None else node
-
-
-def _to_json(obj: Any) -> Any:
-  """Round-trips through json so numpy scalars / ConfigDicts convert (or fail) at save time."""
-
-  def default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-      return o.item()
-    if isinstance(o, np.ndarray):
-      return o.tolist()
-    if hasattr(o, 'to_dict'):
-      return o.to_dict()
-    raise TypeError(f'not JSON-serialisable: {type(o).__name__}')
-
-  return json.loads(json.dumps(obj, default=default))
-
-
 def _numpy_restore_args(tree: Any) -> Any:
   """RestoreArgs asking for host numpy arrays: no mesh / device count has to match the writer."""
   return jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
@@ -106,20 +68,53 @@ def make_manager(workdir: str, config: Any = None) -> ocp.CheckpointManager:
   """Opens (creating if needed) `{workdir}/ckpt`; keeps `config.ckpt.keep` steps; async saves.
 
   `save_interval_steps` comes from `config.ckpt.every_steps` (default 1, i.e. the caller decides).
-  Leftover `*.orbax-checkpoint-tmp-*` dirs from a killed save are removed here.
+  Leftover `*.orbax-checkpoint-tmp-*` dirs from a killed save are removed here. Close it with
+  `close` on every exit path (`close_all` is the CLI's safety net): Orbax threads left running at
+  interpreter exit print "Event loop is closed" tracebacks.
   """
+  logging.getLogger('absl').addFilter(storage.QUIET_ORBAX_THREADS)  # Orbax logs via absl
   options = ocp.CheckpointManagerOptions(
-    max_to_keep=_cfg_get(config, 'ckpt.keep', None),
-    save_interval_steps=int(_cfg_get(config, 'ckpt.every_steps', 1)),
+    max_to_keep=storage.cfg_get(config, 'ckpt.keep', None),
+    save_interval_steps=int(storage.cfg_get(config, 'ckpt.every_steps', 1)),
     enable_async_checkpointing=True,
     cleanup_tmp_directories=True,
     create=True,
   )
-  return ocp.CheckpointManager(
+  mngr = ocp.CheckpointManager(
     _path(workdir) / 'ckpt',
     options=options,
     item_handlers={_STATE: ocp.StandardCheckpointHandler(), _EXTRA: ocp.JsonCheckpointHandler()},
   )
+  _OPEN[id(mngr)] = mngr
+  return mngr
+
+
+_OPEN: dict[int, ocp.CheckpointManager] = {}  # managers not closed yet (`close_all`)
+_PENDING: set[int] = set()  # managers with a save whose outcome `check` has not seen
+
+
+def _reraise(mngr: ocp.CheckpointManager, err: Exception) -> NoReturn:
+  """A failed save, as one line if the disk is full / read-only (`storage.save_failure`)."""
+  failure = storage.save_failure(err, os.fspath(mngr.directory), jax.process_index() == 0)
+  if failure is err:
+    raise err
+  raise failure from err
+
+
+def _wait(mngr: ocp.CheckpointManager) -> None:
+  """Waits for the in-flight save; its failure is raised here, on the calling thread."""
+  _PENDING.discard(id(mngr))
+  try:
+    mngr.wait_until_finished()
+  except Exception as err:
+    _reraise(mngr, err)
+
+
+def check(mngr: ocp.CheckpointManager) -> None:
+  """Raises a finished async save's error on this (main) thread, never waiting: called every step,
+  a save that failed in Orbax's threads stops the run at the next step, not at exit."""
+  if id(mngr) in _PENDING and not mngr.is_saving_in_progress():
+    _wait(mngr)
 
 
 def save(
@@ -136,19 +131,19 @@ def save(
   """
   items = {_STATE: ocp.args.StandardSave(state)}
   if extra is not None:
-    items[_EXTRA] = ocp.args.JsonSave(_to_json(extra))
-  return bool(mngr.save(int(step), args=ocp.args.Composite(**items), force=force))
+    items[_EXTRA] = ocp.args.JsonSave(storage.to_json(extra))
+  try:  # Orbax first waits for the previous save, so its failure may surface here too
+    started = bool(mngr.save(int(step), args=ocp.args.Composite(**items), force=force))
+  except Exception as err:
+    _reraise(mngr, err)
+  if started:
+    _PENDING.add(id(mngr))
+  return started
 
 
 def latest_step(mngr: ocp.CheckpointManager) -> int | None:
   """The newest committed step (not necessarily restorable; see `restore_latest`)."""
   return mngr.latest_step()
-
-
-def _check_committed(step_dir: epath.Path) -> None:
-  """Orbax 0.12 writes the commit marker in rename and commit-file modes; no marker = damage."""
-  if step_dir.exists() and not (step_dir / _COMMIT_FILE).exists():
-    raise FileNotFoundError(f'{step_dir} has no {_COMMIT_FILE} (interrupted or damaged save)')
 
 
 def _state_metadata(mngr: ocp.CheckpointManager, step: int) -> Any:
@@ -160,32 +155,10 @@ def _state_metadata(mngr: ocp.CheckpointManager, step: int) -> Any:
   return metadata
 
 
-def _brief(error: Exception) -> str:
-  """`Type: message`, cut short: tensorstore errors embed a whole JSON spec."""
-  text = ' '.join(str(error).split())
-  return f'{type(error).__name__}: {text[:300]}{"..." if len(text) > 300 else ""}'
-
-
-def _is_local(path: epath.Path) -> bool:
-  return '://' not in os.fspath(path)
-
-
 def _candidate_steps(mngr: ocp.CheckpointManager) -> list[int]:
   """Steps Orbax lists plus, locally, any `{step}` dir it skipped: a save would collide with it."""
-  steps = set(mngr.all_steps())
-  root = epath.Path(mngr.directory)
-  if _is_local(root) and root.is_dir():
-    steps.update(int(p.name) for p in root.iterdir() if p.name.isdigit() and p.is_dir())
+  steps = set(mngr.all_steps()) | set(storage.committed_steps(os.fspath(mngr.directory)))
   return sorted(steps, reverse=True)
-
-
-def _all_processes_agree(ok: bool) -> bool:
-  """True only if `ok` on every process, so all hosts resume from the same step."""
-  if jax.process_count() == 1:
-    return ok
-  from jax.experimental import multihost_utils
-
-  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok, np.int32))))
 
 
 def _move_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
@@ -195,22 +168,14 @@ def _move_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
   have no directory rename, so there the user moves it (the error says how).
   """
   root = epath.Path(mngr.directory)
-  if not _is_local(root):
+  if not storage.is_local(root):
     raise UnreadableCheckpointError(
       f'checkpoint step(s) {steps} under {root} cannot be restored and would block saving those '
       f'steps again; move them aside (e.g. `gcloud storage mv {root}/{steps[0]} '
       f'{root}/{steps[0]}.corrupt`) and re-run'
     )
   if jax.process_index() == 0:
-    stamp = time.strftime('%Y%m%d-%H%M%S')
-    for step in steps:
-      src = root / str(step)
-      if not src.exists():
-        continue
-      dst, n = root / f'{step}.corrupt-{stamp}', 1
-      while dst.exists():
-        dst, n = root / f'{step}.corrupt-{stamp}-{n}', n + 1
-      os.rename(src, dst)
+    for step, src, dst in storage.move_aside(os.fspath(root), steps):
       log.warning(
         'Moved unreadable checkpoint %s aside to %s; the run will save step %d again '
         '(inspect or delete the moved directory).',
@@ -246,14 +211,14 @@ def restore_latest(
   for step in steps:
     restored, error = None, None
     try:
-      _check_committed(epath.Path(mngr.directory) / str(step))
+      storage.check_committed(epath.Path(mngr.directory) / str(step))
       _state_metadata(mngr, step)
       restored = mngr.restore(
         step, args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(abstract_state)})
       )
     except Exception as e:  # noqa: BLE001 -- any failure of one step means "try the previous step"
       error = e
-    if _all_processes_agree(error is None):
+    if parallel.all_processes_agree(error is None):
       if failed:
         log.warning(
           'Resumed from step %d after %d unreadable newer checkpoint(s).', step, len(failed)
@@ -266,13 +231,13 @@ def restore_latest(
       'Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
       step,
       mngr.directory,
-      _brief(error),
+      storage.brief(error),
     )
     failed.append((step, error))
   last = failed[-1][1]
   raise UnreadableCheckpointError(
     f'None of the checkpoints {steps} in {mngr.directory} could be restored; last error: '
-    f'{_brief(last)}. If the config changed since they were written, train into '
+    f'{storage.brief(last)}. If the config changed since they were written, train into '
     'a new --workdir (or restore the old config).'
   ) from last
 
@@ -283,9 +248,26 @@ def abstract_of(state: Any) -> Any:
 
 
 def close(mngr: ocp.CheckpointManager) -> None:
-  """Waits for the in-flight async save to commit, then releases the manager. All processes."""
-  mngr.wait_until_finished()
+  """Waits for the in-flight async save to commit, then releases the manager. All processes.
+
+  A failed save raises (`storage.WriteFailedError` for a full disk) after the manager is closed.
+  """
+  _OPEN.pop(id(mngr), None)
+  try:
+    _wait(mngr)
+  except BaseException:
+    with contextlib.suppress(Exception):  # the same failure again, already being raised
+      mngr.close()
+    raise
   mngr.close()
+
+
+def close_all() -> None:
+  """Closes the managers still open, quietly: the CLI's last step on any exit path (an error
+  between `make_manager` and the trainer's `finally`), so no Orbax thread outlives the run."""
+  for mngr in list(_OPEN.values()):
+    with contextlib.suppress(Exception):
+      close(mngr)
 
 
 ################################################################################
@@ -300,7 +282,7 @@ def _restore_params_numpy(step_dir: epath.Path) -> Any:
   about its own options, and a Composite restore warns about every item it is not asked for
   (`extra`), so a healthy `evaluate` would print warnings that look like failures.
   """
-  _check_committed(step_dir)
+  storage.check_committed(step_dir)
   handler = ocp.PyTreeCheckpointHandler()
   # The handler's own metadata (raises if missing: damage); `Checkpointer.metadata` would also
   # look for step-level metadata inside the item directory and warn that it is not there.
@@ -358,7 +340,7 @@ def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
         'Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
         step,
         ckpt_dir,
-        _brief(e),
+        storage.brief(e),
       )
       last_error = e
       continue
@@ -367,7 +349,7 @@ def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
     return config, params, step
   raise UnreadableCheckpointError(
     f'None of the checkpoints {steps} in {ckpt_dir} could be restored; last error: '
-    f'{_brief(last_error)}'
+    f'{storage.brief(last_error)}'
   ) from last_error
 
 
@@ -390,7 +372,7 @@ def save_params(path: str, params: Any, meta: dict) -> None:
   with ocp.PyTreeCheckpointer() as ckptr:
     ckptr.save(path / _PARAMS_DIR, args=ocp.args.PyTreeSave(params), force=True)
   tmp = path / (_META_FILE + '.tmp')
-  tmp.write_text(json.dumps(_to_json(meta), indent=2, sort_keys=True))
+  tmp.write_text(json.dumps(storage.to_json(meta), indent=2, sort_keys=True))
   tmp.rename(meta_file)
 
 

@@ -264,19 +264,29 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser.error(f'unrecognized arguments: {" ".join(unknown)}')
   args.unknown = unknown
   debug = debug or args.debug
+  if debug:
+    os.environ['JAXSTYLE_DEBUG'] = '1'  # library code reads it (Orbax's thread tracebacks)
   args.verbose = verbose or args.verbose
   configure_logging(args.verbose)
+  from jaxstyle.preemption import Preempted
+
   try:
     return int(module.run(args) or 0)
   except (UserError, *_PATH_ERRORS) as err:
     if debug:
       raise
     return report(f'jaxstyle {name}', err)
+  except Preempted as err:  # SIGTERM / Ctrl-C after the state was saved: 143 / 130
+    print(f'jaxstyle {name}: {one_line(err)}', file=sys.stderr)
+    return err.exit_code
   except KeyboardInterrupt:
     if debug:
       raise
     print(f'jaxstyle {name}: interrupted', file=sys.stderr)
     return 130
+  finally:  # whatever the exit path, no Orbax thread outlives the command
+    if 'jaxstyle.checkpoint' in sys.modules:
+      sys.modules['jaxstyle.checkpoint'].close_all()
 
 
 if __name__ == '__main__':

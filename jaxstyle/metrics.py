@@ -1,12 +1,16 @@
 """Process-0 metrics: `metrics.jsonl` (what the figure scripts read) plus optional TensorBoard.
 
-No external services (docs/design/house_style.md). Every line is flushed as it is written, so a killed run
-loses at most the line being written; `read_metrics` skips such a fragment and the lines a resume
-rolled back.
+No external services (docs/design/house_style.md). Each record is one `os.write` of a whole line to
+a file opened with O_APPEND, so a killed run loses at most the line being written: `read_metrics`
+ignores such a torn last line (and the lines a resume rolled back), and the next writer cuts it
+off. A write that fails for lack of space or write access (full disk, quota, read-only) raises
+`storage.WriteFailedError`, one line at the CLI; so does a TensorBoard write, which tensorboardX
+makes in a background thread (`storage.catch_thread_write_failures`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -15,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxstyle import storage
 from jaxstyle.errors import check_finite
 
 METRICS_FILE = 'metrics.jsonl'
@@ -38,12 +43,13 @@ def _scalar(v: Any) -> int | float:
 def write_config(workdir: str, config: Any, runtime: Mapping[str, Any]) -> str:
   """Writes `{workdir}/config.json`: the run's config plus a "runtime" section (what 'auto'
   resolved to, backend, versions), which moves numbers and speed, so the record says it."""
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, 'config.json')
-  with open(path, 'w') as f:
-    json.dump(
-      dict(json.loads(config.to_json()), runtime=dict(runtime)), f, indent=2, sort_keys=True
-    )
+  with storage.write_failures('config write', path, workdir):
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, 'w') as f:
+      json.dump(
+        dict(json.loads(config.to_json()), runtime=dict(runtime)), f, indent=2, sort_keys=True
+      )
   return path
 
 
@@ -56,30 +62,47 @@ class MetricWriter:
 
   def __init__(self, workdir: str, enabled: bool, tensorboard: bool = True):
     self.enabled = enabled
-    self._file = None
+    self._fd: int | None = None
     self._tb = None
+    self._workdir, self._path = workdir, os.path.join(workdir, METRICS_FILE)
     if not enabled:
       return
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, METRICS_FILE)
-    # A run killed mid-line leaves a fragment; start a fresh line so the next record parses.
-    needs_newline = False
-    if os.path.exists(path) and os.path.getsize(path) > 0:
-      with open(path, 'rb') as f:
-        f.seek(-1, os.SEEK_END)
-        needs_newline = f.read(1) != b'\n'
-    resuming = os.path.exists(path) and os.path.getsize(path) > 0
-    self._file = open(path, 'a', encoding='utf-8')  # noqa: SIM115 -- lives as long as the writer
-    if needs_newline:
-      self._file.write('\n')
+    with self._writing(self._path):
+      os.makedirs(workdir, exist_ok=True)
+      _cut_torn_tail(self._path)
+      resuming = os.path.exists(self._path) and os.path.getsize(self._path) > 0
+      self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     if resuming:
       # Marks where a resumed run starts appending: `read_metrics` drops the rolled-back records.
-      self._file.write(json.dumps(RESUME_MARKER) + '\n')
-      self._file.flush()
+      self._append(RESUME_MARKER)
     if tensorboard:
       from tensorboardX import SummaryWriter  # lazy: only process 0 with TB pays the import
 
-      self._tb = SummaryWriter(os.path.join(workdir, TB_DIR))
+      storage.catch_thread_write_failures()  # tensorboardX writes in a thread of its own
+      with self._writing(os.path.join(workdir, TB_DIR)):
+        # A queue longer than one record's scalars: if the writer thread dies (full disk), the
+        # next `_tb_call` raises before a put could block on a queue nobody empties.
+        self._tb = SummaryWriter(os.path.join(workdir, TB_DIR), max_queue=100)
+
+  def _writing(self, path: str) -> Any:
+    """Turns a full-disk / quota / read-only error under `path` into a `WriteFailedError`."""
+    return storage.write_failures('metrics write', path, self._workdir)
+
+  def _append(self, record: Mapping[str, Any]) -> None:
+    """One whole line in one `os.write` (O_APPEND): concurrent or killed writers never interleave
+    or tear a line in the middle of the file."""
+    data = (json.dumps(record) + '\n').encode('utf-8')
+    with self._writing(self._path):
+      written = os.write(self._fd, data)
+    if written != len(data):  # a regular file only writes short when the disk is full
+      raise storage.WriteFailedError('metrics write', self._path, errno.ENOSPC, self._workdir)
+
+  def _tb_call(self, method: str, *args: Any, **kwargs: Any) -> None:
+    """A TensorBoard call; first raises a write failure its writer thread died of (a dead thread
+    would leave the next calls blocked on a full queue)."""
+    with self._writing(os.path.join(self._workdir, TB_DIR)):
+      storage.raise_thread_write_failure()
+      getattr(self._tb, method)(*args, **kwargs)
 
   def write(self, step: int, metrics: Mapping[str, Any]) -> None:
     """Logs one record; values may be Python, NumPy or (already fetched) JAX scalars."""
@@ -88,13 +111,12 @@ class MetricWriter:
     step = int(step)
     record = {'step': step}
     record.update({k: _scalar(v) for k, v in metrics.items()})
-    self._file.write(json.dumps(record) + '\n')
-    self._file.flush()
+    self._append(record)
     if self._tb is not None:
       for k, v in record.items():
         if k != 'step':
-          self._tb.add_scalar(k, v, step)
-      self._tb.flush()
+          self._tb_call('add_scalar', k, v, step)
+      self._tb_call('flush')
 
   def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
     """TensorBoard image (uint8 HxWxC); sample PNGs are written separately by `samples.py`."""
@@ -105,16 +127,19 @@ class MetricWriter:
       raise ValueError(f'write_image expects uint8, got {image.dtype}')
     if image.ndim == 2:
       image = image[..., None]
-    self._tb.add_image(tag, image, int(step), dataformats='HWC')
-    self._tb.flush()
+    self._tb_call('add_image', tag, image, int(step), dataformats='HWC')
+    self._tb_call('flush')
 
   def close(self) -> None:
-    if self._file is not None:
-      self._file.close()
-      self._file = None
+    """Closes the file, then flushes and closes TensorBoard (a full disk: `WriteFailedError`)."""
+    if self._fd is not None:
+      os.close(self._fd)
+      self._fd = None
     if self._tb is not None:
-      self._tb.close()
-      self._tb = None
+      tb, self._tb = self._tb, None
+      with self._writing(os.path.join(self._workdir, TB_DIR)):
+        storage.raise_thread_write_failure()
+        tb.close()
 
   def __enter__(self) -> MetricWriter:
     return self
@@ -139,30 +164,47 @@ def train_record(
   return record
 
 
+def _cut_torn_tail(path: str) -> None:
+  """Truncates a last line without its newline (a write cut short by a kill or a full disk)."""
+  if not os.path.exists(path) or os.path.getsize(path) == 0:
+    return
+  with open(path, 'rb+') as f:
+    start = max(f.seek(0, os.SEEK_END) - (1 << 20), 0)  # records are short: the last MiB will do
+    f.seek(start)
+    tail = f.read()
+    cut = tail.rfind(b'\n')
+    if tail.endswith(b'\n') or (cut < 0 and start > 0):
+      return
+    f.truncate(start + cut + 1)  # cut = -1 and start = 0: the whole file is one torn line
+    log.info('%s: removed a torn last line (an interrupted write).', path)
+
+
 def read_metrics(workdir: str) -> list[dict]:
   """Records of `{workdir}/metrics.jsonl` in order: the history the final state went through.
 
-  Unparseable lines (a fragment left by a kill) are skipped. A resumed run restarts at its
-  checkpoint, which may be older than the last logged step; its writer appends a resume marker, and
-  the records of earlier sessions with a step >= the first step logged after the marker are
-  dropped. Records sharing a step within one session (e.g. train and eval) are all kept.
+  A torn last line (a write in flight or cut short) is ignored; other unparseable lines are
+  skipped with a warning. A resumed run restarts at its checkpoint, which may be older than the
+  last logged step; its writer appends a resume marker, and the records of earlier sessions with
+  a step >= the first step logged after the marker are dropped. Records sharing a step within one session (e.g. train and eval) are all kept.
   """
   path = os.path.join(workdir, METRICS_FILE)
   sessions: list[list[dict]] = [[]]
-  with open(path, encoding='utf-8') as f:
-    for lineno, line in enumerate(f, 1):
-      line = line.strip()
-      if not line:
-        continue
-      try:
-        rec = json.loads(line)
-      except json.JSONDecodeError:
+  with open(path, 'rb') as f:
+    lines = f.read().split(b'\n')
+  for lineno, raw in enumerate(lines, 1):
+    line = raw.strip()
+    if not line:
+      continue
+    try:
+      rec = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+      if lineno < len(lines):  # the last element has no newline after it: a torn line
         log.warning('%s:%d is not valid JSON (interrupted write?); skipped.', path, lineno)
-        continue
-      if rec == RESUME_MARKER:
-        sessions.append([])
-      elif isinstance(rec, dict) and 'step' in rec:
-        sessions[-1].append(rec)
+      continue
+    if rec == RESUME_MARKER:
+      sessions.append([])
+    elif isinstance(rec, dict) and 'step' in rec:
+      sessions[-1].append(rec)
   records: list[dict] = []
   for session in sessions:
     if session:

@@ -99,3 +99,12 @@ def place(host_tree: Any, shardings_tree: Any) -> Any:
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
   return jax.tree.map(one, host_tree, shardings_tree)
+
+
+def all_processes_agree(ok: bool) -> bool:
+  """True only if `ok` on every process (e.g. so all hosts resume from the same step)."""
+  if jax.process_count() == 1:
+    return ok
+  from jax.experimental import multihost_utils
+
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok, np.int32))))

@@ -14,6 +14,10 @@ every worker, then launch the same command on all of them (`--worker=all`), wher
   python3 launch/tpu.py fetch  --name my-tpu --zone us-central2-b --src gs://$BUCKET/cyclegan/5_1 \\
       --dest runs/5_1
   python3 launch/tpu.py delete --name my-tpu --zone us-central2-b
+
+A preempted `--spot` VM: the trainers save the step they are on when the SIGTERM comes (exit 143,
+docs/multihost.md "Preempted (spot) VMs"). Delete it, create and set up a new one, and `run` the
+same command with the same gs:// `--workdir`: it resumes from that step.
 """
 
 from __future__ import annotations

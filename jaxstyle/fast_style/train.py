@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxstyle import checkpoint, image_io, parallel
+from jaxstyle import checkpoint, image_io, parallel, preemption, storage
 from jaxstyle.fast_style import data, presets
 from jaxstyle.fast_style import step as fs_step
 from jaxstyle.kernels import dispatch
@@ -127,7 +127,11 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   #### Checkpoint: auto-resume from this workdir, else from config.resume, else from scratch.
   mngr = checkpoint.make_manager(workdir, config)
   abstract = checkpoint.abstract_of(state)
-  restored = checkpoint.restore_latest(mngr, abstract)
+  try:
+    restored = checkpoint.restore_latest(mngr, abstract)
+  except BaseException:
+    checkpoint.close(mngr)  # no Orbax thread may outlive the run ("Event loop is closed")
+    raise
   if restored is None and config.resume:
     other = checkpoint.make_manager(config.resume, None)
     restored = checkpoint.restore_latest(other, abstract, move_aside=False)  # not our run
@@ -158,7 +162,8 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     params = jax.device_get(state['params']['net'])
     outputs, scores = evaluate(eval_fn, params, frozen, contents, n_styles)
     grid = sample_grid(contents, outputs, styles, labels)
-    image_io.save(sample_path(workdir, step), grid)
+    with storage.write_failures('sample write', sample_path(workdir, step), workdir):
+      image_io.save(sample_path(workdir, step), grid)
     writer.write_image(step, 'samples', grid)
     return scores
 
@@ -174,6 +179,8 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   )
   last: dict[str, float] = {}
   step, t0, t_steps, t_wait = start, time.time(), 0, 0.0
+  # SIGTERM (preemption) / Ctrl-C: finish the step, save it, exit 143 / 130 (jaxstyle.preemption).
+  stop = preemption.install()
   try:
     for step in range(start + 1, total + 1):
       t_ask = time.perf_counter()
@@ -181,9 +188,11 @@ def train(config: Any, workdir: str) -> dict[str, float]:
       t_wait += time.perf_counter() - t_ask
       with jax.transfer_guard('disallow'):
         state, metrics = step_fn(state, batch, frozen)
+      checkpoint.check(mngr)  # a failed async save stops the run here, not at exit
       t_steps += 1
       bar.update(1)
-      is_save = step % config.ckpt.every_steps == 0 or step == total
+      stop_now = stop.requested(step)  # every step, on every process
+      is_save = step % config.ckpt.every_steps == 0 or step == total or stop_now
       if step % config.log_every == 0 or is_save:
         metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
         last = train_record(step, metrics, t_steps, t_wait, time.time() - t0)
@@ -199,10 +208,12 @@ def train(config: Any, workdir: str) -> dict[str, float]:
           f'samples {sample_path(workdir, step)} (held-out loss {scores["eval/loss"]:.4g})'
         )
       if is_save:
-        checkpoint.save(mngr, step, state, force=step == total, extra=extra(step))
+        checkpoint.save(mngr, step, state, force=step == total or stop_now, extra=extra(step))
         events.insert(0, 'checkpoint saved')
       if events and is_main:
         log_event(step, events)
+      if stop_now:
+        raise stop.exit(f'saved step {step} in {os.path.join(workdir, "ckpt")}')
   except KeyboardInterrupt:
     if not any(x.is_deleted() for x in jax.tree.leaves(state)):
       done = int(jax.device_get(state['step']))
@@ -210,9 +221,12 @@ def train(config: Any, workdir: str) -> dict[str, float]:
       checkpoint.save(mngr, done, state, force=True, extra=extra(done))
     raise
   finally:
+    stop.uninstall()
     bar.close()
     stream.close()
-    writer.close()
-    checkpoint.close(mngr)
+    try:
+      writer.close()
+    finally:
+      checkpoint.close(mngr)
   last['step'] = step
   return last

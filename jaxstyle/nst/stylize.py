@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxstyle import image_io, metrics
+from jaxstyle import image_io, metrics, preemption
 from jaxstyle.kernels import dispatch
 from jaxstyle.metrics import MetricWriter
 from jaxstyle.models.vgg import VGG19
@@ -304,6 +304,7 @@ def stylize(
       f'sweep of {batch} style weights {", ".join(f"{w:g}" for w in sweep)}: {strategy} ({why})'
     )
   x = None
+  stop = preemption.install()  # SIGTERM / Ctrl-C: finish the segment, save its image, exit
   try:
     for size in sizes:
       ################ Objective at this scale (targets computed once here) ################
@@ -333,7 +334,14 @@ def stylize(
         bar.update(1)
         snapshots[seg] = _to_rgb(x, prep, batch, config, content_rgb, size)
         _write_snapshot(writer, config, snapshots[seg], sweep, prefix, seg, iteration)
+        if stop.requested(seg):
+          paths = _write_outputs(f'{prefix}_at_iteration_{seg}.png', snapshots[seg], sweep)
+          raise stop.exit(
+            f'saved the image after segment {seg} (iteration {iteration}) to {paths[0]}',
+            're-run the same command to start again (the optimisation keeps no checkpoint)',
+          )
   finally:
+    stop.uninstall()
     bar.close()
     writer.close()
   images = snapshots[len(snapshots) - 1]
