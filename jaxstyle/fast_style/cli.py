@@ -32,8 +32,8 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
   group.add_argument(
     '--style-mix',
     default=None,
-    help="blend of a multi-style network's styles, one weight per style, "
-    'e.g. 0.3,0.7 (normalised to sum 1)',
+    help="blend of a multi-style network's styles, one weight per style (AdaIN: per "
+    '--style-image), e.g. 0.3,0.7 (normalised to sum 1)',
   )
   group.add_argument('--video', metavar='IN', help='stylise a video file frame by frame')
 
