@@ -77,11 +77,11 @@ def root(tmp_path_factory):
     (good / 'images' / f'{i}.png').write_bytes(png)
   (good / 'nst').mkdir()  # a stylize --workdir: one snapshot for figure 5-18
   (good / 'nst' / 'out_at_iteration_0.png').write_bytes(png)
-  run = (
-    good / 'fast_run'
-  )  # a folder that claims to be a fast-style run: inputs fail before it loads
-  run.mkdir()
-  (run / 'config.json').write_text(json.dumps({'task': 'fast_style'}))
+  # Folders that claim to be a fast-style / AdaIN run: the bad inputs fail before a model loads.
+  for task in ('fast_style', 'adain'):
+    run = good / f'{task.split("_")[0]}_run'
+    run.mkdir()
+    (run / 'config.json').write_text(json.dumps({'task': task}))
   valid = {
     'png': png,
     'npz': _npz(),
@@ -143,6 +143,20 @@ def bad_weight_dir(root, kind: str) -> str:
   return str(folder)
 
 
+def _adain(g, t, style=None) -> list[str]:
+  """`stylize --model` of an AdaIN run with one style image (`style`, else a good one)."""
+  style = style or str(g / 'style.png')
+  return [
+    'stylize',
+    '--model',
+    str(g / 'adain_run'),
+    '--style-image',
+    style,
+    '-o',
+    str(t / 'o.png'),
+  ]
+
+
 # (id, slot, argv builder(bad path, good folder, fresh folder)); every sub-command that reads a file.
 SITES = [
   ('train-config', 'py', lambda p, g, t: ['train', '--config', p, '--workdir', str(t / 'w')]),
@@ -195,6 +209,15 @@ SITES = [
       '-o',
       str(t / 'o.mp4'),
     ],
+  ),
+  ('stylize-adain-content', 'png', lambda p, g, t: [*_adain(g, t), p]),
+  ('stylize-adain-style', 'png', lambda p, g, t: [*_adain(g, t, p), str(g / 'content.png')]),
+  (
+    'stylize-adain-mask',
+    'png',
+    lambda p, g, t: (
+      [*_adain(g, t), '--style-image', str(g / 'style.png'), '--mask', p] + [str(g / 'content.png')]
+    ),
   ),
   (
     'translate-image',
