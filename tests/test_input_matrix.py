@@ -6,7 +6,8 @@ half), a directory, unreadable permissions, a dangling symlink}. Every cell must
 `jaxstyle CMD: error: ...` naming the bad path, on one stderr line, exit code 2, no traceback, and
 no WARNING logged before it (a user given one bad file gets one line, not a warning and then an
 error). Cells run in-process through `jaxstyle.cli.main` (the console script's entry); inputs are
-tiny valid files, broken here. The bad input is found before any model is built, so every cell
+tiny valid files, broken here. The bad input is found before any network is built (the builders
+fail the cell if reached, except where the bad file is the weights themselves), so every cell
 costs milliseconds once the command's modules are imported.
 
 Root reads any file, so the `unreadable` column skips as root; to run it in a root container:
@@ -318,6 +319,31 @@ RUN_SITES = [
 ]
 
 
+# Weight files are read when the network is built, so only these cells may reach a builder.
+READ_BY_THE_MODEL = {'stylize-vgg19-pth', 'stylize-vgg19-h5', 'translate-weights', 'fid-inception'}
+
+
+def _forbid_models(monkeypatch):
+  """Every builder of a network (and the trainer's first JAX call) fails the cell if reached:
+  a bad image, video, config or statistics file must be found before any of them."""
+  from jaxstyle import parallel
+  from jaxstyle.adain import inference as adain_inference
+  from jaxstyle.cyclegan import translate
+  from jaxstyle.fast_style import inference as fast_inference
+  from jaxstyle.fid import weights as fid_weights
+  from jaxstyle.nst import stylize
+
+  def built(*args, **kwargs):
+    raise AssertionError('a network was built before the bad input was found')
+
+  monkeypatch.setattr(parallel, 'maybe_init_distributed', built)
+  monkeypatch.setattr(stylize, 'stylize', built)
+  monkeypatch.setattr(fast_inference.FastStyleModel, 'from_workdir', built)
+  monkeypatch.setattr(adain_inference.AdainModel, 'load', built)
+  monkeypatch.setattr(translate, 'load_generator', built)
+  monkeypatch.setattr(fid_weights, 'load_params', built)
+
+
 def _check_one_line(argv, needle, capsys, caplog, monkeypatch):
   monkeypatch.delenv('JAXSTYLE_DEBUG', raising=False)
   caplog.set_level(logging.WARNING)
@@ -350,6 +376,8 @@ def test_bad_input_is_one_line(root, site, kind, tmp_path, capsys, caplog, monke
     pytest.skip(f'no valid .{slot} could be made here (optional dependency missing)')
   path = bad(root, slot, kind)
   argv = argv_of(path, root[0] / 'good', tmp_path)
+  if site not in READ_BY_THE_MODEL:
+    _forbid_models(monkeypatch)
   _check_one_line(argv, os.path.basename(path), capsys, caplog, monkeypatch)
 
 
