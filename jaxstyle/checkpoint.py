@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 from typing import Any, NoReturn
 
@@ -80,13 +81,26 @@ def make_manager(workdir: str, config: Any = None) -> ocp.CheckpointManager:
     cleanup_tmp_directories=True,
     create=True,
   )
-  mngr = ocp.CheckpointManager(
+  mngr = _open_manager(
     _path(workdir) / 'ckpt',
     options=options,
     item_handlers={_STATE: ocp.StandardCheckpointHandler(), _EXTRA: ocp.JsonCheckpointHandler()},
   )
   _OPEN[id(mngr)] = mngr
   return mngr
+
+
+def _open_manager(directory: epath.Path, **kwargs: Any) -> ocp.CheckpointManager:
+  """`ocp.CheckpointManager`, which reads every step's `_CHECKPOINT_METADATA` when it opens: a
+  damaged one is a UserError naming the directory, not Orbax's ValueError."""
+  try:
+    return ocp.CheckpointManager(directory, **kwargs)
+  except (ValueError, TypeError, KeyError, AttributeError, OSError) as err:
+    raise UnreadableCheckpointError(
+      f'cannot list the checkpoints in {directory}: a step\'s _CHECKPOINT_METADATA is damaged '
+      f'({type(err).__name__}: {" ".join(str(err).split())[:200]}); move the damaged step '
+      'directory aside (mv ckpt/N ckpt/N.corrupt) and re-run'
+    ) from err
 
 
 _OPEN: dict[int, ocp.CheckpointManager] = {}  # managers not closed yet (`close_all`)
@@ -212,7 +226,7 @@ def restore_latest(
     restored, error = None, None
     try:
       storage.check_committed(epath.Path(mngr.directory) / str(step))
-      _state_metadata(mngr, step)
+      _check_declared(_state_metadata(mngr, step), f'{mngr.directory}/{step}')
       restored = mngr.restore(
         step, args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(abstract_state)})
       )
@@ -275,6 +289,25 @@ def close_all() -> None:
 ################################################################################
 
 
+def _check_declared(tree: Any, where: Any) -> None:
+  """Refuses arrays whose declared sizes add up to more than this machine's memory, before Orbax
+  allocates them: with no target shape to compare against, a damaged array metadata (a shape of
+  2**40) makes tensorstore abort the process (std::bad_alloc). The file size is no bound here:
+  zstd chunks of zeros expand ~30000:1 and chunks equal to the fill value are not stored."""
+  declared = sum(  # a chunk is decoded whole, so a huge declared chunk counts too
+    max(math.prod(leaf.shape), math.prod(getattr(leaf.storage, 'chunk_shape', None) or ()))
+    * np.dtype(leaf.dtype).itemsize
+    for leaf in jax.tree.leaves(tree)
+    if getattr(leaf, 'shape', None) is not None and getattr(leaf, 'dtype', None) is not None
+  )
+  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  if declared > memory:
+    raise UnreadableCheckpointError(
+      f'{where} declares {declared} bytes of arrays, more than this machine has ({memory}): '
+      'its metadata is damaged'
+    )
+
+
 def _restore_params_numpy(step_dir: epath.Path) -> Any:
   """Partial restore of state['params'] as numpy: only the params are read from disk.
 
@@ -287,6 +320,7 @@ def _restore_params_numpy(step_dir: epath.Path) -> Any:
   # The handler's own metadata (raises if missing: damage); `Checkpointer.metadata` would also
   # look for step-level metadata inside the item directory and warn that it is not there.
   tree = handler.metadata(step_dir / _STATE).tree
+  _check_declared(tree['params'], step_dir / _STATE)
   with ocp.Checkpointer(handler) as ckptr:
     item = {'params': tree['params']}
     args = ocp.args.PyTreeRestore(
@@ -390,10 +424,19 @@ def load_params(path: str) -> tuple[Any, dict]:
     raise UserError(
       f'{meta_file} cannot be read ({err}); re-create {path} with `jaxstyle port-weights`'
     ) from err
-  with ocp.PyTreeCheckpointer() as ckptr:
-    tree = ckptr.metadata(path / _PARAMS_DIR).item_metadata.tree
-    params = ckptr.restore(
-      path / _PARAMS_DIR,
-      args=ocp.args.PyTreeRestore(item=tree, restore_args=_numpy_restore_args(tree)),
-    )
+  try:  # damaged params (fuzzed in tests/test_checkpoint_fuzz.py): Orbax fails in many ways
+    with ocp.PyTreeCheckpointer() as ckptr:
+      tree = ckptr.metadata(path / _PARAMS_DIR).item_metadata.tree
+      _check_declared(tree, path / _PARAMS_DIR)
+      params = ckptr.restore(
+        path / _PARAMS_DIR,
+        args=ocp.args.PyTreeRestore(item=tree, restore_args=_numpy_restore_args(tree)),
+      )
+  except UserError:
+    raise
+  except Exception as err:  # noqa: BLE001 -- any failure here means the files are damaged
+    raise UnreadableCheckpointError(
+      f'{path / _PARAMS_DIR} cannot be restored ({type(err).__name__}: '
+      f'{" ".join(str(err).split())[:300]}); re-create {path} with `jaxstyle port-weights`'
+    ) from err
   return params, meta

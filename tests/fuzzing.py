@@ -56,6 +56,10 @@ class Target:
   readers: dict[str, Callable[[Path], object]]  # name -> reads the case directory
   aware: dict[str, list[Mutator]] = dataclasses.field(default_factory=dict)  # per file
   weights: dict[str, float] = dataclasses.field(default_factory=dict)  # file choice, default 1
+  # reader -> path prefix: a reader runs only on cases that mutate a file under its prefix.
+  scope: dict[str, str] = dataclasses.field(default_factory=dict)
+  # Whole-file-set variants made with the format's own writer: (mutated path, description, files).
+  variants: list[tuple[str, str, dict[str, bytes]]] = dataclasses.field(default_factory=list)
 
 
 # Generic byte mutations. ###################################################################
@@ -305,6 +309,32 @@ def h5_dims(dims: list[tuple[int, ...]]) -> Mutator:
   return mutate
 
 
+def json_value(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+  """One value of a JSON document (a shape, a size, a name, a whole entry) replaced by a huge
+  number, a negative one, a value of another type, or removed."""
+  doc = json.loads(data)
+  spots: list[tuple[object, object]] = []
+
+  def walk(node: object) -> None:
+    items = (
+      node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    )
+    for k, v in items:
+      spots.append((node, k))
+      walk(v)
+
+  walk(doc)
+  if not spots:
+    return flip_bits(data, rng)
+  node, key = rng.choice(spots)
+  new = rng.choice([2**40, 2**63 - 1, -1, 1e308, 'x' * 9, None, [], {}, [2**31] * 4, 'DELETE'])
+  if new == 'DELETE':
+    del node[key]  # type: ignore[index]
+  else:
+    node[key] = new  # type: ignore[index]
+  return json.dumps(doc).encode(), f'json {key!r} -> {new!r}'
+
+
 # Running the cases in a child process. ######################################################
 
 
@@ -316,15 +346,18 @@ def _alarm(signum, frame):
   raise CaseTimeout('case exceeded its time limit')
 
 
-def case_input(target: Target, seed: int, i: int) -> tuple[dict[str, bytes], str]:
+def case_input(target: Target, seed: int, i: int) -> tuple[dict[str, bytes], str, str]:
   """The files of case `i`: one seed file mutated (generic or format-aware), the others intact."""
   rng = random.Random(f'{seed}:{i}')
+  if target.variants and rng.random() < 0.1:
+    name, desc, files = rng.choice(target.variants)
+    return files, f'{name}: variant: {desc}', name
   names = sorted(target.files)
   name = rng.choices(names, [target.weights.get(n, 1.0) for n in names])[0]
   aware = target.aware.get(name, [])
   fn = rng.choice(aware) if aware and rng.random() < 0.5 else rng.choice(GENERIC)
   data, desc = fn(target.files[name], rng)
-  return {**target.files, name: data}, f'{name}: {fn.__name__}: {desc}'
+  return {**target.files, name: data}, f'{name}: {fn.__name__}: {desc}', name
 
 
 def _child(module: str, target_name: str, seed: int, n: int, workdir: Path, only: int) -> None:
@@ -347,11 +380,13 @@ def _child(module: str, target_name: str, seed: int, n: int, workdir: Path, only
   rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   trace = os.environ.get('FUZZ_TRACEMALLOC') == '1'
   for i in range(n) if only < 0 else [only]:
-    files, desc = case_input(target, seed, i)
+    files, desc, mutated = case_input(target, seed, i)
     case = workdir / f'case{i}'
     _write(case, files)
     size = sum(len(v) for v in files.values())
     for reader, read in target.readers.items():
+      if not mutated.startswith(target.scope.get(reader, '')):
+        continue
       print(json.dumps({'start': i, 'reader': reader}), flush=True)
       rec = {'case': i, 'reader': reader, 'desc': desc, 'size': size}
       if trace:

@@ -105,10 +105,11 @@ def fid_stats(workdir: Path) -> Target:
 
 @pytest.mark.parametrize('target', ['pth_zip', 'pth_legacy', 'keras_h5', 'fid_stats'])
 def test_mutated_files_give_user_errors_only(target, tmp_path):
+  cases = CASES * 2 // 3 if target == 'keras_h5' else CASES  # h5py: ~50 ms a case
   records, summary = fuzzing.run_target(
-    __file__, target, SEED, CASES, tmp_path, timeout_s=300, trace=True
+    __file__, target, SEED, cases, tmp_path, timeout_s=300, trace=True
   )
-  assert len(records) >= CASES
+  assert len(records) >= cases
   escaped = [r for r in records if r['outcome'] == 'escaped']
   assert not escaped, f'{len(escaped)} cases escaped the UserError boundary:\n' + fuzzing.describe(
     escaped
