@@ -264,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd_parser.error(f'unrecognized arguments: {" ".join(unknown)}')
   args.unknown = unknown
   debug = debug or args.debug
-  if debug:
-    os.environ['JAXSTYLE_DEBUG'] = '1'  # library code reads it (Orbax's thread tracebacks)
+  saved_debug = os.environ.get('JAXSTYLE_DEBUG')
+  if debug:  # for library code (Orbax's thread tracebacks); put back when the command ends
+    os.environ['JAXSTYLE_DEBUG'] = '1'
   args.verbose = verbose or args.verbose
   configure_logging(args.verbose)
   from jaxstyle.preemption import Preempted
@@ -287,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
   finally:  # whatever the exit path, no Orbax thread outlives the command
     if 'jaxstyle.checkpoint' in sys.modules:
       sys.modules['jaxstyle.checkpoint'].close_all()
+    if saved_debug is None:
+      os.environ.pop('JAXSTYLE_DEBUG', None)
+    else:
+      os.environ['JAXSTYLE_DEBUG'] = saved_debug
 
 
 if __name__ == '__main__':

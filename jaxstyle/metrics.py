@@ -176,7 +176,7 @@ def _cut_torn_tail(path: str) -> None:
     if tail.endswith(b'\n') or (cut < 0 and start > 0):
       return
     f.truncate(start + cut + 1)  # cut = -1 and start = 0: the whole file is one torn line
-    log.info('%s: removed a torn last line (an interrupted write).', path)
+    log.debug('%s: removed a torn last line (an interrupted write).', path)
 
 
 def read_metrics(workdir: str) -> list[dict]:

@@ -173,3 +173,54 @@ def test_cli_turns_preempted_into_its_exit_code(monkeypatch, capsys):
     'jaxstyle demo: stopped by SIGTERM: saved step 7 in /w/ckpt; re-run the same command to '
     'resume\n'
   )
+
+
+@pytest.mark.slow  # two JAX processes joined over loopback (~1 min on 2 idle cores)
+def test_two_processes_agree_on_the_saved_step(tmp_path):
+  """SIGTERM to process 1 only (not the writer): JAX's preemption sync spreads the notice, both
+  processes save the same step and exit 143; nothing here handles SIGTERM in Python."""
+  import socket
+
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    coord = f'127.0.0.1:{s.getsockname()[1]}'
+  workdir = str(tmp_path / 'run')
+  base = {k: v for k, v in os.environ.items() if not k.startswith(('JAX_', 'JAXSTYLE_'))}
+  procs = []
+  for i in range(2):
+    env = dict(
+      base,
+      JAX_PLATFORMS='cpu',
+      XLA_FLAGS=f'--xla_force_host_platform_device_count=1 {TEST_XLA_FLAGS}',
+      JAX_COMPILATION_CACHE_DIR=os.environ['JAX_COMPILATION_CACHE_DIR'],
+      JAXSTYLE_DISTRIBUTED='1',
+      JAX_COORDINATOR_ADDRESS=coord,
+      JAXSTYLE_NUM_PROCESSES='2',
+      JAXSTYLE_PROCESS_ID=str(i),
+    )
+    args = [a.replace('total_steps=60', 'total_steps=400') for a in TASKS['cyclegan']]
+    cmd = [sys.executable, '-m', 'jaxstyle.main', '--workdir', workdir, *args, *COMMON]
+    cmd.append('--config.pool_size=2')  # a zero-size pool cannot be checkpointed
+    log = open(tmp_path / f'p{i}.log', 'wb')  # noqa: SIM115 -- the child holds it
+    procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log))
+  logs = [(tmp_path / f'p{i}.log') for i in range(2)]
+  try:
+    deadline = time.time() + 900
+    while len(_logged_steps(workdir)) < 2:
+      assert all(p.poll() is None for p in procs), [p.read_text()[-3000:] for p in logs]
+      assert time.time() < deadline, 'the run logged no step'
+      time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)
+    for proc in procs:
+      proc.wait(timeout=300)
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+  texts = [p.read_text() for p in logs]
+  assert [p.returncode for p in procs] == [143, 143], texts
+  (saved,) = _committed(workdir)
+  assert 2 <= saved < 400
+  for text in texts:
+    assert 'Traceback' not in text, text
+    assert f'stopped by SIGTERM: saved step {saved} in ' in text.strip().splitlines()[-1], text
