@@ -77,6 +77,7 @@ RULES: dict[str, dict[str, str]] = {
     # styles: with a conditional net their count also shapes its γ/β rows
     stream='model.* styles style_size vgg.* data.* seed per_device_batch',
   ),
+  'adain': _rules(state='task', stream='model.* data.* style.* vgg.* seed per_device_batch'),
   'nst': _rules(  # the optimised image is the state: its size, count and optimiser
     state='task content image.* scales loss.style_weights optim.name optim.memory_size',
     stream='styles style_blend seed init init_image noise_scale colors vgg.*',
@@ -86,7 +87,7 @@ DEFAULT_RULES = _rules(state='task model.*', stream='data.* seed per_device_batc
 # Speed and location knobs, for every task: the (seed, step) stream does not depend on them.
 ALWAYS_FREE = frozenset(
   'model.conv_impl vgg.conv_impl vgg.remat data.prefetch data.num_workers data.data_dir '
-  'data.tfds_download data.on_bad_file data.test_root data.test_split'.split()
+  'data.tfds_download data.on_bad_file data.test_root data.test_split style.test_root'.split()
 )
 
 

@@ -19,9 +19,6 @@ from helpers import ROOT
 
 from jaxstyle import main as train_main
 from jaxstyle import metrics, workdir
-from jaxstyle.cyclegan import presets as cyclegan_presets
-from jaxstyle.fast_style import presets as fast_style_presets
-from jaxstyle.nst import presets as nst_presets
 
 
 def _dead_pid() -> int:
@@ -42,17 +39,12 @@ def _fields(config) -> set[str]:
 #### Which fields may change
 
 
-@pytest.mark.parametrize(
-  'task, base',
-  [
-    ('cyclegan', cyclegan_presets.cyclegan_base()),
-    ('fast_style', fast_style_presets.fast_style_base()),
-    ('nst', nst_presets.nst_base('c.png', 's.png')),
-  ],
-)
-def test_every_rule_names_a_field_of_its_preset(task, base):
+@pytest.mark.parametrize('task', sorted(workdir.RULES))
+def test_every_rule_names_a_field_of_its_preset(task):
   # A renamed field would silently become FREE: each exact name must exist, each pattern match.
-  fields = _fields(base)
+  presets = pytest.importorskip(f'jaxstyle.{task}.presets')  # a task still being written
+  base = getattr(presets, f'{task}_base')
+  fields = _fields(base('c.png', 's.png') if task == 'nst' else base())
   for pattern in workdir.RULES[task]:
     if '*' in pattern:
       assert any(fnmatch.fnmatchcase(f, pattern) for f in fields), pattern
@@ -83,12 +75,15 @@ def test_every_rule_names_a_field_of_its_preset(task, base):
     ('fast_style', 'loss.style_weight', workdir.FREE),
     ('nst', 'image.height', workdir.STATE),
     ('nst', 'optim.lr', workdir.FREE),
-    # A task without rules (AdaIN while it is written): model, data, seed and batch still count.
-    ('adain', 'model.anything', workdir.STATE),
-    ('adain', 'data.root', workdir.STREAM),
-    ('adain', 'seed', workdir.STREAM),
-    ('adain', 'per_device_batch', workdir.STREAM),
-    ('adain', 'optim.lr', workdir.FREE),
+    ('adain', 'style.root', workdir.STREAM),
+    ('adain', 'style.test_root', workdir.FREE),
+    ('adain', 'model.dtype', workdir.STREAM),
+    # A task without rules (one being written): model, data, seed and batch still count.
+    ('cut', 'model.anything', workdir.STATE),
+    ('cut', 'data.root', workdir.STREAM),
+    ('cut', 'seed', workdir.STREAM),
+    ('cut', 'per_device_batch', workdir.STREAM),
+    ('cut', 'optim.lr', workdir.FREE),
   ],
 )
 def test_field_class(task, field, expected):
