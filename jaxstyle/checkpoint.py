@@ -65,17 +65,21 @@ def _numpy_restore_args(tree: Any) -> Any:
 ################################################################################
 
 
-def make_manager(workdir: str, config: Any = None) -> ocp.CheckpointManager:
+def make_manager(workdir: str, config: Any = None, keep_also: Any = None) -> ocp.CheckpointManager:
   """Opens (creating if needed) `{workdir}/ckpt`; keeps `config.ckpt.keep` steps; async saves.
 
+  `keep_also` (an Orbax preservation policy) keeps more, e.g. the best step of FID tracking.
   `save_interval_steps` comes from `config.ckpt.every_steps` (default 1, i.e. the caller decides).
   Leftover `*.orbax-checkpoint-tmp-*` dirs from a killed save are removed here. Close it with
   `close` on every exit path (`close_all` is the CLI's safety net): Orbax threads left running at
   interpreter exit print "Event loop is closed" tracebacks.
   """
   logging.getLogger('absl').addFilter(storage.QUIET_ORBAX_THREADS)  # Orbax logs via absl
+  keep, cm = storage.cfg_get(config, 'ckpt.keep', None), ocp.checkpoint_managers
+  policy = keep_also and cm.AnyPreservationPolicy([cm.LatestN(keep), keep_also])
   options = ocp.CheckpointManagerOptions(
-    max_to_keep=storage.cfg_get(config, 'ckpt.keep', None),
+    max_to_keep=None if policy else keep,
+    preservation_policy=policy,
     save_interval_steps=int(storage.cfg_get(config, 'ckpt.every_steps', 1)),
     enable_async_checkpointing=True,
     cleanup_tmp_directories=True,
@@ -329,6 +333,11 @@ def _restore_params_numpy(step_dir: epath.Path) -> Any:
     return ckptr.restore(step_dir / _STATE, args=args)['params']
 
 
+def run_steps(workdir: str) -> list[int]:
+  """The committed checkpoint steps of a run, oldest first (nothing restored)."""
+  return sorted(ocp.utils.checkpoint_steps(_path(workdir) / 'ckpt'))
+
+
 def load_run(workdir: str) -> tuple[dict, Any]:
   """Returns (config.json as a dict, params of the newest restorable checkpoint as numpy arrays).
 
@@ -338,11 +347,12 @@ def load_run(workdir: str) -> tuple[dict, Any]:
   return config, params
 
 
-def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
+def load_run_with_step(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
   """`load_run` plus the step it read, so a score can say which checkpoint it is for.
 
   Read-only: an unreadable step is skipped with a WARNING and left where it is (only the trainer
-  moves damaged steps aside). Raises `RunNotFoundError` if `workdir` holds no run.
+  moves damaged steps aside). Raises `RunNotFoundError` if `workdir` holds no run (or no `step`,
+  when one is named: then only that step is read).
   """
   workdir = _path(workdir)
   config_file = workdir / 'config.json'
@@ -365,6 +375,9 @@ def load_run_with_step(workdir: str) -> tuple[dict, Any, int]:
       f'{workdir} has no checkpoint under {ckpt_dir} yet (the trainer saves every '
       'ckpt.every_steps steps and at the end); wait for the first save or pass another --workdir'
     )
+  if step is not None and step not in steps:  # `evaluate --step N|best`: that one, or none
+    raise RunNotFoundError(f'{workdir} has no checkpoint of step {step} (it has {sorted(steps)})')
+  steps = steps if step is None else [step]
   last_error: Exception | None = None
   for step in steps:
     try:

@@ -13,7 +13,11 @@ Metrics (keys follow docs/design/house_style.md, "Metrics and output"):
 - `eval/fid_A2B`, `eval/kid_A2B` (± `eval/kid_std_A2B`), and B2A: FID / KID of the translations
   against the real test images of the target domain (jaxstyle.fid: the numbers pytorch-fid /
   torch-fidelity would give), when the Inception weights are available. The scores that real-data
-  runs are compared by; note that FID is biased upwards for small sets (compare equal sizes).
+  runs are compared by; note that FID is biased upwards for small sets (compare equal sizes;
+  below 2,048 images the output and the page say so, and KID, which is unbiased, is beside it).
+  `--mode clean` scores as clean-fid does; `--isc` adds the Inception Score of the translations
+  (`eval/is_A2B` ± `eval/is_std_A2B`), `--prc` precision/recall against the real test images,
+  all from one Inception pass per image set.
 Test images are squashed to `image_size` as the reference test loader does. `jaxstyle evaluate`
 also writes `<workdir>/eval/index.html` (report.py): the images behind the scores.
 """
@@ -175,14 +179,22 @@ def _add_rows(
     )
 
 
-def fid_kid(extract: Callable[[np.ndarray], np.ndarray], outputs: Outputs) -> dict[str, float]:
-  """FID and KID of each direction's translations against the target domain's real test images."""
+def fid_kid(
+  extract: Callable[[np.ndarray], np.ndarray],
+  outputs: Outputs,
+  isc: bool = False,
+  prc: bool = False,
+) -> dict[str, float]:
+  """FID and KID (and with `isc` / `prc` the Inception Score and precision/recall) of each
+  direction's translations against the target domain's real test images; `extract` must return
+  logits too when `isc` (`FeatureExtractor(logits=True)`)."""
+  from jaxstyle.fid import features, quality  # the jax stack: only when FID is asked for
   from jaxstyle.fid import metrics as fid_metrics  # scipy.linalg: only when FID is asked for
 
-  feats = {
-    name: extract(images, desc=f'Inception features, {"real " * (len(name) == 1)}{name}')
-    for name, images in [*outputs.reals.items(), *outputs.fakes.items()]
-  }
+  feats, logits = {}, {}
+  for name, images in [*outputs.reals.items(), *outputs.fakes.items()]:
+    rows = extract(images, desc=f'Inception features, {"real " * (len(name) == 1)}{name}')
+    feats[name], logits[name] = features.split_outputs(rows)
   print(
     'FID: a 2048x2048 matrix square root per direction (scipy, as pytorch-fid; about a '
     'minute each on 2 CPU cores)',
@@ -196,7 +208,24 @@ def fid_kid(extract: Callable[[np.ndarray], np.ndarray], outputs: Outputs) -> di
     scores[f'eval/kid_{key}'], scores[f'eval/kid_std_{key}'] = kid['kid_mean'], kid['kid_std']
     # Capped at the set size: a subset of the whole set every time gives a std of 0.
     scores[f'eval/kid_subset_size_{key}'] = float(kid['kid_subset_size'])
+    if isc:
+      score = quality.inception_score(logits[key], min(quality.ISC_SPLITS, len(logits[key])))
+      scores[f'eval/is_{key}'], scores[f'eval/is_std_{key}'] = score['is_mean'], score['is_std']
+    if prc:
+      pr = quality.precision_recall(fake, real)
+      scores[f'eval/precision_{key}'], scores[f'eval/recall_{key}'] = pr['precision'], pr['recall']
   return scores
+
+
+def small_sample_note(metrics: dict[str, float]) -> str | None:
+  """The one-line bias warning when a scored FID rests on fewer than 2,048 images, else None."""
+  from jaxstyle.fid.metrics import UNBIASED_N, bias_warning  # scipy: only when FID was scored
+
+  if not any(k.startswith('eval/fid_') for k in metrics):
+    return None
+  ns = [int(v) for k, v in metrics.items() if k.startswith('eval/n_images_')]
+  n = min(ns) if ns else 0
+  return bias_warning(n)[len('warning: ') :] if ns and n < UNBIASED_N else None
 
 
 def evaluate(
@@ -235,9 +264,22 @@ def format_table(metrics: dict[str, float]) -> str:
   return '\n'.join(f'{k:<{width}}  {v:.4f}' for k, v in sorted(metrics.items()))
 
 
+def _step_arg(value: str) -> str | int:
+  if value in ('best', 'latest'):
+    return value
+  return nonnegative_int(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the sub-command's flags (called by `jaxstyle.cli`)."""
   parser.add_argument('--workdir', required=True, help='training run directory')
+  parser.add_argument(
+    '--step',
+    type=_step_arg,
+    default='latest',
+    help='checkpoint to score: latest (default), a step number, or best: the lowest FID '
+    'tracked during training (eval.fid_every_steps; an optimistic protocol, docs/fid.md)',
+  )
   parser.add_argument('--split', choices=('test', 'train'), default='test')
   parser.add_argument(
     '--max-images', type=positive_int, default=None, help='per domain (default: all)'
@@ -257,8 +299,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     '--inception',
     metavar='PATH',
     default=None,
-    help='FID Inception weights (.pth or a port-weights folder); default: the '
-    'cache ($JAXSTYLE_CACHE), downloaded on first use',
+    help="FID Inception weights (.pth, a port-weights folder, or clean-fid's .pt); default: "
+    "the mode's file in the cache ($JAXSTYLE_CACHE), downloaded on first use",
+  )
+  parser.add_argument(
+    '--mode',
+    choices=('pytorch-fid', 'clean'),
+    default='pytorch-fid',
+    help='how images reach the Inception network: as pytorch-fid (default) or clean-fid',
+  )
+  parser.add_argument(
+    '--isc', action='store_true', help='also the Inception Score of the translations'
+  )
+  parser.add_argument(
+    '--prc', action='store_true', help='also precision/recall (k = 3) against the real images'
   )
   parser.add_argument(
     '--page-images',
@@ -276,43 +330,59 @@ def _fid_extractor(args: argparse.Namespace, source: str) -> tuple[Any, list[str
     return None, ['FID/KID not computed on the synthetic dataset (--fid on to compute them)']
   from jaxstyle.fid import features, weights  # the Inception stack: only when FID is asked for
 
+  mode = getattr(args, 'mode', 'pytorch-fid')
   try:
-    params = weights.load_params(args.inception)
+    params = weights.load_params(args.inception, mode=mode)
+    extract = features.FeatureExtractor(params, mode=mode, logits=getattr(args, 'isc', False))
   except UserError as err:
     if args.inception:  # asked for explicitly: a bad file is an error, not a note
       raise
     return None, [f'FID/KID not computed: {err}']
-  note = weights.unofficial_note(args.inception)
-  return features.FeatureExtractor(params), [note] if note else []
+  note = weights.unofficial_note(args.inception, mode)
+  return extract, [f'FID/KID in {mode} mode'] + ([note] if note else [])
 
 
 def run(args: argparse.Namespace) -> int:
-  """Scores the newest readable checkpoint, prints a table and writes `<workdir>/eval.json` and
-  the results page `<workdir>/eval/index.html`.
+  """Scores the checkpoint `--step` names (default: the newest readable one), prints a table and
+  writes `<workdir>/eval.json` and the results page `<workdir>/eval/index.html`.
 
   The step is recorded ("step" in eval.json, and printed): after a damaged checkpoint the score
   is of an older step than the run's last, and the record must say so.
   """
   from jaxstyle import checkpoint  # orbax: `evaluate --help` stays instant
+  from jaxstyle.cyclegan import fid_hook  # jax: `evaluate --help` stays instant
 
-  config, params, step = checkpoint.load_run_with_step(args.workdir)  # UserError if not a run
+  want, step_notes = fid_hook.pick_step(args.workdir, getattr(args, 'step', 'latest'))
+  config, params, step = checkpoint.load_run_with_step(args.workdir, want)  # UserError: no run
   config.setdefault('data', {})
   for key in ('data_dir', 'root'):
     if getattr(args, key) is not None:
       config['data'][key] = getattr(args, key)
   source = config['data'].get('source', presets.data_config().source)
   extract, notes = _fid_extractor(args, source)  # before the long part: bad weights fail fast
+  notes = step_notes + notes
   outputs = Outputs(page_images=args.page_images)
   metrics = evaluate(config, params, args.split, args.max_images, args.batch_size, outputs)
   if extract is not None:
-    metrics.update(fid_kid(extract, outputs))
+    metrics.update(fid_kid(extract, outputs, args.isc, args.prc))
+    small = small_sample_note(metrics)
+    if small:
+      notes.append(small)
   record = {'split': args.split, 'step': step, **metrics}
+  if extract is not None:
+    record['fid_mode'] = extract.mode
   if notes:
     record['fid_note'] = ' '.join(notes)
   with open(os.path.join(args.workdir, 'eval.json'), 'w') as f:
     json.dump(record, f, indent=2, sort_keys=True)
   page = report.write_results_page(
-    args.workdir, step=step, split=args.split, scores=metrics, rows=outputs.rows, notes=notes
+    args.workdir,
+    step=step,
+    split=args.split,
+    scores=metrics,
+    rows=outputs.rows,
+    notes=notes,
+    curve=fid_hook.fid_curve(args.workdir),
   )
   print(f'scored step {step} of {args.workdir} ({args.split} split)')
   print(format_table(metrics))

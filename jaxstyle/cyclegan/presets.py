@@ -80,6 +80,12 @@ def cyclegan_base() -> ml_collections.ConfigDict:
   c.init = ''
   c.eval_at_end = False
   c.eval_max_images = 0  # 0 = the whole test split
+  # FID during training (jaxstyle.fid.tracking; docs/fid.md): every `fid_every_steps` steps (0 =
+  # off) on a seeded subset of `fid_images` test images per domain; the best step's checkpoint is
+  # kept whatever ckpt.keep says. `inception`: weights path ('' = the mode's file in the cache).
+  c.eval = ml_collections.ConfigDict(
+    dict(fid_every_steps=0, fid_images=100, fid_seed=0, fid_mode='pytorch-fid', inception='')
+  )
   return c
 
 
@@ -161,6 +167,10 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     ck.integer(key, 1)
   for key in ('seed', 'pool_size', 'total_steps', 'num_samples', 'eval_max_images'):
     ck.integer(key, 0)
+  for key in ('eval.fid_every_steps', 'eval.fid_seed'):
+    ck.integer(key, 0)
+  ck.integer('eval.fid_images', 2)
+  ck.choice('eval.fid_mode', ('pytorch-fid', 'clean'))
   ck.require(
     c.ckpt.keep is None or (isinstance(c.ckpt.keep, int) and c.ckpt.keep >= 1),
     f'ckpt.keep={c.ckpt.keep!r} must be None (keep all) or an integer ≥ 1',

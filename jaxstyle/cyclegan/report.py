@@ -30,6 +30,10 @@ _METRICS = {  # key stem -> (label, which way is better); order is the table's o
   'kid': ('KID', 'lower'),
   'kid_std': ('KID std. dev.', ''),
   'kid_subset_size': ('KID subset size', ''),
+  'is': ('Inception Score', 'higher'),
+  'is_std': ('Inception Score std. dev.', ''),
+  'precision': ('Precision (k-NN)', 'higher'),
+  'recall': ('Recall (k-NN)', 'higher'),
   'transfer': ('Domain transfer rate', 'higher'),
   'iou': ('Content IoU', 'higher'),
   'cycle_l1': ('Cycle L1', 'lower'),
@@ -155,6 +159,45 @@ def _image_section(
   return out + ['</table>']
 
 
+def _curve_section(curve: Sequence[tuple[int, float]], step: int) -> list[str]:
+  """FID tracked during training as an inline SVG line (no script), the scored step marked."""
+  points = [(int(s), float(v)) for s, v in curve if np.isfinite(v)]
+  if not points:
+    return []
+  w, h, pad = 640, 200, 36
+  s0, s1 = points[0][0], max(points[-1][0], points[0][0] + 1)
+  lo, hi = min(v for _, v in points), max(v for _, v in points)
+  hi = hi if hi > lo else lo + 1
+
+  def xy(s: int, v: float) -> tuple[float, float]:
+    return pad + (s - s0) / (s1 - s0) * (w - 2 * pad), h - pad - (v - lo) / (hi - lo) * (
+      h - 2 * pad
+    )
+
+  line = ' '.join(f'{x:.1f},{y:.1f}' for x, y in (xy(s, v) for s, v in points))
+  best = min(points, key=lambda p: p[1])
+  marks = [f"<polyline points='{line}' fill='none' stroke='#36c' stroke-width='2'/>"]
+  for (s, v), colour in ((best, '#2a2'), *((p, '#d33') for p in points if p[0] == step)):
+    x, y = xy(s, v)
+    marks.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='4' fill='{colour}'/>")
+  axis = (
+    f"<text x='{pad}' y='{h - 8}' font-size='12'>step {s0:,}</text>"
+    f"<text x='{w - pad}' y='{h - 8}' font-size='12' text-anchor='end'>{s1:,}</text>"
+    f"<text x='4' y='{pad - 8}' font-size='12'>FID {format_score(hi)}</text>"
+    f"<text x='4' y='{h - pad + 4}' font-size='12'>{format_score(lo)}</text>"
+  )
+  return [
+    "<h2 id='fid-curve'>FID during training</h2>",
+    "<p class='meta'>On a fixed, seeded subset of the test split (config <code>eval.fid_images"
+    '</code>), mean over both directions; green: the best step, red: the step scored here. '
+    'Picking the best step by this curve is an optimistic protocol.</p>',
+    f"<svg width='{w}' height='{h}' role='img' aria-label='FID during training'>"
+    + ''.join(marks)
+    + axis
+    + '</svg>',
+  ]
+
+
 def _samples_section(workdir: str, step: int) -> list[str]:
   sample_dir = os.path.join(workdir, 'samples')
   names = os.listdir(sample_dir) if os.path.isdir(sample_dir) else []
@@ -195,13 +238,15 @@ def write_results_page(
   rows: dict[str, list[dict[str, np.ndarray]]],
   notes: Sequence[str] = (),
   title: str | None = None,
+  curve: Sequence[tuple[int, float]] = (),
 ) -> str:
   """Writes `<workdir>/eval/index.html` (+ PNGs in `eval/images/`) and returns its path.
 
   `rows` maps a direction ('A2B', 'B2A') to per-test-image dicts of uint8 HxWx3 arrays under
   'real', 'translated', 'reconstructed' and optionally 'identity', plus an optional 'name'. PNGs
   of a previous evaluation that this one does not rewrite are deleted after the page is swapped
-  in, so the page never points at a missing or outdated image.
+  in, so the page never points at a missing or outdated image. `curve`: (step, FID) tracked
+  during training (`jaxstyle.fid.tracking.curve`), drawn when given.
   """
   eval_dir = os.path.join(workdir, 'eval')
   img_dir = os.path.join(eval_dir, 'images')
@@ -231,6 +276,7 @@ def write_results_page(
     body.append('</table>')
   else:
     body.append('<p>No scores.</p>')
+  body += _curve_section(curve, step)
   written: set[str] = set()
   for direction, items in rows.items():
     body += _image_section(direction, items, img_dir, written)

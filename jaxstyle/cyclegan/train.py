@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jaxstyle import checkpoint, config_lib, image_io, parallel, preemption, storage
-from jaxstyle.cyclegan import data, evaluate, samples
+from jaxstyle.cyclegan import data, evaluate, fid_hook, samples
 from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import NonFiniteLossError as NonFiniteLossError
 from jaxstyle.kernels import dispatch
@@ -123,7 +123,12 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   state = parallel.place(state, parallel.shardings(mesh, specs))
 
   #### Checkpoint: auto-resume order: this workdir -> config.resume -> config.init -> scratch.
-  mngr = checkpoint.make_manager(workdir, config)
+  # FID during training (eval.fid_every_steps): the manager also keeps its best step.
+  fid_track = None
+  if config.eval.fid_every_steps > 0:
+    history = read_metrics(workdir) if os.path.exists(os.path.join(workdir, METRICS_FILE)) else []
+    fid_track = fid_hook.TrainingFID(config, test_sources, history, workdir)
+  mngr = checkpoint.make_manager(workdir, config, keep_also=fid_track)
   abstract = checkpoint.abstract_of(state)
   try:
     restored = checkpoint.restore_latest(mngr, abstract)
@@ -220,7 +225,8 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         bar.update(1)
       in_flight = metrics['train/loss_G']
       stop_now = stop.requested(step)  # every step, on every process
-      is_save = step % config.ckpt.every_steps == 0 or step == total or stop_now
+      fid_due = fid_track is not None and fid_track.due(step, total)
+      is_save = step % config.ckpt.every_steps == 0 or step == total or stop_now or fid_due
       if step % config.log_every == 0 or is_save:
         metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
         bar.update(1)
@@ -233,9 +239,11 @@ def train(config: Any, workdir: str) -> dict[str, float]:
           D_A=f'{last["train/loss_D_A"]:.3f}',
           D_B=f'{last["train/loss_D_B"]:.3f}',
         )
+      if fid_due:  # scored before the save: the manager prunes by the best step so far
+        writer.write(step, fid_track(step, state['params']))
       events = []
       if is_save:
-        save(step, force=step == total or stop_now)
+        save(step, force=step == total or stop_now or fid_due)
         events.append('checkpoint saved')
       if is_main and (step % config.sample_every == 0 or step == total):
         write_samples(step)

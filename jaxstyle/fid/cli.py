@@ -1,9 +1,12 @@
-"""`jaxstyle fid PATH_A PATH_B [--kid]` and `jaxstyle fid PATH --save-stats OUT.npz`.
+"""`jaxstyle fid PATH_A PATH_B [--kid] [--isc] [--prc] [--mode clean]`, `jaxstyle fid PATH --isc`
+and `jaxstyle fid PATH --save-stats OUT.npz`.
 
-Each PATH is a folder of images (read as pytorch-fid reads them) or an .npz of statistics in
-pytorch-fid's `--save-stats` layout (`mu`, `sigma`), so published statistics can be compared
-against directly. `--save-stats` also stores the `features` (pytorch-fid ignores extra arrays),
-which KID needs: KID is a kernel statistic of the features themselves, not of mu and sigma.
+Each PATH is a folder of images or an .npz of statistics in pytorch-fid's / clean-fid's layout
+(`mu`, `sigma`), so published statistics can be compared against directly. `--save-stats` also
+stores the features (`features`; clean-fid's KID name `feats` in clean mode) and the mode: KID and
+precision/recall are statistics of the features themselves, not of mu and sigma. One Inception pass
+per folder feeds every score (the Inception Score's logits come from the same pass). The first PATH
+is the generated set (torch-fidelity's input1), the second the real one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from jaxstyle.errors import BadInputError, UserError, nonnegative_int, positive_int, writable_dir
-from jaxstyle.fid import metrics
+from jaxstyle.fid import metrics, quality, resize
+from jaxstyle.fid.metrics import UNBIASED_N, bias_warning
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +31,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     'paths',
     nargs='+',
     metavar='PATH',
-    help='image folder or .npz statistics; two to score, one with --save-stats',
+    help='image folder or .npz statistics; two to score (generated first, real second), '
+    'one with --save-stats or --isc',
   )
+  parser.add_argument(
+    '--mode',
+    choices=resize.MODES,
+    default=resize.DEFAULT_MODE,
+    help="pytorch-fid (default; bilinear resize in the network, pytorch-fid's weights) or "
+    "clean (clean-fid: PIL bicubic per channel in float, clean-fid's weights); docs/fid.md",
+  )
+  parser.add_argument(
+    '--isc',
+    action='store_true',
+    help='Inception Score of the first PATH (a folder), as torch-fidelity',
+  )
+  parser.add_argument('--isc-splits', type=positive_int, default=quality.ISC_SPLITS)
+  parser.add_argument(
+    '--prc',
+    action='store_true',
+    help='precision/recall of the first PATH against the second (k-NN radii, torch-fidelity)',
+  )
+  parser.add_argument('--prc-k', type=positive_int, default=quality.PRC_NEIGHBORHOOD)
   parser.add_argument(
     '--kid',
     action='store_true',
@@ -45,8 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     '--inception',
     metavar='PATH',
     default=None,
-    help='pt_inception-2015-12-05-6726825d.pth or a `port-weights --kind '
-    'inception-fid` folder (default: the cache, downloaded on first use)',
+    help='pt_inception-2015-12-05-6726825d.pth, a `port-weights --kind inception-fid` '
+    "folder or clean-fid's inception-2015-12-05.pt (default: the mode's file in the cache, "
+    'downloaded on first use)',
   )
   parser.add_argument(
     '--batch-size',
@@ -73,6 +98,8 @@ class _Sets:
   def __init__(self, args: argparse.Namespace):
     self.args, self._extractor = args, None
     self._checked: dict[str, Any] = {}
+    self.logits: dict[str, np.ndarray | None] = {}
+    self._loaded: dict[str, Any] = {}
 
   def extractor(self) -> Any:
     if self._extractor is None:
@@ -81,13 +108,16 @@ class _Sets:
       from jaxstyle import parallel  # the jax stack: `fid --help` stays instant
       from jaxstyle.fid import features, weights
 
-      params = weights.load_params(self.args.inception)
-      note = weights.unofficial_note(self.args.inception)
+      mode = self.args.mode
+      params = weights.load_params(self.args.inception, mode=mode)
+      note = weights.unofficial_note(self.args.inception, mode)
       if note:
         print(f'note: {note}', file=sys.stderr)
       devices = jax.devices()[: self.args.devices] if self.args.devices else None
       mesh = parallel.make_mesh(devices)
-      self._extractor = features.FeatureExtractor(params, mesh, self.args.batch_size)
+      self._extractor = features.FeatureExtractor(
+        params, mesh, self.args.batch_size, mode=mode, logits=self.args.isc
+      )
     return self._extractor
 
   def check(self, paths: list[str]) -> None:
@@ -100,6 +130,7 @@ class _Sets:
         if not os.path.isfile(path):
           raise BadInputError(f'{path}: no such statistics file')
         self._checked[path] = _read_stats(path)
+        _check_mode(path, self.args.mode)
       else:
         files = features.list_images(path)
         self._checked[path] = (files, features.read_sizes(files))
@@ -108,13 +139,17 @@ class _Sets:
     """(features or None, (mu, sigma)) of a path `check` has seen."""
     if _is_stats(path):
       return self._checked[path]
+    if path in self._loaded:
+      return self._loaded[path]
     from jaxstyle.fid import features  # jax, as in extractor()
 
     files, sizes = self._checked[path]
-    feats = features.files_features(
+    rows = features.files_features(
       files, self.extractor(), sizes=sizes, desc=os.path.basename(os.path.normpath(path))
     )
-    return feats, metrics.statistics(feats)
+    feats, self.logits[path] = features.split_outputs(rows)
+    self._loaded[path] = (feats, metrics.statistics(feats))
+    return self._loaded[path]
 
 
 def _is_stats(path: str) -> bool:
@@ -138,43 +173,107 @@ def _read_stats(path: str) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndar
 
 
 def load_features(path: str) -> np.ndarray | None:
-  """The `features` array of a jaxstyle statistics file (None in pytorch-fid's own files); call
-  after `metrics.load_statistics` has checked the file."""
-  with np.load(path, allow_pickle=False) as f:
-    if 'features' not in f.files:
-      return None
-    feats = f['features'][:]
+  """The features of a statistics file: jaxstyle's `features` or clean-fid's KID `feats` (None in
+  pytorch-fid's own files); call after `metrics.load_statistics` has checked the file."""
+  arrays, _ = metrics.load_npz_arrays(path, ('features', 'feats'))  # sizes checked, not np.load
+  key = next((k for k in ('features', 'feats') if k in arrays), None)
+  if key is None:
+    return None
+  feats = arrays[key]
   if feats.ndim != 2:
-    raise BadInputError(f"{path}: 'features' should be (N, D), got shape {feats.shape}")
+    raise BadInputError(f"{path}: '{key}' should be (N, D), got shape {feats.shape}")
   return feats
 
 
-def save_stats(path: str, feats: np.ndarray, out: str) -> None:
-  """pytorch-fid's file (`mu`, `sigma`) plus our `features` (for KID later)."""
+def stats_mode(path: str) -> str | None:
+  """The `--mode` a jaxstyle statistics file was written in (None: not recorded, e.g. published
+  pytorch-fid or clean-fid statistics)."""
+  mode = metrics.load_npz_arrays(path, ('mode',), kinds='U')[0].get('mode')
+  return str(mode[()]) if mode is not None and mode.ndim == 0 else None
+
+
+def _check_mode(path: str, mode: str) -> None:
+  written = stats_mode(path)
+  if written is not None and written != mode:
+    raise BadInputError(
+      f'{path}: statistics written in {written} mode, and this run scores in {mode} mode; the '
+      f'two resize differently, so their FIDs do not compare: pass --mode {written}'
+    )
+
+
+def save_stats(path: str, feats: np.ndarray, out: str, mode: str = resize.DEFAULT_MODE) -> None:
+  """pytorch-fid's / clean-fid's file (`mu`, `sigma`) plus the features (`features`; in clean mode
+  `feats`, the name of clean-fid's KID files) and the mode they were computed in."""
   mu, sigma = metrics.statistics(feats)
   folder = os.path.dirname(os.path.abspath(out))
   os.makedirs(folder, exist_ok=True)
+  key = 'feats' if mode == 'clean' else 'features'
   with open(out, 'wb') as f:  # a file object: numpy would append .npz to a path without it
-    np.savez_compressed(f, mu=mu, sigma=sigma, features=feats.astype(np.float32))
-  print(f'wrote statistics of {len(feats)} images of {path} to {out}')
+    np.savez_compressed(
+      f, mu=mu, sigma=sigma, mode=np.array(mode), **{key: feats.astype(np.float32)}
+    )
+  print(f'wrote {mode} statistics of n = {len(feats)} images of {path} to {out}')
 
 
 def score(args: argparse.Namespace) -> dict[str, Any]:
-  """FID (and KID) of the two paths."""
+  """FID (with n, and KID when asked or when n < 2048), IS and precision/recall of the paths."""
   sets = _Sets(args)
   sets.check(args.paths)
+  if args.isc and _is_stats(args.paths[0]):
+    raise BadInputError(
+      f'{args.paths[0]}: the Inception Score needs the images (their logits); pass the folder'
+    )
   for path in args.paths:  # before any feature extraction or FID's minute of sqrtm
-    if args.kid and _is_stats(path) and sets.load(path)[0] is None:
-      raise BadInputError(
-        f'{path}: KID needs the Inception features, and this .npz holds only mu and sigma '
-        '(pytorch-fid statistics); pass the image folder, or a file written by '
-        '`jaxstyle fid FOLDER --save-stats OUT.npz`'
-      )
-  (f1, stats1), (f2, stats2) = sets.load(args.paths[0]), sets.load(args.paths[1])
-  scores: dict[str, Any] = {'fid': metrics.frechet_distance(*stats1, *stats2)}
-  if args.kid:
-    scores.update(metrics.kid_from_features(f1, f2, args.kid_subsets, args.kid_subset_size))
+    for name, asked in (('KID', args.kid), ('precision/recall', args.prc)):
+      if asked and _is_stats(path) and sets.load(path)[0] is None:
+        raise BadInputError(
+          f'{path}: {name} needs the Inception features, and this .npz holds only mu and sigma '
+          '(pytorch-fid / clean-fid FID statistics); pass the image folder, or a file written '
+          'by `jaxstyle fid FOLDER --save-stats OUT.npz`'
+        )
+  loaded = [sets.load(path) for path in args.paths]
+  scores: dict[str, Any] = {'mode': args.mode}
+  if args.isc:
+    scores.update(quality.inception_score(sets.logits[args.paths[0]], args.isc_splits))
+    scores['is_n'] = len(loaded[0][0])
+  if len(loaded) == 2:
+    (f1, stats1), (f2, stats2) = loaded
+    scores['fid'] = metrics.frechet_distance(*stats1, *stats2)
+    scores['n'] = [None if f is None else len(f) for f in (f1, f2)]
+    small = any(n is not None and n < UNBIASED_N for n in scores['n'])
+    if (args.kid or small) and f1 is not None and f2 is not None:
+      scores.update(metrics.kid_from_features(f1, f2, args.kid_subsets, args.kid_subset_size))
+    if args.prc:
+      scores.update(quality.precision_recall(f1, f2, args.prc_k))
   return scores
+
+
+def _n(n: int | None) -> str:
+  return '?' if n is None else str(n)
+
+
+def print_scores(scores: dict[str, Any]) -> None:
+  """The scores, each with its n; below 2,048 images the one-line bias warning."""
+  if 'fid' in scores:
+    n1, n2 = scores['n']
+    print(f'FID: {scores["fid"]:.4f} (n = {_n(n1)} vs {_n(n2)}, {scores["mode"]} mode)')
+    if any(n is not None and n < UNBIASED_N for n in scores['n']):
+      print(bias_warning(min(n for n in scores['n'] if n is not None)), file=sys.stderr)
+  if 'kid_mean' in scores:
+    print(
+      f'KID: {scores["kid_mean"]:.6f} ± {scores["kid_std"]:.6f} '
+      f'({scores["kid_subsets"]} subsets of {scores["kid_subset_size"]} images)'
+    )
+  if 'is_mean' in scores:
+    print(
+      f'IS: {scores["is_mean"]:.4f} ± {scores["is_std"]:.4f} '
+      f'({scores["is_splits"]} splits of n = {scores["is_n"]})'
+    )
+  if 'precision' in scores:
+    print(
+      f'precision: {scores["precision"]:.4f}, recall: {scores["recall"]:.4f}, '
+      f'F: {scores["f_score"]:.4f} (k = {scores["prc_k"]})'
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -190,17 +289,16 @@ def run(args: argparse.Namespace) -> int:
     sets = _Sets(args)
     sets.check(args.paths)
     feats, _ = sets.load(args.paths[0])
-    save_stats(args.paths[0], feats, args.save_stats)
+    save_stats(args.paths[0], feats, args.save_stats, args.mode)
     return 0
-  if len(args.paths) != 2:
-    raise UserError(f'give two PATHs to compare (got {len(args.paths)}), or one with --save-stats')
-  scores = score(args)
-  print(f'FID: {scores["fid"]:.4f}')
-  if args.kid:
-    print(
-      f'KID: {scores["kid_mean"]:.6f} ± {scores["kid_std"]:.6f} '
-      f'({scores["kid_subsets"]} subsets of {scores["kid_subset_size"]} images)'
+  if len(args.paths) != 2 and not (len(args.paths) == 1 and args.isc):
+    raise UserError(
+      f'give two PATHs to compare (got {len(args.paths)}), or one with --save-stats or --isc'
     )
+  if len(args.paths) == 1 and (args.kid or args.prc):
+    raise UserError('--kid and --prc compare two sets: give two PATHs')
+  scores = score(args)
+  print_scores(scores)
   if args.json:
     with open(args.json, 'w') as f:
       json.dump({'paths': args.paths, **scores}, f, indent=2)

@@ -8,7 +8,12 @@ features are dropped. One program is compiled per input size (images are resized
 inside it, as pytorch-fid does per batch).
 
 Files are read as pytorch-fid reads them (`Image.open(p).convert('RGB')`, then /255 in float32),
-so features of a folder match its `--save-stats` numbers up to float rounding.
+so features of a folder match its `--save-stats` numbers up to float rounding. In clean-fid's mode
+(`mode='clean'`, see `fid.resize`) every image is resized to 299x299 on the host by the decode
+threads instead, so one program serves every input size.
+
+With `logits=True` the same forward pass also returns the 1008-way unbiased logits (the Inception
+Score's input): rows are then 2048 features followed by 1008 logits (`split_outputs`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from jaxstyle import image_io, parallel
-from jaxstyle.errors import BadInputError
+from jaxstyle.errors import BadInputError, UserError
+from jaxstyle.fid import resize
+from jaxstyle.models import inception
 from jaxstyle.models.inception import FEATURE_DIM, FIDInceptionV3
 
 # pytorch-fid's IMAGE_EXTENSIONS (matched case-insensitively here; pytorch-fid's glob is
@@ -43,21 +50,39 @@ class FeatureExtractor:
     mesh: the devices to shard over (default: every device, `parallel.make_mesh()`).
     batch_size: images per program call over all devices, rounded up to a multiple of the
       device count. Sets smaller than one batch run as one smaller batch (no padding to 50).
+    mode: 'pytorch-fid' or 'clean' (`fid.resize`).
+    logits: also return the unbiased logits (rows of 2048 + 1008; needs the `fc` params).
   """
 
   def __init__(
-    self, params: Any, mesh: jax.sharding.Mesh | None = None, batch_size: int = DEFAULT_BATCH
+    self,
+    params: Any,
+    mesh: jax.sharding.Mesh | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    mode: str = resize.DEFAULT_MODE,
+    logits: bool = False,
   ):
     self.mesh = mesh if mesh is not None else parallel.make_mesh()
     self.n_devices = self.mesh.size
     self.batch_size = -(-max(1, batch_size) // self.n_devices) * self.n_devices
-    model = FIDInceptionV3()
+    self.mode, self.logits = resize.check_mode(mode), logits
+    if logits and not inception.has_logits(params):
+      raise UserError(
+        'the Inception Score needs the 1008-way classifier (fc) of the Inception weights, '
+        'and these weights have none (a port made before it was kept? port the .pth again)'
+      )
+    self.out_dim = FEATURE_DIM + inception.NUM_CLASSES * logits
+    clean = self.mode == 'clean'
+    model = FIDInceptionV3(resize_input=not clean, logits=logits)
 
     def per_device(params: Any, images: jax.Array) -> jax.Array:
       x = images.astype(jnp.float32)
-      if images.dtype == jnp.uint8:
+      if clean:
+        x = (x - 128.0) / 128.0  # clean-fid: already 299x299 in [0, 255] (`prepare`)
+      elif images.dtype == jnp.uint8:
         x = x / 255.0  # torchvision ToTensor
-      return model.apply(params, x)
+      out = model.apply(params, x)
+      return jnp.concatenate(out, axis=-1) if logits else out
 
     self._forward = jax.jit(
       jax.shard_map(
@@ -72,6 +97,15 @@ class FeatureExtractor:
     self.params = parallel.place(
       params, jax.tree.map(lambda _: NamedSharding(self.mesh, P()), params)
     )
+
+  def prepare(self, images: np.ndarray) -> np.ndarray:
+    """The host-side part of the mode: clean-fid's resize of [0, 255] images (float [0, 1]
+    input is scaled by 255 first); the identity for pytorch-fid, which resizes on the device."""
+    if self.mode != 'clean':
+      return images
+    if images.dtype != np.uint8:
+      images = np.asarray(images, np.float32) * 255.0
+    return resize.clean_resize_batch(images)
 
   def batch_for(self, n: int) -> int:
     """The compiled batch for a set of n images: the full batch, or n rounded up to the devices."""
@@ -91,7 +125,7 @@ class FeatureExtractor:
       raise BadInputError(f'expected (N, H, W, 3) images, got an array of shape {images.shape}')
     n = len(images)
     with tqdm(total=n, desc=desc, unit='img', disable=desc is None) as bar:
-      chunks = (images[i : i + self.batch_size] for i in range(0, n, self.batch_size))
+      chunks = (self.prepare(images[i : i + self.batch_size]) for i in range(0, n, self.batch_size))
       return self.features_of_chunks(chunks, n, done=bar.update)
 
   def features_of_chunks(
@@ -116,7 +150,14 @@ class FeatureExtractor:
         fetch()
     while pending:
       fetch()
-    return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, self.out_dim), np.float32)
+
+
+def split_outputs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+  """(features (N, 2048), logits (N, 1008) or None) of an extractor's output rows."""
+  if rows.shape[-1] == FEATURE_DIM:
+    return rows, None
+  return rows[:, :FEATURE_DIM], rows[:, FEATURE_DIM:]
 
 
 def _to_host(features: jax.Array, keep: int) -> np.ndarray:
@@ -189,10 +230,17 @@ def files_features(
   too: FID of a partial set would mislead.
   """
   sizes = read_sizes(files) if sizes is None else sizes
+  if extractor.mode == 'clean':  # resized on the host: one size, one program
+    sizes = [resize.SIZE] * len(files)
   groups: dict[tuple[int, int], list[int]] = {}
   for i, size in enumerate(sizes):
     groups.setdefault(size, []).append(i)
-  out = np.zeros((len(files), FEATURE_DIM), np.float32)
+  out = np.zeros((len(files), extractor.out_dim), np.float32)
+
+  def load(path: str) -> np.ndarray:
+    image = _load(path)
+    return resize.clean_resize(image) if extractor.mode == 'clean' else image
+
   with (
     concurrent.futures.ThreadPoolExecutor(workers) as decode,
     concurrent.futures.ThreadPoolExecutor(1) as prefetch,
@@ -200,7 +248,7 @@ def files_features(
   ):
 
     def load_batch(part: list[int]) -> np.ndarray:
-      return np.stack(list(decode.map(_load, (files[j] for j in part))))
+      return np.stack(list(decode.map(load, (files[j] for j in part))))
 
     def chunks(parts: list[list[int]]) -> Iterator[np.ndarray]:
       future = prefetch.submit(load_batch, parts[0])

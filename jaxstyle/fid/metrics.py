@@ -157,7 +157,7 @@ def save_statistics(path: str, mu: np.ndarray, sigma: np.ndarray) -> None:
   np.savez_compressed(path, mu=mu, sigma=sigma)
 
 
-def _npy(data: bytes, key: str, path: str) -> np.ndarray:
+def _npy(data: bytes, key: str, path: str, kinds: str = 'fiu') -> np.ndarray:
   """One `.npy` member, its header's shape and dtype checked against the bytes actually present
   before anything is allocated (`np.load` allocates whatever the header declares)."""
   f = io.BytesIO(data)
@@ -175,7 +175,7 @@ def _npy(data: bytes, key: str, path: str) -> np.ndarray:
     raise BadInputError(
       f'{path}: not a readable .npz: array {key!r} has a damaged .npy header ({type(err).__name__}: {err})'
     ) from err
-  if dtype.kind not in 'fiu' or dtype.fields is not None:
+  if dtype.kind not in kinds or dtype.fields is not None:
     raise BadInputError(f'{path}: not a readable .npz of numbers: array {key!r} has dtype {dtype}')
   body = memoryview(data)[f.tell() :]
   nbytes = math.prod(shape) * dtype.itemsize
@@ -188,8 +188,11 @@ def _npy(data: bytes, key: str, path: str) -> np.ndarray:
   return flat.reshape(shape, order='F' if fortran else 'C').astype(dtype.newbyteorder('='))
 
 
-def load_npz_arrays(path: str, keys: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
-  """({key: array} for the `keys` an untrusted `.npz` holds, all its array names).
+def load_npz_arrays(
+  path: str, keys: Sequence[str], kinds: str = 'fiu'
+) -> tuple[dict[str, np.ndarray], list[str]]:
+  """({key: array} for the `keys` an untrusted `.npz` holds, all its array names); `kinds`: the
+  dtype kinds accepted (numbers; 'U' for a text field).
 
   Unlike `np.load`, nothing is allocated on the file's word: zip sizes are checked on open
   (`SafeZip`) and each array's header against its bytes (`_npy`); any damage is a BadInputError
@@ -197,7 +200,7 @@ def load_npz_arrays(path: str, keys: Sequence[str]) -> tuple[dict[str, np.ndarra
   """
   with SafeZip(path, BadInputError, '.npz archive') as zf:
     names = sorted({n[: -len('.npy')] for n in zf.namelist() if n.endswith('.npy')})
-    return {k: _npy(zf.read(f'{k}.npy'), k, path) for k in keys if k in names}, names
+    return {k: _npy(zf.read(f'{k}.npy'), k, path, kinds) for k in keys if k in names}, names
 
 
 def load_statistics(path: str) -> tuple[np.ndarray, np.ndarray]:

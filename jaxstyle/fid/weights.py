@@ -9,6 +9,11 @@ FID is only comparable with published numbers when the features come from exactl
 A file under the official name is checked against the SHA-256 prefix in its name (hashed once,
 remembered in `<file>.verified.json`, as the VGG19 files), and read by the torch-free restricted
 unpickler (`ports.inception_fid`).
+
+`--mode clean` defaults to clean-fid's own file instead: NVIDIA's TorchScript
+`inception-2015-12-05.pt` (CLEAN_URL, checked against its full SHA-256), read tensor by tensor
+without running its code (`ports.inception_cleanfid`). Any `--inception PATH` that is a
+TorchScript archive is read that way, in either mode.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 from jaxstyle import errors
 from jaxstyle.errors import UserError
-from jaxstyle.ports import inception_fid, weight_files
+from jaxstyle.ports import inception_cleanfid, inception_fid, torchscript, weight_files
 from jaxstyle.ports.weight_files import WeightChecksumError as WeightChecksumError
 from jaxstyle.ports.weight_files import WeightDownloadError
 
@@ -30,6 +35,14 @@ INCEPTION_URL = (
 INCEPTION_FILE = 'pt_inception-2015-12-05-6726825d.pth'
 INCEPTION_SHA256_PREFIX = '6726825d'
 PORT_KIND = 'inception-fid'
+CLEAN_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt'
+CLEAN_FILE = 'inception-2015-12-05.pt'
+# The SHA-256 that k-diffusion and other evaluators pin for this file (95,607,719 bytes); not
+# re-measured here (no network where this was written).
+CLEAN_SHA256 = 'f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4'
+CLEAN_HINT = weight_files.Hint(
+  "clean-fid's InceptionV3", '--inception', logger=__name__, alternative=' (the .pt itself)'
+)
 
 HINT = weight_files.Hint(
   'FID InceptionV3',
@@ -60,6 +73,7 @@ def locate(
   path: str | os.PathLike | None = None,
   cache: str | os.PathLike | None = None,
   download: bool = True,
+  mode: str = 'pytorch-fid',
 ) -> str:
   """`path` if given, else the cached .pth, downloaded (SHA-256 prefix checked) if absent.
 
@@ -69,6 +83,14 @@ def locate(
   """
   if path is not None:
     return os.fspath(path)
+  if mode == 'clean':
+    return weight_files.fetch(
+      CLEAN_URL,
+      os.path.join(weight_files.cache_dir(cache), CLEAN_FILE),
+      CLEAN_HINT,
+      allow_download=download,
+      sha256_prefix=CLEAN_SHA256,
+    )
   return weight_files.fetch(
     INCEPTION_URL,
     _cached_path(cache),
@@ -80,7 +102,10 @@ def locate(
 
 def known_checksum(path: str | os.PathLike) -> weight_files.Checksum | None:
   """The published checksum for the official name (constants read at call time: tests patch them)."""
-  if os.path.basename(os.fspath(path)) != INCEPTION_FILE:
+  name = os.path.basename(os.fspath(path))
+  if name == CLEAN_FILE:
+    return weight_files.Checksum('sha256', CLEAN_SHA256, None, CLEAN_URL)
+  if name != INCEPTION_FILE:
     return None
   return weight_files.Checksum('sha256', INCEPTION_SHA256_PREFIX, None, INCEPTION_URL)
 
@@ -112,8 +137,10 @@ def load_params(
   path: str | os.PathLike | None = None,
   cache: str | os.PathLike | None = None,
   download: bool = True,
+  mode: str = 'pytorch-fid',
 ) -> dict[str, Any]:
-  """`{'params': ...}` for `models.inception.FIDInceptionV3.apply`, from `locate(path, cache, download)`.
+  """`{'params': ...}` for `models.inception.FIDInceptionV3.apply`, from `locate(path, cache,
+  download, mode)`: pytorch-fid's .pth (or a port of it), or clean-fid's TorchScript archive.
 
   Raises:
     InceptionWeightsUnavailable: no file given or cached and the download is impossible or off.
@@ -121,16 +148,19 @@ def load_params(
     UserError: a missing/empty file, an unsafe or unreadable .pth, a directory that is not an
       `inception-fid` port, or keys / shapes that are not pytorch-fid's Inception.
   """
-  file = locate(path, cache, download)
+  file = locate(path, cache, download, mode)
   if os.path.isdir(file):
     return _load_ported(file)
   errors.readable_file(file, 'Inception weights (--inception)')
+  if torchscript.is_torchscript(file):
+    weight_files.verify(file, known_checksum(file), CLEAN_HINT)
+    return inception_cleanfid.load_inception_cleanfid(file)
   weight_files.verify(file, known_checksum(file), HINT)
   return inception_fid.load_inception_fid(file)
 
 
-def unofficial_note(path: str | os.PathLike | None) -> str | None:
-  """A warning when `path` is not pytorch-fid's file (or a port of it), else None.
+def unofficial_note(path: str | os.PathLike | None, mode: str = 'pytorch-fid') -> str | None:
+  """A warning when `path` is not the mode's official file (or a port of pytorch-fid's), else None.
 
   Only those weights give FID/KID comparable with published numbers; other weights (a re-export,
   the tests' random ones) still rank runs against each other, and a results page must say so.
@@ -145,8 +175,15 @@ def unofficial_note(path: str | os.PathLike | None) -> str | None:
         source = str(json.load(f).get('source', ''))
     except (OSError, ValueError, AttributeError):
       source = ''
-  if os.path.basename(source) == INCEPTION_FILE:
+  name = os.path.basename(source)
+  own = CLEAN_FILE if mode == 'clean' else INCEPTION_FILE
+  if name == own:
     return None
+  if name in (INCEPTION_FILE, CLEAN_FILE):
+    return (
+      f'{mode} mode with {name}, not {own}: the same 2015-12-05 graph converted twice; the '
+      f"reference tool's numbers come from {own} (docs/fid.md)"
+    )
   return (
     f"Inception weights from {path}, not pytorch-fid's {INCEPTION_FILE}: FID/KID rank runs "
     'scored with the same weights but are not comparable with published numbers'

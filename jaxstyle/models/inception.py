@@ -14,7 +14,8 @@ it one key at a time, see `params_from_state_dict`):
   torch `X.conv.weight` (O,I,kh,kw)  -> `X/conv/kernel` (kh,kw,I,O)
   torch `X.bn.weight / bias`         -> `X/bn/scale / bias`
   torch `X.bn.running_mean / _var`   -> `X/bn/mean / var`
-  torch `fc.*`, `*.num_batches_tracked` are not needed for pool3 and are skipped.
+  torch `fc.weight` (1008,2048) / `fc.bias` -> `fc/kernel` (2048,1008) / `fc/bias`, kept when the
+      file has them (the Inception Score's logits); `*.num_batches_tracked` are skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from jaxstyle.models.inception_blocks import resize_bilinear as resize_bilinear
 
 INPUT_SIZE = (299, 299)
 FEATURE_DIM = 2048
+NUM_CLASSES = 1008  # the 2015-12-05 graph's softmax: 1000 ImageNet classes + 8 unused
 
 # The stem: name -> conv, in order (maxpools after Conv2d_2b_3x3 and Conv2d_4a_3x3).
 STEM: dict[str, ConvSpec] = {
@@ -58,8 +60,8 @@ MIXED: dict[str, tuple[str, int, int]] = {
   'Mixed_7b': ('E_1', 1280, 0),
   'Mixed_7c': ('E_2', 2048, 0),
 }
-_SKIPPED_PREFIXES = ('fc.',)
 _SKIPPED_SUFFIXES = ('.num_batches_tracked',)
+FC_SHAPES = {'fc.weight': (NUM_CLASSES, FEATURE_DIM), 'fc.bias': (NUM_CLASSES,)}
 
 
 class InceptionWeightError(UserError, ValueError):
@@ -92,14 +94,27 @@ def preprocess(images: jax.Array) -> jax.Array:
   return 2.0 * x - 1.0
 
 
+class _Logits(nn.Module):
+  """The 1008-way classifier, applied without its bias: torch-fidelity's `logits_unbiased`,
+  which its Inception Score uses (the bias is stored, for completeness, but unused)."""
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', nn.initializers.zeros, (FEATURE_DIM, NUM_CLASSES))
+    self.param('bias', nn.initializers.zeros, (NUM_CLASSES,))
+    return jnp.dot(x, kernel, precision=jax.lax.Precision.HIGHEST)
+
+
 class FIDInceptionV3(nn.Module):
   """NHWC float32 images in [0, 1], any HxW -> (N, 2048) pool3 features (pytorch-fid's block 3).
 
   `resize_input=False` takes already-`preprocess`ed 299x299 [-1,1] input, so callers that see
-  several image sizes can compile the trunk once and resize outside it.
+  several image sizes can compile the trunk once and resize outside it. `logits=True` returns
+  (features, unbiased 1008-way logits) from the same forward pass (needs `fc` params).
   """
 
   resize_input: bool = True
+  logits: bool = False
 
   @nn.compact
   def __call__(self, images: jax.Array) -> jax.Array:
@@ -110,7 +125,15 @@ class FIDInceptionV3(nn.Module):
         x = max_pool(x, stride=2)
     for name, (kind, cin, arg) in MIXED.items():
       x = Mixed(kind, cin, arg, name=name)(x)
-    return jnp.mean(x, axis=(1, 2))  # adaptive avg pool to 1x1, squeezed
+    feats = jnp.mean(x, axis=(1, 2))  # adaptive avg pool to 1x1, squeezed
+    if self.logits:
+      return feats, _Logits(name='fc')(feats)
+    return feats
+
+
+def has_logits(params: Mapping[str, Any]) -> bool:
+  """Whether `{'params': ...}` holds the classifier (`fc`) the Inception Score needs."""
+  return 'fc' in params.get('params', params)
 
 
 def params_from_state_dict(sd: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,9 +147,22 @@ def params_from_state_dict(sd: Mapping[str, Any]) -> dict[str, Any]:
     torch_shapes(),
     error=InceptionWeightError,
     network='pytorch-fid pt_inception-2015-12-05',
-    skip=lambda k: k.startswith(_SKIPPED_PREFIXES) or k.endswith(_SKIPPED_SUFFIXES),
+    skip=lambda k: k in FC_SHAPES or k.endswith(_SKIPPED_SUFFIXES),
   )
   params: dict[str, Any] = {}
+  present = [k for k in FC_SHAPES if k in sd]
+  if present:  # both or neither, of exactly the 1008-way shapes
+    fc = state_dicts.checked_arrays(
+      {k: sd[k] for k in present},
+      FC_SHAPES,
+      skip=lambda k: False,
+      error=InceptionWeightError,
+      network='the 1008-way fc of pt_inception-2015-12-05',
+    )
+    params['fc'] = {
+      'kernel': jnp.asarray(fc['fc.weight'].T),
+      'bias': jnp.asarray(fc['fc.bias']),
+    }
   for prefix in conv_specs():
     node = params
     for part in prefix.split('.'):

@@ -79,6 +79,12 @@ def check_params(params: Mapping[str, Any], where: str) -> None:
 
   walk(params, ())
   want = expected_shapes()
+  optional = {
+    ('fc', 'kernel'): (inception.FEATURE_DIM, inception.NUM_CLASSES),
+    ('fc', 'bias'): (inception.NUM_CLASSES,),
+  }
+  if any(path in flat for path in optional):  # the Inception Score's classifier: both or neither
+    want = {**want, **optional}
   for path, shape in want.items():
     if path not in flat:
       raise inception.InceptionWeightError(

@@ -155,7 +155,9 @@ def test_evaluate_cli_fid_kid_and_page(small_run, tmp_path, capsys, monkeypatch)
   assert cli.main([*argv, '--fid', 'on']) == 0
   record = json.loads((run / 'eval.json').read_text())
   assert record['eval/fid_A2B'] == 1.0 and record['eval/fid_B2A'] == 2.0
-  assert 'fid_note' not in record and record['eval/kid_std_B2A'] >= 0
+  assert record['eval/kid_std_B2A'] >= 0 and record['fid_mode'] == 'pytorch-fid'
+  # 4 images per set: the mode and the one-line small-sample warning reach the record and page
+  assert 'pytorch-fid mode' in record['fid_note'] and 'n = 4 < 2048' in record['fid_note']
   # The second set of each FID is the target domain's real test images, through the Inception.
   sources = data.make_sources(data_config(image_size=16, synthetic_size=24, seed=4), 'test')
   apply = jax.jit(inception.FIDInceptionV3().apply)

@@ -57,8 +57,11 @@ def test_pool3_matches_torch(ref, features):
 
 def test_param_count_matches_torch(ref, features):
   meta, _, _ = ref
-  counts = inception.count_params(features[1])
+  params = dict(features[1]['params'])
+  fc = params.pop('fc')  # the 1008-way classifier (Inception Score), beyond pool3
+  counts = inception.count_params({'params': params})
   assert counts == {'parameters': meta['torch_parameters'], 'buffers': meta['torch_buffers']}
+  assert inception.count_params(fc)['parameters'] == 2048 * 1008 + 1008
 
 
 def test_full_module_takes_any_size(features):
@@ -92,6 +95,13 @@ def test_state_dict_errors_name_the_key(ref):
     inception.params_from_state_dict(missing)
   with pytest.raises(inception.InceptionWeightError, match=r"unknown key 'AuxLogits\.fc\.weight'"):
     inception.params_from_state_dict({**sd, 'AuxLogits.fc.weight': np.zeros((1000, 768))})
-  # fc and BN step counters are part of the .pth but not of pool3: accepted and skipped.
+  # BN step counters are part of the .pth but not of the network: accepted and skipped. The fc
+  # (the Inception Score's classifier) is kept when present, and must then be whole and 1008-way.
   extra = {**sd, 'Conv2d_1a_3x3.bn.num_batches_tracked': np.zeros(())}
-  assert 'fc' not in inception.params_from_state_dict(extra)['params']
+  assert inception.has_logits(inception.params_from_state_dict(extra))
+  pool3_only = {k: v for k, v in extra.items() if not k.startswith('fc.')}
+  assert not inception.has_logits(inception.params_from_state_dict(pool3_only))
+  with pytest.raises(inception.InceptionWeightError, match=r"missing key 'fc\.bias'"):
+    inception.params_from_state_dict({**pool3_only, 'fc.weight': sd['fc.weight']})
+  with pytest.raises(inception.InceptionWeightError, match=r"'fc\.weight' has shape"):
+    inception.params_from_state_dict({**sd, 'fc.weight': np.zeros((1000, 2048), np.float32)})
