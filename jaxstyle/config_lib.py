@@ -18,12 +18,12 @@ import importlib.machinery
 import importlib.util
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import ml_collections
 
-from jaxstyle.errors import ConfigError
+from jaxstyle.errors import ConfigError, UserError
 
 _TRUE = ('1', 'true', 'yes', 'on')
 _FALSE = ('0', 'false', 'no', 'off')
@@ -249,12 +249,47 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py[:arg]` the way `config_flags.DEFINE_config_file` does."""
   module = load_config_module(spec)
   _, _, arg = spec.partition(':')
+  path = spec.partition(':')[0]
   if not callable(getattr(module, 'get_config', None)):
     raise ConfigError(
-      f'config file {spec.partition(":")[0]!r} defines no get_config(arg); see configs/ for '
-      'the layout of a config file'
+      f'config file {path!r} defines no get_config(arg); see configs/ for the layout of a '
+      'config file'
     )
-  return module.get_config(arg or None)
+  config = run_config_code(path, module.get_config, arg or None)
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(
+      f'config file {path!r}: get_config() returned a {type(config).__name__}, not an '
+      'ml_collections.ConfigDict'
+    )
+  return config
+
+
+def _line_in(err: BaseException, path: str) -> int | None:
+  """The line of file `path` that raised `err`, if the innermost frame is in that file."""
+  tb = err.__traceback__
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  if tb is None or os.path.abspath(tb.tb_frame.f_code.co_filename) != os.path.abspath(path):
+    return None
+  return tb.tb_lineno
+
+
+def run_config_code(path: str, fn: Callable[..., Any], *args: Any) -> Any:
+  """`fn(*args)` for code of config file `path` (its import, get_config, get_sweep).
+
+  An exception raised by the file's own lines (a typo, a NameError, a bad import) is a
+  ConfigError naming the file and the line; one raised by jaxstyle's code under it stays what it
+  is (a UserError already says what to do; anything else is a bug and keeps its traceback).
+  """
+  try:
+    return fn(*args)
+  except UserError:
+    raise
+  except Exception as err:
+    line = _line_in(err, path)
+    if line is None:
+      raise
+    raise ConfigError(f'config file {path!r}, line {line}: {type(err).__name__}: {err}') from err
 
 
 def _config_source(path: str) -> bytes:
@@ -296,7 +331,7 @@ def load_config_module(spec: str):
   loader = importlib.machinery.SourceFileLoader(name, path)  # any extension, unlike spec_from_file
   module_spec = importlib.util.spec_from_loader(name, loader)
   module = importlib.util.module_from_spec(module_spec)
-  loader.exec_module(module)
+  run_config_code(path, loader.exec_module, module)
   return module
 
 

@@ -433,6 +433,45 @@ def test_bad_evaluate_inception_is_one_line(root, cyclegan_run, kind, capsys, ca
   _check_one_line(argv, 'input.pth', capsys, caplog, monkeypatch)
 
 
+# Valid Python that is not a config: the file and (where it raised) the line, in one line.
+CONFIG_CODE = {
+  'no get_config': ('X = 1\n', 'defines no get_config'),
+  'NameError': ('def get_config(arg=None):\n  return undefined_name\n', 'line 2: NameError'),
+  'bad import': ('import jaxstyle.no_such_module\n', 'line 1: ModuleNotFoundError'),
+  'not a ConfigDict': ('def get_config(arg=None):\n  return None\n', 'returned a NoneType'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(CONFIG_CODE))
+@pytest.mark.parametrize('command', ['train', 'sweep'])
+def test_config_code_errors_are_one_line(case, command, tmp_path, capsys, caplog, monkeypatch):
+  source, expected = CONFIG_CODE[case]
+  config = tmp_path / 'my_config.py'
+  sweep = "\n\ndef get_sweep():\n  return [{'seed': 1}]\n" if command == 'sweep' else ''
+  config.write_text(source + sweep)  # a sweep reaches get_config through its get_sweep()
+  argv = [command, '--config', str(config), '--workdir', str(tmp_path / 'w')]
+  _check_one_line(argv, expected, capsys, caplog, monkeypatch)
+  assert not (tmp_path / 'w').exists() or not os.listdir(tmp_path / 'w')
+
+
+def test_a_bug_under_a_config_keeps_its_traceback(tmp_path, monkeypatch):
+  """Only the config file's own lines are the user's: an exception from jaxstyle's code that a
+  config calls is not turned into a one-line error."""
+  from jaxstyle.cyclegan import presets
+
+  def broken():
+    raise ZeroDivisionError('a bug in the presets')
+
+  monkeypatch.setattr(presets, 'cyclegan_base', broken)
+  config = tmp_path / 'my_config.py'
+  config.write_text(
+    'from jaxstyle.cyclegan import presets\n\ndef get_config(arg=None):\n'
+    '  return presets.cyclegan_base()\n'
+  )
+  with pytest.raises(ZeroDivisionError):
+    cli.main(['train', '--config', str(config), '--workdir', str(tmp_path / 'w')])
+
+
 def test_console_reports_the_issue_example_in_one_line(root, tmp_path):
   """The issue's escapee through the real console entry (its own logging, no pytest capture):
   a text file named .png given to `jaxstyle stylize` is one line, exit 2."""

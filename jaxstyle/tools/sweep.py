@@ -82,7 +82,7 @@ def expand_sweep(config_spec: str, extra: Sequence[str] = ()) -> list[tuple[dict
   if not hasattr(module, 'get_sweep'):
     raise errors.ConfigError(f'{config_spec.partition(":")[0]} defines no get_sweep()')
   runs = []
-  for overrides in module.get_sweep():
+  for overrides in config_lib.run_config_code(config_spec.partition(':')[0], module.get_sweep):
     config = run_config(config_spec, overrides, extra)
     for key, value in overrides.items():
       if config_lib.get_field(config, key) != value:
