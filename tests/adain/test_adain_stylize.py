@@ -217,3 +217,26 @@ def test_ported_decoder_needs_its_encoder(images, capsys):
   assert 'is a ported decoder: pass --encoder PATH' in capsys.readouterr().err
   assert cli.main(['stylize', images['content'], images['a'], '--style-image', images['a']]) == 2
   assert '--style-image need --model RUN' in capsys.readouterr().err
+
+
+def test_mask_levels_and_resizing():
+  """Grey levels -> style indices (white first), kept by a nearest resize with --content-size."""
+  from jaxstyle.adain import cli as adain_cli
+  from jaxstyle.adain.inference import mask_labels
+
+  grey = np.array([[255, 200, 128], [100, 30, 0]], np.float64)
+  np.testing.assert_array_equal(mask_labels(grey, 2), [[0, 0, 0], [1, 1, 1]])
+  np.testing.assert_array_equal(mask_labels(grey, 3), [[0, 0, 1], [1, 2, 2]])
+  mask = np.zeros((8, 12))
+  mask[:, :6] = 255  # left half: style 0
+  labels = adain_cli._labels(mask, np.zeros((8, 12, 3)), (4, 6), 2, 'c.png')
+  np.testing.assert_array_equal(labels, np.repeat([[0, 0, 0, 1, 1, 1]], 4, axis=0))
+
+
+def test_tiny_images_are_refused():
+  from jaxstyle.adain.inference import _check_side
+  from jaxstyle.errors import UserError
+
+  _check_side(np.zeros((16, 40, 3)), 'ok')
+  with pytest.raises(UserError, match='at least 16 pixels'):
+    _check_side(np.zeros((15, 40, 3)), 'the content image')
