@@ -11,13 +11,18 @@ Ranges: networks see float [-1, 1] (the reference's Normalize(0.5, 0.5)), NST wo
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from jaxstyle.errors import BadInputError, UserError
+
+log = logging.getLogger(__name__)
+T = TypeVar('T')
 
 _BG = 255
 _TEXT = (0, 0, 0)
@@ -53,6 +58,29 @@ def collect_inputs(inputs: Sequence[str]) -> list[tuple[str, str]]:
   if not found:
     raise BadInputError(f'no image files (by extension) under {", ".join(map(repr, inputs))}')
   return found
+
+
+def drop_unreadable(items: Sequence[tuple[str, T]], verb: str) -> tuple[list[tuple[str, T]], int]:
+  """(the items whose image header reads, how many were dropped), each drop a WARNING line.
+
+  Run over a command's inputs before its model loads (headers only, no decode): files that are
+  not images at all are skipped there, and when none is left the command stops at once with a
+  BadInputError ("nothing to {verb}"). A good header over bad data (a truncated file) still fails
+  at decode time.
+  """
+  kept = []
+  for item in items:
+    try:
+      upright_size(item[0])
+      kept.append(item)
+    except (ValueError, OSError) as err:
+      log.warning('skipped: %s', str(err).replace('\n', ' '))
+  if not kept:
+    raise BadInputError(
+      f'nothing to {verb}: none of the {len(items)} input(s) is a readable image (see the '
+      'warnings above)'
+    )
+  return kept, len(items) - len(kept)
 
 
 def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:

@@ -433,6 +433,29 @@ def test_bad_evaluate_inception_is_one_line(root, cyclegan_run, kind, capsys, ca
   _check_one_line(argv, 'input.pth', capsys, caplog, monkeypatch)
 
 
+@pytest.mark.parametrize('run', ['fast_run', 'adain_run'])
+def test_folder_of_non_images_fails_before_the_model(
+  root, run, tmp_path, capsys, caplog, monkeypatch
+):
+  """Several inputs: each unreadable one is a warning (the readable ones would still be
+  stylised); when none is left the command stops before any network loads."""
+  d, _ = root
+  folder = tmp_path / 'photos'
+  folder.mkdir()
+  (folder / 'a.png').write_text('text')
+  (folder / 'b.jpg').write_bytes(b'')
+  _forbid_models(monkeypatch)
+  caplog.set_level(logging.WARNING)
+  argv = ['stylize', '--model', str(d / 'good' / run), str(folder), '-o', str(tmp_path / 'out')]
+  if run == 'adain_run':
+    argv += ['--style-image', str(d / 'good' / 'style.png')]
+  assert cli.main(argv) == 2
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and 'none of the 2 input' in lines[0], lines
+  warned = sorted(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+  assert len(warned) == 2 and 'a.png' in warned[0] and 'b.jpg' in warned[1], warned
+
+
 # Valid Python that is not a config: the file and (where it raised) the line, in one line.
 CONFIG_CODE = {
   'no get_config': ('X = 1\n', 'defines no get_config'),

@@ -177,13 +177,14 @@ def run(args: argparse.Namespace) -> int:
   if len(pairs) == 1:  # one image: its own error lines (unreadable, mask size) at once
     first = image_io.load_rgb(pairs[0][0])
     _labels(mask, first, first.shape[:2], len(styles), pairs[0][0])
+  pairs, skipped = image_io.drop_unreadable(pairs, 'stylise')  # headers: before the model loads
   model = inference.AdainModel.load(args.model, args.encoder)
   feats = None
   if not args.preserve_color:
     feats = [model.style_features(s, args.style_size) for s in style_images]
   from tqdm import tqdm
 
-  done, skipped, t0 = 0, 0, time.perf_counter()
+  done, t0 = 0, time.perf_counter()
   for path, out in tqdm(pairs, unit='img', desc='stylize', disable=args.no_progress):
     try:
       original = image_io.load_rgb(path)

@@ -114,11 +114,13 @@ def run(args: argparse.Namespace) -> int:
   pairs = _outputs(list(args.images), args.output)
   if len(pairs) == 1:  # one image: its own error line (not a warning, then "nothing"), at once
     image_io.load_rgb(pairs[0][0])
+  n_inputs = len(pairs)
+  pairs, skipped = image_io.drop_unreadable(pairs, 'stylise')  # headers: before the model loads
   model = FastStyleModel.from_workdir(args.model)
   weights = model.style_weights(args.style, mix)
   from tqdm import tqdm
 
-  done, skipped, t0 = 0, 0, time.perf_counter()
+  done, t0 = 0, time.perf_counter()
   for path, out in tqdm(pairs, unit='img', desc='stylize', disable=args.no_progress):
     try:
       image = image_io.load_rgb(path)
@@ -129,11 +131,11 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     image_io.save(out, model.stylize(image, weights))
     done += 1
-    if len(pairs) == 1:
+    if n_inputs == 1:
       print(f'wrote {out}')
   if not done:
     raise BadInputError(
-      f'nothing stylised: none of the {len(pairs)} input(s) is a readable '
+      f'nothing stylised: none of the {n_inputs} input(s) is a readable '
       'image (see the warnings above)'
     )
   wall = time.perf_counter() - t0
