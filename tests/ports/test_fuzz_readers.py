@@ -87,7 +87,7 @@ def keras_h5(workdir: Path) -> Target:
 
 
 def fid_stats(workdir: Path) -> Target:
-  from jaxstyle.fid.metrics import load_statistics, save_statistics
+  from jaxstyle.fid.metrics import load_npz_arrays, load_statistics, save_statistics
 
   rng = np.random.default_rng(0)
   feats = rng.normal(size=(12, 6))
@@ -95,11 +95,21 @@ def fid_stats(workdir: Path) -> Target:
   workdir.mkdir(parents=True, exist_ok=True)
   save_statistics(str(workdir / 'c.npz'), mu, sigma)  # compressed, as pytorch-fid writes
   np.savez(workdir / 's.npz', mu=mu, sigma=sigma)  # stored
+  # jaxstyle's own layout (fid.cli.save_stats): also the features and the resize mode.
+  np.savez_compressed(workdir / 'j.npz', mu=mu, sigma=sigma, mode=np.array('clean'), feats=feats)
+
+  def read_all(path: Path) -> None:  # what `jaxstyle fid` reads of a statistics file
+    load_statistics(str(path))
+    load_npz_arrays(str(path), ('features', 'feats'))
+    load_npz_arrays(str(path), ('mode',), kinds='U')
+
+  names = ('c.npz', 's.npz', 'j.npz')
   npy = [zip_entry('.npy', [npy_header]), zip_entry('.npy', fuzzing.GENERIC), zip_lying_sizes]
   return Target(
-    files={n: (workdir / n).read_bytes() for n in ('c.npz', 's.npz')},
-    readers={n: (lambda d, n=n: load_statistics(str(d / n))) for n in ('c.npz', 's.npz')},
-    aware={'c.npz': npy, 's.npz': npy},
+    files={n: (workdir / n).read_bytes() for n in names},
+    readers={n: (lambda d, n=n: read_all(d / n)) for n in names},
+    aware={n: npy for n in names},
+    scope={n: n for n in names},
   )
 
 
