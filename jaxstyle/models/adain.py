@@ -217,16 +217,21 @@ def encoder_shapes(upto: str = 'block4_conv1') -> dict[str, dict[str, tuple[int,
 def random_encoder(
   seed: int = 0, kind: str = 'normalised', upto: str = 'block4_conv1'
 ) -> dict[str, Any]:
-  """Seeded He-initialised VGG convs (as vgg.init_params) and the kind's input conv; for tests."""
-  trunk = vgg.init_params(jax.random.PRNGKey(seed))
-  last = vgg.LAYER_NAMES.index(vgg.canonical_name(upto))
-  params = {n: trunk[n] for n in vgg.LAYER_NAMES[: last + 1]}
+  """Seeded He-normal VGG convs (NumPy: no compile) and the kind's real input conv; for tests."""
+  rng = np.random.default_rng(seed)
+  params = {}
+  for name, s in encoder_shapes(upto).items():
+    if name == 'input_conv':
+      continue
+    fan_in = int(np.prod(s['kernel'][:3]))
+    kernel = rng.standard_normal(s['kernel']) * np.sqrt(2.0 / fan_in)
+    params[name] = {'kernel': kernel.astype(np.float32), 'bias': np.zeros(s['bias'], np.float32)}
   if kind == 'normalised':
     scale, mean, order = 1.0, CAFFE_BGR_MEAN, 'BGR'
   else:  # torchvision's preprocessing
     scale, mean, order = 1 / 255, (0.485, 0.456, 0.406), 'RGB'
   std = (1.0, 1.0, 1.0) if kind == 'normalised' else (0.229, 0.224, 0.225)
-  params['input_conv'] = jax.tree.map(jnp.asarray, input_conv_params(order, scale, mean, std))
+  params['input_conv'] = input_conv_params(order, scale, mean, std)
   return params
 
 

@@ -76,6 +76,7 @@ def test_encoder_matches_torch_on_odd_sizes(model):
     assert rel_err(feats[f'relu{i}_1'], REF[f'encoder_odd_relu{i}_1']) < 1.5e-4, i
 
 
+@pytest.mark.slow
 def test_stylisation_with_alpha_and_interpolation_match_torch(model):
   enc = lambda name: model._encode(model.encoder_params, jnp.asarray(image(name)))
   run = lambda feats, w, alpha: model._transfer(
