@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+import fuzz_mutators as fm
 import fuzzing
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def checkpoint_dirs(workdir: Path) -> fuzzing.Target:
       'load_run': lambda case: checkpoint.load_run(str(case / 'run')),
       'load_params': lambda case: checkpoint.load_params(str(case / 'w')),
     },
-    aware={n: [fuzzing.json_value] for n in json_files},
+    aware={n: [fm.json_value] for n in json_files},
     scope={'restore_latest': 'run/', 'load_run': 'run/', 'load_params': 'w/'},
     weights={n: 4.0 for n in json_files},
     variants=variants,

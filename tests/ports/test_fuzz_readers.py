@@ -10,11 +10,13 @@ import os
 import shutil
 from pathlib import Path
 
+import fuzz_mutators as fm
 import fuzzing
 import h5py
 import numpy as np
 import pytest
-from fuzzing import PICKLE, Target, in_pickle, legacy_numel, npy_header, zip_entry, zip_lying_sizes
+from fuzz_mutators import PICKLE, in_pickle, legacy_numel, npy_header, zip_entry, zip_lying_sizes
+from fuzzing import Target
 
 FIX = Path(__file__).resolve().parents[1] / 'fixtures'
 SEED = 24
@@ -35,10 +37,10 @@ def pth_zip(workdir: Path) -> Target:
     aware={
       'misc.pth': [
         zip_entry('data.pkl', PICKLE),
-        zip_entry('data.pkl', [fuzzing.pickle_inject]),
-        zip_entry('data.pkl', fuzzing.GENERIC),
-        zip_entry('/data/', fuzzing.GENERIC),
-        zip_entry('byteorder', fuzzing.GENERIC),
+        zip_entry('data.pkl', [fm.pickle_inject]),
+        zip_entry('data.pkl', fm.GENERIC),
+        zip_entry('/data/', fm.GENERIC),
+        zip_entry('byteorder', fm.GENERIC),
         zip_lying_sizes,
       ]
     },
@@ -82,7 +84,7 @@ def keras_h5(workdir: Path) -> Target:
   return Target(
     files={'vgg.h5': path.read_bytes()},
     readers={'vgg.h5': lambda d: load_vgg19(d / 'vgg.h5')},
-    aware={'vgg.h5': [fuzzing.h5_dims(dims)]},
+    aware={'vgg.h5': [fm.h5_dims(dims)]},
   )
 
 
@@ -104,7 +106,7 @@ def fid_stats(workdir: Path) -> Target:
     load_npz_arrays(str(path), ('mode',), kinds='U')
 
   names = ('c.npz', 's.npz', 'j.npz')
-  npy = [zip_entry('.npy', [npy_header]), zip_entry('.npy', fuzzing.GENERIC), zip_lying_sizes]
+  npy = [zip_entry('.npy', [npy_header]), zip_entry('.npy', fm.GENERIC), zip_lying_sizes]
   return Target(
     files={n: (workdir / n).read_bytes() for n in names},
     readers={n: (lambda d, n=n: read_all(d / n)) for n in names},
