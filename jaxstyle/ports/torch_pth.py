@@ -131,7 +131,8 @@ def _load_legacy(path: str) -> Any:
       keys = SafeUnpickler(f, path).load()
       if not isinstance(keys, list):
         raise CheckpointFormatError(f'{path}: malformed storage key list')
-      raw: dict[str, bytes] = {}
+      raw: dict[str, memoryview] = {}
+      buf = memoryview(data)
       for key in map(str, keys):
         if key not in storages:
           raise CheckpointFormatError(f'{path}: storage {key} is not referenced by the pickle')
@@ -147,7 +148,8 @@ def _load_legacy(path: str) -> Any:
             f'{path}: storage {key} declares {numel} elements ({nbytes} bytes) but only {left} '
             'bytes remain in the file: truncated or damaged'
           )
-        raw[key] = f.read(nbytes)
+        raw[key] = buf[f.tell() : f.tell() + nbytes]  # no copy of the storage bytes
+        f.seek(nbytes, io.SEEK_CUR)
     except UnsafeCheckpointError:
       raise
     except CheckpointFormatError as e:
@@ -167,7 +169,7 @@ def _load_legacy(path: str) -> Any:
         f'{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})'
       ) from e
 
-  def fetch(key: str) -> bytes:
+  def fetch(key: str) -> memoryview:
     if key not in raw:
       raise CheckpointFormatError(f'{path}: storage {key} has no data in the file')
     return raw[key]
