@@ -47,7 +47,17 @@ REFERENCE_MODEL = dict(
 
 # Generator -> the multiple its input sides must be (2 stride-2 downs for ResNets, 4 for the
 # U-Net); its keys are `models.GENERATORS`' (tests/test_config_validation.py).
-GENERATOR_MULTIPLE = {'resnet': 4, 'resnet_book': 4, 'unet_book': 16}
+GENERATOR_MULTIPLE = {'resnet': 4, 'resnet_book': 4, 'unet_book': 16, 'resnet_antialias': 4}
+
+# CUT / FastCUT's networks (taesungp/contrastive-unpaired-translation's defaults; models/cut.py):
+# the anti-aliased ResNet-9 and PatchGAN, torch xavier_normal init gain 0.02, and the width of
+# PatchSampleF's MLPs (`--netF_nc`). `upsample` is unused by these networks.
+CUT_MODEL = dict(
+  generator='resnet_antialias',
+  discriminator='patchgan_antialias',
+  init='xavier',
+  mlp_features=256,
+)
 
 
 def model_config(**overrides: Any) -> ml_collections.ConfigDict:
@@ -60,3 +70,10 @@ def model_config(**overrides: Any) -> ml_collections.ConfigDict:
 def reference_model(**overrides: Any) -> ml_collections.ConfigDict:
   """junyanz's networks (`REFERENCE_MODEL` over the book's section) with `overrides`."""
   return model_config(**{**REFERENCE_MODEL, **overrides})
+
+
+def cut_model(**overrides: Any) -> ml_collections.ConfigDict:
+  """CUT's `model` section: junyanz's with `CUT_MODEL` on top, then `overrides`."""
+  section = ml_collections.ConfigDict({**BOOK_MODEL, **REFERENCE_MODEL, **CUT_MODEL})
+  config_lib.apply_overrides(section, overrides)
+  return section

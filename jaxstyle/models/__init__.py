@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from jaxstyle import jax_setup  # noqa: F401  (process-wide RNG setting; see its docstring)
 from jaxstyle.errors import ConfigError
+from jaxstyle.models.cut import CutGenerator
 from jaxstyle.models.johnson import JohnsonNet
 from jaxstyle.models.patchgan import PatchDiscriminator
 from jaxstyle.models.resnet_gen import ResnetGenerator
@@ -76,10 +77,18 @@ def _patchgan(book: bool) -> Callable[[Any], nn.Module]:
   return build
 
 
+def _resnet_antialias(cfg: Any) -> nn.Module:
+  # CUT's generator (models/cut.py); `upsample` is ignored: it always blurs, then convs.
+  return CutGenerator(
+    filters=cfg.gen_filters, n_blocks=cfg.n_blocks, out_channels=cfg.out_channels, **_common(cfg)
+  )
+
+
 GENERATORS: dict[str, Callable[[Any], nn.Module]] = {
   'resnet': _resnet(book=False),
   'resnet_book': _resnet(book=True),
   'unet_book': _unet_book,
+  'resnet_antialias': _resnet_antialias,
 }
 DISCRIMINATORS: dict[str, Callable[[Any], nn.Module]] = {
   'patchgan': _patchgan(book=False),

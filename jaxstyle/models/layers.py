@@ -118,12 +118,15 @@ pointwise = dispatch.pointwise_conv
 
 
 def kernel_init(init: str, gain: float = 0.02) -> Callable[..., jax.Array]:
-  """Kernel initialiser from config: junyanz `init_weights('normal')` or the Keras default."""
+  """Kernel initialiser from config: junyanz `init_weights('normal')`, its 'xavier' (CUT's default:
+  torch `xavier_normal_(gain)`, std gain·√(2/(fan_in+fan_out))) or the Keras default."""
   if init == 'normal':
     return nn.initializers.normal(stddev=gain)
+  if init == 'xavier':
+    return nn.initializers.variance_scaling(gain**2, 'fan_avg', 'normal')
   if init == 'keras':
     return nn.initializers.glorot_uniform()
-  raise ValueError(f"init must be 'normal' or 'keras', got {init!r}")
+  raise ValueError(f"init must be 'normal', 'xavier' or 'keras', got {init!r}")
 
 
 class Conv(nn.Module):
