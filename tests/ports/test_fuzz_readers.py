@@ -1,4 +1,5 @@
-"""Fuzzed readers: seeded mutations of valid `.pth` (zip, legacy), Keras `.h5` and FID `.npz` files.
+"""Fuzzed readers: seeded mutations of valid `.pth` (zip, legacy), TorchScript `.pt`, Keras `.h5`
+and FID `.npz` files.
 
 Every mutated file must give either a result or a `UserError` naming the file: no other exception,
 no hang, no allocation far beyond the file's size, and no code from a pickle run. The cases run in
@@ -54,6 +55,24 @@ def pth_legacy(workdir: Path) -> Target:
     files={'misc_legacy.pth': (FIX / 'pth' / 'misc_legacy.pth').read_bytes()},
     readers={'misc_legacy.pth': lambda d: load_state_dict(d / 'misc_legacy.pth')},
     aware={'misc_legacy.pth': [in_pickle(PICKLE), legacy_numel]},
+  )
+
+
+def torchscript(workdir: Path) -> Target:
+  """clean-fid's weights format: a TorchScript zip read through the same restricted unpickler."""
+  from jaxstyle.ports.torchscript import load_tensors
+
+  return Target(
+    files={'tiny.pt': (FIX / 'torchscript_tiny.pt').read_bytes()},
+    readers={'tiny.pt': lambda d: load_tensors(d / 'tiny.pt')},
+    aware={
+      'tiny.pt': [
+        zip_entry('data.pkl', PICKLE),
+        zip_entry('data.pkl', fm.GENERIC),
+        zip_entry('/data/', fm.GENERIC),
+        zip_lying_sizes,
+      ]
+    },
   )
 
 
@@ -115,7 +134,9 @@ def fid_stats(workdir: Path) -> Target:
   )
 
 
-@pytest.mark.parametrize('target', ['pth_zip', 'pth_legacy', 'keras_h5', 'fid_stats'])
+@pytest.mark.parametrize(
+  'target', ['pth_zip', 'pth_legacy', 'torchscript', 'keras_h5', 'fid_stats']
+)
 def test_mutated_files_give_user_errors_only(target, tmp_path):
   cases = CASES * 2 // 3 if target == 'keras_h5' else CASES  # h5py: ~50 ms a case
   records, summary = fuzzing.run_target(
