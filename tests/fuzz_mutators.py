@@ -145,7 +145,7 @@ def _payloads() -> list[tuple[str, bytes]]:
     ('GLOBAL posix.system REDUCE', b'cposix\nsystem\n(' + arg + b'tR0'),
     ('STACK_GLOBAL os.system', b'\x8c\x02os\x8c\x06system\x93(' + arg + b'tR0'),
     ('INST os.system', b'(' + arg + b'ios\nsystem\n0'),
-    ('OBJ subprocess.call', b'(csubprocess\ncall\n' + arg + b'o0'),
+    ('OBJ subprocess.getoutput', b'(csubprocess\ngetoutput\n' + arg + b'o0'),
     ('builtins.exec', b'cbuiltins\nexec\n(X' + _exec_src(cmd) + b'tR0'),
     # An allow-listed callable with a hostile BUILD: must not be able to set attributes.
     ('BUILD on a rebuild function', b'ctorch._utils\n_rebuild_tensor_v2\n}Vfn\ncos\nsystem\nsb0'),

@@ -203,3 +203,17 @@ def test_npz_array_declaring_terabytes_is_refused_before_allocation(tmp_path):
     z.writestr('sigma.npy', npy)
   with pytest.raises(BadInputError, match=r"stats\.npz: .*'mu' declares shape \(1099511627776,\)"):
     load_statistics(str(path))
+
+
+def test_injected_pickles_run_code_under_a_plain_unpickler(tmp_path, monkeypatch):
+  """The payloads the fuzzer splices into pickles are real: `pickle.loads` runs them, so the fuzz
+  test's "nothing ran" is the allow-list's doing (the BUILD payload needs torch to get that far)."""
+  import pickle
+
+  for i in range(len(fm._payloads())):
+    monkeypatch.setattr(fm, 'MARKER', tmp_path / f'ran-{i}')
+    name, snippet = fm._payloads()[i]  # built with this case's marker path
+    if name.startswith('BUILD'):
+      continue
+    pickle.loads(b'\x80\x02' + snippet + b'N.')  # noqa: S301 -- the point of the test
+    assert fm.MARKER.exists(), name
