@@ -74,7 +74,7 @@ def make_manager(workdir: str, config: Any = None, keep_also: Any = None) -> ocp
   `close` on every exit path (`close_all` is the CLI's safety net): Orbax threads left running at
   interpreter exit print "Event loop is closed" tracebacks.
   """
-  logging.getLogger('absl').addFilter(storage.QUIET_ORBAX_THREADS)  # Orbax logs via absl
+  storage.quiet_orbax_noise()  # a failed save's thread tracebacks: one line instead
   keep, cm = storage.cfg_get(config, 'ckpt.keep', None), ocp.checkpoint_managers
   policy = keep_also and cm.AnyPreservationPolicy([cm.LatestN(keep), keep_also])
   options = ocp.CheckpointManagerOptions(

@@ -31,8 +31,10 @@ import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -251,15 +253,41 @@ def save_failure(err: Exception, ckpt_dir: str, is_main: bool) -> Exception:
 
 
 class _QuietOrbaxThreads(logging.Filter):
-  """Drops Orbax's logged tracebacks unless debugging: a save that fails for lack of space logs
-  one per background thread (hundreds), while the error itself reaches the main thread and is
-  reported there as one line. `--debug` / `JAXSTYLE_DEBUG=1` keeps them."""
+  """Drops the tracebacks of Orbax's threads and tasks unless debugging: a save that fails for lack
+  of space logs one per thread and per array (hundreds, through absl and asyncio), while the
+  error itself reaches the main thread and is reported there as one line. `--debug` /
+  `JAXSTYLE_DEBUG=1` keeps them."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return not record.exc_info or f'{os.sep}orbax{os.sep}' not in record.pathname or _debug()
+    if not record.exc_info or _debug():
+      return True
+    where = [record.pathname, record.getMessage()]
+    where += [frame.filename for frame in traceback.extract_tb(record.exc_info[2])]
+    return not any(_ORBAX in text for text in where)
 
 
+_ORBAX = f'{os.sep}orbax{os.sep}'
 QUIET_ORBAX_THREADS = _QuietOrbaxThreads()
+
+
+def quiet_orbax_noise() -> None:
+  """Installs (once) the filters that keep Orbax's failure noise from the terminal: its logged
+  tracebacks (absl, asyncio) and the "Event loop is closed" errors of tensorstore's callbacks
+  when a failed save's event loop is gone (`sys.unraisablehook`, printed without a header)."""
+  for name in ('absl', 'asyncio'):
+    logging.getLogger(name).addFilter(QUIET_ORBAX_THREADS)
+  previous = sys.unraisablehook
+  if getattr(previous, 'jaxstyle_quiet', False):
+    return
+
+  def hook(unraisable: Any) -> None:
+    value = unraisable.exc_value
+    if isinstance(value, RuntimeError) and str(value) == 'Event loop is closed' and not _debug():
+      return
+    previous(unraisable)
+
+  hook.jaxstyle_quiet = True  # type: ignore[attr-defined]
+  sys.unraisablehook = hook
 
 
 def to_json(obj: Any) -> Any:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from conftest import TEST_XLA_FLAGS
 from helpers import CYCLEGAN_SYNTHETIC, ROOT, assert_trees_equal
@@ -224,3 +225,35 @@ def test_two_processes_agree_on_the_saved_step(tmp_path):
   for text in texts:
     assert 'Traceback' not in text, text
     assert f'stopped by SIGTERM: saved step {saved} in ' in text.strip().splitlines()[-1], text
+
+
+def test_nst_saves_its_current_image(tmp_path, monkeypatch):
+  """The NST driver keeps no checkpoint: on a stop request it saves the image it has."""
+  from PIL import Image
+
+  from jaxstyle.nst import presets, stylize
+
+  rng = np.random.default_rng(0)
+  for name in ('content', 'style'):
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(
+      tmp_path / f'{name}.png'
+    )
+  c = presets.jcjohnson(str(tmp_path / 'content.png'), str(tmp_path / 'style.png'))
+  c.vgg.source = 'random'
+  c.image.max_side = 16
+  c.loss.content_layers, c.loss.style_layers = ('block1_conv2',), ('block1_conv1',)
+  c.optim.segments, c.optim.segment_iters = 3, 1
+  c.progress, c.output = False, str(tmp_path / 'out.png')
+  stop = preemption.StopRequest(multiprocess=False)
+  stop.signum = signal.SIGTERM  # as if the handler had run during the first segment
+  monkeypatch.setattr(stylize.preemption, 'install', lambda: stop)
+  with pytest.raises(preemption.Preempted) as info:
+    stylize.stylize(c)
+  saved = tmp_path / 'out_at_iteration_0.png'
+  assert info.value.exit_code == 143
+  assert str(info.value) == (
+    f'stopped by SIGTERM: saved the image after segment 0 (iteration 1) to {saved}; re-run the '
+    'same command to start again (the optimisation keeps no checkpoint)'
+  )
+  assert Image.open(saved).size == (16, 16)
+  assert not (tmp_path / 'out.png').exists()  # not mistaken for a finished result

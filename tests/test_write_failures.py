@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax.numpy as jnp
 import numpy as np
@@ -112,7 +113,9 @@ def test_full_disk_is_one_line_and_the_rerun_completes(how, tmp_path):
     r'to resume from it\.'
   )
   assert re.fullmatch(pattern, lines[-1]), err
-  assert len(lines) <= 4, err  # the plan line, the step-2 event, maybe the step-4 event, the error
+  # Before it: the run's plan and events (and, on a loaded machine, Orbax's warning that a save
+  # waited for the previous one); no error of Orbax's threads or tasks.
+  assert not [line for line in lines[:-1] if 'ERROR' in line or 'Error' in line], err
   names = os.listdir(run / 'ckpt')
   assert names == ['2'], names  # the partial 4.orbax-checkpoint-tmp was removed
   assert checkpoint.load_run_with_step(str(run))[2] == 2  # the newest good one restores
@@ -148,8 +151,10 @@ def test_async_save_failure_surfaces_at_the_next_check(tmp_path, monkeypatch, ca
   with caplog.at_level(logging.ERROR):
     assert checkpoint.save(mngr, 2, _state(2))  # returns at once: the write is in a thread
     with pytest.raises(storage.WriteFailedError) as info:
-      for _ in range(100_000):  # the trainer's per-step check, until the thread has failed
+      deadline = time.time() + 300  # the trainer's per-step check, until the thread has failed
+      while time.time() < deadline:
         checkpoint.check(mngr)
+        time.sleep(0.001)
     checkpoint.close(mngr)  # the failure was reported once; closing is quiet
   ckpt = tmp_path / 'ckpt'
   assert str(info.value).startswith(
