@@ -26,8 +26,6 @@ CASES = int(os.environ.get('JAXSTYLE_FUZZ_CASES', '300'))
 # Python's allocations report to): a few copies of the file, plus interpreter overhead.
 PEAK_FACTOR, PEAK_SLACK = 8, 4 << 20
 
-pytestmark = pytest.mark.slow
-
 
 def pth_zip(workdir: Path) -> Target:
   from jaxstyle.ports.torch_pth import load_state_dict
@@ -134,6 +132,7 @@ def fid_stats(workdir: Path) -> Target:
   )
 
 
+@pytest.mark.slow  # ~5-30 s a target on 2 loaded cores
 @pytest.mark.parametrize(
   'target', ['pth_zip', 'pth_legacy', 'torchscript', 'keras_h5', 'fid_stats']
 )
