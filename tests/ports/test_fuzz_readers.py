@@ -22,9 +22,11 @@ from fuzzing import Target
 FIX = Path(__file__).resolve().parents[1] / 'fixtures'
 SEED = 24
 CASES = int(os.environ.get('JAXSTYLE_FUZZ_CASES', '300'))
-# A per-file limit for any one allocation the reader makes (tracemalloc peak, which numpy's and
-# Python's allocations report to): a few copies of the file, plus interpreter overhead.
-PEAK_FACTOR, PEAK_SLACK = 8, 4 << 20
+# A bound on the peak of what a reader allocates per case (tracemalloc: numpy's and Python's
+# allocations report to it): a few copies of the file (the zip entry, the arrays, the 4x tensor
+# budget of torch_pickle.materialise), plus interpreter overhead (error messages, tracebacks: the
+# seeded runs peak below 100 KB on files of 2-70 KB).
+PEAK_FACTOR, PEAK_SLACK = 8, 1 << 20
 
 
 def pth_zip(workdir: Path) -> Target:
