@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 from typing import Any, NoReturn
 
@@ -32,6 +31,7 @@ from etils import epath
 
 from jaxstyle import parallel, storage
 from jaxstyle.errors import UserError
+from jaxstyle.storage import RunNotFoundError, UnreadableCheckpointError  # also this API's
 
 _STATE = 'state'
 _EXTRA = 'extra'
@@ -39,14 +39,6 @@ _PARAMS_DIR = 'params'
 _META_FILE = 'jaxstyle.json'
 
 log = logging.getLogger(__name__)
-
-
-class RunNotFoundError(UserError, FileNotFoundError):
-  """The directory is not a training run (no config.json, or no checkpoint yet)."""
-
-
-class UnreadableCheckpointError(UserError, RuntimeError):
-  """Checkpoints exist but none restores (damaged, or written for another config)."""
 
 
 def _path(path: Any) -> epath.Path:
@@ -101,7 +93,7 @@ def _open_manager(directory: epath.Path, **kwargs: Any) -> ocp.CheckpointManager
     return ocp.CheckpointManager(directory, **kwargs)
   except (ValueError, TypeError, KeyError, AttributeError, OSError) as err:
     raise UnreadableCheckpointError(
-      f'cannot list the checkpoints in {directory}: a step\'s _CHECKPOINT_METADATA is damaged '
+      f"cannot list the checkpoints in {directory}: a step's _CHECKPOINT_METADATA is damaged "
       f'({type(err).__name__}: {" ".join(str(err).split())[:200]}); move the damaged step '
       'directory aside (mv ckpt/N ckpt/N.corrupt) and re-run'
     ) from err
@@ -230,7 +222,7 @@ def restore_latest(
     restored, error = None, None
     try:
       storage.check_committed(epath.Path(mngr.directory) / str(step))
-      _check_declared(_state_metadata(mngr, step), f'{mngr.directory}/{step}')
+      storage.check_declared(_state_metadata(mngr, step), f'{mngr.directory}/{step}')
       restored = mngr.restore(
         step, args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(abstract_state)})
       )
@@ -293,25 +285,6 @@ def close_all() -> None:
 ################################################################################
 
 
-def _check_declared(tree: Any, where: Any) -> None:
-  """Refuses arrays whose declared sizes add up to more than this machine's memory, before Orbax
-  allocates them: with no target shape to compare against, a damaged array metadata (a shape of
-  2**40) makes tensorstore abort the process (std::bad_alloc). The file size is no bound here:
-  zstd chunks of zeros expand ~30000:1 and chunks equal to the fill value are not stored."""
-  declared = sum(  # a chunk is decoded whole, so a huge declared chunk counts too
-    max(math.prod(leaf.shape), math.prod(getattr(leaf.storage, 'chunk_shape', None) or ()))
-    * np.dtype(leaf.dtype).itemsize
-    for leaf in jax.tree.leaves(tree)
-    if getattr(leaf, 'shape', None) is not None and getattr(leaf, 'dtype', None) is not None
-  )
-  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-  if declared > memory:
-    raise UnreadableCheckpointError(
-      f'{where} declares {declared} bytes of arrays, more than this machine has ({memory}): '
-      'its metadata is damaged'
-    )
-
-
 def _restore_params_numpy(step_dir: epath.Path) -> Any:
   """Partial restore of state['params'] as numpy: only the params are read from disk.
 
@@ -324,7 +297,7 @@ def _restore_params_numpy(step_dir: epath.Path) -> Any:
   # The handler's own metadata (raises if missing: damage); `Checkpointer.metadata` would also
   # look for step-level metadata inside the item directory and warn that it is not there.
   tree = handler.metadata(step_dir / _STATE).tree
-  _check_declared(tree['params'], step_dir / _STATE)
+  storage.check_declared(tree['params'], step_dir / _STATE)
   with ocp.Checkpointer(handler) as ckptr:
     item = {'params': tree['params']}
     args = ocp.args.PyTreeRestore(
@@ -355,18 +328,7 @@ def load_run_with_step(workdir: str, step: int | None = None) -> tuple[dict, Any
   when one is named: then only that step is read).
   """
   workdir = _path(workdir)
-  config_file = workdir / 'config.json'
-  if not config_file.exists():
-    raise RunNotFoundError(
-      f'{workdir} is not a training run: it has no config.json (pass the --workdir given to '
-      '`jaxstyle train`)'
-    )
-  try:  # a run's config.json damaged by hand or cut short: one line naming it (issue #24)
-    config = json.loads(config_file.read_text())
-  except (OSError, ValueError) as err:
-    raise RunNotFoundError(f'{config_file} cannot be read as a run config ({err})') from err
-  if not isinstance(config, dict):
-    raise RunNotFoundError(f'{config_file} is not a run config (a JSON object)')
+  config = storage.read_run_config(workdir)
   ckpt_dir = workdir / 'ckpt'
   # The committed `{step}` dirs, as CheckpointManager.all_steps lists them, without a manager.
   steps = sorted(ocp.utils.checkpoint_steps(ckpt_dir), reverse=True)
@@ -378,26 +340,9 @@ def load_run_with_step(workdir: str, step: int | None = None) -> tuple[dict, Any
   if step is not None and step not in steps:  # `evaluate --step N|best`: that one, or none
     raise RunNotFoundError(f'{workdir} has no checkpoint of step {step} (it has {sorted(steps)})')
   steps = steps if step is None else [step]
-  last_error: Exception | None = None
-  for step in steps:
-    try:
-      params = _restore_params_numpy(ckpt_dir / str(step))
-    except Exception as e:  # noqa: BLE001 -- fall back exactly like restore_latest
-      log.warning(
-        'Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
-        step,
-        ckpt_dir,
-        storage.brief(e),
-      )
-      last_error = e
-      continue
-    if last_error is not None:
-      log.warning('Read step %d of %s: the newer checkpoint(s) are unreadable.', step, ckpt_dir)
-    return config, params, step
-  raise UnreadableCheckpointError(
-    f'None of the checkpoints {steps} in {ckpt_dir} could be restored; last error: '
-    f'{storage.brief(last_error)}'
-  ) from last_error
+  read = lambda s: _restore_params_numpy(ckpt_dir / str(s))
+  params, step = storage.first_readable(steps, read, ckpt_dir, log)  # falls back like restore
+  return config, params, step
 
 
 ################################################################################
@@ -440,7 +385,7 @@ def load_params(path: str) -> tuple[Any, dict]:
   try:  # damaged params (fuzzed in tests/test_checkpoint_fuzz.py): Orbax fails in many ways
     with ocp.PyTreeCheckpointer() as ckptr:
       tree = ckptr.metadata(path / _PARAMS_DIR).item_metadata.tree
-      _check_declared(tree, path / _PARAMS_DIR)
+      storage.check_declared(tree, path / _PARAMS_DIR)
       params = ckptr.restore(
         path / _PARAMS_DIR,
         args=ocp.args.PyTreeRestore(item=tree, restore_args=_numpy_restore_args(tree)),

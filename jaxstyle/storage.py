@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -150,6 +151,77 @@ def brief(error: BaseException) -> str:
   """`Type: message`, cut short: tensorstore errors embed a whole JSON spec."""
   text = ' '.join(str(error).split())
   return f'{type(error).__name__}: {text[:300]}{"..." if len(text) > 300 else ""}'
+
+
+class RunNotFoundError(UserError, FileNotFoundError):
+  """The directory is not a training run (no config.json, or no checkpoint yet)."""
+
+
+class UnreadableCheckpointError(UserError, RuntimeError):
+  """Checkpoints exist but none restores (damaged, or written for another config)."""
+
+
+def read_run_config(workdir: Any) -> dict:
+  """`{workdir}/config.json` (`workdir` an `epath.Path`, local or gs://) as a dict; a missing or
+  damaged one is a `RunNotFoundError` naming it."""
+  config_file = workdir / 'config.json'
+  if not config_file.exists():
+    raise RunNotFoundError(
+      f'{workdir} is not a training run: it has no config.json (pass the --workdir given to '
+      '`jaxstyle train`)'
+    )
+  try:  # a run's config.json damaged by hand or cut short: one line naming it (issue #24)
+    config = json.loads(config_file.read_text())
+  except (OSError, ValueError) as err:
+    raise RunNotFoundError(f'{config_file} cannot be read as a run config ({err})') from err
+  if not isinstance(config, dict):
+    raise RunNotFoundError(f'{config_file} is not a run config (a JSON object)')
+  return config
+
+
+def first_readable(steps: list[int], read: Any, where: Any, log: logging.Logger) -> tuple:
+  """(read(step), step) for the first of `steps` (newest first) that reads; each failure is a
+  WARNING on `log` and the previous step is tried; none: `UnreadableCheckpointError`."""
+  last_error: Exception | None = None
+  for step in steps:
+    try:
+      value = read(step)
+    except Exception as e:  # noqa: BLE001 -- any failure of one step means "try the previous"
+      log.warning(
+        'Checkpoint step %d in %s failed to restore (%s); trying the previous step.',
+        step,
+        where,
+        brief(e),
+      )
+      last_error = e
+      continue
+    if last_error is not None:
+      log.warning('Read step %d of %s: the newer checkpoint(s) are unreadable.', step, where)
+    return value, step
+  raise UnreadableCheckpointError(
+    f'None of the checkpoints {steps} in {where} could be restored; last error: {brief(last_error)}'
+  ) from last_error
+
+
+def check_declared(tree: Any, where: Any) -> None:
+  """Refuses arrays whose declared sizes add up to more than this machine's memory, before Orbax
+  allocates them: with no target shape to compare against, a damaged array metadata (a shape of
+  2**40) makes tensorstore abort the process (std::bad_alloc). The file size is no bound here:
+  zstd chunks of zeros expand ~30000:1 and chunks equal to the fill value are not stored."""
+  import jax  # only restores need it; this module is imported by the CLI at start-up
+
+  declared = sum(  # a chunk is decoded whole, so a huge declared chunk counts too
+    max(math.prod(leaf.shape), math.prod(getattr(leaf.storage, 'chunk_shape', None) or ()))
+    * np.dtype(leaf.dtype).itemsize
+    for leaf in jax.tree.leaves(tree)
+    if getattr(leaf, 'shape', None) is not None and getattr(leaf, 'dtype', None) is not None
+  )
+  memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+  if declared > memory:
+    raise UnreadableCheckpointError(
+      f'{where} declares {declared} bytes of arrays, more than this machine has ({memory}): '
+      'its metadata is damaged'
+    )
 
 
 class WriteFailedError(UserError, OSError):
