@@ -185,6 +185,6 @@ def unofficial_note(path: str | os.PathLike | None, mode: str = 'pytorch-fid') -
       f"reference tool's numbers come from {own} (docs/fid.md)"
     )
   return (
-    f"Inception weights from {path}, not pytorch-fid's {INCEPTION_FILE}: FID/KID rank runs "
+    f"Inception weights from {path}, not {mode}'s {own}: FID/KID rank runs "
     'scored with the same weights but are not comparable with published numbers'
   )
