@@ -2,11 +2,14 @@
 independent entropy formula (<= 1e-6), precision/recall vs a brute-force pairwise loop, and the
 statistics files clean-fid reads and writes (round trip)."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 from scipy import special, stats
 
+from jaxstyle import cli
 from jaxstyle.errors import BadInputError
 from jaxstyle.fid import cli as fid_cli
 from jaxstyle.fid import metrics, quality, resize
@@ -159,3 +162,28 @@ def test_fid_lowrank_is_pytorch_fids_number(n1, n2, d):
   # which shows at ~1e-7 relative of FID here (the eps retry adds 1e-6 to the diagonals).
   np.testing.assert_allclose(metrics.fid_lowrank(x, y), want, rtol=1e-5)
   assert metrics.fid_lowrank(x, x) == pytest.approx(0, abs=1e-9)
+
+
+def test_one_folder_with_isc_scores_only_the_inception_score(monkeypatch, tmp_path, capsys):
+  """`jaxstyle fid FOLDER --isc`: the CLI's one-PATH branch, with the Inception pass replaced by
+  fixed logits (the pass itself is tested in test_fid_modes.py)."""
+  logits = np.random.default_rng(2).normal(0, 2, (20, 1008))
+  (tmp_path / 'imgs').mkdir()
+
+  def load(self, path):
+    self.logits[path] = logits
+    return np.zeros((20, 2048)), None
+
+  monkeypatch.setattr(fid_cli._Sets, 'check', lambda self, paths: None)
+  monkeypatch.setattr(fid_cli._Sets, 'load', load)
+  out_json = tmp_path / 'is.json'
+  argv = ['fid', str(tmp_path / 'imgs'), '--isc', '--isc-splits', '4', '--json', str(out_json)]
+  assert cli.main(argv) == 0
+  out = capsys.readouterr().out
+  want = quality.inception_score(logits, 4)
+  assert f'IS: {want["is_mean"]:.4f} ± {want["is_std"]:.4f} (4 splits of n = 20)' in out
+  assert 'FID' not in out
+  scores = json.loads(out_json.read_text())
+  assert scores['is_mean'] == want['is_mean'] and 'fid' not in scores
+  assert cli.main(['fid', str(tmp_path / 'imgs'), '--isc', '--kid']) == 2  # KID needs two sets
+  assert '--kid and --prc compare two sets' in capsys.readouterr().err
