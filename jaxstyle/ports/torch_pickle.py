@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle.errors import UserError
+from jaxstyle.errors import BadInputError
 
 __all__ = [
   'CheckpointFormatError',
@@ -35,11 +35,11 @@ __all__ = [
 ]
 
 
-class UnsafeCheckpointError(UserError, ValueError):
+class UnsafeCheckpointError(BadInputError):
   """The file asks the unpickler for a global outside the state_dict allow-list."""
 
 
-class CheckpointFormatError(UserError, ValueError):
+class CheckpointFormatError(BadInputError):
   """The file is not a readable PyTorch state_dict (corrupt, truncated or unsupported)."""
 
 
