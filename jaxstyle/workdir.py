@@ -78,6 +78,12 @@ RULES: dict[str, dict[str, str]] = {
     stream='model.* styles style_size vgg.* data.* seed per_device_batch',
   ),
   'adain': _rules(state='task', stream='model.* data.* style.* vgg.* seed per_device_batch'),
+  'cut': _rules(  # F's MLPs: one per tap, their widths follow the taps' channels
+    state='task model.generator model.discriminator model.gen_filters model.disc_filters '
+    'model.n_blocks model.n_layers model.in_channels model.out_channels model.mlp_features '
+    'nce.layers',
+    stream='model.* nce.* data.* seed per_device_batch',
+  ),
   'nst': _rules(  # the optimised image is the state: its size, count and optimiser
     state='task content image.* scales loss.style_weights optim.name optim.memory_size',
     stream='styles style_blend seed init init_image noise_scale colors vgg.*',

@@ -117,23 +117,27 @@ def evaluate_fns(
 ) -> dict[str, float]:
   """The metrics for translation functions {'A2B': f, 'B2A': g} (float NHWC -> float NHWC).
 
-  Separated from the networks so tests can score oracle and identity "generators". `outputs`,
-  when given, receives the test images and their translations (see `Outputs`).
+  Separated from the networks so tests can score oracle and identity "generators". A one-sided
+  model (CUT) gives only 'A2B': no B->A scores and no cycle. `outputs`, when given, receives the
+  test images and their translations (see `Outputs`).
   """
   metrics: dict[str, float] = {}
   for src_d, dst_d in (('A', 'B'), ('B', 'A')):
-    fwd, back = fns[f'{src_d}2{dst_d}'], fns[f'{dst_d}2{src_d}']
+    if f'{src_d}2{dst_d}' not in fns:
+      continue
+    fwd, back = fns[f'{src_d}2{dst_d}'], fns.get(f'{dst_d}2{src_d}')
     n = len(sources[src_d]) if max_images is None else min(max_images, len(sources[src_d]))
     imgs, masks = _eval_views(data_cfg, sources[src_d], n)
     hits, ious, cyc, fakes = [], [], [], []
     for start in range(0, n, batch_size):
       x = image_io.to_float(imgs[start : start + batch_size])
       y = np.asarray(fwd(x), np.float32)
-      rec = np.asarray(back(y), np.float32)
+      rec = None if back is None else np.asarray(back(y), np.float32)
       y8 = image_io.to_uint8(y)
       p_b = criterion(y8)
       hits.append(p_b > 0.5 if dst_d == 'B' else p_b < 0.5)
-      cyc.append(np.abs(rec - x).mean((1, 2, 3)))
+      if rec is not None:
+        cyc.append(np.abs(rec - x).mean((1, 2, 3)))
       if masks is not None:
         ious.append(
           synthetic.mask_iou(synthetic.estimate_mask(y8), masks[start : start + batch_size])
@@ -145,7 +149,8 @@ def evaluate_fns(
     metrics[f'eval/transfer_{key}'] = float(np.concatenate(hits).mean())
     if ious:
       metrics[f'eval/iou_{key}'] = float(np.concatenate(ious).mean())
-    metrics[f'eval/cycle_l1_{src_d}'] = float(np.concatenate(cyc).mean())
+    if cyc:
+      metrics[f'eval/cycle_l1_{src_d}'] = float(np.concatenate(cyc).mean())
     metrics[f'eval/n_images_{src_d}'] = float(n)
     if outputs is not None:
       outputs.reals[src_d], outputs.fakes[key] = imgs, np.concatenate(fakes)
@@ -157,26 +162,26 @@ def _add_rows(
   key: str,
   x: np.ndarray,
   y8: np.ndarray,
-  rec: np.ndarray,
-  back: TranslateFn,
+  rec: np.ndarray | None,
+  back: TranslateFn | None,
   start: int,
 ) -> None:
-  """The page's rows from one batch; identity is the other generator on the real image."""
+  """The page's rows from one batch; identity is the other generator on the real image (neither
+  it nor the reconstruction exists for a one-sided model)."""
   rows = outputs.rows.setdefault(key, [])
   k = min(outputs.page_images - len(rows), len(x))
   if k <= 0:
     return
-  ident = image_io.to_uint8(np.asarray(back(x[:k]), np.float32))
+  ident = None if back is None else image_io.to_uint8(np.asarray(back(x[:k]), np.float32))
   for i in range(k):
-    rows.append(
-      {
-        'name': f'{key[0]} test #{start + i}',
-        'real': image_io.to_uint8(x[i]),
-        'translated': y8[i],
-        'reconstructed': image_io.to_uint8(rec[i]),
-        'identity': ident[i],
-      }
-    )
+    row = {
+      'name': f'{key[0]} test #{start + i}',
+      'real': image_io.to_uint8(x[i]),
+      'translated': y8[i],
+    }
+    if rec is not None:
+      row.update(reconstructed=image_io.to_uint8(rec[i]), identity=ident[i])
+    rows.append(row)
 
 
 def fid_kid(
@@ -236,7 +241,8 @@ def evaluate(
   batch_size: int = 16,
   outputs: Outputs | None = None,
 ) -> dict[str, float]:
-  """Scores params {'G_A', 'G_B', ...} of a run whose config has `model` and `data` sections."""
+  """Scores params {'G_A', 'G_B', ...} (CycleGAN) or {'G', ...} (CUT: A->B only) of a run whose
+  config has `model` and `data` sections."""
   from jaxstyle import models  # the jax stack: `jaxstyle evaluate --help` stays instant
   from jaxstyle.cyclegan import translate
 
@@ -247,7 +253,7 @@ def evaluate(
   generator = models.make_generator(model_cfg)
   multiple = models.generator_multiple(model_cfg)
   fns = {}
-  for key, name in (('A2B', 'G_A'), ('B2A', 'G_B')):
+  for key, name in (('A2B', 'G_A'), ('B2A', 'G_B')) if 'G_A' in params else (('A2B', 'G'),):
     g = translate.generator_fn(generator, params[name])
     fns[key] = lambda x, g=g: translate.translate_float(g, x, multiple)
   sources = data.make_sources(data_cfg, split)

@@ -18,9 +18,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxstyle import checkpoint, image_io
+from jaxstyle import checkpoint, image_io, models
 from jaxstyle.cyclegan import data
-from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import UserError
 from jaxstyle.fid import tracking
 from jaxstyle.metrics import METRICS_FILE, read_metrics
@@ -33,7 +32,15 @@ _GENERATOR = {'A2B': 'G_A', 'B2A': 'G_B'}
 class TrainingFID:
   """Scores the current generators every `eval.fid_every_steps` steps and tracks the best step."""
 
-  def __init__(self, config: Any, test_sources: dict[str, Any], records: list[dict], workdir: str):
+  def __init__(
+    self,
+    config: Any,
+    test_sources: dict[str, Any],
+    records: list[dict],
+    workdir: str,
+    generators: dict[str, str] | None = None,
+  ):
+    """`generators`: scored direction -> params key (default CycleGAN's two; CUT's {'A2B': 'G'})."""
     from jaxstyle.fid import features, weights  # the Inception stack: only when tracking is on
 
     ev = config.eval
@@ -43,6 +50,7 @@ class TrainingFID:
     if note:
       log.warning('FID tracking: %s', note)
     extractor = features.FeatureExtractor(params, mode=ev.fid_mode)
+    self.generators = dict(generators or _GENERATOR)
     images = {}
     for d in 'AB':
       idx = tracking.subset(len(test_sources[d]), ev.fid_images, ev.fid_seed)
@@ -50,13 +58,10 @@ class TrainingFID:
         [data.eval_image(config.data, test_sources[d].image(int(i))) for i in idx]
       )
     self.tracker = tracking.FIDTracker(
-      {
-        'A2B': (image_io.to_float(images['A']), images['B']),
-        'B2A': (image_io.to_float(images['B']), images['A']),
-      },
+      {key: (image_io.to_float(images[key[0]]), images[key[-1]]) for key in self.generators},
       extractor,
     )
-    G, _ = train_state.make_nets(config)
+    G = models.make_generator(config.model)  # the generator alone: CUT's D is not CycleGAN's
     self._apply = jax.jit(lambda p, x: G.apply({'params': p}, x).astype(np.float32))
     ckpt = os.path.join(workdir, 'ckpt')
     # Resumed: the best step so far among those still checkpointed.
@@ -75,7 +80,7 @@ class TrainingFID:
 
   def __call__(self, step: int, params: Any) -> dict[str, float]:
     """The tracked scores of `params` at `step` (metrics.jsonl / TensorBoard keys)."""
-    scores = self.tracker.score(lambda d, x: self._apply(params[_GENERATOR[d]], x))
+    scores = self.tracker.score(lambda d, x: self._apply(params[self.generators[d]], x))
     value = scores[tracking.TRACK_KEY]
     if np.isfinite(value) and (self.best is None or value < self.best[1]):
       self.best = (step, value)

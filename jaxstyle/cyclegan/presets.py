@@ -24,6 +24,7 @@ from jaxstyle.networks import reference_model as reference_model
 DISCRIMINATORS = ('patchgan', 'patchgan_book')
 SCHEDULES = ('constant', 'junyanz', 'paper', 'linear')
 CONV_IMPLS = ('auto', 'xla', 'subpixel', 'cpu_fast', 'cpu_winograd')
+INITS = ('normal', 'keras', 'xavier')  # models.layers.kernel_init ('xavier': CUT's default)
 
 
 def cyclegan_base() -> ml_collections.ConfigDict:
@@ -128,6 +129,19 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   as `per_device_batch=0` fails in a second instead of deep in a data worker.
   """
   ck = config_lib.Checks(c)
+  check_shared(ck, c)
+  ck.choice('model.generator', tuple(GENERATOR_MULTIPLE))
+  ck.choice('model.discriminator', DISCRIMINATORS)
+  for key in ('lambda_gan', 'lambda_cycle', 'lambda_id'):
+    ck.number('loss.' + key)
+  ck.integer('pool_size', 0)
+  ck.raise_if_any()
+  return c
+
+
+def check_shared(ck: config_lib.Checks, c: ml_collections.ConfigDict) -> None:
+  """The checks of the fields CycleGAN shares with CUT (data, model widths, optim, loop, eval);
+  each task adds its own generator/discriminator choices and losses."""
   d, m = 'data.', 'model.'
   ck.choice(d + 'source', ('synthetic', 'tfds', 'folder'))
   ck.require(
@@ -141,10 +155,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     ck.integer(d + key, 1)
   for key in ('load_size', 'synthetic_resolution', 'num_workers', 'seed'):
     ck.integer(d + key, 0)
-  ck.choice(m + 'generator', tuple(GENERATOR_MULTIPLE))
-  ck.choice(m + 'discriminator', DISCRIMINATORS)
   ck.choice(m + 'eps_mode', ('var', 'std'))
-  ck.choice(m + 'init', ('normal', 'keras'))
+  ck.choice(m + 'init', INITS)
   ck.choice(m + 'upsample', ('deconv', 'resize_conv'))
   ck.choice(m + 'dtype', ('float32', 'bfloat16'))
   ck.choice(m + 'conv_impl', CONV_IMPLS)
@@ -153,8 +165,6 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ck.integer(m + 'n_blocks', 0)
   ck.number(m + 'norm_eps', strict=True)
   ck.number(m + 'init_gain', strict=True)
-  for key in ('lambda_gan', 'lambda_cycle', 'lambda_id'):
-    ck.number('loss.' + key)
   ck.number('optim.lr', strict=True)
   ck.number('optim.b1', high=1.0)
   ck.number('optim.b2', high=1.0)
@@ -165,7 +175,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ck.integer('optim.epoch_count', 1)
   for key in ('per_device_batch', 'log_every', 'sample_every', 'ckpt.every_steps'):
     ck.integer(key, 1)
-  for key in ('seed', 'pool_size', 'total_steps', 'num_samples', 'eval_max_images'):
+  for key in ('seed', 'total_steps', 'num_samples', 'eval_max_images'):
     ck.integer(key, 0)
   for key in ('eval.fid_every_steps', 'eval.fid_seed'):
     ck.integer(key, 0)
@@ -178,8 +188,6 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.total_steps == 0:
     ck.number('num_epochs', strict=True)
   _check_image_size(ck, c)
-  ck.raise_if_any()
-  return c
 
 
 def check_inputs(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

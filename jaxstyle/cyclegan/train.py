@@ -10,9 +10,11 @@ and evaluation when re-run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -35,8 +37,9 @@ from jaxstyle.metrics import (
 log = logging.getLogger(__name__)
 
 
-def _sample_fn(config: Any):
-  """Figure 5-8 rows: (original, translated, reconstructed, identity) for each domain."""
+def _sample_fn(config: Any) -> Callable[..., np.ndarray]:
+  """Figure 5-8: `(params, a, b) -> grid` of (original, translated, reconstructed, identity) rows
+  for each domain."""
   G, _ = train_state.make_nets(config)
 
   @jax.jit
@@ -54,7 +57,32 @@ def _sample_fn(config: Any):
       g(params['G_A'], b),
     )
 
-  return fn
+  return lambda params, a, b: samples.sample_grid(*jax.device_get(fn(params, a, b)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What the unpaired trainer asks of a task: CycleGAN's own (`CYCLEGAN`), CUT's (cut/train.py).
+
+  `init_state(config, rng, image_size, n_devices)` and `make_train_step(config, steps_per_epoch)`
+  as `cyclegan.step`'s; `sample_grid(config)` -> `(params, test A, test B) -> uint8 grid`;
+  `generators`: FID-tracked direction -> params key; `postfix`: progress-bar name -> metric key.
+  """
+
+  init_state: Callable[..., Any]
+  make_train_step: Callable[..., Callable]
+  sample_grid: Callable[[Any], Callable[..., np.ndarray]]
+  generators: dict[str, str]
+  postfix: dict[str, str]
+
+
+CYCLEGAN = Task(
+  init_state=train_state.init_state,
+  make_train_step=train_state.make_train_step,
+  sample_grid=_sample_fn,
+  generators={'A2B': 'G_A', 'B2A': 'G_B'},
+  postfix={'G': 'train/loss_G', 'D_A': 'train/loss_D_A', 'D_B': 'train/loss_D_B'},
+)
 
 
 def _sample_path(workdir: str, step: int) -> str:
@@ -68,8 +96,9 @@ def _records_at(workdir: str, step: int) -> list[dict]:
   return [r for r in read_metrics(workdir) if r['step'] == step]
 
 
-def train(config: Any, workdir: str) -> dict[str, float]:
-  """Trains CycleGAN as `config` says, checkpointing into `workdir`; returns the last metrics.
+def train(config: Any, workdir: str, task: Task = CYCLEGAN) -> dict[str, float]:
+  """Trains CycleGAN (or `task`: CUT) as `config` says, checkpointing into `workdir`; returns the
+  last metrics.
 
   One linear function with banner sections on purpose (house style: big_vision's train.py), so the
   whole loop a GAN experiment customises reads top to bottom; it is longer than ~80 lines for that.
@@ -116,9 +145,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   #### Model
   size = config.data.image_size
   # Built on the host, then placed: pools on 'data' (one per device), the rest replicated.
-  state = jax.device_get(
-    train_state.init_state(config, jax.random.PRNGKey(config.seed), size, n_dev)
-  )
+  state = jax.device_get(task.init_state(config, jax.random.PRNGKey(config.seed), size, n_dev))
   specs = parallel.state_specs(state)
   state = parallel.place(state, parallel.shardings(mesh, specs))
 
@@ -127,7 +154,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   fid_track = None
   if config.eval.fid_every_steps > 0:
     history = read_metrics(workdir) if os.path.exists(os.path.join(workdir, METRICS_FILE)) else []
-    fid_track = fid_hook.TrainingFID(config, test_sources, history, workdir)
+    fid_track = fid_hook.TrainingFID(config, test_sources, history, workdir, task.generators)
   mngr = checkpoint.make_manager(workdir, config, keep_also=fid_track)
   abstract = checkpoint.abstract_of(state)
   try:
@@ -165,8 +192,8 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     log.info('Step %d of %d is already checkpointed: nothing left to train.', start, total)
 
   #### Step
-  step_fn = parallel.compile_step(train_state.make_train_step(config, spe), mesh, specs)
-  sample_fn = _sample_fn(config)
+  step_fn = parallel.compile_step(task.make_train_step(config, spe), mesh, specs)
+  sample_fn = task.sample_grid(config)
   writer = MetricWriter(workdir, enabled=is_main)
   stream = data.TrainStream(
     config.data,
@@ -186,9 +213,9 @@ def train(config: Any, workdir: str) -> dict[str, float]:
       )
 
   def write_samples(step: int) -> None:
-    rows = jax.device_get(sample_fn(state['params'], sample_images['A'], sample_images['B']))
+    grid = sample_fn(state['params'], sample_images['A'], sample_images['B'])
     with storage.write_failures('sample write', _sample_path(workdir, step), workdir):
-      grid = samples.save_sample_grid(_sample_path(workdir, step), *rows)
+      image_io.save(_sample_path(workdir, step), grid)
     writer.write_image(step, 'samples', grid)
 
   #### Loop
@@ -234,11 +261,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
         last = train_record(step, metrics, t_steps, t_wait, time.time() - t0)
         t0, t_steps, t_wait = time.time(), 0, 0.0
         writer.write(step, last)
-        bar.set_postfix(
-          G=f'{last["train/loss_G"]:.3f}',
-          D_A=f'{last["train/loss_D_A"]:.3f}',
-          D_B=f'{last["train/loss_D_B"]:.3f}',
-        )
+        bar.set_postfix(**{name: f'{last[key]:.3f}' for name, key in task.postfix.items()})
       if fid_due:  # scored before the save: the manager prunes by the best step so far
         writer.write(step, fid_track(step, state['params']))
       events = []

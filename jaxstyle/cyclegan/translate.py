@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import errors, image_io, models
+from jaxstyle import errors, image_io, models, networks
 from jaxstyle.cyclegan import presets
 from jaxstyle.errors import BadInputError, ConfigError, UserError
 from jaxstyle.image_io import collect_inputs, pad_to_multiple
@@ -121,14 +121,17 @@ def translate_images(
 def model_config(fields: dict[str, Any]) -> Any:
   """A full model ConfigDict from a (possibly partial or newer) dict; unknown keys are dropped.
 
-  Missing fields take junyanz's reference values: weight files without a model config are
-  junyanz generators, and run configs always hold every field they were trained with.
+  Missing fields take junyanz's reference values (CUT's for its anti-aliased generator): weight
+  files without a model config are junyanz generators, and run configs always hold every field
+  they were trained with.
   """
-  known = presets.reference_model()
+  cut = fields.get('generator') == networks.CUT_MODEL['generator']
+  build = networks.cut_model if cut else presets.reference_model
+  known = build()
   extra = sorted(set(fields) - set(known.keys()))
   if extra:
     log.warning('ignoring unknown model config fields %s', extra)
-  return presets.reference_model(**{k: v for k, v in fields.items() if k in known})
+  return build(**{k: v for k, v in fields.items() if k in known})
 
 
 def check_params(generator: Any, params: Any, cfg: Any, source: str) -> None:
@@ -195,6 +198,13 @@ def _read_generator(workdir: str | None, weights: str | None, direction: str) ->
 
   if workdir is not None:
     config, params = checkpoint.load_run(workdir)
+    if 'G' in params and DIRECTIONS['AtoB'] not in params:  # CUT: one generator
+      if direction != 'AtoB':
+        raise UserError(
+          f'--workdir {workdir} is a {config.get("task", "CUT")} run: its one generator '
+          'translates A to B only (--direction BtoA needs a CycleGAN run)'
+        )
+      return params['G'], model_config(config.get('model', {}))
     return params[DIRECTIONS[direction]], model_config(config.get('model', {}))
   if weights.lower().endswith(('.pth', '.pt')):
     return junyanz.generator_from_pth(weights)
@@ -215,6 +225,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   src = parser.add_mutually_exclusive_group(required=True)
   src.add_argument('--workdir', help='training run directory (latest checkpoint)')
   src.add_argument('--weights', help='junyanz .pth generator or a `port-weights` directory')
+  src.add_argument(
+    '--pretrained',
+    metavar='NAME',
+    help='a published junyanz CycleGAN generator by name (horse2zebra, style_vangogh, ...): '
+    'downloaded into the cache and ported on first use',
+  )
   parser.add_argument(
     '--direction',
     choices=list(DIRECTIONS),
@@ -222,6 +238,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     help='AtoB uses G_A, BtoA uses G_B (ignored for a single-generator --weights)',
   )
   parser.add_argument(
+    '-o',
     '--out',
     required=True,
     help="output folder, created if missing: one input folder's images land "
@@ -282,7 +299,18 @@ def run(args: argparse.Namespace) -> int:
       f'nothing to translate: none of the {len(items)} input file(s) is a '
       'readable image (see the warnings above)'
     )
-  generator, params, cfg = load_generator(args.workdir, args.weights, args.direction)
+  weights = args.weights
+  if getattr(args, 'pretrained', None):  # download + port once, then it is a --weights folder
+    from jaxstyle.ports import pretrained
+
+    model = pretrained.resolve(args.pretrained)
+    if model.family != 'cyclegan':
+      raise UserError(
+        f'--pretrained {args.pretrained} is a pix2pix generator: translate it with '
+        '`jaxstyle port-weights --pretrained NAME` and the pix2pix task'
+      )
+    weights, _ = pretrained.port(model)
+  generator, params, cfg = load_generator(args.workdir, weights, args.direction)
   multiple = models.generator_multiple(cfg)
   done = 0
   with tqdm(total=len(sized), unit='img', desc='translate') as bar:

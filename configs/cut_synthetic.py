@@ -1,0 +1,51 @@
+"""CUT on the embedded synthetic dataset, at the CycleGAN main job's shapes (configs/cyclegan_synthetic.py).
+
+Offline, and success is measurable (`jaxstyle evaluate`: transfer rate and content IoU from the
+ground-truth masks). 32 px, batch 4, lr 5e-4 on the linear schedule, 3 epochs = 750 steps, as the
+CycleGAN job; CUT's anti-aliased ResNet g32 with 5 blocks (so the default taps 12 and 16 are the
+first and last block, as in ResNet-9), its anti-aliased PatchGAN d16 with 2 layers, 64 patches per
+tap (a 32-px image has 64 positions at tap 8). `:fastcut` trains FastCUT at the same shapes.
+
+Command:
+  jaxstyle train --config configs/cut_synthetic.py --workdir runs/cut_synthetic
+  jaxstyle train --config configs/cut_synthetic.py:fastcut --workdir runs/fastcut_synthetic
+  jaxstyle evaluate --workdir runs/cut_synthetic
+  jaxstyle train --config configs/cut_synthetic.py:runlocal --workdir runs/cut_local
+Expected: CycleGAN vs CUT vs FastCUT on this job: docs/cut.md, "Side by side" (tools/compare_cut.py).
+"""
+
+import ml_collections
+
+from jaxstyle import config_lib
+from jaxstyle.cut import presets
+
+
+def get_config(arg=None) -> ml_collections.ConfigDict:
+  arg = config_lib.parse_arg(arg, runlocal=False, fastcut=False)
+  c = presets.cut_base()
+  if arg.fastcut:
+    presets.fastcut(c)
+  c.data.update(dict(source='synthetic', image_size=32, load_size=0, augment='book'))
+  c.model.update(dict(gen_filters=32, disc_filters=16, n_blocks=5, n_layers=2))
+  c.nce.num_patches = 64
+  c.optim.update(dict(lr=5e-4, schedule='linear', n_epochs=1, n_epochs_decay=1))
+  c.per_device_batch = 4
+  c.num_epochs = 3.0
+  c.log_every = 50
+  c.sample_every = 250
+  c.num_samples = 2
+  c.ckpt.update(dict(every_steps=250, keep=2))
+  c.eval_at_end = True
+  if arg.runlocal:
+    presets.cut_runlocal(c)
+  return c
+
+
+def get_sweep():
+  """λ_NCE, the taps (encoder only vs with the blocks) and CUT vs FastCUT's losses."""
+  return [
+    {'loss.lambda_nce': 1.0},
+    {'loss.lambda_nce': 10.0},
+    {'nce.layers': (0, 4, 8)},
+    {'loss.lambda_nce': 10.0, 'loss.nce_idt': False, 'nce.flip_equivariance': True},
+  ]
