@@ -100,3 +100,20 @@ def test_logits_need_the_fc(folders):
   )
   with pytest.raises(UserError, match='classifier'):
     features.FeatureExtractor(no_fc, logits=True)
+
+
+def test_clean_mode_on_arrays_as_evaluate_calls_it(params, folders, reference):
+  """`FeatureExtractor.__call__` (what `jaxstyle evaluate` uses on translated uint8 arrays) does
+  clean-fid's resize on the host too: same features as the files path's reference; float [0, 1]
+  input is scaled by 255 first."""
+  files = sorted((folders / 'fake').iterdir())[1::2]  # the 40x32 images
+  images = np.stack([np.asarray(Image.open(f).convert('RGB')) for f in files])
+  ex = features.FeatureExtractor(params, batch_size=4, mode='clean', logits=True)
+  feats, logits = features.split_outputs(ex(images))
+  want_f, want_l = reference['fake'][0][1::2], reference['fake'][1][1::2]
+  # Error model as above (another batch layout of the same program): 2e-4 of the scale.
+  np.testing.assert_allclose(feats, want_f, rtol=0, atol=2e-4 * np.abs(want_f).max())
+  np.testing.assert_allclose(logits, want_l, rtol=0, atol=2e-4 * np.abs(want_l).max())
+  as_float = features.split_outputs(ex(images.astype(np.float32) / 255.0))[0]
+  # x/255*255 in float32 is within an ulp of x: the same features to rounding.
+  np.testing.assert_allclose(as_float, feats, rtol=0, atol=2e-4 * np.abs(want_f).max())
