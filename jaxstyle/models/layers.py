@@ -149,13 +149,13 @@ class Conv(nn.Module):
   param_dtype: Any = jnp.float32
   impl: str = 'auto'
   op: str = 'conv'
+  use_bias: bool = True  # False: no `bias` variable (junyanz convs followed by batch norm)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     cin = x.shape[-1]
     io = (self.features, cin) if self.op == 'transpose' else (cin, self.features)
     kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, *io), self.param_dtype)
-    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
     x = x.astype(self.dtype)
     if self.op == 'conv':
       y = dispatch.conv2d(x, kernel.astype(self.dtype), self.strides, self.padding, self.impl)
@@ -169,6 +169,9 @@ class Conv(nn.Module):
       raise ValueError(
         f"op must be 'conv', 'transpose', 'upsample' or 'upsample_reflect', got {self.op!r}"
       )
+    if not self.use_bias:
+      return y
+    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
     return y + bias.astype(self.dtype)
 
 
