@@ -29,13 +29,18 @@ KINDS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """Registers the sub-command's flags (called by `jaxstyle.cli`)."""
-  parser.add_argument('src', metavar='SRC', help='source weights (.pth or Keras .h5)')
+  parser.add_argument('src', metavar='SRC', nargs='?', help='source weights (.pth or Keras .h5)')
   parser.add_argument(
     '-o',
     '--output',
-    required=True,
     metavar='DST',
-    help='output directory (project format; overwritten)',
+    help='output directory (project format; overwritten); with --pretrained, default: the cache',
+  )
+  parser.add_argument(
+    '--pretrained',
+    metavar='NAME',
+    help='instead of SRC: download a published junyanz CycleGAN / pix2pix generator by name '
+    '(horse2zebra, style_vangogh, pix2pix/facades_label2photo, ...) into the cache and port it',
   )
   parser.add_argument(
     '--kind',
@@ -114,6 +119,10 @@ def _count(tree: Any) -> int:
 
 def run(args: argparse.Namespace) -> int:
   """Converts and writes (a bad or unsafe source file is one error line from jaxstyle.cli)."""
+  if getattr(args, 'pretrained', None):
+    return _run_pretrained(args)
+  if args.src is None or args.output is None:
+    raise UserError('give SRC and -o DST (or --pretrained NAME)')
   errors.readable_file(args.src, 'source weights')
   errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), 'output parent folder')
   kind = args.kind or _guess_kind(args.src)
@@ -123,4 +132,22 @@ def run(args: argparse.Namespace) -> int:
   checkpoint.save_params(args.output, params, meta)
   cfg = meta['model_cfg']
   print(f'ported {args.src} ({kind}, {_count(params):,} params) -> {args.output}: {cfg}')
+  return 0
+
+
+def _run_pretrained(args: argparse.Namespace) -> int:
+  """`--pretrained NAME`: download into the cache (once), port, and say where both went."""
+  from jaxstyle.ports import pretrained
+
+  if args.src is not None or args.kind is not None:
+    raise UserError(
+      '--pretrained NAME takes no SRC or --kind: the name says which file and network'
+    )
+  model = pretrained.resolve(args.pretrained)
+  if args.output:
+    errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), 'output parent folder')
+  dest, new = pretrained.port(model, args.output)
+  src = pretrained.pth_path(model)
+  done = 'ported' if new else 'already ported'
+  print(f'{done} {model.qualified} ({model.kind}, from {src}) -> {dest}')
   return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -101,12 +102,16 @@ def download(
   *,
   md5: str | None = None,
   sha256_prefix: str | None = None,
+  size_range: tuple[int, int] | None = None,
   progress: bool = True,
 ) -> str:
   """Downloads `url` to `dest` through a temp file in the same folder, checking the hash before rename.
 
   A checksum mismatch deletes the temp file; the hash computed on the way is recorded in the
-  sidecar, so the first use does not read the file again.
+  sidecar, so the first use does not read the file again. A body shorter than the server's
+  Content-Length (a connection cut mid-file: urllib returns the short body without an error) and
+  a size outside `size_range` (inclusive bytes; for files without a published hash) are refused
+  the same way, so a truncated download never reaches `dest`.
 
   Raises:
     WeightDownloadError: offline / HTTP errors, downloads disabled by `$JAXSTYLE_OFFLINE` (the
@@ -133,12 +138,24 @@ def download(
           desc=os.path.basename(dest),
           disable=not progress,
         ) as bar:
+          got = 0
           while chunk := resp.read(1 << 20):
             out.write(chunk)
             hasher.update(chunk)
             bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
+            got += len(chunk)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
       raise WeightDownloadError(offline_message(url, dest, e, hint)) from e
+    if total and got != int(total):
+      raise WeightDownloadError(
+        offline_message(url, dest, f'truncated: got {got:,} of {int(total):,} bytes', hint)
+      )
+    if size_range and not size_range[0] <= got <= size_range[1]:
+      raise WeightDownloadError(
+        f'{url} sent {got:,} bytes, outside the {size_range[0]:,}-{size_range[1]:,} expected for '
+        f'{os.path.basename(dest)}; the partial file was deleted. Retry, or place a good copy at '
+        f'{dest} or pass {hint.flag} PATH.'
+      )
     digest = hasher.hexdigest()
     expected = md5 or sha256_prefix
     if expected and not digest.startswith(expected):
