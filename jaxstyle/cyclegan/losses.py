@@ -9,11 +9,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxstyle import gan_losses
 
-def mse(pred: jax.Array, target: float | jax.Array) -> jax.Array:
-  """LSGAN loss: mean squared error against a constant or an array target (`nn.MSELoss`)."""
-  pred = pred.astype(jnp.float32)
-  return jnp.mean(jnp.square(pred - jnp.asarray(target, jnp.float32)))
+# The LSGAN loss is the one shared by every translation task (`jaxstyle/gan_losses.py`, with
+# `vanilla` and `wgangp`): mean squared error against a constant or an array target.
+mse = gan_losses.lsgan
 
 
 def l1(pred: jax.Array, target: jax.Array) -> jax.Array:
