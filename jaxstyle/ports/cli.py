@@ -22,6 +22,10 @@ KINDS = (
   'inception-fid',
   'adain-decoder',
   'adain-vgg',
+  'pix2pix-G',
+  'cut-G',
+  'cut-D',
+  'cut-F',
 )
 # The converters are imported where used: they pull numpy, h5py or the jax stack, and
 # `jaxstyle port-weights --help` (this module's only import-time work) stays instant.
@@ -54,7 +58,7 @@ def _guess_kind(src: str) -> str:
   """Extension first (.h5 is Keras); for .pth, the keys tell G, D, VGG and Inception apart."""
   if src.lower().endswith(('.h5', '.hdf5', '.keras')):
     return 'vgg19-keras'
-  from jaxstyle.ports import adain, inception_fid, torch_pth
+  from jaxstyle.ports import adain, cut, inception_fid, torch_pth
 
   keys = torch_pth.load_state_dict(src).keys()
   keys = {k[len('module.') :] if k.startswith('module.') else k for k in keys}
@@ -66,8 +70,16 @@ def _guess_kind(src: str) -> str:
     return 'adain-vgg'
   if any(k.startswith('features.') for k in keys):
     return 'vgg19-torchvision'
+  if cut.is_cut_generator(keys):  # before junyanz-G/D: CUT's nets add blur `.filt` buffers
+    return 'cut-G'
+  if cut.is_cut_discriminator(keys):
+    return 'cut-D'
+  if cut.is_patch_sampler(keys):
+    return 'cut-F'
   if any('.conv_block.' in k for k in keys):
     return 'junyanz-G'
+  if 'model.model.0.weight' in keys:  # the U-Net's outermost conv
+    return 'pix2pix-G'
   if 'model.0.weight' in keys:
     return 'junyanz-D'
   raise UserError(f'{src}: cannot tell which network this is; pass --kind ({", ".join(KINDS)})')
@@ -106,6 +118,21 @@ def convert(src: str, kind: str) -> tuple[Any, dict]:
     else:
       params, net = adain.load_vgg(src), adain.VGG_NET
     meta['model_cfg'] = {'net': net, 'encoder': 'normalised'}
+  elif kind in ('cut-G', 'cut-D', 'cut-F'):
+    from jaxstyle.ports import cut
+
+    load = {
+      'cut-G': cut.generator_from_pth,
+      'cut-D': cut.discriminator_from_pth,
+      'cut-F': cut.patch_sampler_from_pth,
+    }[kind]
+    params, model_cfg = load(src)
+    meta['model_cfg'] = model_cfg.to_dict()
+  elif kind == 'pix2pix-G':  # {'params', 'batch_stats'}: the running statistics travel with it
+    from jaxstyle.ports import pix2pix
+
+    params, model_cfg = pix2pix.generator_from_pth(src)
+    meta['model_cfg'] = model_cfg.to_dict()
   else:
     raise ValueError(f'unknown --kind {kind!r}; choose from {", ".join(KINDS)}')
   return params, meta
