@@ -55,10 +55,10 @@ CYCLEGAN_NAMES = (
 PIX2PIX_NAMES = ('edges2shoes', 'sat2map', 'map2sat', 'facades_label2photo', 'day2night')
 
 # float32 bytes of the tensors each file must hold. CycleGAN: ResNet-9 (ngf 64), 11,378,179
-# params. pix2pix: U-Net-256 (ngf 64, batch norm), 54,414,080 params plus 10,240 running means
-# and variances each; files from torch >= 0.4.1 add 14 int64 `num_batches_tracked` (in the margin).
-# tests/ports/test_pretrained.py re-derives both from the networks.
-TENSOR_BYTES = {'cyclegan': 4 * 11_378_179, 'pix2pix': 4 * (54_414_080 + 2 * 10_240)}
+# params. pix2pix: U-Net-256 (ngf 64, batch norm), 54,413,955 params plus 4,928 running means and
+# as many variances; files from torch >= 0.4.1 add 13 int64 `num_batches_tracked` (in the margin).
+# tests/ports/test_pretrained.py and test_pix2pix_port.py re-derive both from the networks.
+TENSOR_BYTES = {'cyclegan': 4 * 11_378_179, 'pix2pix': 4 * (54_413_955 + 2 * 4_928)}
 
 
 class UnknownModelError(UserError, KeyError):
