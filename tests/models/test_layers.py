@@ -199,8 +199,12 @@ def test_kernel_init():
   glorot = np.asarray(layers.kernel_init('keras')(jax.random.key(0), shape))
   limit = math.sqrt(6 / (16 * 64 + 16 * 128))  # Keras glorot_uniform with receptive field 16
   assert np.abs(glorot).max() <= limit and np.abs(glorot).max() > 0.99 * limit
+  # CUT's torch xavier_normal_(gain 0.02): std gain·sqrt(2 / (fan_in + fan_out)), untruncated.
+  xavier = np.asarray(layers.kernel_init('xavier', 0.02)(jax.random.key(0), shape))
+  std = 0.02 * math.sqrt(2 / (16 * 64 + 16 * 128))
+  assert abs(xavier.std() / std - 1) < 0.02 and np.abs(xavier).max() > 3.5 * std
   with pytest.raises(ValueError):
-    layers.kernel_init('xavier')
+    layers.kernel_init('he')
 
 
 @pytest.mark.parametrize(
