@@ -309,7 +309,9 @@ def run(args: argparse.Namespace) -> int:
         f'--pretrained {args.pretrained} is a pix2pix generator: translate it with '
         '`jaxstyle port-weights --pretrained NAME` and the pix2pix task'
       )
-    weights, _ = pretrained.port(model)
+    weights, new = pretrained.port(model)
+    if new:
+      print(f'downloaded and ported {model.qualified} -> {weights} (reused next time)')
   generator, params, cfg = load_generator(args.workdir, weights, args.direction)
   multiple = models.generator_multiple(cfg)
   done = 0

@@ -128,6 +128,8 @@ def test_translate_pretrained_in_one_command(server, tmp_path, capsys):
   Image.fromarray(rng.integers(0, 256, (20, 24, 3), np.uint8)).save(tmp_path / 'in.png')
   args = [str(tmp_path / 'in.png'), '-o']
   assert cli.main(['translate', '--pretrained', 'horse2zebra', *args, str(tmp_path / 'a')]) == 0
+  dest = tmp_path / 'cache' / 'pretrained' / 'cyclegan' / 'horse2zebra'
+  assert f'downloaded and ported cyclegan/horse2zebra -> {dest}' in capsys.readouterr().out
   assert cli.main(['translate', '--weights', G_PTH, *args, str(tmp_path / 'b')]) == 0
   a = np.asarray(Image.open(tmp_path / 'a' / 'in.png'))
   np.testing.assert_array_equal(a, np.asarray(Image.open(tmp_path / 'b' / 'in.png')))
