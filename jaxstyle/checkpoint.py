@@ -285,8 +285,8 @@ def close_all() -> None:
 ################################################################################
 
 
-def _restore_params_numpy(step_dir: epath.Path) -> Any:
-  """Partial restore of state['params'] as numpy: only the params are read from disk.
+def _restore_params_numpy(step_dir: epath.Path, key: str = 'params') -> Any:
+  """Partial restore of state[key] as numpy (the params; pix2pix also its batch_stats).
 
   Reads the `state` item directly, not through a CheckpointManager: a read-only manager warns
   about its own options, and a Composite restore warns about every item it is not asked for
@@ -297,13 +297,13 @@ def _restore_params_numpy(step_dir: epath.Path) -> Any:
   # The handler's own metadata (raises if missing: damage); `Checkpointer.metadata` would also
   # look for step-level metadata inside the item directory and warn that it is not there.
   tree = handler.metadata(step_dir / _STATE).tree
-  storage.check_declared(tree['params'], step_dir / _STATE)
+  storage.check_declared(tree[key], step_dir / _STATE)
   with ocp.Checkpointer(handler) as ckptr:
-    item = {'params': tree['params']}
+    item = {key: tree[key]}
     args = ocp.args.PyTreeRestore(
       item=item, restore_args=_numpy_restore_args(item), partial_restore=True
     )
-    return ckptr.restore(step_dir / _STATE, args=args)['params']
+    return ckptr.restore(step_dir / _STATE, args=args)[key]
 
 
 def run_steps(workdir: str) -> list[int]:
@@ -320,8 +320,10 @@ def load_run(workdir: str) -> tuple[dict, Any]:
   return config, params
 
 
-def load_run_with_step(workdir: str, step: int | None = None) -> tuple[dict, Any, int]:
-  """`load_run` plus the step it read, so a score can say which checkpoint it is for.
+def load_run_with_step(
+  workdir: str, step: int | None = None, key: str = 'params'
+) -> tuple[dict, Any, int]:
+  """`load_run` plus the step it read (a score says which checkpoint); `key`: the state entry.
 
   Read-only: an unreadable step is skipped with a WARNING and left where it is (only the trainer
   moves damaged steps aside). Raises `RunNotFoundError` if `workdir` holds no run (or no `step`,
@@ -340,7 +342,7 @@ def load_run_with_step(workdir: str, step: int | None = None) -> tuple[dict, Any
   if step is not None and step not in steps:  # `evaluate --step N|best`: that one, or none
     raise RunNotFoundError(f'{workdir} has no checkpoint of step {step} (it has {sorted(steps)})')
   steps = steps if step is None else [step]
-  read = lambda s: _restore_params_numpy(ckpt_dir / str(s))
+  read = lambda s: _restore_params_numpy(ckpt_dir / str(s), key)
   params, step = storage.first_readable(steps, read, ckpt_dir, log)  # falls back like restore
   return config, params, step
 

@@ -34,6 +34,7 @@ class BatchNorm(nn.Module):
   momentum: float = 0.1
   epsilon: float = 1e-5
   init_gain: float = 0.02
+  axis_name: str | None = None  # set: batch moments pmean-ed over it (torch SyncBatchNorm)
 
   @nn.compact
   def __call__(self, x: jax.Array, use_running_average: bool) -> jax.Array:
@@ -46,11 +47,16 @@ class BatchNorm(nn.Module):
     if use_running_average:
       mean, var = ra_mean.value, ra_var.value
     else:
+      n = x.shape[0] * x.shape[1] * x.shape[2]
       mean = jnp.mean(x32, axis=(0, 1, 2))
+      if self.axis_name is not None:  # equal batches per device: the mean of means is exact
+        mean = jax.lax.pmean(mean, self.axis_name)
+        n = n * jax.lax.psum(1, self.axis_name)
       var = jnp.mean(jnp.square(x32 - mean), axis=(0, 1, 2))
+      if self.axis_name is not None:
+        var = jax.lax.pmean(var, self.axis_name)
       if not self.is_initializing():
-        n = x.shape[0] * x.shape[1] * x.shape[2]
-        unbiased = var * (n / max(n - 1, 1))
+        unbiased = var * (n / jnp.maximum(n - 1, 1))
         ra_mean.value = (1.0 - self.momentum) * ra_mean.value + self.momentum * mean
         ra_var.value = (1.0 - self.momentum) * ra_var.value + self.momentum * unbiased
     y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias

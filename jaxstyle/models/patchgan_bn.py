@@ -30,6 +30,7 @@ class PatchDiscriminatorBN(nn.Module):
   init_gain: float = 0.02
   dtype: Any = jnp.float32
   conv_impl: str = 'auto'
+  bn_axis_name: str | None = None  # batch norm synced over this mesh axis (None: per device)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -43,7 +44,9 @@ class PatchDiscriminatorBN(nn.Module):
     for i in range(1, self.n_layers + 1):
       stride = 2 if i < self.n_layers else 1
       y = conv(self.filters * min(2**i, 8), stride, f'conv_{i}', False)(y)
-      y = BatchNorm(init_gain=self.init_gain, name=f'norm_{i}')(y, use_running_average=not train)
+      y = BatchNorm(init_gain=self.init_gain, axis_name=self.bn_axis_name, name=f'norm_{i}')(
+        y, use_running_average=not train
+      )
       y = nn.leaky_relu(y, 0.2)
     return conv(1, 1, 'head', True)(y).astype(jnp.float32)
 

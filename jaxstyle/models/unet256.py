@@ -55,6 +55,7 @@ class UnetGenerator(nn.Module):
   init_gain: float = 0.02
   dtype: Any = jnp.float32
   conv_impl: str = 'auto'  # 'auto' or one of layers.CONV_IMPLS (same variables for all)
+  bn_axis_name: str | None = None  # batch norm synced over this mesh axis (None: per device)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, dropout: bool) -> jax.Array:
@@ -79,7 +80,9 @@ class UnetGenerator(nn.Module):
       return conv(y)
 
     def norm(name: str, y: jax.Array) -> jax.Array:
-      return BatchNorm(init_gain=self.init_gain, name=name)(y, use_running_average=not train)
+      return BatchNorm(init_gain=self.init_gain, axis_name=self.bn_axis_name, name=name)(
+        y, use_running_average=not train
+      )
 
     # The encoder: keep each block's (activated) input for its skip.
     skips = []

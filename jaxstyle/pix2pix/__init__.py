@@ -1,0 +1,1 @@
+"""pix2pix: paired translation (presets, aligned data, synthetic pairs, step, trainer, scores)."""
