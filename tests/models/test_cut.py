@@ -223,3 +223,17 @@ def test_generator_rejects_bad_layer_lists(nets):
   for bad in ((4, 0), (0, 0), (40,)):
     with pytest.raises(ValueError, match='strictly increasing'):
       g.apply(p, REF['g/x2'], bad)
+
+
+@pytest.mark.parametrize('impl', ['cpu_fast', 'cpu_winograd'])
+def test_generator_and_discriminator_under_the_cpu_conv_impls(nets, impl):
+  """The trainer's CPU default ('auto' = cpu_winograd) and cpu_fast give the fixture's numbers:
+  the same sums in other orders (1e-4 above), plus Winograd F(4×4)'s ~2e-5 relative per conv it
+  takes over (≤ 18 convs: 4e-4), so 5e-4 of the largest value."""
+  (g, pg), (d, pd) = nets['G'], nets['D']
+  g, d = g.clone(conv_impl=impl), d.clone(conv_impl=impl)
+  image, feats = jax.jit(lambda p, x: g.apply(p, x, TAPS, with_output=True))(pg, REF['g/x'])
+  assert rel_err(image, REF['g/y']) < 5e-4
+  for layer, f in zip(TAPS, feats, strict=True):
+    assert rel_err(f, REF[f'g/tap{layer}']) < 5e-4, layer
+  assert rel_err(jax.jit(d.apply)(pd, REF['d/x1']), REF['d/y1']) < 5e-4
