@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -317,6 +318,8 @@ def save_failure(err: Exception, ckpt_dir: str, is_main: bool) -> Exception:
   """A failed checkpoint save as `WriteFailedError` (full disk, quota, read-only), after process 0
   removed the save's partial `{step}.orbax-checkpoint-tmp` directory; other errors as they are."""
   failure = as_write_failure(err, 'checkpoint save', ckpt_dir, os.path.dirname(ckpt_dir))
+  if failure is not err and not _debug():  # the failed save abandons its other array writes
+    warnings.filterwarnings('ignore', r"coroutine '.*' was never awaited", RuntimeWarning)
   if failure is not err and is_main:
     steps = remove_partial_saves(ckpt_dir)
     if steps:
