@@ -37,13 +37,14 @@ def is_pix2pix_generator(keys: Any) -> bool:
 def model_cfg(
   num_downs: int = 8, filters: int = 64, in_channels: int = 3, out_channels: int = 3
 ) -> ml_collections.ConfigDict:
-  """The generator's fields (`UnetGenerator`'s, plus the input width the weights expect)."""
+  """The generator's fields, named as the pix2pix task's `model` section names them (its presets
+  fill the rest), plus the input width the weights expect."""
   return ml_collections.ConfigDict(
     {
       'generator': 'unet256',
       'norm': 'batch',
       'num_downs': num_downs,
-      'filters': filters,
+      'gen_filters': filters,
       'in_channels': in_channels,
       'out_channels': out_channels,
       'use_dropout': True,  # the reference's pix2pix default (no --no_dropout); no weights tell
@@ -156,7 +157,7 @@ def make_generator(cfg: Any) -> unet256.UnetGenerator:
   """The Flax module for a ported `model_cfg`."""
   return unet256.UnetGenerator(
     num_downs=int(cfg['num_downs']),
-    filters=int(cfg['filters']),
+    filters=int(cfg['gen_filters']),
     out_channels=int(cfg['out_channels']),
     use_dropout=bool(cfg.get('use_dropout', True)),
   )

@@ -50,7 +50,7 @@ def _translate(cfg, variables, x8, train):
 @pytest.mark.parametrize('mode', ['eval', 'batch'])
 def test_translate_parity_both_modes(ref, ported, mode):
   variables, cfg = ported
-  assert (cfg.num_downs, cfg.filters, cfg.in_channels, cfg.out_channels) == (8, 4, 3, 3)
+  assert (cfg.num_downs, cfg.gen_filters, cfg.in_channels, cfg.out_channels) == (8, 4, 3, 3)
   y, _ = _translate(cfg, variables, ref['x'], train=mode == 'batch')
   want = ref[f'y_{mode}']
   diff = np.abs(y.astype(int) - want)
@@ -119,7 +119,7 @@ def test_port_weights_cli(tmp_path, capsys, ported):
   assert 'pix2pix-G' in capsys.readouterr().out
   variables, meta = checkpoint.load_params(str(tmp_path / 'p'))
   jax.tree.map(np.testing.assert_array_equal, variables, ported[0])
-  assert meta['kind'] == 'pix2pix-G' and meta['model_cfg']['filters'] == 4
+  assert meta['kind'] == 'pix2pix-G' and meta['model_cfg']['gen_filters'] == 4
   assert cli.main(['port-weights', os.path.join(FIX, 'pth', 'G.pth'), '-o', str(tmp_path / 'q'),
                    '--kind', 'pix2pix-G']) == 2  # fmt: skip
   assert 'not a junyanz UnetGenerator' in capsys.readouterr().err
