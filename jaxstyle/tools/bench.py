@@ -8,6 +8,7 @@
   jaxstyle bench fid --size 299 --batch 50                     Inception features, images/s (bench_fid.py)
   jaxstyle bench data --source both --workers 1,2,4            input pipeline, images/s (bench_data.py)
   jaxstyle bench fast-style --size 512 --train-size 256 --batch 4  net forward + train step (bench_fast_style.py)
+  jaxstyle bench pix2pix --size 256 --batch 1                  one pix2pix training iteration (bench_pix2pix.py)
   jaxstyle bench gemm                                          this machine's f32 GEMM peak
   jaxstyle bench preset --config configs/X.py                  a preset's step, projected wall time
   ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
@@ -45,6 +46,7 @@ from jaxstyle.tools import (
   bench_nst,
   bench_nst_sweep,
   bench_peers,
+  bench_pix2pix,
   bench_preset,
 )
 from jaxstyle.tools.bench_archs import ARCHS as ARCHS
@@ -143,6 +145,12 @@ def _add_fast_style(p: argparse.ArgumentParser) -> None:
   )
   bench_fast_style.add_arguments(p)
   _timing(p, bench_fast_style.DEFAULT_STEPS)
+
+
+def _add_pix2pix(p: argparse.ArgumentParser) -> None:
+  bench_pix2pix.add_arguments(p)
+  _precision(p)
+  _timing(p, bench_pix2pix.DEFAULT_STEPS)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -267,6 +275,11 @@ BENCHES: dict[
     'fast-style net forward + train step (bench_fast_style.py)',
     _add_fast_style,
     bench_fast_style.bench,
+  ),
+  'pix2pix': (
+    "one pix2pix training iteration (D then G), the trainer's step (bench_pix2pix.py)",
+    _add_pix2pix,
+    bench_pix2pix.bench,
   ),
   'data': ('input pipeline, images/s (bench_data.py)', _add_data, bench_data.bench),
   'gemm': ("this machine's f32 GEMM peak, GFLOP/s", lambda p: None, _gemm),
