@@ -18,7 +18,7 @@ import ml_collections
 from jaxstyle import config_lib, errors, metrics, workdir
 
 ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
-TASKS = ('cyclegan', 'nst', 'fast_style')
+TASKS = ('cyclegan', 'nst', 'fast_style', 'cut')
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.Config
     from jaxstyle.cyclegan import presets
   elif task == 'nst':
     from jaxstyle.nst import presets  # type: ignore[no-redef]
+  elif task == 'cut':
+    from jaxstyle.cut import presets  # type: ignore[no-redef]
   else:
     from jaxstyle.fast_style import presets  # type: ignore[no-redef]
   presets.validate(config)
@@ -70,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from jaxstyle.cyclegan import presets as cyclegan_presets
 
     cyclegan_presets.check_inputs(config)
+  elif config.task == 'cut':  # the same files as CycleGAN's
+    from jaxstyle.cut import presets as cut_presets
+
+    cut_presets.check_inputs(config)
   if '://' not in args.workdir:
     errors.writable_dir(args.workdir, 'workdir')
   # One trainer per workdir, and the same run on resume (jaxstyle/workdir.py): one process claims
@@ -124,6 +130,12 @@ def _train(
     from jaxstyle.fast_style import train as train_fast_style
 
     result = train_fast_style.train(config, args.workdir)
+    log.info(metrics.summary_line(result))
+    return 0
+  if task == 'cut':
+    from jaxstyle.cut import train as train_cut
+
+    result = train_cut.train(config, args.workdir)
     log.info(metrics.summary_line(result))
     return 0
   raise AssertionError(f'build_config accepted config.task={task!r}')

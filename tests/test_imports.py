@@ -99,7 +99,19 @@ def test_stylize_modes_are_dispatched_by_the_cli():
 
 
 # Sub-packages from the bottom up: each may import only those before it (ARCHITECTURE.md).
-LAYERS = ('kernels', 'models', 'ports', 'fid', 'cyclegan', 'nst', 'fast_style', 'adain', 'tools')
+# cut/ runs on cyclegan/'s trainer, data and evaluation.
+LAYERS = (
+  'kernels',
+  'models',
+  'ports',
+  'fid',
+  'cyclegan',
+  'cut',
+  'nst',
+  'fast_style',
+  'adain',
+  'tools',
+)
 # Top-level modules that are the CLI layer; the other top-level modules are shared machinery.
 CLI_MODULES = {'jaxstyle.cli', 'jaxstyle.main'}
 

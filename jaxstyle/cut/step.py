@@ -74,6 +74,12 @@ def _flip(x: jax.Array) -> jax.Array:
   return x[:, :, ::-1]  # NHWC: the reference's torch.flip(x, [3]) on NCHW
 
 
+def step_draws(rng: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(flip coin, patch-id key for NCE(G(X), X), key for NCE(G(Y), Y)) of train step `step`."""
+  rng_flip, rng_x, rng_y = jax.random.split(jax.random.fold_in(rng, step), 3)
+  return jax.random.bernoulli(rng_flip), rng_x, rng_y
+
+
 def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
   """`per_device_step(state, batch) -> (state, metrics)` for `parallel.compile_step`.
 
@@ -84,6 +90,10 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
   NCE keys (the input's taps) come from the same pass; with flip equivariance and a flipped
   input, from a separate encoder pass on the unflipped input (as the reference). Gradients and
   metrics are `pmean`-ed over `data`; no host syncs.
+
+  The random draws (the flip coin, the patch ids) are one per step, shared by every device, as
+  the reference draws one coin and one id set per batch: a step on k devices is the step on the
+  global batch on one device (tests/cut/test_step.py), whatever k.
   """
   G, D, F = make_nets(config)
   lam, nce = config.loss, config.nce
@@ -92,12 +102,11 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
   use_idt = bool(lam.nce_idt) and lam.lambda_nce > 0
   use_nce = lam.lambda_nce > 0
   flip_eq = bool(nce.flip_equivariance)
-  batch = config.per_device_batch
 
   def encode(g, x):
     return G.apply({'params': g}, x, layers)
 
-  def nce_loss(f, feats_q, feats_k, rng):
+  def nce_loss(f, feats_q, feats_k, rng, batch):
     """λ_NCE · the reference `calculate_NCE_loss`: F on the keys draws the patch ids, F on the
     queries reuses them; keys carry no gradient (`patch_nce_loss` stops it)."""
     k_pool, ids = F.apply({'params': f}, feats_k, nce.num_patches, rng=rng)
@@ -109,8 +118,7 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
 
   def per_device_step(state, data):
     step = state['step']
-    rng = jax.random.fold_in(jax.random.fold_in(state['rng'], step), jax.lax.axis_index(DATA_AXIS))
-    rng_flip, rng_x, rng_y = jax.random.split(rng, 3)
+    coin, rng_x, rng_y = step_draws(state['rng'], step)
     real_a, real_b = data['A'], data['B']
     lr = lr_at(step, config.optim, steps_per_epoch)
     params = state['params']
@@ -118,7 +126,7 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
 
     #### One generator pass (current G) on A, and B for the identity NCE; taps are the NCE keys.
     real = jnp.concatenate([real_a, real_b]) if use_idt else real_a
-    flipped = jax.random.bernoulli(rng_flip) if flip_eq else jnp.zeros((), bool)
+    flipped = coin if flip_eq else jnp.zeros((), bool)
     if flip_eq:
       real = jnp.where(flipped, _flip(real), real)
 
@@ -156,9 +164,9 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
           feats_q = [jnp.where(flipped, _flip(q), q) for q in feats_q]
         first = lambda fs: [x[:n_a] for x in fs]
         rest = lambda fs: [x[n_a:] for x in fs]
-        terms['NCE'] = nce_loss(f, first(feats_q), first(taps), rng_x)
+        terms['NCE'] = nce_loss(f, first(feats_q), first(taps), rng_x, n_a)
         if use_idt:
-          terms['NCE_Y'] = nce_loss(f, rest(feats_q), rest(taps), rng_y)
+          terms['NCE_Y'] = nce_loss(f, rest(feats_q), rest(taps), rng_y, n_a)
           nce_both = 0.5 * (terms['NCE'] + terms['NCE_Y'])
         else:
           terms['NCE_Y'], nce_both = zero, terms['NCE']
