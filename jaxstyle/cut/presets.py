@@ -122,7 +122,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   size, n_layers = c.data.image_size, c.model.n_layers
   if c.model.discriminator == 'patchgan_antialias' and isinstance(size, int) and size > 0:
     ck.require(
-      isinstance(n_layers, int) and _antialias_d_side(size, n_layers) >= 1,
+      isinstance(n_layers, int) and antialias_d_side(size, n_layers) >= 1,
       f'data.image_size={size} is too small for the anti-aliased PatchGAN with '
       f'model.n_layers={n_layers} (its score map would be empty; lower n_layers or raise the size)',
     )
@@ -130,7 +130,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
-def _antialias_d_side(size: int, n_layers: int) -> int:
+def antialias_d_side(size: int, n_layers: int) -> int:
   """The score map's side: each 4x4 stride-1 conv (pad 1) loses a pixel, each blur-pool halves
   (rounding up), and the head is one more 4x4 conv."""
   side = size
