@@ -1,5 +1,5 @@
 """`jaxstyle train`: load a config file, apply `--config.*` overrides, dispatch on `config.task`
-(cyclegan, nst or fast_style).
+(cyclegan, nst, fast_style or adain).
 
 Kept thin on purpose (as the Flax examples' main.py): everything else lives in importable
 `train(config, workdir)` functions that tests and notebooks call directly.
@@ -18,7 +18,7 @@ import ml_collections
 from jaxstyle import config_lib, errors, metrics, workdir
 
 ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
-TASKS = ('cyclegan', 'nst', 'fast_style', 'cut')
+TASKS = ('cyclegan', 'nst', 'fast_style', 'adain', 'cut')
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.Config
     from jaxstyle.cyclegan import presets
   elif task == 'nst':
     from jaxstyle.nst import presets  # type: ignore[no-redef]
+  elif task == 'adain':
+    from jaxstyle.adain import presets  # type: ignore[no-redef]
   elif task == 'cut':
     from jaxstyle.cut import presets  # type: ignore[no-redef]
   else:
@@ -62,9 +64,11 @@ def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.Config
 def run(args: argparse.Namespace) -> int:
   """Runs the job `config.task` names; bad configs and workdirs fail before JAX starts."""
   config = build_config(args.config, list(getattr(args, 'unknown', None) or []))
-  if config.task in ('nst', 'fast_style'):
+  if config.task in ('nst', 'fast_style', 'adain'):
     if config.task == 'nst':
       from jaxstyle.nst import presets
+    elif config.task == 'adain':
+      from jaxstyle.adain import presets  # type: ignore[no-redef]
     else:
       from jaxstyle.fast_style import presets  # type: ignore[no-redef]
     presets.check_inputs(config)
@@ -130,6 +134,12 @@ def _train(
     from jaxstyle.fast_style import train as train_fast_style
 
     result = train_fast_style.train(config, args.workdir)
+    log.info(metrics.summary_line(result))
+    return 0
+  if task == 'adain':
+    from jaxstyle.adain import train as train_adain
+
+    result = train_adain.train(config, args.workdir)
     log.info(metrics.summary_line(result))
     return 0
   if task == 'cut':

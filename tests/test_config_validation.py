@@ -2,6 +2,7 @@
 its allowed range, and the validators' lists agree with the code that runs."""
 
 import glob
+import importlib
 import itertools
 import os
 
@@ -29,9 +30,7 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*.py')))
 )
 def test_every_shipped_config_and_its_sweep_validates(spec):
   config = config_lib.load_config(spec)
-  presets = {'cyclegan': cyclegan_presets, 'nst': nst_presets, 'fast_style': fast_style_presets}[
-    config.task
-  ]
+  presets = importlib.import_module(f'jaxstyle.{config.task}.presets')  # each task's validate
   presets.validate(config)
   module = config_lib.load_config_module(spec)
   for overrides in getattr(module, 'get_sweep', lambda: [])():

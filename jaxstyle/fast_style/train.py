@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxstyle import checkpoint, image_io, parallel, preemption, storage
+from jaxstyle import checkpoint, image_io, parallel, storage, train_loop
 from jaxstyle.fast_style import data, presets
 from jaxstyle.fast_style import step as fs_step
 from jaxstyle.kernels import dispatch
-from jaxstyle.metrics import MetricWriter, log_event, train_record, write_config
+from jaxstyle.metrics import MetricWriter, write_config
 
 log = logging.getLogger(__name__)
 
@@ -126,23 +125,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
 
   #### Checkpoint: auto-resume from this workdir, else from config.resume, else from scratch.
   mngr = checkpoint.make_manager(workdir, config)
-  abstract = checkpoint.abstract_of(state)
-  try:
-    restored = checkpoint.restore_latest(mngr, abstract)
-  except BaseException:
-    checkpoint.close(mngr)  # no Orbax thread may outlive the run ("Event loop is closed")
-    raise
-  if restored is None and config.resume:
-    other = checkpoint.make_manager(config.resume, None)
-    restored = checkpoint.restore_latest(other, abstract, move_aside=False)  # not our run
-    checkpoint.close(other)
-    if restored is None:
-      raise FileNotFoundError(f'config.resume={config.resume!r} holds no checkpoint')
-  if restored is not None:
-    state = restored
-  start = int(jax.device_get(state['step']))
-  if restored is not None:
-    log.info('Restored step %d', start)
+  state, start = train_loop.restore(mngr, state, config.resume)
 
   #### Step
   step_fn = parallel.compile_step(fs_step.make_train_step(config, prep), mesh, specs, n_frozen=1)
@@ -158,75 +141,16 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     'step': s,
   }
 
-  def write_samples(step: int) -> dict[str, float]:
+  def write_samples(step: int, state: Any) -> tuple[str, dict[str, float]]:
     params = jax.device_get(state['params']['net'])
     outputs, scores = evaluate(eval_fn, params, frozen, contents, n_styles)
     grid = sample_grid(contents, outputs, styles, labels)
     with storage.write_failures('sample write', sample_path(workdir, step), workdir):
       image_io.save(sample_path(workdir, step), grid)
     writer.write_image(step, 'samples', grid)
-    return scores
+    return sample_path(workdir, step), scores
 
   #### Loop
-  from tqdm import tqdm
-
-  bar = tqdm(
-    total=total,
-    initial=start,
-    disable=not is_main or not config.progress,
-    dynamic_ncols=True,
-    unit='step',
+  return train_loop.run(
+    config, workdir, state, step_fn, frozen, stream, mesh, writer, mngr, start, write_samples, extra
   )
-  last: dict[str, float] = {}
-  step, t0, t_steps, t_wait = start, time.time(), 0, 0.0
-  # SIGTERM (preemption) / Ctrl-C: finish the step, save it, exit 143 / 130 (jaxstyle.preemption).
-  stop = preemption.install()
-  try:
-    for step in range(start + 1, total + 1):
-      t_ask = time.perf_counter()
-      batch = parallel.global_batch_from_local(mesh, next(stream))
-      t_wait += time.perf_counter() - t_ask
-      with jax.transfer_guard('disallow'):
-        state, metrics = step_fn(state, batch, frozen)
-      checkpoint.check(mngr)  # a failed async save stops the run here, not at exit
-      t_steps += 1
-      bar.update(1)
-      stop_now = stop.requested(step)  # every step, on every process
-      is_save = step % config.ckpt.every_steps == 0 or step == total or stop_now
-      if step % config.log_every == 0 or is_save:
-        metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
-        last = train_record(step, metrics, t_steps, t_wait, time.time() - t0)
-        t0, t_steps, t_wait = time.time(), 0, 0.0
-        writer.write(step, last)
-        bar.set_postfix(loss=f'{last["train/loss"]:.4g}')
-      events = []
-      if is_main and (step % config.sample_every == 0 or step == total):
-        scores = write_samples(step)  # held-out perceptual loss, every style
-        writer.write(step, scores)
-        last.update(scores)
-        events.append(
-          f'samples {sample_path(workdir, step)} (held-out loss {scores["eval/loss"]:.4g})'
-        )
-      if is_save:
-        checkpoint.save(mngr, step, state, force=step == total or stop_now, extra=extra(step))
-        events.insert(0, 'checkpoint saved')
-      if events and is_main:
-        log_event(step, events)
-      if stop_now:
-        raise stop.exit(f'saved step {step} in {os.path.join(workdir, "ckpt")}')
-  except KeyboardInterrupt:
-    if not any(x.is_deleted() for x in jax.tree.leaves(state)):
-      done = int(jax.device_get(state['step']))
-      log.warning('Interrupted: saving step %d before exiting', done)
-      checkpoint.save(mngr, done, state, force=True, extra=extra(done))
-    raise
-  finally:
-    stop.uninstall()
-    bar.close()
-    stream.close()
-    try:
-      writer.close()
-    finally:
-      checkpoint.close(mngr)
-  last['step'] = step
-  return last

@@ -8,6 +8,7 @@
   jaxstyle bench fid --size 299 --batch 50                     Inception features, images/s (bench_fid.py)
   jaxstyle bench data --source both --workers 1,2,4            input pipeline, images/s (bench_data.py)
   jaxstyle bench fast-style --size 512 --train-size 256 --batch 4  net forward + train step (bench_fast_style.py)
+  jaxstyle bench adain --size 512 --train-size 256 --batch 8   stylisation + train step (bench_adain.py)
   jaxstyle bench pix2pix --size 256 --batch 1                  one pix2pix training iteration (bench_pix2pix.py)
   jaxstyle bench gemm                                          this machine's f32 GEMM peak
   jaxstyle bench preset --config configs/X.py                  a preset's step, projected wall time
@@ -40,6 +41,7 @@ from jaxstyle.cyclegan import step as train_state
 from jaxstyle.errors import UserError, nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
 from jaxstyle.tools import (
+  bench_adain,
   bench_data,
   bench_fast_style,
   bench_fid,
@@ -135,16 +137,22 @@ def _add_fid(p: argparse.ArgumentParser) -> None:
   _timing(p, bench_fid.DEFAULT_STEPS)
 
 
-def _add_fast_style(p: argparse.ArgumentParser) -> None:
-  _model(
-    p,
-    batch=bench_fast_style.DEFAULT_BATCH,
-    batch_help='train-step batch (the forward uses 1)',
-    arch=False,
-    size_help=f'forward frame side (default {bench_fast_style.DEFAULT_SIZE})',
-  )
-  bench_fast_style.add_arguments(p)
-  _timing(p, bench_fast_style.DEFAULT_STEPS)
+def _add_forward_and_train(module: Any) -> Callable[[argparse.ArgumentParser], None]:
+  """The flags of a feed-forward style bench (`bench_fast_style`, `bench_adain`): a forward at
+  --size and a train step at --train-size, --batch."""
+
+  def add(p: argparse.ArgumentParser) -> None:
+    _model(
+      p,
+      batch=module.DEFAULT_BATCH,
+      batch_help='train-step batch (the forward uses 1)',
+      arch=False,
+      size_help=f'forward frame side (default {module.DEFAULT_SIZE})',
+    )
+    module.add_arguments(p)
+    _timing(p, module.DEFAULT_STEPS)
+
+  return add
 
 
 def _add_pix2pix(p: argparse.ArgumentParser) -> None:
@@ -273,8 +281,13 @@ BENCHES: dict[
   'fid': ('Inception features, images/s (bench_fid.py)', _add_fid, bench_fid.bench),
   'fast-style': (
     'fast-style net forward + train step (bench_fast_style.py)',
-    _add_fast_style,
+    _add_forward_and_train(bench_fast_style),
     bench_fast_style.bench,
+  ),
+  'adain': (
+    'AdaIN stylisation forward + train step (bench_adain.py)',
+    _add_forward_and_train(bench_adain),
+    bench_adain.bench,
   ),
   'pix2pix': (
     "one pix2pix training iteration (D then G), the trainer's step (bench_pix2pix.py)",
