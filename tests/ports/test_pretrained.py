@@ -196,3 +196,33 @@ def test_unknown_name_and_conflicting_flags(capsys):
   assert 'takes no SRC' in capsys.readouterr().err
   assert cli.main(['port-weights', G_PTH]) == 2
   assert 'give SRC and -o DST' in capsys.readouterr().err
+
+
+def test_pix2pix_by_name_ports_weights_and_running_statistics(
+  server, tmp_path, capsys, monkeypatch
+):
+  files, hits = server
+  pth = os.path.join(FIX, 'pix2pix_G.pth')  # U-Net-256 structure, ngf 4 (make_pix2pix_fixture.py)
+  files['/pix2pix/models-pytorch/facades_label2photo.pth'] = (open(pth, 'rb').read(), 'ok')
+  tensor_bytes = sum(v.nbytes for v in torch_pth.load_state_dict(pth).values())
+  monkeypatch.setitem(pretrained.TENSOR_BYTES, 'pix2pix', tensor_bytes)
+  assert cli.main(['port-weights', '--pretrained', 'facades_label2photo']) == 2  # ambiguous
+  assert (
+    'say cyclegan/facades_label2photo or pix2pix/facades_label2photo' in capsys.readouterr().err
+  )
+  assert cli.main(['port-weights', '--pretrained', 'pix2pix/facades_label2photo']) == 0
+  assert '(pix2pix-G, from' in capsys.readouterr().out
+  from jaxstyle import checkpoint
+  from jaxstyle.ports import pix2pix
+
+  dest = tmp_path / 'cache' / 'pretrained' / 'pix2pix' / 'facades_label2photo'
+  variables, meta = checkpoint.load_params(str(dest))
+  want, _ = pix2pix.generator_from_pth(pth)
+  jax.tree.map(np.testing.assert_array_equal, variables, want)
+  assert set(variables) == {'params', 'batch_stats'} and meta['model_cfg']['num_downs'] == 8
+  # translate runs CycleGAN generators; a pix2pix name is refused before any download.
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'in.png')
+  args = ['translate', '--pretrained', 'edges2shoes', str(tmp_path / 'in.png')]
+  assert cli.main([*args, '-o', str(tmp_path / 'o')]) == 2
+  assert 'is a pix2pix generator' in capsys.readouterr().err
+  assert hits == ['/pix2pix/models-pytorch/facades_label2photo.pth']
