@@ -34,7 +34,8 @@ from jaxstyle import errors, image_io, models, networks
 from jaxstyle.cyclegan import presets
 from jaxstyle.errors import BadInputError, ConfigError, UserError
 from jaxstyle.image_io import collect_inputs, pad_to_multiple
-from jaxstyle.ports import junyanz
+from jaxstyle.ports import cut as cut_port
+from jaxstyle.ports import junyanz, torch_pth
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +207,12 @@ def _read_generator(workdir: str | None, weights: str | None, direction: str) ->
         )
       return params['G'], model_config(config.get('model', {}))
     return params[DIRECTIONS[direction]], model_config(config.get('model', {}))
-  if weights.lower().endswith(('.pth', '.pt')):
+  if weights.lower().endswith(('.pth', '.pt')):  # CUT's G has blur buffers, junyanz's none
+    if cut_port.is_cut_generator(torch_pth.load_state_dict(weights)):
+      return cut_port.generator_from_pth(weights)
     return junyanz.generator_from_pth(weights)
   params, meta = checkpoint.load_params(weights)
-  if meta.get('kind', 'junyanz-G') not in ('junyanz-G', 'generator', 'run'):
+  if meta.get('kind', 'junyanz-G') not in ('junyanz-G', 'cut-G', 'generator', 'run'):
     raise BadInputError(f'{weights} holds a {meta["kind"]!r}, not a CycleGAN generator')
   cfg = model_config(meta.get('model_cfg', meta.get('model', {})))
   if isinstance(params, dict) and DIRECTIONS[direction] in params:

@@ -14,7 +14,7 @@ import pytest
 from helpers import FIXTURES
 from torch_save_writer import write_state_dict
 
-from jaxstyle import checkpoint, cli, models, networks
+from jaxstyle import checkpoint, cli, errors, models, networks
 from jaxstyle.models import cut
 from jaxstyle.ports import cli as port_cli
 from jaxstyle.ports import cut as cut_port
@@ -132,3 +132,18 @@ def test_port_weights_cli_round_trip(tmp_path, capsys):
   assert cli.main(['port-weights', bad, '-o', str(tmp_path / 'X'), '--kind', 'cut-G']) == 2
   err = capsys.readouterr().err
   assert bad in err and 'not a CUT ResnetGenerator' in err and not (tmp_path / 'X').exists()
+
+
+def test_translate_loads_cut_generators(tmp_path):
+  """`translate --weights` takes the reference's latest_net_G.pth and its port-weights folder."""
+  from jaxstyle.cyclegan import translate
+
+  folder = tmp_path / 'G'
+  assert cli.main(['port-weights', str(PTH / 'cut_G.pth'), '-o', str(folder)]) == 0
+  for source in (str(PTH / 'cut_G.pth'), str(folder)):
+    net, params, cfg = translate.load_generator(weights=source)
+    assert cfg.generator == 'resnet_antialias' and cfg.n_blocks == 6
+    y = jax.jit(net.clone(conv_impl='xla').apply)({'params': params}, REF['g/x2'])
+    assert np.max(np.abs(np.asarray(y) - REF['g/y2'])) < 1e-4 * np.max(np.abs(REF['g/y2']))
+  with pytest.raises(errors.UserError, match='cut_D.pth: not a junyanz ResnetGenerator'):
+    translate.load_generator(weights=str(PTH / 'cut_D.pth'))
