@@ -73,17 +73,13 @@ def generator_layers(n_blocks: int = 9) -> list[str]:
   return names + ['reflect_pad_3', 'head', 'tanh']
 
 
-def _conv_init(init: str, gain: float) -> Any:
-  return layers.kernel_init(init, gain)
-
-
 class CutGenerator(nn.Module):
   """The reference's anti-aliased `ResnetGenerator`; NHWC in [-1, 1] → tanh, sides multiples of 4.
 
   `__call__(x)` is the image; `__call__(x, nce_layers)` the list of features at those (strictly
   increasing) indices of `generator_layers`, computed only up to the last of them (the reference's
-  `encode_only`); `with_output=True` returns `(image, features)` from one full pass. Call
-  `init` without `nce_layers` (or with `with_output=True`) so that every layer gets its params.
+  `encode_only`); `with_output=True` returns `(image, features)` from one full pass. `init` runs
+  every layer whatever `nce_layers`, so every layer gets its params.
   """
 
   filters: int = 64
@@ -195,7 +191,9 @@ class _MLP(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    kw = dict(kernel_init=_conv_init(self.init_scheme, self.init_gain), param_dtype=jnp.float32)
+    kw = dict(
+      kernel_init=layers.kernel_init(self.init_scheme, self.init_gain), param_dtype=jnp.float32
+    )
     x = nn.relu(nn.Dense(self.features, name='dense_0', **kw)(x))
     return nn.Dense(self.features, name='dense_1', **kw)(x)
 
