@@ -128,13 +128,13 @@ def _stride1(impl: str) -> subpixel.ConvFn:
 def conv_transpose(
   x: jax.Array, kernel: jax.Array, padding: Padding, impl: str = 'auto'
 ) -> jax.Array:
-  """3×3 stride-2 transposed conv (`transpose_kernel=True`, kernel (3, 3, Cout, Cin)) of `x`.
+  """K×K stride-2 transposed conv (`transpose_kernel=True`, kernel (K, K, Cout, Cin)) of `x`.
 
   Sub-pixel form for the explicit paddings it covers unless `impl` is 'xla'; the kernel is cast to
   `x.dtype` after any re-arrangement, so sums over taps happen in the params' precision.
   """
   impl = resolve(impl)
-  if impl != 'xla' and subpixel.supports_transpose(padding):
+  if impl != 'xla' and subpixel.supports_transpose(padding, kernel.shape[0]):
     return subpixel.conv_transpose(x, kernel, padding, _stride1(impl))
   return lax.conv_transpose(
     x, kernel.astype(x.dtype), (2, 2), padding, dimension_numbers=_DN, transpose_kernel=True

@@ -43,35 +43,41 @@ def _phase_conv(
   return y.reshape(n, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, cout)
 
 
-def _phase_taps(lo: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def _phase_taps(lo: int, size: int = 3) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
   """Per output phase a ∈ {0, 1}: the (kernel tap k, input offset d) pairs with y[2m+a] += x[m+d]·w_f[k].
 
   A stride-2 transposed conv with leading pad `lo` is a conv of the zero-dilated input, so output
-  2m+a only meets the taps k with a+k−lo even, at input m + (a+k−lo)/2.
+  2m+a only meets the taps k (of `size`) with a+k−lo even, at input m + (a+k−lo)/2.
   """
-  return tuple([(k, (a + k - lo) // 2) for k in range(3) if (a + k - lo) % 2 == 0] for a in (0, 1))
+  return tuple(
+    [(k, (a + k - lo) // 2) for k in range(size) if (a + k - lo) % 2 == 0] for a in (0, 1)
+  )
 
 
-def supports_transpose(padding: Any) -> bool:
-  """Whether `conv_transpose` takes this padding: explicit, with lo + hi = 3 (torch and Keras)."""
-  return not isinstance(padding, str) and all(lo + hi == 3 for lo, hi in padding)
+def supports_transpose(padding: Any, size: int = 3) -> bool:
+  """Whether `conv_transpose` takes this padding for a `size`×`size` kernel: explicit, with
+  lo + hi = size, i.e. output 2H (torch k3 p1 output_padding 1 and Keras 'same': (1, 2) / (2, 1);
+  torch k4 p1, pix2pix's U-Net: (2, 2))."""
+  return not isinstance(padding, str) and all(lo + hi == size for lo, hi in padding)
 
 
 def conv_transpose(
   x: jax.Array, kernel: jax.Array, padding: Sequence[tuple[int, int]], conv: ConvFn
 ) -> jax.Array:
-  """`lax.conv_transpose(x, kernel, (2, 2), padding, transpose_kernel=True)` for a 3×3 kernel.
+  """`lax.conv_transpose(x, kernel, (2, 2), padding, transpose_kernel=True)` for a K×K kernel.
 
-  The kernel is (3, 3, Cout, Cin), as `nn.ConvTranspose(transpose_kernel=True)` holds it. XLA lowers
+  The kernel is (K, K, Cout, Cin), as `nn.ConvTranspose(transpose_kernel=True)` holds it. XLA lowers
   the kernel gradient of an input-dilated conv to a slow generic kernel and computes 4× the useful
-  products; here the four output phases are one stride-1 2×2 conv with 4·Cout channels, interleaved
-  by a reshape: ordinary conv gradients, 16/36 of the products.
+  products; here the four output phases are one stride-1 conv with 4·Cout channels, interleaved
+  by a reshape: ordinary conv gradients, 16/36 of the products for K = 3 (a 2×2 window), 36/64
+  for K = 4 (a 3×3 window, each phase using 2×2 of it).
   """
-  taps_h, taps_w = (_phase_taps(lo) for lo, _ in padding)
+  size = kernel.shape[0]
+  taps_h, taps_w = (_phase_taps(lo, size) for lo, _ in padding)
   offsets = [[d for phase in taps for _, d in phase] + [0] for taps in (taps_h, taps_w)]
   lo_h, lo_w = (-min(o) for o in offsets)
   size_h, size_w = (max(o) - min(o) + 1 for o in offsets)
-  # w_f[ky, kx, ci, co] = kernel[2-ky, 2-kx, co, ci] (flip + swap, as transpose_kernel=True does)
+  # w_f[ky, kx, ci, co] = kernel[K-1-ky, K-1-kx, co, ci] (flip + swap, as transpose_kernel=True does)
   flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
   blocks = tuple(
     ((dy + lo_h, dx + lo_w, 2 * a + b), ((ky, kx),))

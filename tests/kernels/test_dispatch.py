@@ -102,11 +102,22 @@ def test_conv2d_every_impl_matches_xla(no_env, k, stride, padding, h, w, cin, co
   assert (not np.array_equal(results['cpu_winograd'][0], results['cpu_fast'][0])) == wide
 
 
-@pytest.mark.parametrize('padding', [((1, 2), (1, 2)), ((2, 1), (2, 1)), 'SAME'])
-def test_conv_transpose_every_impl_matches_xla(no_env, padding):
+# 3×3: torch (k3 p1 output_padding 1) and Keras 'same'; 4×4 ((2, 2)): torch k4 s2 p1, the pix2pix
+# U-Net's up-convs; 'SAME' and a 4×4 with lo + hi = 3 (output 2H - 1) take XLA's form under every impl.
+@pytest.mark.parametrize(
+  'k, padding',
+  [
+    (3, ((1, 2), (1, 2))),
+    (3, ((2, 1), (2, 1))),
+    (3, 'SAME'),
+    (4, ((2, 2), (2, 2))),
+    (4, ((1, 2), (2, 1))),
+  ],
+)
+def test_conv_transpose_every_impl_matches_xla(no_env, k, padding):
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.normal(size=(2, 5, 6, 4)), jnp.float32)
-  kernel = jnp.asarray(rng.normal(size=(3, 3, 7, 4)), jnp.float32)  # (kH, kW, Cout, Cin)
+  kernel = jnp.asarray(rng.normal(size=(k, k, 7, 4)), jnp.float32)  # (kH, kW, Cout, Cin)
   ref = _value_and_grads(
     lambda x, w: jax.lax.conv_transpose(
       x, w, (2, 2), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'), transpose_kernel=True
