@@ -15,9 +15,9 @@ import os
 import ml_collections
 
 from jaxstyle import config_lib
+from jaxstyle.fast_style import presets as fs_presets
 from jaxstyle.fast_style.presets import CONV_IMPLS as CONV_IMPLS
 from jaxstyle.fast_style.presets import SOURCES as SOURCES
-from jaxstyle.fast_style.presets import VGG_SOURCES as VGG_SOURCES
 
 STYLE_SOURCES = ('synthetic', 'folder')
 # The encoder's depth: relu4_1 is pooled three times, so crops are multiples of 8.
@@ -101,18 +101,8 @@ def runlocal(c: ml_collections.ConfigDict) -> None:
 def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks every field an AdaIN run reads, before anything is built; returns `c`."""
   ck = config_lib.Checks(c)
-  d, s = 'data.', 'style.'
   ck.integer('seed', 0)
-  ck.choice(d + 'source', SOURCES)
-  ck.require(
-    c.data.source != 'folder' or bool(c.data.root),
-    "data.source='folder' needs data.root (a folder of content images)",
-  )
-  ck.choice(d + 'on_bad_file', ('skip', 'error'))
-  for key in ('load_size', 'image_size', 'synthetic_size', 'prefetch'):
-    ck.integer(d + key, 1)
-  for key in ('num_workers', 'seed'):
-    ck.integer(d + key, 0)
+  fs_presets.check_content(ck, c, sizes=('load_size', 'image_size'))
   size, load = c.data.image_size, c.data.load_size
   ck.require(
     not isinstance(size, int) or (size % SIZE_MULTIPLE == 0 and size >= 16),
@@ -123,34 +113,21 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     not isinstance(size, int) or not isinstance(load, int) or load >= size,
     f'data.load_size={load} must be ≥ data.image_size={size} (crops are cut from it)',
   )
-  ck.choice(s + 'source', STYLE_SOURCES)
+  ck.choice('style.source', STYLE_SOURCES)
   ck.require(
     c.style.source != 'folder' or bool(c.style.root),
     "style.source='folder' needs style.root (a folder of style images, e.g. WikiArt)",
   )
-  ck.integer(s + 'synthetic_size', 1)
-  ck.choice('vgg.source', VGG_SOURCES)
-  ck.choice('vgg.pool', ('max', 'avg'))
-  ck.choice('vgg.dtype', ('float32', 'bfloat16'))
-  ck.choice('vgg.conv_impl', CONV_IMPLS)
+  ck.integer('style.synthetic_size', 1)
+  fs_presets.check_vgg(ck)
   ck.choice('model.dtype', ('float32', 'bfloat16'))
   ck.choice('model.conv_impl', CONV_IMPLS)
   ck.number('loss.content_weight')
   ck.number('loss.style_weight')
   ck.number('loss.eps', strict=True)
-  ck.number('optim.lr', strict=True)
   ck.number('optim.lr_decay')
-  ck.number('optim.b1', high=1.0)
-  ck.number('optim.b2', high=1.0)
-  ck.number('optim.eps', strict=True)
-  for key in ('per_device_batch', 'total_steps', 'log_every', 'sample_every', 'ckpt.every_steps'):
-    ck.integer(key, 1)
-  ck.integer('num_samples', 0)
+  fs_presets.check_training(ck, c)
   ck.integer('num_sample_styles', 1)
-  ck.require(
-    c.ckpt.keep is None or (isinstance(c.ckpt.keep, int) and c.ckpt.keep >= 1),
-    f'ckpt.keep={c.ckpt.keep!r} must be None (keep all) or an integer ≥ 1',
-  )
   ck.raise_if_any()
   return c
 

@@ -145,17 +145,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   )
   ck.integer('style_size', 0)
   ck.integer('seed', 0)
-  d, m = 'data.', 'model.'
-  ck.choice(d + 'source', SOURCES)
-  ck.require(
-    c.data.source != 'folder' or bool(c.data.root),
-    "data.source='folder' needs data.root (a folder of content images)",
-  )
-  ck.choice(d + 'on_bad_file', ('skip', 'error'))
-  for key in ('image_size', 'synthetic_size', 'prefetch'):
-    ck.integer(d + key, 1)
-  for key in ('num_workers', 'seed'):
-    ck.integer(d + key, 0)
+  m = 'model.'
+  check_content(ck, c)
   size = c.data.image_size
   ck.require(
     not isinstance(size, int) or (size % 4 == 0 and size >= 16),
@@ -169,11 +160,41 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ck.integer(m + 'filters', 1)
   ck.integer(m + 'n_blocks', 0)
   ck.number(m + 'init_gain', strict=True)
+  check_vgg(ck)
+  _check_loss(ck, c)
+  check_training(ck, c)
+  ck.raise_if_any()
+  return c
+
+
+def check_content(
+  ck: config_lib.Checks, c: ml_collections.ConfigDict, sizes: tuple[str, ...] = ('image_size',)
+) -> None:
+  """The `data` section (content images) as fast style and AdaIN share it; `sizes`: its
+  positive integer image sides."""
+  d = 'data.'
+  ck.choice(d + 'source', SOURCES)
+  ck.require(
+    c.data.source != 'folder' or bool(c.data.root),
+    "data.source='folder' needs data.root (a folder of content images)",
+  )
+  ck.choice(d + 'on_bad_file', ('skip', 'error'))
+  for key in (*sizes, 'synthetic_size', 'prefetch'):
+    ck.integer(d + key, 1)
+  for key in ('num_workers', 'seed'):
+    ck.integer(d + key, 0)
+
+
+def check_vgg(ck: config_lib.Checks) -> None:
+  """The frozen VGG19's `vgg` section."""
   ck.choice('vgg.source', VGG_SOURCES)
   ck.choice('vgg.pool', ('max', 'avg'))
   ck.choice('vgg.dtype', ('float32', 'bfloat16'))
   ck.choice('vgg.conv_impl', CONV_IMPLS)
-  _check_loss(ck, c)
+
+
+def check_training(ck: config_lib.Checks, c: ml_collections.ConfigDict) -> None:
+  """Adam's `optim` fields, the loop's batch, lengths and intervals, the samples, `ckpt.keep`."""
   ck.number('optim.lr', strict=True)
   ck.number('optim.b1', high=1.0)
   ck.number('optim.b2', high=1.0)
@@ -185,8 +206,6 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.ckpt.keep is None or (isinstance(c.ckpt.keep, int) and c.ckpt.keep >= 1),
     f'ckpt.keep={c.ckpt.keep!r} must be None (keep all) or an integer ≥ 1',
   )
-  ck.raise_if_any()
-  return c
 
 
 def _check_loss(ck: config_lib.Checks, c: ml_collections.ConfigDict) -> None:

@@ -136,13 +136,7 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
   compiled = step.lower(state, batch, frozen).compile()
   compile_s = time.perf_counter() - t0
 
-  box: dict[str, Any] = {'state': state}
-
-  def one_step() -> None:
-    box['state'], metrics = compiled(box['state'], batch, frozen)
-    box['loss'] = float(jax.device_get(metrics['train/loss']))  # syncs: one step per timing
-
-  times = bench_peers.time_calls(one_step, args.steps, args.warmup)
+  times, loss = bench_peers.time_train_step(compiled, state, batch, frozen, args.steps, args.warmup)
   out = bench_peers.report(
     args,
     'fast-style-train',
@@ -161,7 +155,7 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
     unit='seconds per train step',
   )
   out['images_per_s'] = round(args.batch / out['median_s'], 2)
-  out['loss'] = round(box['loss'], 4)
+  out['loss'] = round(loss, 4)
   return out
 
 

@@ -98,6 +98,20 @@ def time_calls(fn: Any, steps: int, warmup: int) -> list[float]:
   return times
 
 
+def time_train_step(
+  compiled: Any, state: Any, batch: Any, frozen: Any, steps: int, warmup: int
+) -> tuple[list[float], float]:
+  """(`time_calls` of a compiled train step, its last loss): the state is donated, so each call
+  feeds the next; the loss fetch syncs, one step per timing."""
+  box: dict[str, Any] = {'state': state}
+
+  def one_step() -> None:
+    box['state'], metrics = compiled(box['state'], batch, frozen)
+    box['loss'] = float(jax.device_get(metrics['train/loss']))
+
+  return time_calls(one_step, steps, warmup), box['loss']
+
+
 def run_peer(args: argparse.Namespace, script: str, peer_args: list[str]) -> dict[str, Any]:
   """Runs a peer script in a subprocess; returns its median seconds (`peer_s`) or an error."""
   path = os.path.join(args.peer_dir, script)
