@@ -78,12 +78,15 @@ def test_every_rule_names_a_field_of_its_preset(task):
     ('adain', 'style.root', workdir.STREAM),
     ('adain', 'style.test_root', workdir.FREE),
     ('adain', 'model.dtype', workdir.STREAM),
+    ('cut', 'nce.layers', workdir.STATE),
+    ('cut', 'model.norm_eps', workdir.STREAM),
+    ('cut', 'loss.lambda_nce', workdir.FREE),
     # A task without rules (one being written): model, data, seed and batch still count.
-    ('cut', 'model.anything', workdir.STATE),
-    ('cut', 'data.root', workdir.STREAM),
-    ('cut', 'seed', workdir.STREAM),
-    ('cut', 'per_device_batch', workdir.STREAM),
-    ('cut', 'optim.lr', workdir.FREE),
+    ('new_task', 'model.anything', workdir.STATE),
+    ('new_task', 'data.root', workdir.STREAM),
+    ('new_task', 'seed', workdir.STREAM),
+    ('new_task', 'per_device_batch', workdir.STREAM),
+    ('new_task', 'optim.lr', workdir.FREE),
   ],
 )
 def test_field_class(task, field, expected):
