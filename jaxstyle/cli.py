@@ -32,10 +32,10 @@ from jaxstyle.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
   'train': ('jaxstyle.main', 'train a model from a config file (CycleGAN, NST or fast style)'),
   'translate': (
-    'jaxstyle.cyclegan.translate',
-    'translate images with a trained CycleGAN generator',
+    'jaxstyle.cli:Translate',
+    'translate images with a trained CycleGAN, CUT or pix2pix generator',
   ),
-  'evaluate': ('jaxstyle.cyclegan.evaluate', 'evaluate a CycleGAN run on a test split'),
+  'evaluate': ('jaxstyle.cli:Evaluate', 'evaluate a CycleGAN, CUT or pix2pix run on a test split'),
   'fid': ('jaxstyle.fid.cli', 'FID (and KID) of two image folders or statistics files'),
   'stylize': (
     'jaxstyle.cli:Stylize',
@@ -111,6 +111,42 @@ class Stylize:
         f'{", ".join(dict.fromkeys(foreign))}: not a flag of this --model ({kind or "fast_style"})'
       )
     return chosen.run(args)
+
+
+class _ByRunTask:
+  """`translate` / `evaluate`: CycleGAN's module (CycleGAN and CUT runs, weight files) or, for a
+  `--workdir` whose config.json says task pix2pix, pix2pix's (batch norm: its `--eval` mode)."""
+
+  BASE = PIX2PIX = ''
+
+  @classmethod
+  def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+    importlib.import_module(cls.BASE).add_arguments(parser)
+    importlib.import_module('jaxstyle.pix2pix.translate').add_arguments(
+      parser.add_argument_group('pix2pix runs')
+    )
+
+  @classmethod
+  def run(cls, args: argparse.Namespace) -> int:
+    kind = None
+    try:
+      with open(os.path.join(getattr(args, 'workdir', None) or '', 'config.json')) as f:
+        kind = json.load(f).get('task')
+    except (OSError, ValueError, AttributeError):
+      pass
+    if kind == 'pix2pix':
+      return importlib.import_module(cls.PIX2PIX).run(args)
+    if args.eval or args.seed:
+      raise UserError('--eval and --seed apply to pix2pix runs (batch norm and dropout) only')
+    return importlib.import_module(cls.BASE).run(args)
+
+
+class Translate(_ByRunTask):
+  BASE, PIX2PIX = 'jaxstyle.cyclegan.translate', 'jaxstyle.pix2pix.translate'
+
+
+class Evaluate(_ByRunTask):
+  BASE, PIX2PIX = 'jaxstyle.cyclegan.evaluate', 'jaxstyle.pix2pix.evaluate'
 
 
 def command(name: str) -> Any:

@@ -18,7 +18,7 @@ import ml_collections
 from jaxstyle import config_lib, errors, metrics, workdir
 
 ACCEPTS_CONFIG_OVERRIDES = True  # `--config.a.b=value` extras (jaxstyle.cli)
-TASKS = ('cyclegan', 'nst', 'fast_style', 'adain', 'cut')
+TASKS = ('cyclegan', 'nst', 'fast_style', 'adain', 'cut', 'pix2pix')
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ def build_config(spec: str, extras: Sequence[str] = ()) -> ml_collections.Config
     from jaxstyle.adain import presets  # type: ignore[no-redef]
   elif task == 'cut':
     from jaxstyle.cut import presets  # type: ignore[no-redef]
+  elif task == 'pix2pix':
+    from jaxstyle.pix2pix import presets  # type: ignore[no-redef]
   else:
     from jaxstyle.fast_style import presets  # type: ignore[no-redef]
   presets.validate(config)
@@ -80,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from jaxstyle.cut import presets as cut_presets
 
     cut_presets.check_inputs(config)
+  elif config.task == 'pix2pix':  # resume / data.root
+    from jaxstyle.pix2pix import presets as pix2pix_presets
+
+    pix2pix_presets.check_inputs(config)
   if '://' not in args.workdir:
     errors.writable_dir(args.workdir, 'workdir')
   # One trainer per workdir, and the same run on resume (jaxstyle/workdir.py): one process claims
@@ -146,6 +152,12 @@ def _train(
     from jaxstyle.cut import train as train_cut
 
     result = train_cut.train(config, args.workdir)
+    log.info(metrics.summary_line(result))
+    return 0
+  if task == 'pix2pix':
+    from jaxstyle.pix2pix import train as train_pix2pix
+
+    result = train_pix2pix.train(config, args.workdir)
     log.info(metrics.summary_line(result))
     return 0
   raise AssertionError(f'build_config accepted config.task={task!r}')

@@ -84,6 +84,11 @@ RULES: dict[str, dict[str, str]] = {
     'nce.layers',
     stream='model.* nce.* data.* seed per_device_batch',
   ),
+  'pix2pix': _rules(  # batch_stats follow the widths; gan_mode: another function trained
+    state='task model.num_downs model.gen_filters model.disc_filters model.n_layers '
+    'model.in_channels model.out_channels',
+    stream='model.* loss.gan_mode data.* seed per_device_batch',
+  ),
   'nst': _rules(  # the optimised image is the state: its size, count and optimiser
     state='task content image.* scales loss.style_weights optim.name optim.memory_size',
     stream='styles style_blend seed init init_image noise_scale colors vgg.*',
@@ -93,7 +98,8 @@ DEFAULT_RULES = _rules(state='task model.*', stream='data.* seed per_device_batc
 # Speed and location knobs, for every task: the (seed, step) stream does not depend on them.
 ALWAYS_FREE = frozenset(
   'model.conv_impl vgg.conv_impl vgg.remat data.prefetch data.num_workers data.data_dir '
-  'data.tfds_download data.on_bad_file data.test_root data.test_split style.test_root'.split()
+  'data.tfds_download data.download data.on_bad_file data.test_root data.test_split '
+  'style.test_root'.split()
 )
 
 

@@ -107,6 +107,7 @@ LAYERS = (
   'fid',
   'cyclegan',
   'cut',
+  'pix2pix',
   'nst',
   'fast_style',
   'adain',
