@@ -23,28 +23,13 @@ from jaxstyle.models import cut
 from jaxstyle.parallel import DATA_AXIS
 
 
-def make_discriminator(m: Any) -> nn.Module:
-  """The model section's discriminator: the anti-aliased PatchGAN (reference default) or a
-  registered one (`patchgan`, the reference's `--no_antialias`)."""
-  if m.discriminator in models.DISCRIMINATORS:
-    return models.make_discriminator(m)
-  return cut.CutDiscriminator(
-    filters=m.disc_filters,
-    n_layers=m.n_layers,
-    norm_eps=m.norm_eps,
-    eps_mode=m.eps_mode,
-    init_scheme=m.init,
-    init_gain=m.init_gain,
-    dtype=jnp.dtype(m.dtype),
-    conv_impl=str(m.conv_impl),
-  )
-
-
 def make_nets(config: Any) -> tuple[nn.Module, nn.Module, nn.Module]:
-  """(generator, discriminator, PatchSampleF) from `config.model`."""
+  """(generator, discriminator, PatchSampleF) from `config.model`: the anti-aliased PatchGAN (the
+  reference default) or a registered one ('patchgan': the reference's `--no_antialias`)."""
   m = config.model
-  F = cut.PatchSampleF(features=m.mlp_features, init_scheme=m.init, init_gain=m.init_gain)
-  return models.make_generator(m), make_discriminator(m), F
+  plain = m.discriminator in models.DISCRIMINATORS
+  D = models.make_discriminator(m) if plain else cut.make_discriminator(m)
+  return models.make_generator(m), D, cut.make_patch_sampler(m)
 
 
 def init_state(config: Any, rng: jax.Array, image_size: int, n_devices: int) -> dict:
