@@ -12,6 +12,7 @@ fetched workdir (`launch/tpu.py fetch`).
   jaxstyle figure style-grid --workdir runs/multi --images a.jpg b.jpg    # figures_fast_style
   jaxstyle figure style-mix  --workdir runs/multi --image a.jpg --styles 0,1 --steps 5
   jaxstyle figure adain-grid --workdir runs/adain --images a.jpg --style-images s.jpg  # figures_adain
+  jaxstyle figure cut-compare --workdirs runs/synthetic runs/cut runs/fastcut -o cmp.png  # figures_cut
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from PIL import Image
 
 from jaxstyle import errors, image_io, metrics
 from jaxstyle.errors import BadInputError, UserError
-from jaxstyle.tools import figures_adain, figures_fast_style
+from jaxstyle.tools import figures_adain, figures_cut, figures_fast_style
 
 FIGURES = (
   '5-8',
@@ -41,6 +42,7 @@ FIGURES = (
   'loss',
   *figures_fast_style.FIGURES,
   *figures_adain.FIGURES,
+  *figures_cut.FIGURES,
 )
 DPI = 100
 MAX_WIDTH_PX = 3000  # keeps side-by-side figures of many large grids at a sane size
@@ -297,6 +299,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   )
   figures_fast_style.add_arguments(parser)
   figures_adain.add_arguments(parser)
+  figures_cut.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -305,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
     return figures_fast_style.run(args)
   if args.figure in figures_adain.FIGURES:
     return figures_adain.run(args)
+  if args.figure in figures_cut.FIGURES:
+    return figures_cut.run(args)
   if not args.output:
     raise UserError(f'figure {args.figure} needs -o OUT.png (the output PNG)')
   errors.writable_dir(os.path.dirname(os.path.abspath(args.output)), 'output folder (-o)')
