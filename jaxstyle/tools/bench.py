@@ -10,6 +10,7 @@
   jaxstyle bench fast-style --size 512 --train-size 256 --batch 4  net forward + train step (bench_fast_style.py)
   jaxstyle bench adain --size 512 --train-size 256 --batch 8   stylisation + train step (bench_adain.py)
   jaxstyle bench pix2pix --size 256 --batch 1                  one pix2pix training iteration (bench_pix2pix.py)
+  jaxstyle bench cut --size 256 --mode cut|fastcut             one CUT training iteration (bench_cut.py)
   jaxstyle bench gemm                                          this machine's f32 GEMM peak
   jaxstyle bench preset --config configs/X.py                  a preset's step, projected wall time
   ... [--with-peer] [--peer-python P] [--peer-dir D]           + the PyTorch peer, same command
@@ -42,6 +43,7 @@ from jaxstyle.errors import UserError, nonnegative_int, positive_int
 from jaxstyle.kernels import dispatch
 from jaxstyle.tools import (
   bench_adain,
+  bench_cut,
   bench_data,
   bench_fast_style,
   bench_fid,
@@ -159,6 +161,12 @@ def _add_pix2pix(p: argparse.ArgumentParser) -> None:
   bench_pix2pix.add_arguments(p)
   _precision(p)
   _timing(p, bench_pix2pix.DEFAULT_STEPS)
+
+
+def _add_cut(p: argparse.ArgumentParser) -> None:
+  bench_cut.add_arguments(p)
+  _precision(p)
+  _timing(p, bench_cut.DEFAULT_STEPS)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -293,6 +301,11 @@ BENCHES: dict[
     "one pix2pix training iteration (D then G), the trainer's step (bench_pix2pix.py)",
     _add_pix2pix,
     bench_pix2pix.bench,
+  ),
+  'cut': (
+    "one CUT / FastCUT training iteration (D then G and F), the trainer's step (bench_cut.py)",
+    _add_cut,
+    bench_cut.bench,
   ),
   'data': ('input pipeline, images/s (bench_data.py)', _add_data, bench_data.bench),
   'gemm': ("this machine's f32 GEMM peak, GFLOP/s", lambda p: None, _gemm),
