@@ -25,7 +25,8 @@ MEANING: dict[str, str] = {
   '(the plain reference formulation)',
   'subpixel': 'XLA convs, up-convs in the sub-pixel form (kernels/subpixel.py): the GPU/TPU default',
   'cpu_fast': 'subpixel + fast_conv: aligned YNNPACK inputs, shifted-GEMM kernel gradients, '
-  'per-phase input gradients; up-convs below UPSAMPLE_MIN_PIXELS as in xla',
+  'per-phase input gradients, even-kernel transposed convs as one tap GEMM; up-convs below '
+  'UPSAMPLE_MIN_PIXELS as in xla',
   'cpu_winograd': 'cpu_fast + Winograd for the wide 3x3 layers winograd.choose picks: the CPU default',
 }
 ENV = 'JAXSTYLE_CONV_IMPL'  # when set, overrides the config (A/B timing without editing configs)
@@ -134,7 +135,10 @@ def conv_transpose(
   `x.dtype` after any re-arrangement, so sums over taps happen in the params' precision.
   """
   impl = resolve(impl)
-  if impl != 'xla' and subpixel.supports_transpose(padding, kernel.shape[0]):
+  size = kernel.shape[0]
+  if impl in _CPU_IMPLS and size % 2 == 0 and subpixel.supports_transpose(padding, size):
+    return subpixel.conv_transpose_taps(x, kernel, padding)  # one GEMM: the useful products only
+  if impl != 'xla' and subpixel.supports_transpose(padding, size):
     return subpixel.conv_transpose(x, kernel, padding, _stride1(impl))
   return lax.conv_transpose(
     x, kernel.astype(x.dtype), (2, 2), padding, dimension_numbers=_DN, transpose_kernel=True
