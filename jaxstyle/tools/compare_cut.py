@@ -22,10 +22,18 @@ import subprocess
 import sys
 import time
 
+# The main job's CycleGAN (book U-Net g32), the same CycleGAN with CUT's generator size (a ResNet
+# g32 with 5 blocks, without the blur layers: the paper compares CUT with CycleGAN on the same
+# ResNet), CUT and FastCUT.
 RUNS = (
-  ('cyclegan', 'configs/cyclegan_synthetic.py'),
-  ('cut', 'configs/cut_synthetic.py'),
-  ('fastcut', 'configs/cut_synthetic.py:fastcut'),
+  ('cyclegan', 'configs/cyclegan_synthetic.py', ()),
+  (
+    'cyclegan_resnet',
+    'configs/cyclegan_synthetic.py',
+    ('--config.model.generator=resnet', '--config.model.n_blocks=5'),
+  ),
+  ('cut', 'configs/cut_synthetic.py', ()),
+  ('fastcut', 'configs/cut_synthetic.py:fastcut', ()),
 )
 GOALS = {'cut': 0.7, 'fastcut': 0.5}  # step time relative to CycleGAN's (the paper's claims)
 IOU_MARGIN = 0.03
@@ -36,11 +44,14 @@ def _records(workdir: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def train_one(name: str, spec: str, out: str, steps: int, eval_images: int, log_every: int) -> dict:
+def train_one(
+  name: str, spec: str, extra: tuple, out: str, steps: int, eval_images: int, log_every: int
+) -> dict:
   """Trains one preset in a fresh process; returns its measured row."""
   workdir = os.path.join(out, name)
   argv = [sys.executable, '-m', 'jaxstyle.cli', 'train', '--config', spec, '--workdir', workdir]
   argv += [
+    *extra,
     f'--config.total_steps={steps}',
     f'--config.log_every={log_every}',
     f'--config.eval_max_images={eval_images}',
@@ -59,7 +70,7 @@ def train_one(name: str, spec: str, out: str, steps: int, eval_images: int, log_
   final = {k: v for r in records if r['step'] == steps for k, v in r.items()}
   return {
     'run': name,
-    'config': spec,
+    'config': ' '.join((spec, *extra)),
     'steps': steps,
     's_per_step': 1.0 / statistics.median(rates) if rates else float('nan'),
     'wall_s': wall,
@@ -71,21 +82,25 @@ def train_one(name: str, spec: str, out: str, steps: int, eval_images: int, log_
 
 
 def table(rows: list[dict]) -> str:
-  """The docs' markdown table, with each goal checked against the CycleGAN row."""
+  """The docs' markdown table, with each goal checked against the main job's CycleGAN row (and
+  the step time also relative to the same-size ResNet CycleGAN's, when it ran)."""
   base = next(r for r in rows if r['run'] == 'cyclegan')
+  same = next((r for r in rows if r['run'] == 'cyclegan_resnet'), None)
   lines = [
-    '| run | IoU A→B | transfer A→B | s/step | × CycleGAN (goal) | wall s | peak RSS GiB |',
-    '|---|---|---|---|---|---|---|',
+    '| run | IoU A→B | transfer A→B | s/step | × CycleGAN (goal) | × CycleGAN-ResNet | wall s '
+    '| peak RSS GiB |',
+    '|---|---|---|---|---|---|---|---|',
   ]
   for r in rows:
     ratio = r['s_per_step'] / base['s_per_step']
+    ratio_same = '' if same is None else f'{r["s_per_step"] / same["s_per_step"]:.2f}'
     goal = GOALS.get(r['run'])
     verdict = '' if goal is None else f' (≤ {goal}: {"met" if ratio <= goal else "not met"})'
     iou_ok = r['iou_A2B'] >= base['iou_A2B'] - IOU_MARGIN
     iou = f'{r["iou_A2B"]:.3f}' + ('' if r is base else f' ({"met" if iou_ok else "not met"})')
     lines.append(
       f'| {r["run"]} | {iou} | {r["transfer_A2B"]:.3f} | {r["s_per_step"]:.4f} | '
-      f'{ratio:.2f}{verdict} | {r["wall_s"]:.0f} | {r["peak_rss_gib"]:.2f} |'
+      f'{ratio:.2f}{verdict} | {ratio_same} | {r["wall_s"]:.0f} | {r["peak_rss_gib"]:.2f} |'
     )
   return '\n'.join(lines)
 
@@ -96,13 +111,15 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument('--steps', type=int, default=750, help='train steps each (the main job: 750)')
   p.add_argument('--eval-images', type=int, default=1000, help='test images scored per run')
   p.add_argument('--log-every', type=int, default=50)
-  p.add_argument('--only', default=None, help='comma-separated subset of cyclegan,cut,fastcut')
+  p.add_argument(
+    '--only', default=None, help='a subset of cyclegan_resnet,cut,fastcut (cyclegan always runs)'
+  )
   args = p.parse_args(argv)
   only = set(args.only.split(',')) if args.only else None
   rows = []
-  for name, spec in RUNS:
+  for name, spec, extra in RUNS:
     if only is None or name in only or name == 'cyclegan':
-      row = train_one(name, spec, args.out, args.steps, args.eval_images, args.log_every)
+      row = train_one(name, spec, extra, args.out, args.steps, args.eval_images, args.log_every)
       print(json.dumps(row), flush=True)
       rows.append(row)
   text = table(rows)
