@@ -29,25 +29,11 @@ def adain_base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = 'adain'
   c.seed = 0
-  c.data = ml_collections.ConfigDict(
-    dict(
-      source='synthetic',  # content: synthetic (offline default) | folder | tfds
-      root='',  # folder: training content images (recursive)
-      test_root='',  # folder: held-out content ('' = the first images of root)
-      name='coco/2017',  # tfds: any dataset with an 'image' feature, read via data_source
-      split='train',
-      test_split='validation',
-      data_dir='',
-      tfds_download=False,
-      load_size=512,  # every image (content and style) is squashed to load_size² ...
-      image_size=256,  # ... then randomly cropped to image_size² (the reference's transform)
-      synthetic_size=4000,
-      on_bad_file='skip',
-      seed=0,
-      prefetch=2,
-      num_workers=2,
-    )
-  )
+  # Content: the fast-style `data` section (synthetic | folder | tfds coco/2017), plus load_size:
+  # every image (content and style) is squashed to load_size², then randomly cropped to
+  # image_size² (the reference's transform).
+  c.data = fs_presets.fast_style_base().data
+  c.data.load_size = 512
   c.style = ml_collections.ConfigDict(
     dict(
       source='synthetic',  # synthetic (embedded patterns, recoloured and zoomed) | folder

@@ -102,9 +102,7 @@ def bench_forward(args: argparse.Namespace) -> dict[str, Any]:
     flops_source='XLA cost analysis',
     unit='seconds per frame',
   )
-  out['frames_per_s'] = round(1 / out['median_s'], 2)
-  if 'peer_s' in out:
-    out['peer_frames_per_s'] = round(1 / out['peer_s'], 2)
+  bench_peers.add_rate(out, 'frames_per_s')
   return out
 
 

@@ -112,6 +112,13 @@ def time_train_step(
   return time_calls(one_step, steps, warmup), box['loss']
 
 
+def add_rate(out: dict[str, Any], key: str, per_call: int = 1) -> None:
+  """`out[key]` = items per second of the median call, and `peer_{key}` when the peer ran."""
+  out[key] = round(per_call / out['median_s'], 2)
+  if 'peer_s' in out:
+    out[f'peer_{key}'] = round(per_call / out['peer_s'], 2)
+
+
 def run_peer(args: argparse.Namespace, script: str, peer_args: list[str]) -> dict[str, Any]:
   """Runs a peer script in a subprocess; returns its median seconds (`peer_s`) or an error."""
   path = os.path.join(args.peer_dir, script)
