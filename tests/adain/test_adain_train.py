@@ -1,5 +1,5 @@
 """The AdaIN trainer: runlocal trains offline and the held-out loss falls, exact resume, 8 devices =
-1 device, the (seed, step) stream, config errors.
+1 device, config errors (the input stream: test_adain_data.py).
 
 One tiny run of the shipped `:runlocal` preset (16² crops of 24² images, 1 image per device on the
 8 test devices, seeded random VGG19, embedded content and styles) is trained once per module,
@@ -144,22 +144,6 @@ def test_eight_devices_equal_one():
   for a, b, m in zip(jax.tree.leaves(p8), jax.tree.leaves(p1), jax.tree.leaves(mu1)):
     real = np.abs(m) >= 1e-2 * scale
     np.testing.assert_allclose(a[real], b[real], rtol=0, atol=1e-6)  # 1 % of a 1e-4 step
-
-
-def test_batches_are_a_function_of_step():
-  config = tiny_config()
-  sources = (data.make_source(config.data, 'train'), data.make_style_source(config, 'train'))
-  a = data.batch_at(config, sources, 5, 8)
-  assert a['content'].shape == a['style'].shape == (8, 16, 16, 3)
-  halves = [data.batch_at(config, sources, 5, 8, p, 2) for p in range(2)]
-  for key in a:
-    np.testing.assert_array_equal(a[key], np.concatenate([h[key] for h in halves]))
-  assert not np.array_equal(a['style'], data.batch_at(config, sources, 6, 8)['style'])
-  with data.make_stream(config, sources, 5, 8, 0, 1) as stream:
-    np.testing.assert_array_equal(next(stream)['style'], a['style'])
-  # Held-out styles are other pattern variants than the training ones.
-  held = data.make_style_source(config, 'test')
-  assert not any(np.array_equal(held.image(0), sources[1].image(i)) for i in range(8))
 
 
 def test_train_rejects_bad_configs(tmp_path, capsys):
