@@ -118,6 +118,7 @@ class _ByRunTask:
   `--workdir` whose config.json says task pix2pix, pix2pix's (batch norm: its `--eval` mode)."""
 
   BASE = PIX2PIX = ''
+  BY_WEIGHTS = False  # translate: a ported pix2pix generator (--weights DIR, --pretrained) too
 
   @classmethod
   def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -134,15 +135,29 @@ class _ByRunTask:
         kind = json.load(f).get('task')
     except (OSError, ValueError, AttributeError):
       pass
-    if kind == 'pix2pix':
+    if kind == 'pix2pix' or (kind is None and cls.BY_WEIGHTS and _pix2pix_weights(args)):
       return importlib.import_module(cls.PIX2PIX).run(args)
     if args.eval or args.seed:
       raise UserError('--eval and --seed apply to pix2pix runs (batch norm and dropout) only')
     return importlib.import_module(cls.BASE).run(args)
 
 
+def _pix2pix_weights(args: argparse.Namespace) -> bool:
+  """`--pretrained pix2pix/NAME`, or a `--weights` folder ported with `--kind pix2pix-G`."""
+  if getattr(args, 'pretrained', None):
+    from jaxstyle.ports import pretrained
+
+    return pretrained.resolve(args.pretrained).family == 'pix2pix'
+  try:
+    with open(os.path.join(getattr(args, 'weights', None) or '', 'jaxstyle.json')) as f:
+      return json.load(f).get('kind') == 'pix2pix-G'
+  except (OSError, ValueError, AttributeError):
+    return False
+
+
 class Translate(_ByRunTask):
   BASE, PIX2PIX = 'jaxstyle.cyclegan.translate', 'jaxstyle.pix2pix.translate'
+  BY_WEIGHTS = True
 
 
 class Evaluate(_ByRunTask):

@@ -231,8 +231,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   src.add_argument(
     '--pretrained',
     metavar='NAME',
-    help='a published junyanz CycleGAN generator by name (horse2zebra, style_vangogh, ...): '
-    'downloaded into the cache and ported on first use',
+    help='a published junyanz generator by name (horse2zebra, style_vangogh, ..., '
+    'pix2pix/facades_label2photo): downloaded into the cache and ported on first use',
   )
   parser.add_argument(
     '--direction',
@@ -309,8 +309,8 @@ def run(args: argparse.Namespace) -> int:
     model = pretrained.resolve(args.pretrained)
     if model.family != 'cyclegan':
       raise UserError(
-        f'--pretrained {args.pretrained} is a pix2pix generator: translate it with '
-        '`jaxstyle port-weights --pretrained NAME` and the pix2pix task'
+        f'--pretrained {args.pretrained} is a pix2pix generator: `jaxstyle translate` runs it '
+        'through the pix2pix task'
       )
     weights, new = pretrained.port(model)
     if new:

@@ -35,6 +35,23 @@ def run_config(config: dict) -> Any:
   return cfg
 
 
+def load_ported(path: str) -> tuple[Any, Any, Any]:
+  """(config, G params, G batch_stats) of a `port-weights --kind pix2pix-G` folder (e.g. a
+  reference generator fetched by `--pretrained`): the preset with the port's model fields, at the
+  U-Net's own input size (256 for unet_256, as the reference tests its published models)."""
+  from jaxstyle import checkpoint  # orbax: `--help` stays instant
+
+  variables, meta = checkpoint.load_params(path)
+  if meta.get('kind') != 'pix2pix-G' or set(variables) != {'params', 'batch_stats'}:
+    raise UserError(
+      f'{path} holds a {meta.get("kind")!r}, not a pix2pix generator (port a reference '
+      'pix2pix .pth with `jaxstyle port-weights FILE -o DIR --kind pix2pix-G`)'
+    )
+  cfg = run_config({'model': meta.get('model_cfg', {})})
+  cfg.data.image_size = 2 ** int(cfg.model.num_downs)
+  return cfg, variables['params'], variables['batch_stats']
+
+
 def translate_fn(model_cfg: Any, params: Any, batch_stats: Any, eval_mode: bool, seed: int = 0):
   """`fn(x, first) -> G(x)` for float NHWC batches whose first image is number `first`.
 

@@ -1,4 +1,5 @@
-"""`jaxstyle translate --workdir RUN` for a pix2pix run (dispatched by `jaxstyle.cli`).
+"""`jaxstyle translate --workdir RUN` for a pix2pix run, or `--weights DIR` / `--pretrained NAME` for a
+ported reference pix2pix generator (dispatched by `jaxstyle.cli`).
 
 The U-Net takes sides that are multiples of 2**num_downs (256 for unet_256), so each input is
 squashed to the run's `image_size` (bicubic), as the reference's test loader does, translated, and
@@ -65,8 +66,20 @@ def run(args: argparse.Namespace) -> int:
     )
   items = image_io.collect_inputs(args.inputs)
   errors.writable_dir(args.out, '--out directory')
-  config, params, stats, step = inference.load_run(args.workdir)
-  cfg = inference.run_config(config)
+  if args.workdir:
+    config, params, stats, step = inference.load_run(args.workdir)
+    cfg, source = inference.run_config(config), f'step {step}'
+    params, stats = params['G'], stats['G']
+  else:  # a ported reference generator: --weights DIR, or --pretrained NAME (fetched, ported once)
+    weights = args.weights
+    if getattr(args, 'pretrained', None):
+      from jaxstyle.ports import pretrained
+
+      weights, new = pretrained.port(pretrained.resolve(args.pretrained))
+      if new:
+        print(f'downloaded and ported {args.pretrained} -> {weights} (reused next time)')
+    cfg, params, stats = inference.load_ported(weights)
+    source = os.path.basename(os.path.normpath(weights))
   names, images, skipped = [], [], 0
   for path, name in items:
     try:
@@ -77,11 +90,9 @@ def run(args: argparse.Namespace) -> int:
       log.warning('skipped: %s', str(e).replace('\n', ' '))
   if not images:
     raise BadInputError(f'nothing to translate: none of the {len(items)} input(s) is readable')
-  outs = translate_images(cfg, params['G'], stats['G'], images, args.eval, args.seed)
+  outs = translate_images(cfg, params, stats, images, args.eval, args.seed)
   for name, y in zip(names, outs):
     image_io.save(os.path.join(args.out, name), y)
   mode = '--eval: running statistics' if args.eval else 'dropout + batch statistics'
-  print(
-    f'translated {len(outs)}, skipped {skipped} (step {step}, {mode}); wrote PNGs to {args.out}'
-  )
+  print(f'translated {len(outs)}, skipped {skipped} ({source}, {mode}); wrote PNGs to {args.out}')
   return 0

@@ -123,3 +123,16 @@ def test_port_weights_cli(tmp_path, capsys, ported):
   assert cli.main(['port-weights', os.path.join(FIX, 'pth', 'G.pth'), '-o', str(tmp_path / 'q'),
                    '--kind', 'pix2pix-G']) == 2  # fmt: skip
   assert 'not a junyanz UnetGenerator' in capsys.readouterr().err
+
+
+def test_translate_weights_folder_of_a_port(tmp_path, capsys, ref):
+  """`translate --weights DIR` of a pix2pix port runs the pix2pix task's translate (--eval)."""
+  from PIL import Image
+
+  assert cli.main(['port-weights', PTH, '-o', str(tmp_path / 'p')]) == 0
+  Image.fromarray(ref['x'][0]).save(tmp_path / 'x.png')
+  args = ['translate', '--weights', str(tmp_path / 'p'), str(tmp_path / 'x.png')]
+  assert cli.main([*args, '-o', str(tmp_path / 'o'), '--eval']) == 0
+  assert '(p, --eval: running statistics)' in capsys.readouterr().out
+  got = np.asarray(Image.open(tmp_path / 'o' / 'x.png')).astype(int)
+  assert np.abs(got - ref['y_eval'][0]).max() <= 1  # the error model above

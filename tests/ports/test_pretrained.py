@@ -198,9 +198,7 @@ def test_unknown_name_and_conflicting_flags(capsys):
   assert 'give SRC and -o DST' in capsys.readouterr().err
 
 
-def test_pix2pix_by_name_ports_weights_and_running_statistics(
-  server, tmp_path, capsys, monkeypatch
-):
+def test_pix2pix_by_name_ports_and_translates_in_both_modes(server, tmp_path, capsys, monkeypatch):
   files, hits = server
   pth = os.path.join(FIX, 'pix2pix_G.pth')  # U-Net-256 structure, ngf 4 (make_pix2pix_fixture.py)
   files['/pix2pix/models-pytorch/facades_label2photo.pth'] = (open(pth, 'rb').read(), 'ok')
@@ -220,9 +218,16 @@ def test_pix2pix_by_name_ports_weights_and_running_statistics(
   want, _ = pix2pix.generator_from_pth(pth)
   jax.tree.map(np.testing.assert_array_equal, variables, want)
   assert set(variables) == {'params', 'batch_stats'} and meta['model_cfg']['num_downs'] == 8
-  # translate runs CycleGAN generators; a pix2pix name is refused before any download.
-  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'in.png')
-  args = ['translate', '--pretrained', 'edges2shoes', str(tmp_path / 'in.png')]
-  assert cli.main([*args, '-o', str(tmp_path / 'o')]) == 2
-  assert 'is a pix2pix generator' in capsys.readouterr().err
+  # translate dispatches a pix2pix name to the pix2pix task: --eval against torch's image.
+  with np.load(os.path.join(os.path.dirname(FIX), 'pix2pix_ref.npz')) as z:
+    x, y_eval = z['x'][0], z['y_eval'][0]
+  Image.fromarray(x).save(tmp_path / 'in.png')
+  args = ['translate', '--pretrained', 'pix2pix/facades_label2photo', str(tmp_path / 'in.png')]
+  assert cli.main([*args, '-o', str(tmp_path / 'e'), '--eval']) == 0
+  assert 'facades_label2photo, --eval' in capsys.readouterr().out
+  got = np.asarray(Image.open(tmp_path / 'e' / 'in.png')).astype(int)
+  assert np.abs(got - y_eval).max() <= 1  # the port's error model (test_pix2pix_port.py)
+  assert cli.main([*args, '-o', str(tmp_path / 'd')]) == 0  # the paper's mode: dropout on
+  paper = np.asarray(Image.open(tmp_path / 'd' / 'in.png')).astype(int)
+  assert paper.shape == got.shape and np.abs(paper - got).mean() > 1
   assert hits == ['/pix2pix/models-pytorch/facades_label2photo.pth']
