@@ -14,11 +14,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxstyle import models
 from jaxstyle.cyclegan import losses
-from jaxstyle.cyclegan.step import lr_at, make_adam
+from jaxstyle.cyclegan.step import apply_adam, lr_at, make_adam
 from jaxstyle.models import cut
 from jaxstyle.parallel import DATA_AXIS
 
@@ -48,11 +47,6 @@ def init_state(config: Any, rng: jax.Array, image_size: int, n_devices: int) -> 
   tx = make_adam(config.optim)
   opt = {k: tx.init(v) for k, v in params.items()}
   return {'step': jnp.zeros((), jnp.int32), 'rng': rng, 'params': params, 'opt': opt}
-
-
-def _apply(tx: optax.GradientTransformation, grads, opt_state, params, lr):
-  updates, opt_state = tx.update(grads, opt_state, params)
-  return jax.tree.map(lambda p, u: p - lr * u.astype(p.dtype), params, updates), opt_state
 
 
 def _flip(x: jax.Array) -> jax.Array:
@@ -135,7 +129,7 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
     (loss_d, (loss_d_real, loss_d_fake)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
       params['D']
     )
-    d_params, opt_d = _apply(
+    d_params, opt_d = apply_adam(
       tx, jax.lax.pmean(d_grads, DATA_AXIS), state['opt']['D'], params['D'], lr
     )
 
@@ -164,8 +158,8 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
     (g_through_fake,) = g_vjp((fake_grad, jax.tree.map(jnp.zeros_like, taps)))
     g_grads = jax.tree.map(jnp.add, g_direct, g_through_fake)
     gf = jax.lax.pmean({'G': g_grads, 'F': f_grads}, DATA_AXIS)
-    g_params, opt_g = _apply(tx, gf['G'], state['opt']['G'], params['G'], lr)
-    f_params, opt_f = _apply(tx, gf['F'], state['opt']['F'], params['F'], lr)
+    g_params, opt_g = apply_adam(tx, gf['G'], state['opt']['G'], params['G'], lr)
+    f_params, opt_f = apply_adam(tx, gf['F'], state['opt']['F'], params['F'], lr)
 
     new_state = {
       'step': step + 1,

@@ -56,7 +56,10 @@ def make_adam(optim: Any) -> optax.GradientTransformation:
   return optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=optim.eps)
 
 
-def _apply(tx: optax.GradientTransformation, grads, opt_state, params, lr):
+def apply_adam(
+  tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any, lr: Any
+) -> tuple[Any, Any]:
+  """One Adam update at the LR `lr` (computed from the step): (new params, new optimizer state)."""
   updates, opt_state = tx.update(grads, opt_state, params)
   params = jax.tree.map(lambda p, u: p - lr * u.astype(p.dtype), params, updates)
   return params, opt_state
@@ -147,7 +150,7 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
       g_params
     )
     g_grads = jax.lax.pmean(g_grads, DATA_AXIS)
-    g_params, opt_g = _apply(tx, g_grads, state['opt']['G'], g_params, lr)
+    g_params, opt_g = apply_adam(tx, g_grads, state['opt']['G'], g_params, lr)
 
     #### Discriminators on pooled fakes made before this step's G update.
     def local_pool(p):  # this device's pool: (size,H,W,C) images, count of shape (1,)
@@ -171,7 +174,7 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
 
       (_, (loss_da, loss_db)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
       d_grads = jax.lax.pmean(d_grads, DATA_AXIS)
-      d_params, opt_d = _apply(tx, d_grads, state['opt']['D'], d_params, lr)
+      d_params, opt_d = apply_adam(tx, d_grads, state['opt']['D'], d_params, lr)
     else:
       # The book: a separate train_on_batch on reals (target 1), then on fakes (target 0), each
       # an Adam step on plain MSE; it reports 0.5 * (real + fake).
@@ -182,9 +185,11 @@ def make_train_step(config: Any, steps_per_epoch: int) -> Callable:
 
       half = jax.value_and_grad(d_half_fn, has_aux=True)
       (_, (real_da, real_db)), grads = half(d_params, real_b, real_a, 1.0)
-      d_params, opt_d = _apply(tx, jax.lax.pmean(grads, DATA_AXIS), state['opt']['D'], d_params, lr)
+      d_params, opt_d = apply_adam(
+        tx, jax.lax.pmean(grads, DATA_AXIS), state['opt']['D'], d_params, lr
+      )
       (_, (fake_da, fake_db)), grads = half(d_params, q_b, q_a, 0.0)
-      d_params, opt_d = _apply(tx, jax.lax.pmean(grads, DATA_AXIS), opt_d, d_params, lr)
+      d_params, opt_d = apply_adam(tx, jax.lax.pmean(grads, DATA_AXIS), opt_d, d_params, lr)
       loss_da, loss_db = 0.5 * (real_da + fake_da), 0.5 * (real_db + fake_db)
 
     new_state = {

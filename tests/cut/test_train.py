@@ -119,4 +119,11 @@ def test_figure_sample_grids(run, tmp_path):
   workdir, _ = run
   out = tmp_path / 'fig.png'
   assert cli.main(['figure', '5-8', '--workdir', workdir, '-o', str(out)]) == 0
-  assert Image.open(out).width > 0
+  grid = Image.open(os.path.join(workdir, 'samples', 'step_000032.png'))
+  assert Image.open(out).size[0] >= grid.size[0]  # the run's grid, captioned
+  # The side-by-side figure: 3 test images x (input + two runs), 128-px cells.
+  three = tmp_path / 'three.png'
+  argv = ['figure', 'cut-compare', '--workdirs', workdir, workdir, '-o', str(three)]
+  assert cli.main([*argv, '--num-images', '3']) == 0
+  w, h = Image.open(three).size
+  assert w > 3 * 128 and h > 3 * 128
