@@ -13,7 +13,7 @@ sure of two things before it builds anything (docs/troubleshooting.md, docs/repr
   from another host cannot be checked from here, so the error says which file to delete.
 - **The same run.** `check_config` compares the requested config with the `config.json` the
   trainer wrote last (its "runtime" section ignored): fields that shape the checkpointed state or
-  the data stream (`RULES`, per task) are refused in one line, other changes resume with a notice,
+  the data stream (`config_drift.RULES`, per task) are refused in one line, other changes resume with a notice,
   and every start appends its config to `{workdir}/config_history.jsonl`, one line per write.
 
 No jax here: all of it runs before JAX starts (jaxstyle.main).
@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime
 import errno
 import fcntl
-import fnmatch
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from jaxstyle.config_drift import FREE, STREAM, config_changes, describe, field_class
 from jaxstyle.errors import ConfigError, UserError
 
 LOCK_FILE = 'jaxstyle.lock'
@@ -47,97 +47,6 @@ class WorkdirBusyError(UserError, RuntimeError):
 
 class ConfigDriftError(ConfigError):
   """The requested config changes a field that shapes the workdir's state or data stream."""
-
-
-#### Which fields a resume may change
-
-# STATE: the checkpointed arrays' shapes follow the field (the checkpoints cannot be restored).
-# STREAM: the checkpoints restore, but the data stream or the function trained would be another
-# run's (a new run may start from them with `--config.resume=OLD`). FREE: everything else
-# (optimiser hyper-parameters, the run's length, logging, evaluation, speed knobs): a notice.
-STATE, STREAM, FREE = 'state', 'stream', 'free'
-
-
-def _rules(state: str = '', stream: str = '') -> dict[str, str]:
-  return {**{p: STATE for p in state.split()}, **{p: STREAM for p in stream.split()}}
-
-
-# Per task: dotted field (or fnmatch pattern, `*` spans dots) -> class. An exact name wins over
-# a pattern, the longest pattern over shorter ones; a field nothing matches is FREE. A new task
-# adds an entry; until then it gets DEFAULT_RULES (its model, data, seed, batch and styles).
-RULES: dict[str, dict[str, str]] = {
-  'cyclegan': _rules(
-    state='task pool_size model.generator model.discriminator model.gen_filters '
-    'model.disc_filters model.n_blocks model.n_layers model.upsample model.in_channels '
-    'model.out_channels',
-    stream='model.* data.* seed per_device_batch',  # model.*: norm eps, init, dtype
-  ),
-  'fast_style': _rules(
-    state='task model.conditional model.upsample model.filters model.n_blocks',
-    # styles: with a conditional net their count also shapes its γ/β rows
-    stream='model.* styles style_size vgg.* data.* seed per_device_batch',
-  ),
-  'adain': _rules(state='task', stream='model.* data.* style.* vgg.* seed per_device_batch'),
-  'cut': _rules(  # F's MLPs: one per tap, their widths follow the taps' channels
-    state='task model.generator model.discriminator model.gen_filters model.disc_filters '
-    'model.n_blocks model.n_layers model.in_channels model.out_channels model.mlp_features '
-    'nce.layers',
-    stream='model.* nce.* data.* seed per_device_batch',
-  ),
-  'pix2pix': _rules(  # batch_stats follow the widths; gan_mode: another function trained
-    state='task model.num_downs model.gen_filters model.disc_filters model.n_layers '
-    'model.in_channels model.out_channels',
-    stream='model.* loss.gan_mode data.* seed per_device_batch',
-  ),
-  'nst': _rules(  # the optimised image is the state: its size, count and optimiser
-    state='task content image.* scales loss.style_weights optim.name optim.memory_size',
-    stream='styles style_blend seed init init_image noise_scale colors vgg.*',
-  ),
-}
-DEFAULT_RULES = _rules(state='task model.*', stream='data.* seed per_device_batch styles vgg.*')
-# Speed and location knobs, for every task: the (seed, step) stream does not depend on them.
-ALWAYS_FREE = frozenset(
-  'model.conv_impl vgg.conv_impl vgg.remat data.prefetch data.num_workers data.data_dir '
-  'data.tfds_download data.download data.on_bad_file data.test_root data.test_split '
-  'style.test_root'.split()
-)
-
-
-def field_class(task: str, path: str) -> str:
-  """STATE, STREAM or FREE: what changing `path` (dotted) on an existing `task` run means."""
-  rules = RULES.get(task, DEFAULT_RULES)
-  if path in rules:
-    return rules[path]
-  if path in ALWAYS_FREE:
-    return FREE
-  globs = sorted((p for p in rules if '*' in p and fnmatch.fnmatchcase(path, p)), key=len)
-  return rules[globs[-1]] if globs else FREE
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  out = {}
-  for key, value in tree.items():
-    out.update(
-      _flatten(value, f'{prefix}{key}.') if isinstance(value, Mapping) else {prefix + key: value}
-    )
-  return out
-
-
-def config_changes(recorded: Mapping[str, Any], requested: Mapping[str, Any]) -> dict[str, tuple]:
-  """{dotted field: (recorded value, requested value)} of the fields both configs hold.
-
-  Both sides as JSON writes them (tuples are lists). A field only one side has is not compared:
-  the record comes from an older or newer jaxstyle, and the trainer fills defaults itself.
-  """
-  old = _flatten({k: v for k, v in recorded.items() if k != 'runtime'})
-  new = _flatten({k: v for k, v in requested.items() if k != 'runtime'})
-  return {k: (old[k], new[k]) for k in sorted(old.keys() & new.keys()) if old[k] != new[k]}
-
-
-def _describe(changes: Mapping[str, tuple]) -> str:
-  return ', '.join(
-    f'{k} (run: {json.dumps(a)}, requested: {json.dumps(b)})' for k, (a, b) in changes.items()
-  )
 
 
 def _path(path: str) -> Any:
@@ -178,7 +87,7 @@ def check_config(workdir: str, config: Any) -> dict[str, tuple] | None:
     else:
       todo = "this run's checkpoints cannot take the change"
     raise ConfigDriftError(
-      f'workdir {workdir} holds a run with other values of {_describe(shaping)}; these shape '
+      f'workdir {workdir} holds a run with other values of {describe(shaping)}; these shape '
       f'its checkpointed state or data stream: pass a new --workdir ({todo}), or drop the override'
     )
   return changes
@@ -206,7 +115,7 @@ def record_start(workdir: str, config: Any, changes: Mapping[str, tuple] | None)
   )
   _append_lines(path, [json.dumps(line, sort_keys=True) for line in lines])
   if changes:
-    log.info('Resuming %s with changed %s (history: %s)', workdir, _describe(changes), path)
+    log.info('Resuming %s with changed %s (history: %s)', workdir, describe(changes), path)
   return path
 
 

@@ -17,8 +17,8 @@ import pytest
 from helpers import CYCLEGAN_SYNTHETIC as SYNTH
 from helpers import ROOT
 
+from jaxstyle import config_drift, metrics, workdir
 from jaxstyle import main as train_main
-from jaxstyle import metrics, workdir
 
 
 def _dead_pid() -> int:
@@ -33,64 +33,64 @@ def _record(path, **owner):
 
 
 def _fields(config) -> set[str]:
-  return set(workdir._flatten(json.loads(config.to_json())))
+  return set(config_drift.flatten(json.loads(config.to_json())))
 
 
 #### Which fields may change
 
 
-@pytest.mark.parametrize('task', sorted(workdir.RULES))
+@pytest.mark.parametrize('task', sorted(config_drift.RULES))
 def test_every_rule_names_a_field_of_its_preset(task):
   # A renamed field would silently become FREE: each exact name must exist, each pattern match.
   presets = pytest.importorskip(f'jaxstyle.{task}.presets')  # a task still being written
   base = getattr(presets, f'{task}_base')
   fields = _fields(base('c.png', 's.png') if task == 'nst' else base())
-  for pattern in workdir.RULES[task]:
+  for pattern in config_drift.RULES[task]:
     if '*' in pattern:
       assert any(fnmatch.fnmatchcase(f, pattern) for f in fields), pattern
     else:
       assert pattern in fields, pattern
-  classes = {workdir.field_class(task, f) for f in fields}
-  assert classes == {workdir.STATE, workdir.STREAM, workdir.FREE}
+  classes = {config_drift.field_class(task, f) for f in fields}
+  assert classes == {config_drift.STATE, config_drift.STREAM, config_drift.FREE}
 
 
 @pytest.mark.parametrize(
   'task, field, expected',
   [
-    ('cyclegan', 'model.gen_filters', workdir.STATE),
-    ('cyclegan', 'pool_size', workdir.STATE),
-    ('cyclegan', 'model.norm_eps', workdir.STREAM),
-    ('cyclegan', 'model.conv_impl', workdir.FREE),
-    ('cyclegan', 'data.image_size', workdir.STREAM),
-    ('cyclegan', 'data.num_workers', workdir.FREE),
-    ('cyclegan', 'per_device_batch', workdir.STREAM),
-    ('cyclegan', 'seed', workdir.STREAM),
-    ('cyclegan', 'optim.lr', workdir.FREE),
-    ('cyclegan', 'num_epochs', workdir.FREE),
-    ('cyclegan', 'log_every', workdir.FREE),
-    ('fast_style', 'styles', workdir.STREAM),
-    ('fast_style', 'vgg.pool', workdir.STREAM),
-    ('fast_style', 'vgg.conv_impl', workdir.FREE),
-    ('fast_style', 'model.filters', workdir.STATE),
-    ('fast_style', 'loss.style_weight', workdir.FREE),
-    ('nst', 'image.height', workdir.STATE),
-    ('nst', 'optim.lr', workdir.FREE),
-    ('adain', 'style.root', workdir.STREAM),
-    ('adain', 'style.test_root', workdir.FREE),
-    ('adain', 'model.dtype', workdir.STREAM),
-    ('cut', 'nce.layers', workdir.STATE),
-    ('cut', 'model.norm_eps', workdir.STREAM),
-    ('cut', 'loss.lambda_nce', workdir.FREE),
+    ('cyclegan', 'model.gen_filters', config_drift.STATE),
+    ('cyclegan', 'pool_size', config_drift.STATE),
+    ('cyclegan', 'model.norm_eps', config_drift.STREAM),
+    ('cyclegan', 'model.conv_impl', config_drift.FREE),
+    ('cyclegan', 'data.image_size', config_drift.STREAM),
+    ('cyclegan', 'data.num_workers', config_drift.FREE),
+    ('cyclegan', 'per_device_batch', config_drift.STREAM),
+    ('cyclegan', 'seed', config_drift.STREAM),
+    ('cyclegan', 'optim.lr', config_drift.FREE),
+    ('cyclegan', 'num_epochs', config_drift.FREE),
+    ('cyclegan', 'log_every', config_drift.FREE),
+    ('fast_style', 'styles', config_drift.STREAM),
+    ('fast_style', 'vgg.pool', config_drift.STREAM),
+    ('fast_style', 'vgg.conv_impl', config_drift.FREE),
+    ('fast_style', 'model.filters', config_drift.STATE),
+    ('fast_style', 'loss.style_weight', config_drift.FREE),
+    ('nst', 'image.height', config_drift.STATE),
+    ('nst', 'optim.lr', config_drift.FREE),
+    ('adain', 'style.root', config_drift.STREAM),
+    ('adain', 'style.test_root', config_drift.FREE),
+    ('adain', 'model.dtype', config_drift.STREAM),
+    ('cut', 'nce.layers', config_drift.STATE),
+    ('cut', 'model.norm_eps', config_drift.STREAM),
+    ('cut', 'loss.lambda_nce', config_drift.FREE),
     # A task without rules (one being written): model, data, seed and batch still count.
-    ('new_task', 'model.anything', workdir.STATE),
-    ('new_task', 'data.root', workdir.STREAM),
-    ('new_task', 'seed', workdir.STREAM),
-    ('new_task', 'per_device_batch', workdir.STREAM),
-    ('new_task', 'optim.lr', workdir.FREE),
+    ('new_task', 'model.anything', config_drift.STATE),
+    ('new_task', 'data.root', config_drift.STREAM),
+    ('new_task', 'seed', config_drift.STREAM),
+    ('new_task', 'per_device_batch', config_drift.STREAM),
+    ('new_task', 'optim.lr', config_drift.FREE),
   ],
 )
 def test_field_class(task, field, expected):
-  assert workdir.field_class(task, field) == expected
+  assert config_drift.field_class(task, field) == expected
 
 
 #### The drift check and the history

@@ -5,7 +5,7 @@ import os
 import pytest
 from helpers import ROOT
 
-from jaxstyle import config_lib, main, workdir
+from jaxstyle import config_drift, config_lib, main
 from jaxstyle.cut import presets
 from jaxstyle.errors import ConfigError
 
@@ -93,10 +93,12 @@ def test_validate_names_the_bad_field(overrides, message):
 
 
 def test_workdir_rules():
-  assert workdir.field_class('cut', 'nce.layers') == workdir.STATE  # F's MLPs follow the taps
-  assert workdir.field_class('cut', 'model.mlp_features') == workdir.STATE
-  assert workdir.field_class('cut', 'nce.num_patches') == workdir.STREAM
-  assert workdir.field_class('cut', 'loss.lambda_nce') == workdir.FREE
+  assert (
+    config_drift.field_class('cut', 'nce.layers') == config_drift.STATE
+  )  # F's MLPs follow the taps
+  assert config_drift.field_class('cut', 'model.mlp_features') == config_drift.STATE
+  assert config_drift.field_class('cut', 'nce.num_patches') == config_drift.STREAM
+  assert config_drift.field_class('cut', 'loss.lambda_nce') == config_drift.FREE
 
 
 def test_the_size_rule_is_the_discriminators_score_map():
