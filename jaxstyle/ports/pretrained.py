@@ -153,7 +153,8 @@ def fetch_pth(model: Published, *, cache: str | None = None, base_url: str | Non
   dest, url, hint = pth_path(model, cache), model.url(base_url), _hint(model)
   low, high = model.size_range()
   if not os.path.exists(dest):
-    log.info('downloading %s from %s', model.qualified, url)
+    if not weight_files.offline():  # offline, the error line says it all
+      log.info('downloading %s (%d MB) from %s', model.qualified, low >> 20, url)
     return weight_files.download(url, dest, hint, size_range=(low, high))
   size = os.path.getsize(dest)
   if not low <= size <= high:
