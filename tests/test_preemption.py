@@ -48,6 +48,20 @@ TASKS = {
     '--config.sample_every=1000',
     '--config.num_samples=1',
   ],
+  'adain': [
+    '--config',
+    str(ROOT / 'configs' / 'adain.py') + ':runlocal',
+    '--config.vgg.source=random',
+    '--config.data.image_size=16',
+    '--config.data.load_size=24',
+    '--config.data.synthetic_size=16',
+    '--config.style.synthetic_size=8',
+    '--config.per_device_batch=1',
+    '--config.total_steps=24',
+    '--config.sample_every=1000',
+    '--config.num_samples=1',
+    '--config.num_sample_styles=1',
+  ],
 }
 
 
@@ -79,7 +93,7 @@ def _stderr(workdir: str) -> str:
 
 
 @pytest.mark.slow  # three trainer subprocesses per task (~1 min for CycleGAN on 2 idle cores)
-@pytest.mark.parametrize('task', ['cyclegan', 'fast_style'])
+@pytest.mark.parametrize('task', ['cyclegan', 'fast_style', 'adain'])
 def test_sigterm_saves_the_step_and_the_same_command_resumes_bit_identically(task, tmp_path):
   ref_dir, run_dir = str(tmp_path / 'ref'), str(tmp_path / 'run')
   total = int(next(a for a in TASKS[task] if 'total_steps' in a).split('=')[1])
