@@ -137,9 +137,18 @@ def download(name: str, root: str) -> str:
   hint = weight_files.Hint(network=f'pix2pix dataset {name}', flag='--config.data.root')
   tmp = tempfile.mkdtemp(dir=parent, prefix=f'.{name}.')
   try:
-    archive = weight_files.download(
-      url, os.path.join(tmp, f'{name}.tar.gz'), hint, size_range=presets.DATASETS[name][1]
-    )
+    try:
+      archive = weight_files.download(
+        url, os.path.join(tmp, f'{name}.tar.gz'), hint, size_range=presets.DATASETS[name][1]
+      )
+    except weight_files.WeightDownloadError as e:  # its advice names the temp path: replace it
+      reason = str(e)
+      for cut in (' Download that file by hand', ' Retry, or place'):
+        reason = reason.split(cut)[0]
+      raise DatasetMissingError(
+        f'{reason} Retry, or download {url} by hand, extract it and pass '
+        f'--config.data.root=<the extracted {name}/ folder>'
+      ) from e
     try:
       with tarfile.open(archive, 'r:gz') as tar:
         tar.extractall(tmp, filter='data')

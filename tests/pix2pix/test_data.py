@@ -121,3 +121,50 @@ def test_presets_refuse_bad_fields():
   assert 'multiple of 256' in str(err.value) and 'gan_mode' in str(err.value)
   assert presets.dataset_config('maps').data.direction == 'AtoB'
   assert presets.dataset_config('facades').data.direction == 'BtoA'
+
+
+def _archive(tmp_path, name, payload=b''):
+  """A `NAME.tar.gz` holding NAME/train/x.png (an AB image), plus `payload` appended raw."""
+  import io
+  import tarfile
+
+  buf = io.BytesIO()
+  Image.fromarray(np.concatenate([_coordinates(8), _coordinates(8)], 1)).save(buf, 'PNG')
+  path = tmp_path / f'{name}.tar.gz'
+  with tarfile.open(path, 'w:gz') as tar:
+    info = tarfile.TarInfo(f'{name}/train/x.png')
+    info.size = len(buf.getvalue())
+    tar.addfile(info, io.BytesIO(buf.getvalue()))
+  path.write_bytes(path.read_bytes() + payload)
+  return path
+
+
+def test_download_on_request_extracts_and_renames_only_when_complete(tmp_path, monkeypatch):
+  # A file:// URL stands in for the reference's server (the tests' offline mode allows only it).
+  src = tmp_path / 'server'
+  src.mkdir()
+  _archive(src, 'facades')
+  monkeypatch.setattr(presets, 'DATASET_URL', f'file://{src}/{{name}}.tar.gz')
+  monkeypatch.setitem(presets.DATASETS, 'facades', ('BtoA', (1, 1 << 20), ''))
+  root = tmp_path / 'cache' / 'facades'
+  assert data.download('facades', str(root)) == str(root)
+  assert len(data.AlignedSource(str(root / 'train'))) == 1
+  assert [p.name for p in (tmp_path / 'cache').iterdir()] == ['facades']  # no temp left
+  # Outside the size range (an error page, a cut-off body): refused, nothing kept.
+  monkeypatch.setitem(presets.DATASETS, 'facades', ('BtoA', (1 << 20, 1 << 30), ''))
+  with pytest.raises(UserError, match='outside'):
+    data.download('facades', str(tmp_path / 'c2' / 'facades'))
+  assert not list((tmp_path / 'c2').iterdir())
+  # Not a tar.gz at all: refused, nothing kept.
+  (src / 'facades.tar.gz').write_bytes(b'<html>not found</html>' * 10)
+  monkeypatch.setitem(presets.DATASETS, 'facades', ('BtoA', (1, 1 << 20), ''))
+  with pytest.raises(UserError, match='not a readable'):
+    data.download('facades', str(tmp_path / 'c3' / 'facades'))
+  assert not list((tmp_path / 'c3').iterdir())
+
+
+def test_no_download_at_test_time(tmp_path):
+  # The tests run with JAXSTYLE_OFFLINE=1: the reference's http URL is refused before any request.
+  with pytest.raises(data.DatasetMissingError, match='disabled.*data.root') as err:
+    data.download('maps', str(tmp_path / 'maps'))
+  assert '\n' not in str(err.value) and not list(tmp_path.iterdir())
