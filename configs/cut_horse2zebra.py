@@ -12,6 +12,11 @@ Command:
   jaxstyle evaluate --workdir runs/cut
   jaxstyle translate --workdir runs/cut --out out/ photos/
   jaxstyle train --config configs/cut_horse2zebra.py:runlocal --workdir runs/cut_local
+Hardware: not run at this size here (TFDS horse2zebra is not on the development machines: 2-core AMD
+  EPYC CPU, jaxlib 0.10.2); the step at these shapes: `jaxstyle bench cut` (256², batch 1).
+Wall time: projected, not run: 400 epochs x 1,334 steps (max of 1,067 horses, 1,334 zebras) = 533,600
+  steps, twice CycleGAN's 266,800 (configs/cyclegan_reference.py); CUT's 256² step time has not been
+  timed on these machines (`jaxstyle bench cut`). :runlocal: seconds of steps after a ~1 min compile.
 Expected: horse→zebra FID 45.5 (the paper's Table 1, as clean-fid's README lists it); CycleGAN
   77.2 on the same protocol. The paper reports the best of the training run's FIDs (the reference
   repository's issue #65): compare with `jaxstyle evaluate --step best` under

@@ -9,6 +9,10 @@ Command:
     --config.data.tfds_download=True
   jaxstyle evaluate --workdir runs/fastcut
   jaxstyle train --config configs/fastcut_horse2zebra.py:runlocal --workdir runs/fastcut_local
+Hardware: not run at this size here (TFDS horse2zebra is not on the development machines: 2-core AMD
+  EPYC CPU, jaxlib 0.10.2); the step at these shapes: `jaxstyle bench cut --mode fastcut`.
+Wall time: projected, not run: 200 epochs x 1,334 steps = 266,800 steps, CycleGAN's count, each step
+  one generator pass instead of CUT's two images (docs/cut.md).
 Expected: horse→zebra FID 73.4 (the paper's Table 1, as clean-fid's README lists it). Users report
   that FastCUT's defaults can fail on other data (the reference repository's issue #94): the
   sweep below varies what they tried.
