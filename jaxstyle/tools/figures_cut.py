@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _label(workdir: str, config: dict) -> str:
-  task = config.get('task', 'cyclegan')
-  if task == 'cut':
+  task = 'CycleGAN'
+  if config.get('task') == 'cut':
     task = 'FastCUT' if config.get('nce', {}).get('flip_equivariance') else 'CUT'
   return f'{os.path.basename(os.path.normpath(workdir))} ({task})'
 
@@ -50,7 +50,7 @@ def figure_compare(workdirs: list[str], out: str, n_images: int = 4) -> str:
     columns.append(translate.translate_images(generator, params, inputs, None, multiple))
     heads.append(_label(wd, checkpoint.load_run(wd)[0]))
   rows = [[col[i] for col in columns] for i in range(len(inputs))]
-  picture = image_io.grid(rows, labels=[heads], min_cell=128, title='A → B, same test images')
+  picture = image_io.grid(rows, labels=[heads], min_cell=128, title='A to B, the same test images')
   image_io.save(out, np.asarray(picture))
   return out
 
