@@ -25,6 +25,7 @@ import ml_collections
 
 from jaxstyle import config_lib
 from jaxstyle.cut import presets
+from jaxstyle.cyclegan import presets as cyclegan_presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -32,17 +33,10 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c = presets.cut_base()
   if arg.fastcut:
     presets.fastcut(c)
-  c.data.update(dict(source='synthetic', image_size=32, load_size=0, augment='book'))
+  cyclegan_presets.synthetic_job(c)  # the CycleGAN main job's shapes, schedule and loop
+  c.data.update(dict(load_size=0, augment='book'))
   c.model.update(dict(gen_filters=32, disc_filters=16, n_blocks=5, n_layers=2))
   c.nce.num_patches = 64
-  c.optim.update(dict(lr=5e-4, schedule='linear', n_epochs=1, n_epochs_decay=1))
-  c.per_device_batch = 4
-  c.num_epochs = 3.0
-  c.log_every = 50
-  c.sample_every = 250
-  c.num_samples = 2
-  c.ckpt.update(dict(every_steps=250, keep=2))
-  c.eval_at_end = True
   if arg.runlocal:
     presets.cut_runlocal(c)
   return c

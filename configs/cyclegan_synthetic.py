@@ -27,7 +27,7 @@ from jaxstyle.cyclegan import presets
 def get_config(arg=None) -> ml_collections.ConfigDict:
   arg = config_lib.parse_arg(arg, runlocal=False)
   c = presets.cyclegan_base()
-  c.data.update(dict(source='synthetic', image_size=32, epoch_rule='max'))
+  presets.synthetic_job(c)  # 32 px, batch 4, lr 5e-4 linear, 750 steps, eval at the end
   c.model.update(
     dict(
       discriminator='patchgan',
@@ -40,14 +40,6 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     )
   )
   c.loss.lambda_id = 5.0
-  c.optim.update(dict(lr=5e-4, schedule='linear', n_epochs=1, n_epochs_decay=1))
-  c.per_device_batch = 4
-  c.num_epochs = 3.0
-  c.log_every = 50
-  c.sample_every = 250
-  c.num_samples = 2
-  c.ckpt.update(dict(every_steps=250, keep=2))
-  c.eval_at_end = True
   if arg.runlocal:
     c.data.image_size = 16
     c.data.synthetic_size = 64

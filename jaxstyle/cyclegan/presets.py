@@ -110,6 +110,21 @@ def cyclegan_runlocal(c: ml_collections.ConfigDict, image_size: int = 16) -> Non
   c.eval_at_end = False
 
 
+def synthetic_job(c: ml_collections.ConfigDict) -> None:
+  """The offline main job's data, schedule and loop (configs/cyclegan_synthetic.py): 32 px synthetic
+  images, batch 4, lr 5e-4 on the linear schedule, 3 epochs = 750 steps, evaluated at the end. CUT's
+  synthetic config runs at the same shapes and step count (configs/cut_synthetic.py)."""
+  c.data.update(dict(source='synthetic', image_size=32, epoch_rule='max'))
+  c.optim.update(dict(lr=5e-4, schedule='linear', n_epochs=1, n_epochs_decay=1))
+  c.per_device_batch = 4
+  c.num_epochs = 3.0
+  c.log_every = 50
+  c.sample_every = 250
+  c.num_samples = 2
+  c.ckpt.update(dict(every_steps=250, keep=2))
+  c.eval_at_end = True
+
+
 def _section(name: str, overrides: dict[str, Any]) -> ml_collections.ConfigDict:
   """`cyclegan_base()[name]` with `overrides`; an unknown key is an error, never a new field."""
   section = cyclegan_base()[name]
