@@ -25,7 +25,6 @@ import ml_collections
 
 from jaxstyle import config_lib
 from jaxstyle.cut import presets
-from jaxstyle.cyclegan import presets as cyclegan_presets
 
 
 def get_config(arg=None) -> ml_collections.ConfigDict:
@@ -33,7 +32,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
   c = presets.cut_base()
   if arg.fastcut:
     presets.fastcut(c)
-  cyclegan_presets.synthetic_job(c)  # the CycleGAN main job's shapes, schedule and loop
+  presets.synthetic_job(c)  # the CycleGAN main job's shapes, schedule and loop
   c.data.update(dict(load_size=0, augment='book'))
   c.model.update(dict(gen_filters=32, disc_filters=16, n_blocks=5, n_layers=2))
   c.nce.num_patches = 64

@@ -1,4 +1,4 @@
-"""The CycleGAN networks' `model` config section: its fields, the book's and junyanz's values.
+"""The translation networks' `model` sections: fields and the book's, junyanz's, CUT's, pix2pix values.
 
 It sits below `models/` (which builds networks from it), `ports/` (the junyanz port returns one)
 and `cyclegan/` (whose presets embed it), so none of them imports another for it. Like
@@ -77,3 +77,21 @@ def cut_model(**overrides: Any) -> ml_collections.ConfigDict:
   section = ml_collections.ConfigDict({**BOOK_MODEL, **REFERENCE_MODEL, **CUT_MODEL})
   config_lib.apply_overrides(section, overrides)
   return section
+
+
+def pix2pix_generator(
+  num_downs: int = 8, filters: int = 64, in_channels: int = 3, out_channels: int = 3
+) -> ml_collections.ConfigDict:
+  """A ported pix2pix U-Net's fields, named as the pix2pix task's `model` section names them (its
+  presets fill the rest), with the input width the weights expect."""
+  return ml_collections.ConfigDict(
+    dict(
+      generator='unet256',
+      norm='batch',
+      num_downs=num_downs,
+      gen_filters=filters,
+      in_channels=in_channels,
+      out_channels=out_channels,
+      use_dropout=True,  # the reference's pix2pix default (no --no_dropout); no weights tell
+    )
+  )

@@ -2,6 +2,7 @@
 
 import ast
 import glob
+import importlib
 import os
 import subprocess
 import sys
@@ -11,17 +12,24 @@ from helpers import CYCLEGAN_SYNTHETIC, NST_BOOK, ROOT
 
 from jaxstyle import cli, config_lib, main
 from jaxstyle.cyclegan import presets as cyclegan_presets
-from jaxstyle.fast_style import presets as fast_style_presets
 from jaxstyle.nst import cli as nst_cli
 from jaxstyle.nst import presets as nst_presets
 from jaxstyle.tools import sweep
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*.py')))
+# Every task's presets module, plus networks.py (the model sections the tasks and the ports share).
 PRESET_MODULES = {
-  os.path.join('jaxstyle', 'cyclegan', 'presets.py'),
-  os.path.join('jaxstyle', 'fast_style', 'presets.py'),
-  os.path.join('jaxstyle', 'nst', 'presets.py'),
-}
+  os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 'jaxstyle', '*', 'presets.py'))
+} | {os.path.join('jaxstyle', 'networks.py')}
+TASKS = sorted(os.path.basename(os.path.dirname(p)) for p in PRESET_MODULES if 'presets' in p)
+
+
+def _task_of_config_file(path):
+  """configs/{task}_*.py (fastcut_* files are the cut task's)."""
+  name = os.path.basename(path)
+  return next(t for t in ('fast_style', 'fastcut', *TASKS) if name.startswith(t)).replace(
+    'fastcut', 'cut'
+  )
 
 
 def flat(node, prefix=''):
@@ -231,10 +239,16 @@ def _preset_builds():
 
 def test_no_preset_invents_or_drops_a_field():
   bases = {
-    'cyclegan': set(flat(cyclegan_presets.cyclegan_base())),
-    'nst': set(flat(nst_presets.nst_base('', ''))),
-    'fast_style': set(flat(fast_style_presets.fast_style_base())),
+    task: set(
+      flat(
+        getattr(importlib.import_module(f'jaxstyle.{task}.presets'), f'{task}_base')(
+          *(('', '') if task == 'nst' else ())
+        )
+      )
+    )
+    for task in TASKS
   }
+  assert {'cyclegan', 'nst', 'fast_style', 'adain', 'cut', 'pix2pix'} <= set(bases)
   names = []
   for name, config in _preset_builds():
     names.append(name)
@@ -296,11 +310,7 @@ def test_only_the_presets_construct_configs_with_values():
 
 def test_config_files_import_only_config_lib_and_their_presets():
   for path in CONFIGS:
-    task = (
-      'fast_style'
-      if os.path.basename(path).startswith('fast_style')
-      else os.path.basename(path).split('_')[0]
-    )
+    task = _task_of_config_file(path)
     allowed = {'ml_collections', 'jaxstyle.config_lib', f'jaxstyle.{task}.presets'}
     for node in ast.walk(ast.parse(open(path).read(), path)):
       if isinstance(node, ast.Import):

@@ -25,6 +25,7 @@ DISCRIMINATORS = ('patchgan_antialias', 'patchgan')
 # pad, head, tanh. `nce.layers` index into it.
 GENERATOR_LAYERS_BASE = 23
 check_inputs = cyclegan_presets.check_inputs  # the same files: init weights, resume run, data root
+synthetic_job = cyclegan_presets.synthetic_job  # the CycleGAN main job's shapes, schedule, loop
 
 
 def cut_base() -> ml_collections.ConfigDict:

@@ -19,11 +19,12 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxstyle import networks
 from jaxstyle.models import unet256
 from jaxstyle.ports import torch_pth
 from jaxstyle.ports.torch_pickle import CheckpointFormatError
 
-__all__ = ['generator_from_pth', 'generator_from_state_dict', 'is_pix2pix_generator', 'model_cfg']
+__all__ = ['generator_from_pth', 'generator_from_state_dict', 'is_pix2pix_generator']
 
 _DEPTH_RE = re.compile(r'^model\.model\.(1\.model\.)?((3\.model\.)*)')
 
@@ -32,24 +33,6 @@ def is_pix2pix_generator(keys: Any) -> bool:
   """The U-Net's outermost conv key with batch-norm keys: what `port-weights` guesses by."""
   keys = set(keys)
   return 'model.model.0.weight' in keys and any(k.endswith('.running_mean') for k in keys)
-
-
-def model_cfg(
-  num_downs: int = 8, filters: int = 64, in_channels: int = 3, out_channels: int = 3
-) -> ml_collections.ConfigDict:
-  """The generator's fields, named as the pix2pix task's `model` section names them (its presets
-  fill the rest), plus the input width the weights expect."""
-  return ml_collections.ConfigDict(
-    {
-      'generator': 'unet256',
-      'norm': 'batch',
-      'num_downs': num_downs,
-      'gen_filters': filters,
-      'in_channels': in_channels,
-      'out_channels': out_channels,
-      'use_dropout': True,  # the reference's pix2pix default (no --no_dropout); no weights tell
-    }
-  )
 
 
 def _layout(num_downs: int, ngf: int, in_ch: int, out_ch: int) -> dict[str, tuple[int, ...]]:
@@ -140,7 +123,7 @@ def generator_from_state_dict(sd: dict[str, Any]) -> tuple[dict, ml_collections.
       params[name] = {'kernel': kernel}
       if prefix + '.bias' in sd:
         params[name]['bias'] = sd[prefix + '.bias'].astype(np.float32)
-  cfg = model_cfg(num_downs, ngf, in_ch, out_ch)
+  cfg = networks.pix2pix_generator(num_downs, ngf, in_ch, out_ch)
   return {'params': params, 'batch_stats': stats}, cfg
 
 
