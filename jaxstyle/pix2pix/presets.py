@@ -133,12 +133,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ck.choice(d + 'source', SOURCES)
   ck.choice(d + 'direction', ('AtoB', 'BtoA'))
   ck.choice(d + 'preprocess', ('resize_and_crop', 'resize', 'none'))
-  ck.require(
-    c.data.source == 'synthetic' or bool(c.data.root) or c.data.download,
-    f'data.source={c.data.source!r} needs data.root (a folder with train/ and test/ '
-    'AB images, or trainA/ trainB/ testA/ testB/), or data.download=True for a '
-    f'published dataset ({", ".join(n for n in DATASETS if n != "cityscapes")})',
-  )
+  # No root and no download is not an error here: the dataset may be in the cache already
+  # (`data.dataset_root` says what to do when it is not).
   ck.require(
     not c.data.download or c.data.name in DATASETS,
     f'data.name={c.data.name!r} is not a published pix2pix dataset; choose from {list(DATASETS)}',

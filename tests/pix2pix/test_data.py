@@ -114,11 +114,12 @@ def test_missing_data_is_one_line(tmp_path):
 
 def test_presets_refuse_bad_fields():
   c = presets.pix2pix_base()
-  c.data.update(dict(image_size=100, root='x'))
+  c.data.update(dict(image_size=100, name='nope', download=True))
   c.loss.gan_mode = 'hinge'
   with pytest.raises(UserError) as err:
     presets.validate(c)
   assert 'multiple of 256' in str(err.value) and 'gan_mode' in str(err.value)
+  assert "data.name='nope'" in str(err.value)
   assert presets.dataset_config('maps').data.direction == 'AtoB'
   assert presets.dataset_config('facades').data.direction == 'BtoA'
 
