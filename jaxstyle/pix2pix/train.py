@@ -2,23 +2,23 @@
 
 As CycleGAN's: the workdir is the run's identity (re-running resumes from its newest checkpoint);
 the data stream is a pure function of (seed, step) and the whole state, running batch-norm
-statistics included, is checkpointed, so a resumed run continues exactly. SIGTERM / Ctrl-C finish
-the step, save it and exit 143 / 130 (`jaxstyle.preemption`).
+statistics included, is checkpointed, so a resumed run continues exactly. The resume order and the
+loop are `jaxstyle.train_loop`'s (fast style's and AdaIN's too): SIGTERM / Ctrl-C finish the step,
+save it and exit 143 / 130 (`jaxstyle.preemption`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Any
 
 import jax
 import numpy as np
 
-from jaxstyle import checkpoint, config_lib, image_io, parallel, preemption, storage
+from jaxstyle import checkpoint, config_lib, image_io, parallel, storage, train_loop
 from jaxstyle.kernels import dispatch
-from jaxstyle.metrics import MetricWriter, log_event, train_record, write_config
+from jaxstyle.metrics import MetricWriter, write_config
 from jaxstyle.pix2pix import data, evaluate
 from jaxstyle.pix2pix import step as train_state
 
@@ -83,23 +83,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
 
   #### Checkpoint: this workdir's newest, else config.resume's, else scratch.
   mngr = checkpoint.make_manager(workdir, config)
-  abstract = checkpoint.abstract_of(state)
-  try:
-    restored = checkpoint.restore_latest(mngr, abstract)
-    if restored is None and config.resume:
-      other = checkpoint.make_manager(config.resume, None)
-      restored = checkpoint.restore_latest(other, abstract, move_aside=False)  # not our run
-      checkpoint.close(other)
-      if restored is None:
-        raise FileNotFoundError(f'config.resume={config.resume!r} holds no checkpoint')
-  except BaseException:
-    checkpoint.close(mngr)
-    raise
-  if restored is not None:
-    state = restored
-  start = int(jax.device_get(state['step']))
-  if restored is not None:
-    log.info('Restored step %d', start)
+  state, start = train_loop.restore(mngr, state, config.resume)
 
   #### Step
   step_fn = parallel.compile_step(train_state.make_train_step(config, spe), mesh, specs)
@@ -109,7 +93,7 @@ def train(config: Any, workdir: str) -> dict[str, float]:
   )
   extra = lambda step: {'task': 'pix2pix', 'model': config.model.to_dict(), 'step': step}
 
-  def write_samples(step: int) -> None:
+  def write_samples(step: int, state: Any) -> tuple[str, dict[str, float]]:
     host = jax.device_get({'params': state['params'], 'batch_stats': state['batch_stats']})
     n = min(config.num_samples, len(test_source))
     _, kept = evaluate.evaluate(config, host['params'], host['batch_stats'], max_images=n, keep=n)
@@ -117,68 +101,11 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     with storage.write_failures('sample write', sample_path(workdir, step), workdir):
       image_io.save(sample_path(workdir, step), grid)
     writer.write_image(step, 'samples', grid)
+    return sample_path(workdir, step), {}
 
-  #### Loop
-  from tqdm import tqdm
-
-  bar = tqdm(
-    total=total,
-    initial=start,
-    disable=not is_main or not config.progress,
-    dynamic_ncols=True,
-    unit='step',
-  )
-  last: dict[str, float] = {}
-  step, t0, t_steps, t_wait = start, time.time(), 0, 0.0
-  stop = preemption.install()
-  try:
-    for step in range(start + 1, total + 1):
-      t_ask = time.perf_counter()
-      batch = parallel.global_batch_from_local(mesh, next(stream))
-      t_wait += time.perf_counter() - t_ask
-      with jax.transfer_guard('disallow'):  # the step must never pull data implicitly
-        state, metrics = step_fn(state, batch)
-      checkpoint.check(mngr)  # a failed async save stops the run here, not at exit
-      t_steps += 1
-      bar.update(1)
-      stop_now = stop.requested(step)  # every step, on every process
-      is_save = step % config.ckpt.every_steps == 0 or step == total or stop_now
-      if step % config.log_every == 0 or is_save:
-        metrics = jax.device_get(metrics)  # the only host sync, on log and save steps
-        last = train_record(step, metrics, t_steps, t_wait, time.time() - t0)
-        t0, t_steps, t_wait = time.time(), 0, 0.0
-        writer.write(step, last)
-        bar.set_postfix(G=f'{last["train/loss_G"]:.3f}', D=f'{last["train/loss_D"]:.3f}')
-      events = []
-      if is_save:
-        force = step == total or stop_now
-        checkpoint.save(mngr, step, state, force=force, extra=extra(step))
-        events.append('checkpoint saved')
-      if is_main and (step % config.sample_every == 0 or step == total):
-        write_samples(step)
-        events.append(f'samples {sample_path(workdir, step)}')
-      if events and is_main:
-        log_event(step, events)
-      if stop_now:
-        raise stop.exit(f'saved step {step} in {os.path.join(workdir, "ckpt")}')
-  except KeyboardInterrupt:
-    if not any(x.is_deleted() for x in jax.tree.leaves(state)):
-      done = int(jax.device_get(state['step']))
-      log.warning('Interrupted: saving step %d before exiting', done)
-      checkpoint.save(mngr, done, state, force=True, extra=extra(done))
-    writer.close()
-    raise
-  except BaseException:
-    writer.close()
-    raise
-  finally:
-    stop.uninstall()
-    bar.close()
-    stream.close()
-    checkpoint.close(mngr)
-
-  #### End of run
-  if config.eval_at_end and is_main and step == total and total > start:
+  def evaluate_at_end(step: int, state: Any) -> dict[str, float]:
+    if not (config.eval_at_end and is_main):
+      return {}
     host = jax.device_get({'params': state['params'], 'batch_stats': state['batch_stats']})
     scores, _ = evaluate.evaluate(
       config, host['params'], host['batch_stats'], max_images=config.eval_max_images or None
@@ -186,8 +113,23 @@ def train(config: Any, workdir: str) -> dict[str, float]:
     log.info(
       'Evaluation at step %d: %s', step, ', '.join(f'{k}={v:.4f}' for k, v in scores.items())
     )
-    writer.write(step, scores)
-    last.update(scores)
-  writer.close()
-  last['step'] = step
-  return last
+    return scores
+
+  #### Loop (`train_loop.run`: SIGTERM / Ctrl-C save the step), then the evaluation at the end
+  return train_loop.run(
+    config,
+    workdir,
+    state,
+    lambda state, batch, _: step_fn(state, batch),  # no frozen arguments
+    None,
+    stream,
+    mesh,
+    writer,
+    mngr,
+    start,
+    write_samples,
+    extra,
+    total=total,
+    postfix=lambda r: {'G': f'{r["train/loss_G"]:.3f}', 'D': f'{r["train/loss_D"]:.3f}'},
+    at_end=evaluate_at_end,
+  )
