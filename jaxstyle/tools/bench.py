@@ -216,57 +216,33 @@ def bench_cyclegan(args: argparse.Namespace) -> dict[str, Any]:
   mesh = parallel.make_mesh(jax.devices()[:n_dev])
   size = args.size or ARCHS[args.arch][0]
   config = bench_config(args.arch, args.dtype, args.lambda_id, args.conv_impl)
-  t0 = time.perf_counter()
-  state = train_state.init_state(config, jax.random.key(0), size, n_dev)
-  specs = parallel.state_specs(state)
-  state = jax.block_until_ready(jax.device_put(state, parallel.shardings(mesh, specs)))
-  init_s = time.perf_counter() - t0
-
-  rng = np.random.default_rng(0)
-  shape = (args.batch * n_dev, size, size, config.model.in_channels)
-  batch = parallel.global_batch_from_local(
-    mesh, {d: rng.uniform(-1, 1, shape).astype(np.float32) for d in 'AB'}
+  timing = bench_peers.time_gan_step(
+    mesh,
+    lambda: train_state.init_state(config, jax.random.key(0), size, n_dev),
+    train_state.make_train_step(config, steps_per_epoch=1000),
+    (args.batch * n_dev, size, size, config.model.in_channels),
+    'AB',
+    args.steps,
+    args.warmup,
+    profile=args.profile,
   )
-  step = parallel.compile_step(
-    train_state.make_train_step(config, steps_per_epoch=1000), mesh, specs
-  )
-  t0 = time.perf_counter()
-  compiled = step.lower(state, batch).compile()
-  compile_s = time.perf_counter() - t0
-
-  box = {'state': state}
-
-  def one_step() -> None:
-    box['state'], metrics = compiled(box['state'], batch)
-    box['loss'] = float(jax.device_get(metrics['train/loss_G']))  # syncs: one step per timing
-
-  if args.profile:
-    one_step()  # warm outside the trace
-    with jax.profiler.trace(args.profile):
-      times = bench_peers.time_calls(one_step, args.steps, 0)
-  else:
-    times = bench_peers.time_calls(one_step, args.steps, args.warmup)
   peer_args = [args.arch, str(args.peer_steps or args.steps), str(args.batch * n_dev), str(size)]
-  out = bench_peers.report(
+  return bench_peers.step_report(
     args,
     'cyclegan',
-    times,
-    compile_s,
-    bench_peers.xla_flops(compiled),
+    timing,
     ('peer_torch_cyclegan.py', peer_args),
+    args.batch * n_dev,
+    'loss_G',
+    flops_source='XLA cost analysis of the compiled step (executed FLOPs: Winograd '
+    'layers count their own, smaller, GEMMs)',
     arch=args.arch,
     devices=n_dev,
     batch_per_device=args.batch,
     size=size,
     dtype=args.dtype,
     lambda_id=args.lambda_id,
-    init_s=round(init_s, 2),
-    flops_source='XLA cost analysis of the compiled step (executed FLOPs: Winograd '
-    'layers count their own, smaller, GEMMs)',
   )
-  out['images_per_s'] = round(args.batch * n_dev / out['median_s'], 2)
-  out['loss_G'] = round(box['loss'], 4)
-  return out
 
 
 # name -> (help, add its flags, run: args -> one JSON line's dict, or a list of them).

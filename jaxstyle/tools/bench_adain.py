@@ -109,44 +109,29 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
   size = args.train_size
   c = bench_config(args, size)
   mesh = parallel.make_mesh(jax.devices()[:1])
-  t0 = time.perf_counter()
-  frozen = jax.device_get(adain_step.frozen_inputs(c))
-  frozen = parallel.place(frozen, parallel.shardings(mesh, parallel.state_specs(frozen, ())))
-  state = jax.device_get(adain_step.init_state(c, jax.random.PRNGKey(c.seed)))  # as the trainer
-  specs = parallel.state_specs(state, ())
-  state = jax.block_until_ready(parallel.place(state, parallel.shardings(mesh, specs)))
-  init_s = time.perf_counter() - t0
+
+  def init() -> tuple[Any, Any, Any]:
+    frozen = jax.device_get(adain_step.frozen_inputs(c))
+    state = jax.device_get(adain_step.init_state(c, jax.random.PRNGKey(c.seed)))  # as the trainer
+    return frozen, state, adain_step.make_train_step(c)
 
   rng = np.random.default_rng(0)
   shape = (args.batch, size, size, 3)
-  batch = parallel.global_batch_from_local(
-    mesh,
-    {k: rng.uniform(0, 255, shape).astype(np.float32) for k in ('content', 'style')},
-  )
-  step = parallel.compile_step(adain_step.make_train_step(c), mesh, specs, n_frozen=1)
-  t0 = time.perf_counter()
-  compiled = step.lower(state, batch, frozen).compile()
-  compile_s = time.perf_counter() - t0
-
-  times, loss = bench_peers.time_train_step(compiled, state, batch, frozen, args.steps, args.warmup)
-  out = bench_peers.report(
+  batch = {k: rng.uniform(0, 255, shape).astype(np.float32) for k in ('content', 'style')}
+  timing = bench_peers.time_frozen_step(mesh, init, batch, args.steps, args.warmup)
+  return bench_peers.step_report(
     args,
     'adain-train',
-    times,
-    compile_s,
-    bench_peers.xla_flops(compiled),
+    timing,
     _peer(args, size, args.batch, 'train'),
+    args.batch,
+    'loss',
+    unit='seconds per train step',
     mode='train',
     batch=args.batch,
     size=size,
     dtype=args.dtype,
-    init_s=round(init_s, 2),
-    flops_source='XLA cost analysis of the compiled step',
-    unit='seconds per train step',
   )
-  out['images_per_s'] = round(args.batch / out['median_s'], 2)
-  out['loss'] = round(loss, 4)
-  return out
 
 
 def bench(args: argparse.Namespace) -> list[dict[str, Any]]:

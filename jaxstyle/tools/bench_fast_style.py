@@ -111,50 +111,35 @@ def bench_train(args: argparse.Namespace) -> dict[str, Any]:
   size = args.train_size
   c = bench_config(args, size)
   mesh = parallel.make_mesh(jax.devices()[:1])
-  t0 = time.perf_counter()
-  vgg_params, prep = fs_step.load_vgg(c)
-  style = np.random.default_rng(1).integers(0, 256, (c.style_size, c.style_size, 3), np.uint8)
-  frozen = jax.device_get(fs_step.frozen_inputs(c, vgg_params, prep, [style]))
-  frozen = parallel.place(frozen, parallel.shardings(mesh, parallel.state_specs(frozen, ())))
-  state = jax.device_get(fs_step.init_state(c, jax.random.PRNGKey(c.seed)))  # as the trainer
-  specs = parallel.state_specs(state, ())
-  state = jax.block_until_ready(parallel.place(state, parallel.shardings(mesh, specs)))
-  init_s = time.perf_counter() - t0
+
+  def init() -> tuple[Any, Any, Any]:
+    vgg_params, prep = fs_step.load_vgg(c)
+    style = np.random.default_rng(1).integers(0, 256, (c.style_size, c.style_size, 3), np.uint8)
+    frozen = jax.device_get(fs_step.frozen_inputs(c, vgg_params, prep, [style]))
+    state = jax.device_get(fs_step.init_state(c, jax.random.PRNGKey(c.seed)))  # as the trainer
+    return frozen, state, fs_step.make_train_step(c, prep)
 
   rng = np.random.default_rng(0)
-  batch = parallel.global_batch_from_local(
-    mesh,
-    {
-      'content': rng.uniform(0, 255, (args.batch, size, size, 3)).astype(np.float32),
-      'style': np.zeros((args.batch,), np.int32),
-    },
-  )
-  step = parallel.compile_step(fs_step.make_train_step(c, prep), mesh, specs, n_frozen=1)
-  t0 = time.perf_counter()
-  compiled = step.lower(state, batch, frozen).compile()
-  compile_s = time.perf_counter() - t0
-
-  times, loss = bench_peers.time_train_step(compiled, state, batch, frozen, args.steps, args.warmup)
-  out = bench_peers.report(
+  batch = {
+    'content': rng.uniform(0, 255, (args.batch, size, size, 3)).astype(np.float32),
+    'style': np.zeros((args.batch,), np.int32),
+  }
+  timing = bench_peers.time_frozen_step(mesh, init, batch, args.steps, args.warmup)
+  return bench_peers.step_report(
     args,
     'fast-style-train',
-    times,
-    compile_s,
-    bench_peers.xla_flops(compiled),
+    timing,
     _peer(args, size, args.batch, 'train'),
+    args.batch,
+    'loss',
+    unit='seconds per train step',
     mode='train',
     batch=args.batch,
     size=size,
     upsample=args.upsample,
     output=c.model.output,
     dtype=args.dtype,
-    init_s=round(init_s, 2),
-    flops_source='XLA cost analysis of the compiled step',
-    unit='seconds per train step',
   )
-  out['images_per_s'] = round(args.batch / out['median_s'], 2)
-  out['loss'] = round(loss, 4)
-  return out
 
 
 def bench(args: argparse.Namespace) -> list[dict[str, Any]]:

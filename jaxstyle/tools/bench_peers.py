@@ -15,12 +15,14 @@ import resource
 import statistics
 import subprocess
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle import parallel
 from jaxstyle.errors import nonnegative_int
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,17 +101,123 @@ def time_calls(fn: Any, steps: int, warmup: int) -> list[float]:
 
 
 def time_train_step(
-  compiled: Any, state: Any, batch: Any, frozen: Any, steps: int, warmup: int
+  compiled: Any,
+  state: Any,
+  inputs: tuple,
+  steps: int,
+  warmup: int,
+  loss_key: str = 'train/loss',
+  profile: str = '',
 ) -> tuple[list[float], float]:
-  """(`time_calls` of a compiled train step, its last loss): the state is donated, so each call
-  feeds the next; the loss fetch syncs, one step per timing."""
+  """(`time_calls` of `compiled(state, *inputs)`, its last loss): the state is donated, so each
+  call feeds the next; the loss fetch syncs, one step per timing. With `profile` the timed steps
+  run in a `jax.profiler` trace (one warm step outside it)."""
   box: dict[str, Any] = {'state': state}
 
   def one_step() -> None:
-    box['state'], metrics = compiled(box['state'], batch, frozen)
-    box['loss'] = float(jax.device_get(metrics['train/loss']))
+    box['state'], metrics = compiled(box['state'], *inputs)
+    box['loss'] = float(jax.device_get(metrics[loss_key]))
 
-  return time_calls(one_step, steps, warmup), box['loss']
+  if not profile:
+    return time_calls(one_step, steps, warmup), box['loss']
+  one_step()  # warm outside the trace
+  with jax.profiler.trace(profile):
+    return time_calls(one_step, steps, 0), box['loss']
+
+
+class StepTiming(NamedTuple):
+  """What `time_gan_step` / `time_frozen_step` measured."""
+
+  times: list[float]
+  compile_s: float
+  init_s: float
+  flops: float | None
+  loss: float
+
+
+def _compile_and_time(
+  step: Any, state: Any, inputs: tuple, init_s: float, *timing: Any, **kw: Any
+) -> StepTiming:
+  t0 = time.perf_counter()
+  compiled = step.lower(state, *inputs).compile()
+  compile_s = time.perf_counter() - t0
+  times, loss = time_train_step(compiled, state, inputs, *timing, **kw)
+  return StepTiming(times, compile_s, init_s, xla_flops(compiled), loss)
+
+
+def time_gan_step(
+  mesh: Any,
+  init_state: Callable[[], Any],
+  train_step: Callable,
+  shape: tuple[int, ...],
+  keys: Sequence[str],
+  steps: int,
+  warmup: int,
+  profile: str = '',
+) -> StepTiming:
+  """Times a GAN trainer's own `(state, batch) -> (state, metrics)` step on one random batch.
+
+  The state is built by `init_state()` and replicated over `mesh` (timed as init_s); the batch
+  holds `keys`, each uniform in [-1, 1] of global `shape`; the loss is loss_G.
+  """
+  t0 = time.perf_counter()
+  state = init_state()
+  specs = parallel.state_specs(state)
+  state = jax.block_until_ready(jax.device_put(state, parallel.shardings(mesh, specs)))
+  init_s = time.perf_counter() - t0
+  rng = np.random.default_rng(0)
+  batch = parallel.global_batch_from_local(
+    mesh, {k: rng.uniform(-1, 1, shape).astype(np.float32) for k in keys}
+  )
+  step = parallel.compile_step(train_step, mesh, specs)
+  return _compile_and_time(
+    step, state, (batch,), init_s, steps, warmup, loss_key='train/loss_G', profile=profile
+  )
+
+
+def time_frozen_step(
+  mesh: Any,
+  init: Callable[[], tuple[Any, Any, Callable]],
+  batch: dict[str, np.ndarray],
+  steps: int,
+  warmup: int,
+) -> StepTiming:
+  """Times a feed-forward trainer's own `(state, batch, frozen)` step (fast style, AdaIN).
+
+  `init() -> (frozen, state, train step)` on the host, as the trainer builds them (timed as
+  init_s, with the placement on `mesh`); `batch` is the host batch, the same every step.
+  """
+  t0 = time.perf_counter()
+  frozen, state, train_step = init()
+  frozen = parallel.place(frozen, parallel.shardings(mesh, parallel.state_specs(frozen, ())))
+  specs = parallel.state_specs(state, ())
+  state = jax.block_until_ready(parallel.place(state, parallel.shardings(mesh, specs)))
+  init_s = time.perf_counter() - t0
+  batch = parallel.global_batch_from_local(mesh, batch)
+  step = parallel.compile_step(train_step, mesh, specs, n_frozen=1)
+  return _compile_and_time(step, state, (batch, frozen), init_s, steps, warmup)
+
+
+def step_report(
+  args: argparse.Namespace,
+  name: str,
+  t: StepTiming,
+  peer: tuple[str, list[str]],
+  images: int,
+  loss_key: str,
+  flops_source: str = 'XLA cost analysis of the compiled step',
+  unit: str | None = None,
+  **extra: Any,
+) -> dict[str, Any]:
+  """`report` of a train-step timing: `extra`, then init_s, flops_source (and `unit`); then
+  images_per_s (`images` per step) and the last loss as `loss_key`."""
+  tail: dict[str, Any] = dict(init_s=round(t.init_s, 2), flops_source=flops_source)
+  if unit:
+    tail['unit'] = unit
+  out = report(args, name, t.times, t.compile_s, t.flops, peer, **extra, **tail)
+  out['images_per_s'] = round(images / out['median_s'], 2)
+  out[loss_key] = round(t.loss, 4)
+  return out
 
 
 def add_rate(out: dict[str, Any], key: str, per_call: int = 1) -> None:

@@ -11,11 +11,9 @@ PyTorch) right after, in the same command, and prints the ratio jaxstyle / PyTor
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 import jax
-import numpy as np
 
 from jaxstyle import parallel
 from jaxstyle.errors import UserError, nonnegative_int, positive_int
@@ -63,49 +61,29 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
   n_dev = args.devices or jax.device_count()
   mesh = parallel.make_mesh(jax.devices()[:n_dev])
   config = bench_config(args)
-  t0 = time.perf_counter()
-  state = pix2pix_step.init_state(config, jax.random.key(0), args.size)
-  specs = parallel.state_specs(state)
-  state = jax.block_until_ready(jax.device_put(state, parallel.shardings(mesh, specs)))
-  init_s = time.perf_counter() - t0
-
-  rng = np.random.default_rng(0)
-  shape = (args.batch * n_dev, args.size, args.size, 3)
-  batch = parallel.global_batch_from_local(
-    mesh, {k: rng.uniform(-1, 1, shape).astype(np.float32) for k in ('input', 'target')}
+  timing = bench_peers.time_gan_step(
+    mesh,
+    lambda: pix2pix_step.init_state(config, jax.random.key(0), args.size),
+    pix2pix_step.make_train_step(config, steps_per_epoch=1000),
+    (args.batch * n_dev, args.size, args.size, 3),
+    ('input', 'target'),
+    args.steps,
+    args.warmup,
   )
-  step = parallel.compile_step(
-    pix2pix_step.make_train_step(config, steps_per_epoch=1000), mesh, specs
-  )
-  t0 = time.perf_counter()
-  compiled = step.lower(state, batch).compile()
-  compile_s = time.perf_counter() - t0
-  box = {'state': state}
-
-  def one_step() -> None:
-    box['state'], metrics = compiled(box['state'], batch)
-    box['loss'] = float(jax.device_get(metrics['train/loss_G']))  # syncs: one step per timing
-
-  times = bench_peers.time_calls(one_step, args.steps, args.warmup)
   peer_steps = str(args.peer_steps or args.steps)
   peer_args = [peer_steps, str(args.batch * n_dev), str(args.size), str(args.filters)]
   peer_args.append(str(args.num_downs))
-  out = bench_peers.report(
+  return bench_peers.step_report(
     args,
     'pix2pix',
-    times,
-    compile_s,
-    bench_peers.xla_flops(compiled),
+    timing,
     ('peer_torch_pix2pix.py', peer_args),
+    args.batch * n_dev,
+    'loss_G',
     devices=n_dev,
     batch_per_device=args.batch,
     size=args.size,
     filters=args.filters,
     num_downs=args.num_downs,
     dtype=args.dtype,
-    init_s=round(init_s, 2),
-    flops_source='XLA cost analysis of the compiled step',
   )
-  out['images_per_s'] = round(args.batch * n_dev / out['median_s'], 2)
-  out['loss_G'] = round(box['loss'], 4)
-  return out
