@@ -101,6 +101,7 @@ def _open_manager(directory: epath.Path, **kwargs: Any) -> ocp.CheckpointManager
 
 _OPEN: dict[int, ocp.CheckpointManager] = {}  # managers not closed yet (`close_all`)
 _PENDING: set[int] = set()  # managers with a save whose outcome `check` has not seen
+_FAILED: dict[int, bool] = {}  # managers whose save failed to write (full disk, read-only)
 
 
 def _reraise(mngr: ocp.CheckpointManager, err: Exception) -> NoReturn:
@@ -108,6 +109,7 @@ def _reraise(mngr: ocp.CheckpointManager, err: Exception) -> NoReturn:
   failure = storage.save_failure(err, os.fspath(mngr.directory), jax.process_index() == 0)
   if failure is err:
     raise err
+  _FAILED[id(mngr)] = True
   raise failure from err
 
 
@@ -268,8 +270,19 @@ def close(mngr: ocp.CheckpointManager) -> None:
   except BaseException:
     with contextlib.suppress(Exception):  # the same failure again, already being raised
       mngr.close()
+    _remove_failed_saves(mngr)
     raise
-  mngr.close()
+  try:
+    mngr.close()
+  finally:
+    _remove_failed_saves(mngr)
+
+
+def _remove_failed_saves(mngr: ocp.CheckpointManager) -> None:
+  """Once the manager's threads are done: a failed save's other writes may have re-created its
+  tmp directory after the first clean-up (`storage.save_failure`), so process 0 removes it again."""
+  if _FAILED.pop(id(mngr), None) and jax.process_index() == 0:
+    storage.remove_partial_saves(os.fspath(mngr.directory))
 
 
 def close_all() -> None:
