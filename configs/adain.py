@@ -17,11 +17,11 @@ Command:
     --config.vgg.source=random  # a CPU smoke run: 60 steps of 2 x 32² crops, random VGG19
   jaxstyle bench adain --with-peer  # s/step and frames/s against the PyTorch peer
 Hardware: the train step measured at the preset's shapes (8 x 256² crops) with random-initialised
-  VGG19 and random images (`jaxstyle bench adain`), 2-core AMD EPYC CPU (AVX2), jaxlib 0.10.2, with
-  other jobs on the cores (load 11-13): 40.4 s/step (the PyTorch peer: 72.5 s), compile 46 s, peak
-  RSS 4.0 GiB; no quiet-machine or accelerator reading yet (docs/adain.md, "Speed").
-Wall time: projected, not run: 160,000 steps x 40.4 s = 75 days on that loaded CPU, so the full
-  preset is for an accelerator. :runlocal: about a minute on that CPU (60 steps of 2 x 32², 1
+  VGG19 and random images (`jaxstyle bench adain`), 2-core AMD EPYC CPU (AVX2), jaxlib 0.10.2, quiet
+  machine: 11.5 s/step (the PyTorch peer: 18.0 s), compile 9 s, peak RSS 4.0 GiB; no accelerator
+  reading yet (docs/adain.md, "Speed").
+Wall time: projected, not run: 160,000 steps x 11.5 s = 21 days on that CPU, so the full preset is
+  for an accelerator. :runlocal: about a minute on that CPU (60 steps of 2 x 32², 1
   device). Published: the reference README gives no training time; its train.py defaults to
   these 160,000 iterations of batch 8.
 Expected: with real VGG19 weights, COCO and WikiArt, a decoder that stylises any content with any
