@@ -43,10 +43,31 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
 
-def _limit(path: str) -> int:
+def storage_limit(path: str) -> int:
   """Most bytes the tensors of a file may add up to (tied weights share a storage; see
   `materialise`)."""
   return 4 * os.path.getsize(path) + (1 << 20)
+
+
+def archive_storages(zf: Any, names: list[str], prefix: str, path: str) -> tuple[str, Any]:
+  """(byteorder, fetch(key) -> bytes) of a torch zip archive whose records sit under `prefix`:
+  the layout torch.save and torch.jit.save share (`byteorder`, `data/<key>`)."""
+  byteorder = 'little'
+  if prefix + 'byteorder' in names:
+    byteorder = zf.read(prefix + 'byteorder').decode('ascii', 'replace').strip()
+    if byteorder not in ('little', 'big'):
+      raise CheckpointFormatError(f'{path}: unknown byteorder {byteorder!r}')
+  cache: dict[str, bytes] = {}
+
+  def fetch(key: str) -> bytes:
+    if key not in cache:
+      name = f'{prefix}data/{key}'
+      if name not in names:
+        raise CheckpointFormatError(f'{path}: storage {name!r} is missing from the archive')
+      cache[key] = zf.read(name)
+    return cache[key]
+
+  return byteorder, fetch
 
 
 def _load_zip(path: str) -> Any:
@@ -58,26 +79,12 @@ def _load_zip(path: str) -> Any:
         f"{path}: a zip file but not a torch.save archive (found {len(pkls)} '<dir>/data.pkl')"
       )
     prefix = pkls[0][: -len('data.pkl')]
-    byteorder = 'little'
-    if prefix + 'byteorder' in names:
-      byteorder = zf.read(prefix + 'byteorder').decode('ascii', 'replace').strip()
-      if byteorder not in ('little', 'big'):
-        raise CheckpointFormatError(f'{path}: unknown byteorder {byteorder!r}')
+    byteorder, fetch = archive_storages(zf, names, prefix, path)
     try:
       root = SafeUnpickler(
         io.BytesIO(zf.read(pkls[0])), path, lambda pid: storage_from_pid(pid, path)
       ).load()
-      cache: dict[str, bytes] = {}
-
-      def fetch(key: str) -> bytes:
-        if key not in cache:
-          name = f'{prefix}data/{key}'
-          if name not in names:
-            raise CheckpointFormatError(f'{path}: storage {name!r} is missing from the archive')
-          cache[key] = zf.read(name)
-        return cache[key]
-
-      return materialise(root, fetch, byteorder, path, _limit(path))
+      return materialise(root, fetch, byteorder, path, storage_limit(path))
     except UnsafeCheckpointError:
       raise
     except CheckpointFormatError as e:
@@ -175,7 +182,7 @@ def _load_legacy(path: str) -> Any:
     return raw[key]
 
   try:
-    return materialise(root, fetch, 'little' if little else 'big', path, _limit(path))
+    return materialise(root, fetch, 'little' if little else 'big', path, storage_limit(path))
   except CheckpointFormatError as e:
     raise with_path(e, path) from None
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxstyle.ports import torch_pth
 from jaxstyle.ports.safe_zip import ZIP_ERRORS, SafeZip
 from jaxstyle.ports.torch_pickle import (  # _Tensor: the unpickler's inert tensor record
   CheckpointFormatError,
@@ -134,21 +135,7 @@ def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if len(pkls) != 1:
       raise CheckpointFormatError(f'{path}: not a TorchScript archive (no single <dir>/data.pkl)')
     prefix = pkls[0][: -len('data.pkl')]
-    byteorder = 'little'
-    if prefix + 'byteorder' in names:
-      byteorder = zf.read(prefix + 'byteorder').decode('ascii', 'replace').strip()
-      if byteorder not in ('little', 'big'):
-        raise CheckpointFormatError(f'{path}: unknown byteorder {byteorder!r}')
-
-    cache: dict[str, bytes] = {}
-
-    def fetch(key: str) -> bytes:
-      name = f'{prefix}data/{key}'
-      if name not in names:
-        raise CheckpointFormatError(f'{path}: storage {name!r} is missing from the archive')
-      if key not in cache:
-        cache[key] = zf.read(name)
-      return cache[key]
+    byteorder, fetch = torch_pth.archive_storages(zf, names, prefix, path)
 
     try:
       root = ScriptUnpickler(
@@ -156,8 +143,7 @@ def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
       ).load()
       if not isinstance(root, ScriptObject):
         raise CheckpointFormatError('its data.pkl holds no TorchScript module')
-      limit = 4 * os.path.getsize(path) + (1 << 20)  # as torch_pth: shared storages, bounded
-      tree = materialise(_tree(root), fetch, byteorder, path, limit)
+      tree = materialise(_tree(root), fetch, byteorder, path, torch_pth.storage_limit(path))
     except UnsafeCheckpointError:
       raise
     except CheckpointFormatError as e:
