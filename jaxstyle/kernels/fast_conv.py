@@ -310,9 +310,45 @@ def _bwd(strides, pads, res, dy):
 _conv_fast.defvjp(_fwd, _bwd)
 
 
+# Weight-bound convs: at most IM2COL_MAX_PIXELS output pixels (N·Ho·Wo) and at least
+# IM2COL_MIN_WEIGHTS kernel elements (pix2pix's innermost U-Net levels, 4×4 512→512 at 8×8 down to
+# 1×1 out at batch 1). Streaming the 16 MB kernel is the cost there, and XLA's conv gradients stream
+# it several times: explicit patches times the kernel as one GEMM, with GEMMs for both gradients,
+# ran 2-13× faster fwd+bwd (8×8 out 10.8 vs 21.5 ms, 1×1 out 1.5 vs 19.4 ms). Smaller kernels (the
+# CycleGAN nets) keep their path. Measurements: docs/performance.md, "Weight-bound convs".
+IM2COL_MAX_PIXELS = 64
+IM2COL_MIN_WEIGHTS = 2**22
+
+
+def _out_sides(x_shape, w_shape, strides, pads) -> tuple[int, int]:
+  return tuple((x_shape[1 + a] + sum(pads[a]) - w_shape[a]) // strides[a] + 1 for a in range(2))
+
+
+def _im2col_conv(
+  x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: tuple[tuple[int, int], ...]
+) -> jax.Array:
+  """The conv as (N·Ho·Wo, K·K·Cin) patches times the (K·K·Cin, Cout) kernel (autodiff: GEMMs)."""
+  kh, kw, cin, cout = w.shape
+  ho, wo = _out_sides(x.shape, w.shape, strides, pads)
+  x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
+  sh, sw = strides
+  cols = [
+    x[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+    for i in range(kh)
+    for j in range(kw)
+  ]
+  patches = jnp.stack(cols, axis=3).reshape(-1, kh * kw * cin)
+  return (patches @ w.reshape(kh * kw * cin, cout)).reshape(x.shape[0], ho, wo, cout)
+
+
 def conv2d(
   x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1), padding: Padding = 'VALID'
 ) -> jax.Array:
-  """NHWC × HWIO conv (no dilation, no groups) with the shifted-GEMM kernel gradient."""
+  """NHWC × HWIO conv (no dilation, no groups) with the shifted-GEMM kernel gradient, or as one
+  patch GEMM when it is weight-bound (`IM2COL_MAX_PIXELS`, `IM2COL_MIN_WEIGHTS`)."""
   strides = (int(strides[0]), int(strides[1]))
-  return _conv_fast(x, w, strides, explicit_pads(x.shape, w.shape, strides, padding))
+  pads = explicit_pads(x.shape, w.shape, strides, padding)
+  ho, wo = _out_sides(x.shape, w.shape, strides, pads)
+  if x.shape[0] * ho * wo <= IM2COL_MAX_PIXELS and w.size >= IM2COL_MIN_WEIGHTS:
+    return _im2col_conv(x, w, strides, pads)
+  return _conv_fast(x, w, strides, pads)

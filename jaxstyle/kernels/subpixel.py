@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 ConvFn = Callable[[jax.Array, jax.Array, Any], jax.Array]  # (x, HWIO kernel, pads) -> stride-1 conv
 # ((d, e, phase), ((ky, kx), ...)) for each block of a phase kernel (see `phase_kernel`)
@@ -106,10 +107,13 @@ def conv_transpose_taps(
   n, h, w, cin = x.shape
   size, cout = kernel.shape[0], kernel.shape[2]
   taps_h, taps_w = (_phase_taps(lo, size) for lo, _ in padding)
-  # w_f[ky, kx, ci, co] = kernel[K-1-ky, K-1-kx, co, ci] (flip + swap, as transpose_kernel=True does)
-  flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3).astype(x.dtype)
-  wmat = flipped.transpose(2, 0, 1, 3).reshape(cin, size * size * cout)
-  t = (x.reshape(n * h * w, cin) @ wmat).reshape(n, h, w, size, size, cout)
+  # t[..., a, b, co] = sum_ci x[..., ci] kernel[a, b, co, ci]: the kernel's own (K·K·Cout, Cin)
+  # layout as the GEMM's transposed operand, so no weight-sized flip or transpose is materialised
+  # (at the innermost 1x1..8x8 levels that copy cost ~10x the GEMM). Tap (ky, kx) of the flipped
+  # kernel (transpose_kernel=True) is t[..., K-1-ky, K-1-kx].
+  k2 = kernel.astype(x.dtype).reshape(size * size * cout, cin)
+  t = lax.dot_general(x.reshape(n * h * w, cin), k2, (((1,), (1,)), ((), ())))
+  t = t.reshape(n, h, w, size, size, cout)
   offsets = [d for taps in (*taps_h, *taps_w) for _, d in taps]
   lo, hi = max(0, -min(offsets)), max(0, max(offsets))
   t = jnp.pad(t, ((0, 0), (lo, hi), (lo, hi), (0, 0), (0, 0), (0, 0)))
@@ -118,7 +122,7 @@ def conv_transpose_taps(
     cols = []
     for phase_w in taps_w:
       parts = [
-        t[:, lo + d : lo + d + h, lo + e : lo + e + w, ky, kx]
+        t[:, lo + d : lo + d + h, lo + e : lo + e + w, size - 1 - ky, size - 1 - kx]
         for ky, d in phase_h
         for kx, e in phase_w
       ]

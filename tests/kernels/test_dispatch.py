@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle.kernels import dispatch, winograd
+from jaxstyle.kernels import dispatch, fast_conv, winograd
 
 
 @pytest.fixture
@@ -77,6 +77,7 @@ CONV_CASES = [
   (3, 1, 'VALID', 10, 10, 128, 256),
   (4, 2, 'SAME', 9, 8, 3, 16),
   (3, 1, ((1, 1), (1, 1)), 7, 5, 4, 5),
+  (4, 2, ((1, 1), (1, 1)), 4, 4, 512, 512),  # weight-bound (pix2pix's inner levels): patch GEMM
 ]
 
 
@@ -98,8 +99,37 @@ def test_conv2d_every_impl_matches_xla(no_env, k, stride, padding, h, w, cin, co
     for a, b in zip(got, results['xla']):
       assert a.shape == b.shape and _rel_err(a, b) < 1e-4, impl
   # The wide layer really takes another path under cpu_winograd (rounding differs, not bitwise).
-  wide = cin * cout >= 128 * 256
+  wide = (k, stride) == (3, 1) and cin * cout >= 128 * 256
   assert (not np.array_equal(results['cpu_winograd'][0], results['cpu_fast'][0])) == wide
+
+
+def _primitives(jaxpr):
+  names = set()
+  for eqn in jaxpr.eqns:
+    names.add(eqn.primitive.name)
+    for param in eqn.params.values():
+      inner = getattr(param, 'jaxpr', param)
+      if hasattr(inner, 'eqns'):
+        names |= _primitives(inner)
+  return names
+
+
+@pytest.mark.parametrize('impl', ['cpu_fast', 'cpu_winograd'])
+def test_weight_bound_conv_runs_as_one_gemm(no_env, impl):
+  """At most IM2COL_MAX_PIXELS outputs and a kernel of IM2COL_MIN_WEIGHTS elements: no XLA conv
+  (values: test_conv2d_every_impl_matches_xla's weight-bound case); one pixel more or a smaller
+  kernel keeps the conv."""
+  conv = lambda x, w: dispatch.conv2d(x, w, (2, 2), ((1, 1), (1, 1)), impl)
+  w = jnp.zeros((4, 4, 512, 512), jnp.float32)
+  small_w = jnp.zeros((4, 4, 256, 512), jnp.float32)
+  side = int(np.sqrt(fast_conv.IM2COL_MAX_PIXELS))  # output side of a 2·side input
+  assert side * side == fast_conv.IM2COL_MAX_PIXELS and w.size == fast_conv.IM2COL_MIN_WEIGHTS
+  at_limit = jnp.zeros((1, 2 * side, 2 * side, 512), jnp.float32)
+  above = jnp.zeros((1, 2 * side, 2 * side + 2, 512), jnp.float32)
+  for x, kernel, gemm in ((at_limit, w, True), (above, w, False), (at_limit, small_w, False)):
+    for fn in (conv, jax.grad(lambda x, w: jnp.sum(conv(x, w)), (0, 1))):
+      names = _primitives(jax.make_jaxpr(fn)(x[..., : kernel.shape[2]], kernel).jaxpr)
+      assert ('conv_general_dilated' not in names) == gemm, (x.shape, kernel.shape)
 
 
 # 3×3: torch (k3 p1 output_padding 1) and Keras 'same'; 4×4 ((2, 2)): torch k4 s2 p1, the pix2pix
