@@ -180,8 +180,17 @@ def sample_patch_ids(key: jax.Array, n_positions: int, num_patches: int) -> jax.
 
 
 def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
-  """The reference `Normalize(2)`: x / (‖x‖₂ + 1e-7) along `axis`."""
-  return x / (jnp.sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True)) + 1e-7)
+  """The reference `Normalize(2)`: x / (‖x‖₂ + 1e-7) along `axis`.
+
+  An all-zero row (a small MLP whose ReLU layer is all zero outputs its zero-initialised bias)
+  maps to zero, as in the reference, but with a zero gradient: √ has an infinite slope at 0, so
+  the plain form's gradient there is 0·∞ = NaN and one such patch turns every weight into NaN
+  (FastCUT with 2 filters did at step 1). Other rows get the same values and gradients as before.
+  """
+  sq = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
+  nonzero = sq > 0
+  norm = jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
+  return x / (norm + 1e-7)
 
 
 class _MLP(nn.Module):

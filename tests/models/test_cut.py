@@ -245,3 +245,24 @@ def test_generator_input_gradient(nets):
   g, p = nets['G']
   grad = jax.jit(jax.grad(lambda x: jnp.sum(g.apply(p, x) * REF['g/r'])))(jnp.asarray(REF['g/x']))
   assert rel_err(grad, REF['g/grad_x']) < 2e-4
+
+
+def test_l2_normalize_zero_rows_have_zero_gradient():
+  """A zero row (a small MLP's dead ReLU layer leaves its zero bias) stays zero with a finite
+  gradient, the numerator's 1/1e-7 (the norm's slope taken as 0), instead of NaN; other rows get
+  the reference formula's value and gradient."""
+  x = jnp.array([[0.0, 0.0, 0.0], [3.0, -4.0, 1.0], [1e-3, 2e-3, 0.0]], jnp.float32)
+  w = jnp.array([[0.5, -1.0, 2.0]] * 3, jnp.float32)
+
+  def plain(x):
+    return x / (jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True)) + 1e-7)
+
+  y, grad = jax.value_and_grad(lambda x: jnp.sum(cut.l2_normalize(x) * w))(x)
+  y_ref, grad_ref = jax.value_and_grad(lambda x: jnp.sum(plain(x[1:]) * w[1:]))(x)
+  assert np.all(np.isfinite(grad))
+  np.testing.assert_allclose(grad[0], w[0] / np.float32(1e-7), rtol=1e-6)
+  assert np.isnan(jax.grad(lambda x: jnp.sum(plain(x) * w))(x)[0]).all()  # what it replaces
+  np.testing.assert_array_equal(cut.l2_normalize(x)[1:], plain(x[1:]))
+  # the same float32 ops up to the order XLA fuses them in: a few ulp
+  np.testing.assert_allclose(grad[1:], grad_ref[1:], rtol=4 * 2**-24 * 8, atol=0)
+  assert y == y_ref
