@@ -98,38 +98,80 @@ def conv_transpose_taps(
   """`conv_transpose` as one GEMM to every tap's output, then shifted sums per output phase.
 
   The CPU form (`kernels.dispatch`, 'cpu_fast' / 'cpu_winograd') for even K (pix2pix's 4×4 up-convs):
-  x (N·H·W, Cin) times the K·K taps (Cin, K·K·Cout) is a single large GEMM, and each output phase
+  x (N·H·W, Cin) times the K·K taps (K·K·Cout, Cin)ᵀ is a single large GEMM, and each output phase
   adds its (K/2)² tap outputs at their input offsets. Only the useful products are computed (16 per
   input pixel for K = 4, against 36 in the 3×3 phase conv and 64 in XLA's input-dilated conv), and
   both gradients are GEMMs too, the form XLA:CPU runs fastest (torch's ConvTranspose2d is the same
-  GEMM followed by col2im).
+  GEMM followed by col2im). The kernel is read in its own (K, K, Cout, Cin) layout: no weight-sized
+  flip or transpose is materialised (at the 1×1..8×8 levels that copy cost ~10× the GEMM).
   """
+  pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+  return _taps(x, kernel.astype(x.dtype), pads)
+
+
+def _tap_offsets(size: int, pads: tuple[tuple[int, int], ...]):
+  """Per axis and output phase, the (kernel-layout tap, input offset) pairs: tap K-1-k of the
+  kernel's own layout is tap k of the flipped kernel that `_phase_taps` indexes."""
+  return tuple(
+    [[(size - 1 - k, d) for k, d in phase] for phase in _phase_taps(lo, size)] for lo, _ in pads
+  )
+
+
+def _shifted(a: jax.Array, d: int, e: int, reach: int) -> jax.Array:
+  """out[:, i, j] = a[:, i + d, j + e] (zero outside a); |d|, |e| <= reach."""
+  h, w = a.shape[1], a.shape[2]
+  a = jnp.pad(a, ((0, 0), (reach, reach), (reach, reach), (0, 0)))
+  return a[:, reach + d : reach + d + h, reach + e : reach + e + w]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _taps(x: jax.Array, kernel: jax.Array, pads: tuple[tuple[int, int], ...]) -> jax.Array:
   n, h, w, cin = x.shape
   size, cout = kernel.shape[0], kernel.shape[2]
-  taps_h, taps_w = (_phase_taps(lo, size) for lo, _ in padding)
-  # t[..., a, b, co] = sum_ci x[..., ci] kernel[a, b, co, ci]: the kernel's own (K·K·Cout, Cin)
-  # layout as the GEMM's transposed operand, so no weight-sized flip or transpose is materialised
-  # (at the innermost 1x1..8x8 levels that copy cost ~10x the GEMM). Tap (ky, kx) of the flipped
-  # kernel (transpose_kernel=True) is t[..., K-1-ky, K-1-kx].
-  k2 = kernel.astype(x.dtype).reshape(size * size * cout, cin)
-  t = lax.dot_general(x.reshape(n * h * w, cin), k2, (((1,), (1,)), ((), ())))
+  taps_h, taps_w = _tap_offsets(size, pads)
+  reach = max(abs(d) for phases in (taps_h, taps_w) for phase in phases for _, d in phase)
+  t = lax.dot_general(x.reshape(n * h * w, cin), kernel.reshape(-1, cin), (((1,), (1,)), ((), ())))
   t = t.reshape(n, h, w, size, size, cout)
-  offsets = [d for taps in (*taps_h, *taps_w) for _, d in taps]
-  lo, hi = max(0, -min(offsets)), max(0, max(offsets))
-  t = jnp.pad(t, ((0, 0), (lo, hi), (lo, hi), (0, 0), (0, 0), (0, 0)))
-  rows = []
-  for phase_h in taps_h:
-    cols = []
-    for phase_w in taps_w:
-      parts = [
-        t[:, lo + d : lo + d + h, lo + e : lo + e + w, size - 1 - ky, size - 1 - kx]
-        for ky, d in phase_h
-        for kx, e in phase_w
-      ]
-      cols.append(_sum_blocks(parts, t[:, :h, :w, 0, 0]))
-    rows.append(jnp.stack(cols, axis=3))  # (N, H, W, 2, C)
-  y = jnp.stack(rows, axis=2)  # (N, H, 2, W, 2, C)
-  return y.reshape(n, 2 * h, 2 * w, cout)
+  # y[2m+a, 2l+b] = sum over the phase's taps of t[m+d, l+e, tap]
+  rows = [
+    jnp.stack(
+      [_sum_blocks([_shifted(t[:, :, :, ky, kx], d, e, reach) for ky, d in ph for kx, e in pw],
+                   t[:, :, :, 0, 0]) for pw in taps_w],
+      axis=3,
+    )
+    for ph in taps_h
+  ]  # fmt: skip
+  return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, cout)  # (N, H, 2, W, 2, C)
+
+
+def _taps_fwd(x, kernel, pads):
+  return _taps(x, kernel, pads), (x, kernel)
+
+
+def _taps_bwd(pads, res, dy):
+  """dt[m, l, tap] = dy[2(m-d)+a, 2(l-e)+b] assembled as one stack (the transpose of the forward's
+  shifted sums; autodiff would build it as 16 zero-padded full-size adds), then two GEMMs."""
+  x, kernel = res
+  n, h, w, cin = x.shape
+  size, cout = kernel.shape[0], kernel.shape[2]
+  taps_h, taps_w = _tap_offsets(size, pads)
+  reach = max(abs(d) for phases in (taps_h, taps_w) for phase in phases for _, d in phase)
+  dy = dy.reshape(n, h, 2, w, 2, cout)
+  pieces = {}
+  for a, ph in enumerate(taps_h):
+    for b, pw in enumerate(taps_w):
+      for ky, d in ph:
+        for kx, e in pw:
+          pieces[ky, kx] = _shifted(dy[:, :, a, :, b], -d, -e, reach)
+  zero = jnp.zeros_like(dy[:, :, 0, :, 0])
+  dt = jnp.stack([pieces.get((i, j), zero) for i in range(size) for j in range(size)], axis=3)
+  dt = dt.reshape(n * h * w, size * size * cout)
+  dx = (dt @ kernel.reshape(-1, cin)).reshape(x.shape)
+  dk = lax.dot_general(dt, x.reshape(n * h * w, cin), (((0,), (0,)), ((), ())))
+  return dx, dk.reshape(kernel.shape)
+
+
+_taps.defvjp(_taps_fwd, _taps_bwd)
 
 
 def _upsample_blocks(size: int) -> tuple[Blocks, int, int]:
