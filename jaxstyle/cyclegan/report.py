@@ -1,9 +1,10 @@
 """The static results page `jaxstyle evaluate` writes to `<workdir>/eval/index.html`.
 
 A junyanz-style page to open in a browser straight from disk: the scores, the step and split they
-belong to, real / translated / reconstructed (/ identity) for each test image, and the Figure 5-8
-sample grids over training. Plain HTML + inline CSS with relative links only (no server, no CDN,
-no JavaScript), so the whole workdir can be copied or zipped and the page still works.
+belong to, real / translated / reconstructed (/ identity) for each test image (or the columns a
+task names: pix2pix shows input / output / target), and the sample grids over training. Plain
+HTML + inline CSS with relative links only (no server, no CDN, no JavaScript), so the whole
+workdir can be copied or zipped and the page still works.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from jaxstyle import image_io
 DISPLAY_PX = 192  # every test image is shown this wide: 32/64/96-px images scale by whole factors
 MAX_THUMBS = 12  # sample-grid thumbnails; the other steps are listed as text links
 _STEP_RE = re.compile(r'^step_(\d+)\.png$')
-_COLUMNS = ('real', 'translated', 'reconstructed', 'identity')
+_FIGURE_5_8 = (
+  'Figure 5-8 layout: rows A then B; columns original / translated / reconstructed / identity.'
+)
 _METRICS = {  # key stem -> (label, which way is better); order is the table's order
   'fid': ('FID', 'lower'),
   'kid': ('KID', 'lower'),
@@ -37,6 +40,12 @@ _METRICS = {  # key stem -> (label, which way is better); order is the table's o
   'transfer': ('Domain transfer rate', 'higher'),
   'iou': ('Content IoU', 'higher'),
   'cycle_l1': ('Cycle L1', 'lower'),
+  'l1': ('L1 to the target', 'lower'),  # pix2pix: paired scores and the FCN-score columns
+  'psnr': ('PSNR (dB)', 'higher'),
+  'ssim': ('SSIM', 'higher'),
+  'fcn_pixel_acc': ('FCN-score per-pixel accuracy', 'higher'),
+  'fcn_class_acc': ('FCN-score per-class accuracy', 'higher'),
+  'fcn_class_iou': ('FCN-score class IoU', 'higher'),
 }
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#222;
@@ -112,21 +121,29 @@ def _write_atomic(path: str, write: Callable[[str], object]) -> None:
 
 
 def _direction_names(direction: str) -> tuple[str, str]:
+  """('A', 'B') for 'A2B'; ('labels', 'photo') for 'labels→photo' (a task's own domain names)."""
+  if '→' in direction:
+    src, _, dst = direction.partition('→')
+    return src, dst
   m = re.fullmatch(r'([A-Za-z])2([A-Za-z])', direction)
   return (m.group(1), m.group(2)) if m else ('source', 'target')
 
 
 def _image_section(
-  direction: str, items: Sequence[Mapping], img_dir: str, written: set[str]
+  direction: str,
+  items: Sequence[Mapping],
+  img_dir: str,
+  written: set[str],
+  columns: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
   src, dst = _direction_names(direction)
-  cols = [c for c in _COLUMNS if any(c in it for it in items)]
-  heads = {
+  heads = dict(columns) or {
     'real': f'Real {src}',
     'translated': f'Translated {src}→{dst}',
     'reconstructed': f'Reconstructed {src}→{dst}→{src}',
     'identity': f'Identity ({dst}→{src} on {src})',
   }  # like samples.py: G_B(A) for A
+  cols = [c for c in heads if any(c in it for it in items)]
   out = [
     f"<h2 id='{_esc(direction)}'>{_esc(src)} → {_esc(dst)} "
     f'<small>({len(items)} test image{"s" * (len(items) != 1)})</small></h2>'
@@ -198,7 +215,7 @@ def _curve_section(curve: Sequence[tuple[int, float]], step: int) -> list[str]:
   ]
 
 
-def _samples_section(workdir: str, step: int) -> list[str]:
+def _samples_section(workdir: str, step: int, layout: str) -> list[str]:
   sample_dir = os.path.join(workdir, 'samples')
   names = os.listdir(sample_dir) if os.path.isdir(sample_dir) else []
   steps = sorted((int(m.group(1)), n) for n in names if (m := _STEP_RE.match(n)))
@@ -206,8 +223,7 @@ def _samples_section(workdir: str, step: int) -> list[str]:
   if not steps:
     return out + ['<p>No sample grids in <code>samples/</code>.</p>']
   out.append(
-    "<p class='meta'>Figure 5-8 layout: rows A then B; columns original / translated / "
-    f'reconstructed / identity. {len(steps)} grid{"s" * (len(steps) != 1)}; '
+    f"<p class='meta'>{_esc(layout)} {len(steps)} grid{'s' * (len(steps) != 1)}; "
     "click one for full size.</p><div class='strip'>"
   )
   picks = {int(i) for i in np.linspace(0, len(steps) - 1, min(len(steps), MAX_THUMBS)).round()}
@@ -239,6 +255,8 @@ def write_results_page(
   notes: Sequence[str] = (),
   title: str | None = None,
   curve: Sequence[tuple[int, float]] = (),
+  columns: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+  samples_layout: str = _FIGURE_5_8,
 ) -> str:
   """Writes `<workdir>/eval/index.html` (+ PNGs in `eval/images/`) and returns its path.
 
@@ -246,7 +264,10 @@ def write_results_page(
   'real', 'translated', 'reconstructed' and optionally 'identity', plus an optional 'name'. PNGs
   of a previous evaluation that this one does not rewrite are deleted after the page is swapped
   in, so the page never points at a missing or outdated image. `curve`: (step, FID) tracked
-  during training (`jaxstyle.fid.tracking.curve`), drawn when given.
+  during training (`jaxstyle.fid.tracking.curve`), drawn when given. A task with other images
+  per row names them: `columns[direction]` = ordered (image key, column header) pairs, and a
+  direction 'labels→photo' titles its section with those words (pix2pix). `samples_layout`: the
+  sentence that says what the grids in `samples/` show.
   """
   eval_dir = os.path.join(workdir, 'eval')
   img_dir = os.path.join(eval_dir, 'images')
@@ -279,8 +300,8 @@ def write_results_page(
   body += _curve_section(curve, step)
   written: set[str] = set()
   for direction, items in rows.items():
-    body += _image_section(direction, items, img_dir, written)
-  body += _samples_section(workdir, step)
+    body += _image_section(direction, items, img_dir, written, (columns or {}).get(direction, ()))
+  body += _samples_section(workdir, step, samples_layout)
   page = (
     "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
     f"<meta name='viewport' content='width=device-width'><title>{_esc(title)}</title>"

@@ -11,6 +11,8 @@ segmenter (`synthetic.segment_photo`) reads the generated photo. Both are compar
 class map, so a perfect generator scores what the segmenter scores on real photos.
 Inference mode: `eval_mode=False` is the reference's default test (dropout on, each image's own
 batch statistics, one image per call, a key per image), `True` its `--eval` (running statistics).
+`jaxstyle evaluate` also writes `<workdir>/eval/index.html` (cyclegan/report.py): the scores and,
+for the first `--page-images` test pairs, input | output | target side by side.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +28,7 @@ import numpy as np
 
 from jaxstyle import image_io
 from jaxstyle.errors import UserError
-from jaxstyle.pix2pix import data, inference, synthetic
+from jaxstyle.pix2pix import data, inference, presets, synthetic
 
 TranslateFn = Callable[
   [np.ndarray, int], np.ndarray
@@ -125,22 +128,84 @@ def evaluate(
   max_images: int | None = None,
   eval_mode: bool = False,
   keep: int = 0,
+  source: Any = None,
 ) -> tuple[dict[str, float], list]:
-  """Scores G = params['G'] of a pix2pix run (config: its `data` and `model` sections)."""
+  """Scores G = params['G'] of a pix2pix run (config: its `data` and `model` sections) on
+  `source`, by default the config's `split`."""
   given = config.to_dict() if hasattr(config, 'to_dict') else dict(config)
   cfg = inference.run_config(given)
   data_cfg = cfg.data
   fn = inference.translate_fn(cfg.model, params['G'], batch_stats['G'], eval_mode, cfg.seed)
-  source = data.make_source(data_cfg, split)
+  source = data.make_source(data_cfg, split) if source is None else source
   metrics, kept = evaluate_fn(fn, source, data_cfg, max_images, keep=keep)
   metrics['eval/eval_mode'] = float(eval_mode)
   return metrics, kept
 
 
+def domain_names(data_cfg: Any) -> tuple[str, str]:
+  """What the A and B halves are, for titles: ('labels', 'photo') on the synthetic pairs, a
+  published dataset's from `presets.DATASETS` ('A photo, B labels'), else ('A', 'B') (a
+  `data.root` of the user's own may hold anything, whatever `data.name` says)."""
+  if data_cfg.source == 'synthetic':
+    return 'labels', 'photo'
+  what = '' if data_cfg.root else presets.DATASETS.get(data_cfg.name, ('', (0, 0), ''))[2]
+  m = re.match(r'A (\w+), B (\w+)', what)
+  return (m.group(1), m.group(2)) if m else ('A', 'B')
+
+
+def write_page(
+  workdir: str,
+  cfg: Any,
+  step: int,
+  split: str,
+  metrics: dict[str, float],
+  kept: list[tuple[np.ndarray, ...]],
+  names: list[str],
+  notes: list[str],
+) -> str:
+  """The results page (`cyclegan.report`): the scores, and per kept test pair input | output |
+  target side by side, titled with the direction and the inference mode the scores are of."""
+  from jaxstyle.cyclegan import report
+
+  a, b = domain_names(cfg.data)
+  src, dst = (a, b) if cfg.data.direction == 'AtoB' else (b, a)
+  eval_mode = bool(metrics['eval/eval_mode'])
+  mode = (
+    '--eval (running batch-norm statistics, no dropout)'
+    if eval_mode
+    else f"dropout on and each image's own batch statistics (the reference's test.py), dropout "
+    f"seed {cfg.seed} (the run's)"
+  )
+  key = f'{src}→{dst}'
+  rows = [
+    {'name': name, 'input': x, 'output': y, 'target': t}
+    for name, (x, y, t) in zip(names, kept, strict=True)
+  ]
+  columns = [
+    ('input', f'Input ({src})'),
+    ('output', f'Output (generated {dst})'),
+    ('target', f'Target (real {dst})'),
+  ]
+  run_name = os.path.basename(os.path.abspath(workdir))
+  short_mode = '--eval' if eval_mode else 'dropout + batch statistics'
+  return report.write_results_page(
+    workdir,
+    step=step,
+    split=split,
+    scores=metrics,
+    rows={key: rows},
+    notes=[f'Inference: {mode}.', *notes],
+    title=f'pix2pix {src} → {dst} ({cfg.data.direction}), {short_mode}: {run_name}',
+    columns={key: columns},
+    samples_layout='Rows: test pairs; columns input / output / target, dropout + batch statistics.',
+  )
+
+
 def run(args: argparse.Namespace) -> int:
   """`jaxstyle evaluate --workdir RUN [--eval]` for a pix2pix run: prints the scores and writes
-  `<workdir>/eval.json`; FID/KID of the outputs against the true targets as CycleGAN's
-  `--fid` / `--inception` / `--mode` say (on by default for real data, off on the synthetic)."""
+  `<workdir>/eval.json` and the results page `<workdir>/eval/index.html`; FID/KID of the outputs
+  against the true targets as CycleGAN's `--fid` / `--inception` / `--mode` say (on by default for
+  real data, off on the synthetic)."""
   from jaxstyle.cyclegan import evaluate as cyclegan_evaluate
 
   if getattr(args, 'step', 'latest') == 'best':
@@ -152,9 +217,12 @@ def run(args: argparse.Namespace) -> int:
       config.setdefault('data', {})[key] = getattr(args, key)
   source = config.get('data', {}).get('source', 'aligned')
   extract, notes = cyclegan_evaluate._fid_extractor(args, source)
-  keep = 0 if extract is None else (args.max_images or 1 << 30)
+  page_images = getattr(args, 'page_images', 8)
+  keep = max(page_images, 0 if extract is None else (args.max_images or 1 << 30))
+  cfg = inference.run_config(config)
+  pairs = data.make_source(cfg.data, args.split)
   metrics, kept = evaluate(
-    config, params, stats, args.split, args.max_images, bool(args.eval), keep=keep
+    config, params, stats, args.split, args.max_images, bool(args.eval), keep, pairs
   )
   if extract is not None:
     outputs = cyclegan_evaluate.Outputs()
@@ -166,9 +234,11 @@ def run(args: argparse.Namespace) -> int:
     record['fid_note'] = ' '.join(notes)
   with open(os.path.join(args.workdir, 'eval.json'), 'w') as f:
     json.dump(record, f, indent=2, sort_keys=True)
+  shown = kept[:page_images]
+  names = [pairs.name(i) for i in range(len(shown))]
+  page = write_page(args.workdir, cfg, step, args.split, metrics, shown, names, notes)
   mode = '--eval (running statistics)' if args.eval else 'dropout + batch statistics'
   print(f'scored step {step} of {args.workdir} ({args.split} split, {mode})')
   print(cyclegan_evaluate.format_table(metrics))
-  if notes:
-    print('\n'.join(notes))
+  print('\n'.join(notes + [f'results page: {page}']))
   return 0

@@ -232,3 +232,32 @@ def test_referenced_files_resolves_relative_and_keeps_urls(tmp_path):
     'https://cdn.x/y.js',
     '/abs.css',
   ]
+
+
+def test_a_task_names_its_own_columns_and_sample_layout(tmp_path):
+  """pix2pix's rows: the columns the caller lists, in its order, under its headers."""
+  image_io.save(str(tmp_path / 'samples' / 'step_000010.png'), _img(9, 8))
+  rows = [{'name': f'p{i}', 'target': _img(3 * i), 'input': _img(3 * i + 1)} for i in range(2)]
+  columns = [('input', 'Input (labels)'), ('output', 'Output'), ('target', 'Target (photo)')]
+  path = report.write_results_page(
+    str(tmp_path),
+    step=10,
+    split='test',
+    scores={'eval/l1': 0.25, 'eval/ssim': 0.5},
+    rows={'labels→photo': rows},
+    columns={'labels→photo': columns},
+    samples_layout='Rows: test pairs.',
+  )
+  html = _page(path)
+  # A column no row has ('output') is left out, as CycleGAN's identity column is.
+  assert '<th></th><th>Input (labels)</th><th>Target (photo)</th></tr>' in html
+  assert 'Output' not in html and 'Real ' not in html and 'Figure 5-8' not in html
+  assert 'labels → photo' in html and 'test images: 2 labels→photo' in html
+  assert "<p class='meta'>Rows: test pairs. 1 grid; " in html
+  assert html.index('L1 to the target') < html.index('SSIM')
+  assert _pngs(str(tmp_path)) == {
+    f'labels_photo_000{i}_{c}.png' for i in (0, 1) for c in ('input', 'target')
+  }
+  got = image_io.load_rgb(str(tmp_path / 'eval' / 'images' / 'labels_photo_0001_target.png'))
+  np.testing.assert_array_equal(got, rows[1]['target'])
+  assert all(os.path.isfile(r) for r in report.referenced_files(path))

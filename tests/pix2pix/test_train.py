@@ -1,15 +1,18 @@
 """The pix2pix trainer end to end: offline runlocal, exact resume (batch-norm statistics too), and
-`jaxstyle translate` / `evaluate` on the run in both of the reference's inference modes."""
+`jaxstyle translate` / `evaluate` on the run in both of the reference's inference modes, and the
+results page `evaluate` writes."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 from helpers import CONFIG_DIR, assert_trees_equal
 from PIL import Image
 
-from jaxstyle import checkpoint, cli, config_lib
-from jaxstyle.pix2pix import evaluate, inference, synthetic
+from jaxstyle import checkpoint, cli, config_lib, image_io
+from jaxstyle.cyclegan import report
+from jaxstyle.pix2pix import data, evaluate, inference, synthetic
 from jaxstyle.pix2pix import train as pix2pix_train
 
 pytestmark = pytest.mark.slow  # three short runs (one compile each, then the jit cache)
@@ -97,6 +100,46 @@ def test_translate_and_evaluate_in_both_modes(runs, tmp_path):
     )
     == 2
   )
+
+
+def test_evaluate_writes_the_results_page(runs, capsys):
+  """input | output | target of the scored test pairs, beside the scores eval.json holds."""
+  workdir = runs[0]
+  argv = ['evaluate', '--workdir', str(workdir), '--max-images', '4', '--page-images', '4']
+  assert cli.main(argv) == 0  # default mode: dropout + each image's own batch statistics
+  page = workdir / 'eval' / 'index.html'
+  assert f'results page: {page}' in capsys.readouterr().out
+  html = page.read_text(encoding='utf-8')
+  refs = report.referenced_files(str(page))
+  assert all(os.path.isfile(r) for r in refs), [r for r in refs if not os.path.isfile(r)]
+  pngs = {os.path.basename(r) for r in refs if r.endswith('.png') and '/eval/images/' in r}
+  want = {f'labels_photo_{i:04d}_{c}.png' for i in range(4) for c in ('input', 'output', 'target')}
+  assert pngs == want == set(os.listdir(workdir / 'eval' / 'images'))
+  assert 'pix2pix labels → photo (AtoB), dropout + batch statistics' in html
+  for text in ('Input (labels)', 'Output (generated photo)', 'Target (real photo)', 'test_00003'):
+    assert text in html, text
+  record = json.loads((workdir / 'eval.json').read_text())
+  assert record['eval/eval_mode'] == 0.0 and 'eval/fcn_class_iou' in record
+  for key in (k for k in record if k.startswith('eval/')):
+    assert key in html and f'>{report.format_score(record[key])}<' in html, key
+
+  # The PNGs are the scored pairs: input and target are the test split's own pixels (PNG is
+  # lossless), and the outputs' L1 to the targets is eval/l1 up to the uint8 rounding of the
+  # outputs (at most half a level, 1/255 in [-1, 1] units, per pixel).
+  cfg = inference.run_config(json.loads((workdir / 'config.json').read_text()))
+  source = data.make_source(cfg.data, 'test')
+  images = workdir / 'eval' / 'images'
+  l1 = []
+  for i in range(4):
+    x, y = data.orient(cfg.data, *data.eval_pair(cfg.data, *source.pair(i)))
+    got = {
+      c: image_io.load_rgb(str(images / f'labels_photo_{i:04d}_{c}.png'))
+      for c in 'input output target'.split()
+    }
+    np.testing.assert_array_equal(got['input'], x)
+    np.testing.assert_array_equal(got['target'], y)
+    l1.append(np.abs(image_io.to_float(got['output']) - image_io.to_float(y)).mean())
+  assert abs(np.mean(l1) - record['eval/l1']) <= 1 / 255
 
 
 def test_eval_flag_is_refused_for_other_runs(tmp_path):
