@@ -27,7 +27,8 @@ MEANING: dict[str, str] = {
   'cpu_fast': 'subpixel + fast_conv: aligned YNNPACK inputs, shifted-GEMM kernel gradients, '
   'per-phase input gradients, even-kernel transposed convs as one tap GEMM; up-convs below '
   'UPSAMPLE_MIN_PIXELS as in xla',
-  'cpu_winograd': 'cpu_fast + Winograd for the wide 3x3 layers winograd.choose picks: the CPU default',
+  'cpu_winograd': 'cpu_fast + Winograd for the wide 3x3 and 4x4 stride-1 layers winograd.choose '
+  'picks: the CPU default',
 }
 ENV = 'JAXSTYLE_CONV_IMPL'  # when set, overrides the config (A/B timing without editing configs)
 # Under 'cpu_fast'/'cpu_winograd', a nearest ×2 + K×K 'SAME' up-conv (`upsample_conv`) whose output
@@ -91,16 +92,16 @@ def upsample_impl(x_shape: Sequence[int], impl: str) -> str:
 def _winograd_variant(
   x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: tuple[tuple[int, int], ...]
 ) -> str | None:
+  size = w.shape[0]
   if (
     strides != (1, 1)
-    or w.shape[:2] != (3, 3)
+    or w.shape[:2] not in ((3, 3), (4, 4))
     or x.dtype != jnp.float32
-    or not winograd.transposable(pads)
+    or not winograd.transposable(pads, size)
   ):
     return None
-  return winograd.choose(
-    w.shape[2], w.shape[3], x.shape[1] + sum(pads[0]) - 2, x.shape[2] + sum(pads[1]) - 2
-  )
+  out_h, out_w = (x.shape[i + 1] + sum(pads[i]) - size + 1 for i in (0, 1))
+  return winograd.choose(w.shape[2], w.shape[3], out_h, out_w, size)
 
 
 def conv2d(
@@ -117,8 +118,8 @@ def conv2d(
   if impl in ('xla', 'subpixel'):
     return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_DN)
   variant = _winograd_variant(x, w, strides, pads) if impl == 'cpu_winograd' else None
-  if variant:  # wide 3×3 layers (ResNet blocks): fewer multiplies, see winograd.py
-    return winograd.conv3x3(x, w, pads, variant)
+  if variant:  # wide 3×3 and 4×4 layers (ResNet blocks, PatchGAN): fewer multiplies, winograd.py
+    return winograd.conv(x, w, pads, variant)
   return fast_conv.conv2d(x, w, strides, pads)
 
 

@@ -78,6 +78,7 @@ CONV_CASES = [
   (4, 2, 'SAME', 9, 8, 3, 16),
   (3, 1, ((1, 1), (1, 1)), 7, 5, 4, 5),
   (4, 2, ((1, 1), (1, 1)), 4, 4, 512, 512),  # weight-bound (pix2pix's inner levels): patch GEMM
+  (4, 1, ((1, 1), (1, 1)), 17, 18, 128, 256),  # a wide 4×4 stride-1 layer: F(3×3, 4×4) at 16×17
 ]
 
 
@@ -99,7 +100,7 @@ def test_conv2d_every_impl_matches_xla(no_env, k, stride, padding, h, w, cin, co
     for a, b in zip(got, results['xla']):
       assert a.shape == b.shape and _rel_err(a, b) < 1e-4, impl
   # The wide layer really takes another path under cpu_winograd (rounding differs, not bitwise).
-  wide = (k, stride) == (3, 1) and cin * cout >= 128 * 256
+  wide = k in (3, 4) and stride == 1 and cin * cout >= 128 * 256
   assert (not np.array_equal(results['cpu_winograd'][0], results['cpu_fast'][0])) == wide
 
 
