@@ -288,8 +288,9 @@ def _conv_bwd(pads, variant, res, dy):
     _, transform_vjp = jax.vjp(lambda k: kernel_transform(k, variant), kernel)
     (dkernel,) = transform_vjp(du.astype(kernel.dtype))
     dx = _conv(dy, kernel_transform(flipped_transposed(kernel), variant), pads_t, variant)
-  else:  # no weight-sized transposes (autodiff's, the flip's): XLA:CPU copies them slowly
-    gg_t = _MATRICES[variant][2].T.astype(kernel.dtype)  # (r², a²): conv_3's dkernel 10 -> 2.4 ms
+  else:  # no weight-sized transposes: autodiff's einsum transpose made conv_3's dkernel step
+    # 10 ms (2.4 ms as one GEMM); the flip + swap of the input gradient's kernel measured a tie
+    gg_t = _MATRICES[variant][2].T.astype(kernel.dtype)  # (r², a²)
     dkernel = (gg_t @ du.astype(kernel.dtype).reshape(du.shape[0], -1)).reshape(kernel.shape)
     dx = _conv(dy, _flipped_kernel_transform(kernel, variant), pads_t, variant, swapped=True)
   return dx.astype(x.dtype), dkernel
