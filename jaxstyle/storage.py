@@ -336,6 +336,8 @@ class _QuietOrbaxThreads(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
     if not record.exc_info or _debug():
       return True
+    if record.exc_info[1] is not None and write_errno(record.exc_info[1]) is not None:
+      return False  # e.g. asyncio's "Future exception was never retrieved" of a tensorstore write
     where = [record.pathname, record.getMessage()]
     where += [frame.filename for frame in traceback.extract_tb(record.exc_info[2])]
     return not any(_ORBAX in text for text in where)

@@ -142,17 +142,22 @@ def test_eight_devices_equal_one():
   # Mary 2019) relative to the sum of its terms' magnitudes; the loss is a sum over ≤ 16 layers of
   # convs with fan-in ≤ 4,608 (VGG19's 3·3·512), so ≤ 16·sqrt(4608)·u ≈ 7e-5 relative.
   assert loss8 == pytest.approx(loss1, rel=1e-4)
-  # Gradients pass the same layers twice more (backward), so ≤ 3× that, relative to the largest
-  # first moment (elements near zero carry the error of the large terms they cancel); a missing or
-  # doubled pmean is off by 1/8 or 2×.
+  # A gradient reaching the style network's first layer has passed ~64 conv layers: VGG19 forward
+  # and backward (2 x 16) and the style network forward and backward (2 x ~16), fan-in <= 4,608, so
+  # <= 64·sqrt(4608)·u ≈ 2.6e-4 relative to its terms' magnitudes; instance norm's backward divides
+  # by each channel's σ, small on these flat 16² crops, which scales that up, hence 1e-3 of the
+  # largest first moment (elements near zero carry the error of the large terms they cancel). The
+  # CPU conv paths pick other kernel-gradient forms at batch 1 and 8 (fast_conv.MIN_GEMM_COUT) and
+  # AVX-512 rounds differently from AVX2: the 9x9 stem's edge taps differed by 3.3e-4 of the scale
+  # there. A missing or doubled pmean is off by 1/8 or 2×, far outside.
   scale = max(float(np.abs(m).max()) for m in jax.tree.leaves(mu1))
   for a, b in zip(jax.tree.leaves(mu8), jax.tree.leaves(mu1)):  # the pmean-ed gradients agree
-    np.testing.assert_allclose(a, b, rtol=0, atol=2e-4 * scale)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-3 * scale)
   # Some parameters have an exactly zero gradient: conv biases followed by instance norm, and the
   # residual stream's norm shifts (every later layer that sees them normalises them away). Their
   # float noise depends on the summation order, and Adam turns any sign into a ±lr step, so they
   # are left out of the parameter check (elements whose Adam first moment, (1 - b1)·gradient, is
-  # below 1e-2 of the largest, 50× the first moments' error bound above).
+  # below 1e-2 of the largest, 10× the first moments' error bound above).
   checked = 0
   for path, x in jax.tree_util.tree_leaves_with_path(p8):
     real = np.abs(_at(mu1, path[1:])) >= 1e-2 * scale  # mu has no 'net' level
