@@ -216,11 +216,12 @@ def run(args: argparse.Namespace) -> int:
   """Runs the stylisation; the config, images and output folders are checked before VGG19 loads
   (bad ones are one error line from jaxstyle.cli, exit code 2)."""
   config = presets.check_inputs(presets.validate(build_config(args)))
+  from jaxstyle.nst import outputs as nst_outputs
   from jaxstyle.nst import stylize  # the jax stack: `stylize --help` stays instant
 
   if args.output:  # -o is the result's exact path; --workdir holds snapshots, strip and metrics
     config.output = os.path.abspath(args.output)
-  output = stylize.output_path(config.output, args.workdir)
+  output = nst_outputs.output_path(config.output, args.workdir)
   errors.writable_dir(os.path.dirname(os.path.abspath(output)), 'output folder (-o)')
   if args.workdir:
     errors.writable_dir(args.workdir, '--workdir')

@@ -18,12 +18,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxstyle import image_io, metrics, preemption
+from jaxstyle import metrics, preemption
 from jaxstyle.kernels import dispatch
 from jaxstyle.metrics import MetricWriter
 from jaxstyle.models.vgg import VGG19
 from jaxstyle.nst import image as nst_image
 from jaxstyle.nst import optim as nst_optim
+from jaxstyle.nst import outputs as nst_outputs
 from jaxstyle.nst import presets
 from jaxstyle.nst.losses import make_objective
 from jaxstyle.nst.weights import get_vgg19
@@ -240,23 +241,6 @@ def _record(stats: dict[str, Any], wall: float, iters: int, batch: int) -> dict[
   return {k: float(v) for k, v in rec.items()}
 
 
-def _write_snapshot(
-  writer: MetricWriter,
-  config: ml_collections.ConfigDict,
-  images: list[np.ndarray],
-  sweep: tuple[float, ...],
-  prefix: str,
-  segment: int,
-  iteration: int,
-) -> None:
-  """Each image of a segment to TensorBoard (when a workdir is given) and, if asked, to PNG."""
-  for img, sw in zip(images, sweep or (None,)):
-    tag = '' if sw is None else f'_sw{sw:g}'
-    writer.write_image(iteration, f'nst/snapshot{tag}', image_io.clip_uint8(img))
-    if config.snapshots:
-      image_io.save(f'{prefix}{tag}_at_iteration_{segment}.png', img)
-
-
 def stylize(
   config: ml_collections.ConfigDict, workdir: str | None = None, vgg: tuple[Any, Any] | None = None
 ) -> dict[str, Any]:
@@ -283,7 +267,7 @@ def stylize(
     if batch
     else weights_of(config)
   )
-  output = output_path(config.output, workdir)
+  output = nst_outputs.output_path(config.output, workdir)
   prefix = os.path.splitext(output)[0]
   if workdir:
     prefix = os.path.join(workdir, os.path.basename(prefix))
@@ -332,10 +316,12 @@ def stylize(
           f'{rec["nst/evals"]:g} evals)'
         )
         bar.update(1)
-        snapshots[seg] = _to_rgb(x, prep, batch, config, content_rgb, size)
-        _write_snapshot(writer, config, snapshots[seg], sweep, prefix, seg, iteration)
+        snapshots[seg] = nst_outputs.to_rgb(x, prep, batch, config, content_rgb, size)
+        nst_outputs.write_snapshot(writer, config, snapshots[seg], sweep, prefix, seg, iteration)
         if stop.requested(seg):
-          paths = _write_outputs(f'{prefix}_at_iteration_{seg}.png', snapshots[seg], sweep)
+          paths = nst_outputs.write_outputs(
+            f'{prefix}_at_iteration_{seg}.png', snapshots[seg], sweep
+          )
           raise stop.exit(
             f'saved the image after segment {seg} (iteration {iteration}) to {paths[0]}',
             're-run the same command to start again (the optimisation keeps no checkpoint)',
@@ -345,8 +331,8 @@ def stylize(
     bar.close()
     writer.close()
   images = snapshots[len(snapshots) - 1]
-  outputs = _write_outputs(output, images, sweep)
-  strip = _write_strip(config, content_rgb, style_rgbs, snapshots, prefix)
+  outputs = nst_outputs.write_outputs(output, images, sweep)
+  strip = nst_outputs.write_strip(config, content_rgb, style_rgbs, snapshots, prefix)
   return {
     'images': images,
     'snapshots': snapshots,
@@ -355,46 +341,6 @@ def stylize(
     'strip': strip,
     'sweep_strategy': strategy,
   }
-
-
-def _to_rgb(x, prep, batch, config, content_rgb, size) -> list[np.ndarray]:
-  xs = np.asarray(jax.device_get(x))
-  xs = xs if batch else xs[None]
-  out = []
-  for xi in xs:
-    img = np.clip(np.asarray(prep.deprocess(xi), np.float32).reshape(*size, 3), 0, 255)
-    if config.colors == 'preserve':
-      img = nst_image.original_colors(img, nst_image.resize(content_rgb, size, 'bilinear'))
-    out.append(img.astype(np.float32))
-  return out
-
-
-def output_path(output: str, workdir: str | None) -> str:
-  """Where the result goes: `output` itself, a relative one inside `workdir` when one is given."""
-  return os.path.join(workdir, output) if workdir else output
-
-
-def _write_outputs(output, images, sweep) -> list[str]:
-  """The result at `output`; a sweep's members at `<stem>_sw<weight><ext>` beside it."""
-  base, ext = os.path.splitext(output)
-  paths = [f'{base}_sw{s:g}{ext or ".png"}' for s in sweep] if sweep else [base + (ext or '.png')]
-  for path, img in zip(paths, images):
-    image_io.save(path, img)
-  return paths
-
-
-def _write_strip(config, content_rgb, style_rgbs, snapshots, prefix) -> str:
-  """Book Figure 5-18 layout: content | style | result at a few iterations (first sweep member)."""
-  n = len(snapshots)
-  chosen = [i for i in config.strip_iters if i < n] or sorted(
-    {int(round(v)) for v in np.linspace(0, n - 1, min(4, n))}
-  )
-  images = [content_rgb, style_rgbs[0]] + [snapshots[i][0] for i in chosen]
-  labels = ['content', 'style'] + [f'iteration {i}' for i in chosen]
-  tiles = [image_io.scale_to_height(image_io.clip_uint8(img), 160) for img in images]
-  return image_io.save(
-    f'{prefix}_progress.png', image_io.grid([tiles], labels=[labels], font_size=16)
-  )
 
 
 def run_config(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
