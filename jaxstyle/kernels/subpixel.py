@@ -110,11 +110,14 @@ def conv_transpose_taps(
 
 
 def _tap_offsets(size: int, pads: tuple[tuple[int, int], ...]):
-  """Per axis and output phase, the (kernel-layout tap, input offset) pairs: tap K-1-k of the
-  kernel's own layout is tap k of the flipped kernel that `_phase_taps` indexes."""
-  return tuple(
+  """(taps_h, taps_w, reach): per axis and output phase, the (kernel-layout tap, input offset)
+  pairs (tap K-1-k of the kernel's own layout is tap k of the flipped kernel that `_phase_taps`
+  indexes), and the largest |offset|."""
+  taps_h, taps_w = (
     [[(size - 1 - k, d) for k, d in phase] for phase in _phase_taps(lo, size)] for lo, _ in pads
   )
+  reach = max(abs(d) for phases in (taps_h, taps_w) for phase in phases for _, d in phase)
+  return taps_h, taps_w, reach
 
 
 def _shifted(a: jax.Array, d: int, e: int, reach: int) -> jax.Array:
@@ -128,8 +131,7 @@ def _shifted(a: jax.Array, d: int, e: int, reach: int) -> jax.Array:
 def _taps(x: jax.Array, kernel: jax.Array, pads: tuple[tuple[int, int], ...]) -> jax.Array:
   n, h, w, cin = x.shape
   size, cout = kernel.shape[0], kernel.shape[2]
-  taps_h, taps_w = _tap_offsets(size, pads)
-  reach = max(abs(d) for phases in (taps_h, taps_w) for phase in phases for _, d in phase)
+  taps_h, taps_w, reach = _tap_offsets(size, pads)
   t = lax.dot_general(x.reshape(n * h * w, cin), kernel.reshape(-1, cin), (((1,), (1,)), ((), ())))
   t = t.reshape(n, h, w, size, size, cout)
   # y[2m+a, 2l+b] = sum over the phase's taps of t[m+d, l+e, tap]
@@ -154,8 +156,7 @@ def _taps_bwd(pads, res, dy):
   x, kernel = res
   n, h, w, cin = x.shape
   size, cout = kernel.shape[0], kernel.shape[2]
-  taps_h, taps_w = _tap_offsets(size, pads)
-  reach = max(abs(d) for phases in (taps_h, taps_w) for phase in phases for _, d in phase)
+  taps_h, taps_w, reach = _tap_offsets(size, pads)
   dy = dy.reshape(n, h, 2, w, 2, cout)
   pieces = {}
   for a, ph in enumerate(taps_h):
