@@ -35,6 +35,11 @@ def explicit_pads(
   return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
+def _out_sides(x_shape, w_shape, strides, pads) -> tuple[int, int]:
+  """(Ho, Wo) of a conv with explicit pads."""
+  return tuple((x_shape[1 + a] + sum(pads[a]) - w_shape[a]) // strides[a] + 1 for a in range(2))
+
+
 def _conv(
   x: jax.Array, w: jax.Array, strides: tuple[int, int], pads: tuple[tuple[int, int], ...]
 ) -> jax.Array:
@@ -44,8 +49,7 @@ def _conv(
   past the end only add output rows past the end, which are sliced off: values are unchanged.
   """
   n, h, w_, c = x.shape
-  ho = (h + sum(pads[0]) - w.shape[0]) // strides[0] + 1
-  wo = (w_ + sum(pads[1]) - w.shape[1]) // strides[1] + 1
+  ho, wo = _out_sides(x.shape, w.shape, strides, pads)
   eh, ew = -h % ALIGN, -w_ % ALIGN
   if eh or ew:
     x = jnp.pad(x, ((0, 0), (0, eh), (0, ew), (0, 0)))
@@ -315,13 +319,9 @@ _conv_fast.defvjp(_fwd, _bwd)
 # 1×1 out at batch 1). Streaming the 16 MB kernel is the cost there, and XLA's conv gradients stream
 # it several times: explicit patches times the kernel as one GEMM, with GEMMs for both gradients,
 # ran 2-13× faster fwd+bwd (8×8 out 10.8 vs 21.5 ms, 1×1 out 1.5 vs 19.4 ms). Smaller kernels (the
-# CycleGAN nets) keep their path. Measurements: docs/performance.md, "Weight-bound convs".
+# CycleGAN nets) keep their path. Measurements: docs/performance.md, "pix2pix's U-Net".
 IM2COL_MAX_PIXELS = 64
 IM2COL_MIN_WEIGHTS = 2**22
-
-
-def _out_sides(x_shape, w_shape, strides, pads) -> tuple[int, int]:
-  return tuple((x_shape[1 + a] + sum(pads[a]) - w_shape[a]) // strides[a] + 1 for a in range(2))
 
 
 def _im2col_conv(

@@ -183,9 +183,10 @@ def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
   """The reference `Normalize(2)`: x / (‖x‖₂ + 1e-7) along `axis`.
 
   An all-zero row (a small MLP whose ReLU layer is all zero outputs its zero-initialised bias)
-  maps to zero, as in the reference, but with a zero gradient: √ has an infinite slope at 0, so
-  the plain form's gradient there is 0·∞ = NaN and one such patch turns every weight into NaN
-  (FastCUT with 2 filters did at step 1). Other rows get the same values and gradients as before.
+  maps to zero, as in the reference, but with a finite gradient (the norm's slope taken as 0 there,
+  leaving the numerator's 1/1e-7): √ has an infinite slope at 0, so the plain form's gradient is
+  0·∞ = NaN and one such patch turns every weight into NaN (FastCUT with 2 filters did at step 1).
+  Other rows get the same values, and their gradients to a few ulp (XLA fuses the ops differently).
   """
   sq = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
   nonzero = sq > 0
