@@ -137,7 +137,7 @@ class _ByRunTask:
       pass
     if kind == 'pix2pix' or (kind is None and cls.BY_WEIGHTS and _pix2pix_weights(args)):
       return importlib.import_module(cls.PIX2PIX).run(args)
-    if args.eval or args.seed:
+    if args.eval or args.seed is not None:
       raise UserError('--eval and --seed apply to pix2pix runs (batch norm and dropout) only')
     return importlib.import_module(cls.BASE).run(args)
 

@@ -129,16 +129,21 @@ def evaluate(
   eval_mode: bool = False,
   keep: int = 0,
   source: Any = None,
+  seed: int | None = None,
 ) -> tuple[dict[str, float], list]:
   """Scores G = params['G'] of a pix2pix run (config: its `data` and `model` sections) on
-  `source`, by default the config's `split`."""
+  `source`, by default the config's `split`; the default mode's dropout keys come from `seed`
+  (default: the run's)."""
   given = config.to_dict() if hasattr(config, 'to_dict') else dict(config)
   cfg = inference.run_config(given)
   data_cfg = cfg.data
-  fn = inference.translate_fn(cfg.model, params['G'], batch_stats['G'], eval_mode, cfg.seed)
+  seed = cfg.seed if seed is None else seed
+  fn = inference.translate_fn(cfg.model, params['G'], batch_stats['G'], eval_mode, seed)
   source = data.make_source(data_cfg, split) if source is None else source
   metrics, kept = evaluate_fn(fn, source, data_cfg, max_images, keep=keep)
   metrics['eval/eval_mode'] = float(eval_mode)
+  if not eval_mode:
+    metrics['eval/dropout_seed'] = float(seed)
   return metrics, kept
 
 
@@ -174,7 +179,7 @@ def write_page(
     '--eval (running batch-norm statistics, no dropout)'
     if eval_mode
     else f"dropout on and each image's own batch statistics (the reference's test.py), dropout "
-    f"seed {cfg.seed} (the run's)"
+    f'seed {int(metrics.get("eval/dropout_seed", cfg.seed))}'
   )
   key = f'{src}→{dst}'
   rows = [
@@ -221,15 +226,24 @@ def run(args: argparse.Namespace) -> int:
   keep = max(page_images, 0 if extract is None else (args.max_images or 1 << 30))
   cfg = inference.run_config(config)
   pairs = data.make_source(cfg.data, args.split)
+  seed = getattr(args, 'seed', None)
   metrics, kept = evaluate(
-    config, params, stats, args.split, args.max_images, bool(args.eval), keep, pairs
+    config, params, stats, args.split, args.max_images, bool(args.eval), keep, pairs, seed
   )
   if extract is not None:
+    # Keyed by the run's direction: a BtoA run's outputs are A images, scored against the real A.
+    key = 'A2B' if cfg.data.direction == 'AtoB' else 'B2A'
     outputs = cyclegan_evaluate.Outputs()
-    outputs.reals['B'] = np.stack([t[2] for t in kept])
-    outputs.fakes['A2B'] = np.stack([t[1] for t in kept])
+    outputs.reals[key[-1]] = np.stack([t[2] for t in kept])
+    outputs.fakes[key] = np.stack([t[1] for t in kept])
     metrics.update(cyclegan_evaluate.fid_kid(extract, outputs, args.isc, args.prc))
+    metrics[f'eval/n_images_{key}'] = float(len(kept))
+    small = cyclegan_evaluate.small_sample_note(metrics)
+    if small:
+      notes.append(small)
   record = {'split': args.split, 'step': step, **metrics}
+  if extract is not None:
+    record['fid_mode'] = extract.mode
   if notes:
     record['fid_note'] = ' '.join(notes)
   with open(os.path.join(args.workdir, 'eval.json'), 'w') as f:

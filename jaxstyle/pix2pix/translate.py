@@ -5,7 +5,7 @@ The U-Net takes sides that are multiples of 2**num_downs (256 for unet_256), so 
 squashed to the run's `image_size` (bicubic), as the reference's test loader does, translated, and
 resized back to its own size. Two modes, the reference's:
   default   dropout on and each image's own batch statistics (`test.py` without `--eval`: the
-            paper's stochastic G); one image per call, a dropout key per image from `--seed`;
+            paper's stochastic G); one image per call, a dropout key per image from `--seed` (default: the run's seed);
   --eval    running statistics, no dropout: deterministic, batched.
 """
 
@@ -35,7 +35,11 @@ def add_arguments(parser: Any) -> None:
     "default: dropout on and batch statistics, as the paper and the reference's test.py",
   )
   parser.add_argument(
-    '--seed', type=errors.nonnegative_int, default=0, help='pix2pix runs: the dropout seed'
+    '--seed',
+    type=errors.nonnegative_int,
+    default=None,
+    help="pix2pix runs: the dropout seed of the default mode (default: the run's seed; 0 for "
+    'ported weights)',
   )
 
 
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
   if args.workdir:
     config, params, stats, step = inference.load_run(args.workdir)
     cfg, source = inference.run_config(config), f'step {step}'
+    seed = cfg.seed if args.seed is None else args.seed
     params, stats = params['G'], stats['G']
   else:  # a ported reference generator: --weights DIR, or --pretrained NAME (fetched, ported once)
     weights = args.weights
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         print(f'downloaded and ported {args.pretrained} -> {weights} (reused next time)')
     cfg, params, stats = inference.load_ported(weights)
     source = os.path.basename(os.path.normpath(weights))
+    seed = args.seed or 0
   names, images, skipped = [], [], 0
   for path, name in items:
     try:
@@ -90,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
       log.warning('skipped: %s', str(e).replace('\n', ' '))
   if not images:
     raise BadInputError(f'nothing to translate: none of the {len(items)} input(s) is readable')
-  outs = translate_images(cfg, params, stats, images, args.eval, args.seed)
+  outs = translate_images(cfg, params, stats, images, args.eval, seed)
   for name, y in zip(names, outs):
     image_io.save(os.path.join(args.out, name), y)
-  mode = '--eval: running statistics' if args.eval else 'dropout + batch statistics'
+  mode = '--eval: running statistics' if args.eval else f'dropout + batch statistics, seed {seed}'
   print(f'translated {len(outs)}, skipped {skipped} ({source}, {mode}); wrote PNGs to {args.out}')
   return 0

@@ -4,6 +4,7 @@ results page `evaluate` writes."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -140,6 +141,51 @@ def test_evaluate_writes_the_results_page(runs, capsys):
     np.testing.assert_array_equal(got['target'], y)
     l1.append(np.abs(image_io.to_float(got['output']) - image_io.to_float(y)).mean())
   assert abs(np.mean(l1) - record['eval/l1']) <= 1 / 255
+
+
+def test_evaluate_fid_on_aligned_data_keyed_by_direction(runs, tmp_path, monkeypatch):
+  """FID/KID on real (aligned AB) data is on by default: each direction's outputs against the
+  real images of its own target half, keyed A2B or B2A, with seeded random Inception weights
+  (the FID formula, a minute of sqrtm a call, is tested in tests/fid: a recorder stands in)."""
+  import jax
+  from random_weights import random_state_dict
+
+  from jaxstyle.fid import metrics as fid_metrics
+  from jaxstyle.fid import weights as fid_weights
+  from jaxstyle.models import inception
+
+  labels, photos, _ = synthetic.generate('test', 3, 32, seed=9)
+  for i, (a, b) in enumerate(zip(labels, photos)):
+    (tmp_path / 'ab' / 'test').mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate([a, b], 1)).save(tmp_path / 'ab' / 'test' / f'{i}.png')
+  inception_params = inception.params_from_state_dict(
+    random_state_dict(list(inception.torch_shapes().items()), 5)
+  )
+  monkeypatch.setattr(fid_weights, 'load_params', lambda path=None, **_: inception_params)
+  seen = []
+  monkeypatch.setattr(
+    fid_metrics, 'fid_from_features', lambda a, b: seen.append((a, b)) or float(len(seen))
+  )
+  apply = jax.jit(inception.FIDInceptionV3().apply)
+  for direction, key, real in (('AtoB', 'A2B', photos), ('BtoA', 'B2A', labels)):
+    run = tmp_path / direction
+    shutil.copytree(runs[0], run)  # the trained run, its data section pointed at the AB folder
+    config = json.loads((runs[0] / 'config.json').read_text())
+    config['data'].update(source='aligned', root=str(tmp_path / 'ab'), direction=direction)
+    (run / 'config.json').write_text(json.dumps(config))
+    assert cli.main(['evaluate', '--workdir', str(run), '--seed', '2']) == 0
+    record = json.loads((run / 'eval.json').read_text())
+    assert record[f'eval/fid_{key}'] == len(seen) and f'eval/kid_{key}' in record
+    assert not [k for k in record if k.startswith('eval/fid_') and k != f'eval/fid_{key}']
+    assert record['fid_mode'] == 'pytorch-fid' and 'n = 3 < 2048' in record['fid_note']
+    assert record['eval/dropout_seed'] == 2.0
+    fake, got_real = seen[-1]
+    # The second set is the real target half, through the Inception (error model as in
+    # tests/cyclegan/test_evaluate.py: 47 convs deep, ≤ 1.8e-4 of the features' scale; the
+    # other half or a missing /255 is off by O(1)).
+    want = np.asarray(apply(inception_params, np.stack(real) / np.float32(255)))
+    np.testing.assert_allclose(got_real, want, rtol=0, atol=2e-4 * np.abs(want).max())
+    assert fake.shape == got_real.shape == (3, 2048) and np.abs(fake - got_real).max() > 0
 
 
 def test_eval_flag_is_refused_for_other_runs(tmp_path):
