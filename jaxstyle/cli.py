@@ -280,6 +280,10 @@ def make_parser(name: str, module: object) -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   """Entry point of the `jaxstyle` console script."""
+  if argv is None:  # the console script itself: huge pages for XLA's buffers (jaxstyle.hugepages)
+    from jaxstyle import hugepages
+
+    hugepages.maybe_reexec()
   argv = list(sys.argv[1:] if argv is None else argv)
   debug, verbose = debug_enabled(), verbose_enabled()
   while argv and argv[0] in ('--debug', '--verbose'):

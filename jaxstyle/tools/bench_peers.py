@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import parallel
+from jaxstyle import hugepages, parallel
 from jaxstyle.errors import nonnegative_int
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,6 +42,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, peer: bool = True) -> 
   parser.add_argument('--peer-dir', default=os.path.join(_HERE, 'peers'))
   parser.add_argument(
     '--peer-steps', type=nonnegative_int, default=0, help='0 = as many as --steps'
+  )
+  parser.add_argument(
+    '--peer-hugepages',
+    action='store_true',
+    help="give the peer jaxstyle's huge-page malloc setting too (jaxstyle.hugepages); by "
+    'default it runs in the environment jaxstyle was launched with, as a PyTorch user would',
   )
 
 
@@ -231,8 +237,10 @@ def run_peer(args: argparse.Namespace, script: str, peer_args: list[str]) -> dic
   """Runs a peer script in a subprocess; returns its median seconds (`peer_s`) or an error."""
   path = os.path.join(args.peer_dir, script)
   cmd = [args.peer_python, path, *peer_args]
+  env = None if getattr(args, 'peer_hugepages', False) else hugepages.launcher_env()
   try:
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600).stdout
+    run = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600, env=env)
+    out = run.stdout
   except (OSError, subprocess.SubprocessError) as e:
     return {'peer_error': f'{" ".join(cmd)}: {e}'}
   m = re.search(r's_per_(?:iter|eval)=([0-9.]+)', out)
@@ -276,9 +284,12 @@ def report(
       out['peak_fraction'] = round(flops / median / 1e9 / peak, 3)
   if os.environ.get('XLA_FLAGS'):
     out['xla_flags'] = os.environ['XLA_FLAGS']
+  out['hugepages'] = hugepages.active()
   if args.with_peer and peer is not None:
     res = run_peer(args, *peer)
     out.update(res)
+    if 'peer_s' in res:
+      out['peer_hugepages'] = bool(getattr(args, 'peer_hugepages', False)) and hugepages.active()
     if 'peer_s' in res:
       out['ratio'] = round(median / res['peer_s'], 3)
   return out
