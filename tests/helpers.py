@@ -48,3 +48,25 @@ def tiny_train_config(**overrides):
   }
   config_lib.apply_overrides(cfg, {**base, **overrides})
   return cfg
+
+
+def random_inception_for_fid(monkeypatch, seed: int):
+  """`evaluate`'s FID path without the real weights or the minute of sqrtm a call: seeded random
+  Inception weights in place of the downloaded ones, and a recorder in place of the FID formula
+  (tested on its own in tests/fid). Returns (the Inception params, the recorded (fake, real)
+  feature pairs); the recorder returns 1.0, 2.0, ... in call order."""
+  from random_weights import random_state_dict
+
+  from jaxstyle.fid import metrics as fid_metrics
+  from jaxstyle.fid import weights as fid_weights
+  from jaxstyle.models import inception
+
+  params = inception.params_from_state_dict(
+    random_state_dict(list(inception.torch_shapes().items()), seed)
+  )
+  monkeypatch.setattr(fid_weights, 'load_params', lambda path=None, **_: params)
+  seen = []
+  monkeypatch.setattr(
+    fid_metrics, 'fid_from_features', lambda a, b: seen.append((a, b)) or float(len(seen))
+  )
+  return params, seen

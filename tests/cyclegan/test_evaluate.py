@@ -3,18 +3,16 @@
 import json
 import os
 
+import helpers
 import jax
 import numpy as np
 import pytest
 import tiny_run
 from PIL import Image
-from random_weights import random_state_dict
 from tiny_run import as_uint8
 
 from jaxstyle import cli, image_io
 from jaxstyle.cyclegan import data, evaluate, presets, report, synthetic, translate
-from jaxstyle.fid import metrics as fid_metrics
-from jaxstyle.fid import weights as fid_weights
 from jaxstyle.models import inception
 from jaxstyle.tools import sweep
 
@@ -131,14 +129,7 @@ def test_evaluate_cli_fid_kid_and_page(small_run, tmp_path, capsys, monkeypatch)
   config, g, params = small_run
   (tmp_path / 'sweep').mkdir()
   run = tiny_run.write_run(tmp_path / 'sweep' / 'run1', config, params)
-  inception_params = inception.params_from_state_dict(
-    random_state_dict(list(inception.torch_shapes().items()), 3)
-  )
-  monkeypatch.setattr(fid_weights, 'load_params', lambda path=None, **_: inception_params)
-  seen = []
-  monkeypatch.setattr(
-    fid_metrics, 'fid_from_features', lambda a, b: seen.append((a, b)) or float(len(seen))
-  )
+  inception_params, seen = helpers.random_inception_for_fid(monkeypatch, 3)
   argv = [
     'evaluate',
     '--workdir',

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import CONFIG_DIR, assert_trees_equal
+from helpers import CONFIG_DIR, assert_trees_equal, random_inception_for_fid
 from PIL import Image
 
 from jaxstyle import checkpoint, cli, config_lib, image_io
@@ -148,24 +148,14 @@ def test_evaluate_fid_on_aligned_data_keyed_by_direction(runs, tmp_path, monkeyp
   real images of its own target half, keyed A2B or B2A, with seeded random Inception weights
   (the FID formula, a minute of sqrtm a call, is tested in tests/fid: a recorder stands in)."""
   import jax
-  from random_weights import random_state_dict
 
-  from jaxstyle.fid import metrics as fid_metrics
-  from jaxstyle.fid import weights as fid_weights
   from jaxstyle.models import inception
 
   labels, photos, _ = synthetic.generate('test', 3, 32, seed=9)
   for i, (a, b) in enumerate(zip(labels, photos)):
     (tmp_path / 'ab' / 'test').mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate([a, b], 1)).save(tmp_path / 'ab' / 'test' / f'{i}.png')
-  inception_params = inception.params_from_state_dict(
-    random_state_dict(list(inception.torch_shapes().items()), 5)
-  )
-  monkeypatch.setattr(fid_weights, 'load_params', lambda path=None, **_: inception_params)
-  seen = []
-  monkeypatch.setattr(
-    fid_metrics, 'fid_from_features', lambda a, b: seen.append((a, b)) or float(len(seen))
-  )
+  inception_params, seen = random_inception_for_fid(monkeypatch, 5)
   apply = jax.jit(inception.FIDInceptionV3().apply)
   for direction, key, real in (('AtoB', 'A2B', photos), ('BtoA', 'B2A', labels)):
     run = tmp_path / direction
