@@ -67,8 +67,8 @@ def maybe_reexec() -> None:
   when `reexec_env` says so; else (or if the exec fails) returns and the process goes on."""
   env = reexec_env(dict(os.environ))
   argv = getattr(sys, 'orig_argv', None)
-  if env is None or not argv or 'jax' in sys.modules:
-    return
+  if env is None or not argv or not sys.executable or 'jax' in sys.modules:
+    return  # (no interpreter path: an embedded Python; jax already loaded: too late to matter)
   try:
     os.execve(sys.executable, argv, env)
   except OSError:
