@@ -44,6 +44,7 @@ def write_config(workdir: str, config: Any, runtime: Mapping[str, Any]) -> str:
   """Writes `{workdir}/config.json`: the run's config plus a "runtime" section (what 'auto'
   resolved to, backend, versions), which moves numbers and speed, so the record says it."""
   path = os.path.join(workdir, 'config.json')
+  _warn_device_count_change(path, config, runtime)
   with storage.write_failures('config write', path, workdir):
     os.makedirs(workdir, exist_ok=True)
     with open(path, 'w') as f:
@@ -51,6 +52,34 @@ def write_config(workdir: str, config: Any, runtime: Mapping[str, Any]) -> str:
         dict(json.loads(config.to_json()), runtime=dict(runtime)), f, indent=2, sort_keys=True
       )
   return path
+
+
+def _warn_device_count_change(path: str, config: Any, runtime: Mapping[str, Any]) -> None:
+  """One WARNING when a run continues on another device count than it last ran on: its state
+  restores (it is replicated), but the global batch, so the data stream, and per-device batch
+  statistics are another run's from here on; an exact resume needs the same count."""
+  try:
+    with open(path) as f:
+      before = json.load(f).get('runtime', {}).get('devices')
+  except (OSError, ValueError, AttributeError):
+    return
+  now = runtime.get('devices')
+  if before is None or now is None or before == now:
+    return
+  per_device = config.get('per_device_batch') if hasattr(config, 'get') else None
+  batch = (
+    f' (global batch {per_device * before} -> {per_device * now})'
+    if isinstance(per_device, int)
+    else ''
+  )
+  log.warning(
+    '%s last ran on %d devices and now runs on %d%s: the data stream from here on differs from '
+    'an uninterrupted run; use the same device count for an exact resume.',
+    os.path.dirname(path) or '.',
+    before,
+    now,
+    batch,
+  )
 
 
 class MetricWriter:

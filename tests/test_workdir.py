@@ -106,6 +106,24 @@ def run_dir(tmp_path):
   return tmp_path
 
 
+def test_another_device_count_is_one_warning(tmp_path, caplog):
+  """The state restores on any device count (it is replicated), but the global batch changes: one
+  WARNING line that names both counts and batches; the same count, or a first start, says nothing."""
+  config = train_main.build_config(SYNTH + ':runlocal')
+  with caplog.at_level('WARNING', logger='jaxstyle.metrics'):
+    metrics.write_config(str(tmp_path), config, {'backend': 'cpu', 'devices': 8})
+    metrics.write_config(str(tmp_path), config, {'backend': 'cpu', 'devices': 8})
+    assert not caplog.records
+    metrics.write_config(str(tmp_path), config, {'backend': 'cpu', 'devices': 1})
+  (record,) = caplog.records
+  batch = config.per_device_batch
+  assert record.levelname == 'WARNING'
+  assert f'last ran on 8 devices and now runs on 1 (global batch {8 * batch} -> {batch})' in (
+    record.getMessage()
+  )
+  assert json.loads((tmp_path / 'config.json').read_text())['runtime']['devices'] == 1
+
+
 def test_no_run_yet(tmp_path):
   assert workdir.check_config(str(tmp_path), train_main.build_config(SYNTH + ':runlocal')) is None
 
