@@ -90,4 +90,4 @@ def launcher_env() -> dict[str, str]:
 
 def active() -> bool:
   """Whether this process runs with glibc's hugetlb tunable (for the bench records)."""
-  return 'glibc.malloc.hugetlb=1' in os.environ.get(TUNABLES_ENV, '')
+  return TUNABLE in os.environ.get(TUNABLES_ENV, '')

@@ -5,7 +5,8 @@ The U-Net takes sides that are multiples of 2**num_downs (256 for unet_256), so 
 squashed to the run's `image_size` (bicubic), as the reference's test loader does, translated, and
 resized back to its own size. Two modes, the reference's:
   default   dropout on and each image's own batch statistics (`test.py` without `--eval`: the
-            paper's stochastic G); one image per call, a dropout key per image from `--seed` (default: the run's seed);
+            paper's stochastic G); one image per call, a dropout key per image from `--seed`
+            (default: the run's seed);
   --eval    running statistics, no dropout: deterministic, batched.
 """
 
